@@ -1,0 +1,231 @@
+/**
+ * The typed surface of the native addon (`native/`, registered in `native/addon.cc`).
+ *
+ * This file is the contract between C++ and TypeScript. The addon does syscalls, wire encoding and fd lifetimes; it
+ * does no defaulting and little validation: `lib/` validates every input before calling in here. Nothing outside
+ * `lib/binding.ts` loads the addon, and it is never cast to `any`.
+ *
+ * Errors: every function throws (sync) or rejects (async) with a plain `Error` carrying {@link NativeErrorFields}.
+ * `lib/errors.ts` turns them into `MacvtapError`.
+ *
+ * Namespaces: `ns` is `null` (the calling thread's current network namespace), a path such as `/run/netns/NAME` or
+ * `/proc/PID/ns/net`, or an open fd of a network namespace. Async work enters it with `setns(CLONE_NEWNET)` on the
+ * worker thread only and leaves it before the thread is reused; the rest of the process never changes namespace.
+ */
+
+/** Fields on every error the addon throws or rejects with. */
+export interface NativeErrorFields {
+  /** errno name, e.g. `'EEXIST'`. */
+  code: string;
+  /** Negative errno, as Node's `SystemError` has it. */
+  errno: number;
+  /** `'RTM_NEWLINK'`, `'RTM_GETLINK'`, `'RTM_SETLINK'`, `'RTM_DELLINK'`, `'ioctl(TUNSETIFF)'`, `'open'`, `'setns'`, … */
+  syscall: string;
+  /** File path involved (`/dev/tap12`, `/run/netns/x`), when there is one. */
+  path?: string;
+  /** Link name or index the operation was about, when there is one. */
+  device?: string;
+  /** The kernel's extended-ack message (`NLMSGERR_ATTR_MSG`), when it sent one. */
+  extack?: string;
+}
+
+/** A network namespace: `null` for the current one, a path, or an open fd. */
+export type NativeNetns = string | number | null;
+
+/** Selects one link: by ifindex, or by name (`IFLA_IFNAME`). */
+export interface NativeLinkKey {
+  index?: number;
+  name?: string;
+}
+
+/** `IFLA_LINKINFO`/`IFLA_INFO_DATA` for macvlan and macvtap. */
+export interface NativeMacvlanInfo {
+  /** `IFLA_MACVLAN_MODE`: MACVLAN_MODE_PRIVATE 1, VEPA 2, BRIDGE 4, PASSTHRU 8, SOURCE 16. */
+  mode: number;
+  /** `IFLA_MACVLAN_FLAGS`: MACVLAN_FLAG_NOPROMISC 1, MACVLAN_FLAG_NODST 2. */
+  flags: number;
+  /** `IFLA_MACVLAN_MACADDR_COUNT` (source mode), `null` when absent. */
+  macaddrCount: number | null;
+  /** `IFLA_MACVLAN_MACADDR_DATA` entries (source mode), lower-case `aa:bb:cc:dd:ee:ff`. */
+  macaddrs: string[];
+}
+
+/** Everything the addon decodes from one `RTM_NEWLINK` message. */
+export interface NativeLinkInfo {
+  ifindex: number;
+  name: string;
+  /** `IFLA_INFO_KIND` (`'macvtap'`, `'macvlan'`, `'veth'`, `'vlan'`, `'bridge'`, …), `null` for e.g. `lo`. */
+  kind: string | null;
+  /** `IFLA_ADDRESS`, lower-case colon hex; `null` when the link has none. */
+  address: string | null;
+  /** `IFLA_BROADCAST`. */
+  broadcast: string | null;
+  mtu: number;
+  minMtu: number | null;
+  maxMtu: number | null;
+  /** `IFLA_TXQLEN`. */
+  txqlen: number;
+  /** `ifi_flags` (`IFF_UP` 0x1, `IFF_BROADCAST`, `IFF_PROMISC` 0x100, `IFF_RUNNING` 0x40, `IFF_LOWER_UP` 0x10000, …). */
+  flags: number;
+  /** `IFLA_OPERSTATE` (`IF_OPER_UNKNOWN` 0, `NOTPRESENT` 1, `DOWN` 2, `LOWERLAYERDOWN` 3, `TESTING` 4, `DORMANT` 5, `UP` 6). */
+  operstate: number;
+  /** `IFLA_LINK`: the lower device's ifindex (in `linkNetnsid`'s namespace when that is set). */
+  link: number | null;
+  /** `IFLA_LINK_NETNSID`: set when the lower device lives in another namespace. */
+  linkNetnsid: number | null;
+  /** The lower device's name, resolved with a second `RTM_GETLINK` when `link` is set and `linkNetnsid` is not. */
+  linkName: string | null;
+  /** `IFLA_MASTER`. */
+  master: number | null;
+  /** `IFLA_GROUP`. */
+  group: number;
+  /** `IFLA_IFALIAS`. */
+  alias: string | null;
+  numTxQueues: number | null;
+  numRxQueues: number | null;
+  /** Present for kinds `macvlan` and `macvtap`. */
+  macvlan: NativeMacvlanInfo | null;
+  /** Present for kind `vlan`: `IFLA_VLAN_ID` and `IFLA_VLAN_PROTOCOL` (host byte order, 0x8100 / 0x88a8). */
+  vlan: { id: number; protocol: number } | null;
+  /**
+   * macvtap only: the tap char device, read from `/sys/class/net/NAME/macvtap/tapIFINDEX/dev` through a sysfs mounted
+   * for the link's own namespace (a private mount namespace on a short-lived thread), so it is right even when
+   * another namespace has a macvtap with the same ifindex. `null` for other kinds.
+   */
+  tapDev: { major: number; minor: number } | null;
+}
+
+/** An `RTM_NEWLINK` create request (`NLM_F_CREATE | NLM_F_EXCL`). Already validated by `lib/`. */
+export interface NativeCreateLink {
+  /** `IFLA_INFO_KIND`: `'macvtap' | 'macvlan' | 'vlan' | 'veth'`. */
+  kind: 'macvtap' | 'macvlan' | 'vlan' | 'veth';
+  /**
+   * `IFLA_IFNAME`. When it contains `%d` it is a template: the addon tries `n = 0, 1, 2, …` (starting from a
+   * per-template hint it keeps in-process, so it does not dump links), retrying on `EEXIST` only, at most 4096 tries.
+   */
+  name: string;
+  /** `IFLA_LINK`: the lower device's ifindex (required for macvtap, macvlan, vlan). */
+  link?: number;
+  /** `ifi_index`: create with this ifindex (`EBUSY` from the kernel when taken). */
+  ifindex?: number;
+  /** `IFLA_ADDRESS`, `aa:bb:cc:dd:ee:ff`. */
+  address?: string;
+  mtu?: number;
+  txqlen?: number;
+  /** Sets `IFF_UP` in `ifi_flags`/`ifi_change` in the create message itself. */
+  up?: boolean;
+  group?: number;
+  /** `IFLA_IFALIAS`. */
+  alias?: string;
+  /** macvlan/macvtap: `IFLA_MACVLAN_MODE`. */
+  macvlanMode?: number;
+  /** macvlan/macvtap: `IFLA_MACVLAN_FLAGS`. */
+  macvlanFlags?: number;
+  /** macvlan/macvtap in source mode: `IFLA_MACVLAN_MACADDR_MODE = MACVLAN_MACADDR_SET` + `IFLA_MACVLAN_MACADDR_DATA`. */
+  macvlanMacaddrs?: string[];
+  /** vlan: `IFLA_VLAN_ID`. */
+  vlanId?: number;
+  /** vlan: `IFLA_VLAN_PROTOCOL` (0x8100 default in the kernel, 0x88a8). */
+  vlanProtocol?: number;
+  /** veth: the peer (`VETH_INFO_PEER`), optionally created directly in another namespace (`IFLA_NET_NS_FD`). */
+  peer?: { name: string; address?: string; netns?: NativeNetns };
+}
+
+/** An `RTM_NEWLINK` change request on an existing link (no `NLM_F_CREATE`). Already validated by `lib/`. */
+export interface NativeSetLink {
+  up?: boolean;
+  mtu?: number;
+  address?: string;
+  /** `IFLA_IFNAME`: rename (the kernel refuses while the link is up: `EBUSY`). */
+  name?: string;
+  /** `IFLA_IFALIAS`; `''` removes the alias. */
+  alias?: string;
+  group?: number;
+  txqlen?: number;
+  /** `IFLA_NET_NS_FD`: move the link into this namespace. */
+  netns?: NativeNetns;
+}
+
+/** `openTap` options, already defaulted and validated by `lib/`. */
+export interface NativeTapOpenOptions {
+  /** 1–256. More than one sets `IFF_MULTI_QUEUE` on every fd (`TUNSETIFF`). */
+  queues: number;
+  /** Keep `IFF_VNET_HDR` (the kernel's default on `open()`); `false` clears it for raw frames. */
+  vnetHdr: boolean;
+  /** `TUNSETVNETHDRSZ` (≥ 10), only with `vnetHdr`; 0 leaves the kernel's 10. */
+  vnetHdrSize: number;
+  /** `TUNSETOFFLOAD` bits (`TUN_F_CSUM` 1, `TSO4` 2, `TSO6` 4, `TSO_ECN` 8, `UFO` 16); -1 leaves them alone. */
+  offloads: number;
+  /** `O_NONBLOCK` on every fd. */
+  nonblock: boolean;
+}
+
+/** The result of {@link Binding.tapOpen}. The fds are owned by the addon until `fdClose` or `fdRelease`. */
+export interface NativeTapOpenResult {
+  fds: number[];
+  ifindex: number;
+  name: string;
+  /** The node that was opened: `/dev/tapN`, or a private node (already unlinked) when `/dev/tapN` was missing or wrong. */
+  path: string;
+  major: number;
+  minor: number;
+  /** `true` when `/dev/tapN` was missing or was another device's and a private `mknod` node was used. */
+  privateNode: boolean;
+}
+
+/** A received `SCM_RIGHTS` message. The fds are owned by the addon (like tap fds) until closed or released. */
+export interface NativeReceivedFds {
+  fds: number[];
+  payload: Buffer;
+}
+
+/** The native addon. Each function's errno contract is documented next to its C++ definition. */
+export interface Binding {
+  /** `RTM_NEWLINK` with `NLM_F_CREATE|NLM_F_EXCL`, then `RTM_GETLINK` of the result. */
+  linkCreate(req: NativeCreateLink, ns: NativeNetns): Promise<NativeLinkInfo>;
+  /** `RTM_GETLINK` for one link. Rejects `ENODEV` when there is none. */
+  linkGet(key: NativeLinkKey, ns: NativeNetns): Promise<NativeLinkInfo>;
+  /** `RTM_GETLINK` dump (`NLM_F_DUMP`, retried on `NLM_F_DUMP_INTR`), optionally only one `IFLA_INFO_KIND`. */
+  linkList(kind: string | null, ns: NativeNetns): Promise<NativeLinkInfo[]>;
+  /** `RTM_NEWLINK` on an existing link (no create flags). */
+  linkSet(key: NativeLinkKey, change: NativeSetLink, ns: NativeNetns): Promise<void>;
+  /** `RTM_DELLINK` of one link. */
+  linkDelete(key: NativeLinkKey, ns: NativeNetns): Promise<void>;
+  /** `RTM_DELLINK` with `ifi_index = 0` and `IFLA_GROUP`: every link of the group, one RCU grace period. */
+  linkDeleteGroup(group: number, ns: NativeNetns): Promise<void>;
+
+  /** Opens `queues` fds of a macvtap's char device, verified by `st_rdev`; see {@link NativeTapOpenResult}. */
+  tapOpen(key: NativeLinkKey, opts: NativeTapOpenOptions, ns: NativeNetns): Promise<NativeTapOpenResult>;
+  /**
+   * Waits up to `timeoutMs` (`poll`) for one frame and reads it (at most `maxLength` bytes, vnet header included
+   * when the queue has one). Resolves `null` on timeout.
+   */
+  tapRead(fd: number, maxLength: number, timeoutMs: number): Promise<Buffer | null>;
+  /** `write()` of one frame (vnet header first when the queue has one). Returns bytes written. Sync: never blocks long. */
+  tapWrite(fd: number, frame: Buffer): number;
+
+  /** Closes an fd the addon owns. Throws `EBADF` for an fd it does not own (so a double close is caught in `lib/`). */
+  fdClose(fd: number): void;
+  /** Stops owning an fd without closing it (the `detach()` handoff). Throws `EBADF` for an fd it does not own. */
+  fdRelease(fd: number): void;
+  /** The fds the addon owns in this environment, ascending (for leak tests and diagnostics). */
+  ownedFds(): number[];
+
+  /**
+   * Sends `fds` with `SCM_RIGHTS` and `payload` (at least one byte is sent: `payload` or a single NUL) over a Unix
+   * stream socket: `target` is a socket path (connected, sent, closed) or an fd of a connected socket.
+   */
+  sendFds(target: string | number, fds: number[], payload: Buffer): Promise<void>;
+  /**
+   * Receives one `SCM_RIGHTS` message: `source` is a socket path (bound and listened on — it must not exist —
+   * one connection accepted, then the socket and path removed) or the fd of a connected socket. Rejects `ETIMEDOUT`
+   * after `timeoutMs`. Received fds get `FD_CLOEXEC` (`MSG_CMSG_CLOEXEC`) and are owned by the addon.
+   */
+  recvFds(source: string | number, timeoutMs: number): Promise<NativeReceivedFds>;
+
+  /**
+   * Replaces the process image (`execvp`) after clearing `FD_CLOEXEC` on `keepFds` (which the addon then stops
+   * owning). Returns only by throwing (`ENOENT`, `EACCES`, …).
+   */
+  execvp(file: string, args: string[], keepFds: number[]): never;
+}

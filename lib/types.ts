@@ -1,0 +1,222 @@
+/**
+ * Public types of the `macvtap` package. User-facing names are iproute2's words (`mode: 'bridge'`, `mtu`, `txqlen`,
+ * `group`); the kernel attribute each maps to is named in its doc so a reader can grep the kernel.
+ */
+
+/**
+ * A network namespace to run an operation in: a path (`/run/netns/NAME` as made by `ip netns add`, or
+ * `/proc/PID/ns/net`) or an open file descriptor of one. Only the worker thread doing the operation enters it; the
+ * calling thread and the rest of the process stay where they are.
+ */
+export type Netns = string | number;
+
+/** Options every link operation accepts. */
+export interface NetnsOption {
+  /** Run in this network namespace instead of the process's current one. */
+  netns?: Netns;
+}
+
+/** A link, by name (`'eth0'`) or by ifindex (`7`). */
+export type LinkRef = string | number;
+
+/**
+ * macvlan/macvtap modes (`IFLA_MACVLAN_MODE`), as iproute2 names them.
+ * - `bridge`: siblings on the same lower device talk to each other directly.
+ * - `vepa`: all traffic goes out of the lower device; an external (hairpin) switch reflects sibling traffic.
+ * - `private`: like vepa, but sibling traffic is dropped even if reflected.
+ * - `passthru`: one macvtap per lower device, which it takes over (the lower goes promiscuous unless `nopromisc`).
+ * - `source`: accepts only frames whose source MAC is in `sourceMacs`.
+ */
+export type MacvtapMode = 'bridge' | 'vepa' | 'private' | 'passthru' | 'source';
+
+/** `IFLA_OPERSTATE`, RFC 2863 words as iproute2 prints them (lower case). */
+export type OperState = 'unknown' | 'notpresent' | 'down' | 'lowerlayerdown' | 'testing' | 'dormant' | 'up';
+
+/** What the package knows about one link: decoded from the kernel's `RTM_NEWLINK` message. */
+export interface LinkInfo {
+  /** `IFLA_IFNAME`. */
+  name: string;
+  /** `ifi_index`. Per network namespace. */
+  ifindex: number;
+  /** `IFLA_INFO_KIND` (`'macvtap'`, `'macvlan'`, `'veth'`, `'vlan'`, `'bridge'`, …); `null` for links with none (`lo`). */
+  kind: string | null;
+  /** `IFLA_ADDRESS`, lower-case `aa:bb:cc:dd:ee:ff`; `null` when the link has none. */
+  mac: string | null;
+  /** `IFLA_BROADCAST`. */
+  broadcast: string | null;
+  /** `IFLA_MTU`. */
+  mtu: number;
+  /** `IFLA_MIN_MTU`, when the kernel reports it. */
+  minMtu: number | null;
+  /** `IFLA_MAX_MTU`, when the kernel reports it. */
+  maxMtu: number | null;
+  /** `IFLA_TXQLEN`. */
+  txqlen: number;
+  /** Administratively up (`IFF_UP`). */
+  up: boolean;
+  /** Carrier present (`IFF_LOWER_UP`). */
+  carrier: boolean;
+  /** `IFF_PROMISC`. */
+  promisc: boolean;
+  /** `IFLA_OPERSTATE`. */
+  operstate: OperState;
+  /** Raw `ifi_flags`. */
+  flags: number;
+  /**
+   * The lower device (`IFLA_LINK`): its ifindex, its name when it is in the same namespace, and `netnsid`
+   * (`IFLA_LINK_NETNSID`) when it lives in another one. `null` for links without a lower device. For a veth this is
+   * the peer.
+   */
+  lower: { ifindex: number; name: string | null; netnsid: number | null } | null;
+  /** `IFLA_MASTER` (e.g. the bridge a port is enslaved to). */
+  master: number | null;
+  /** `IFLA_GROUP` (0 is the default group). */
+  group: number;
+  /** `IFLA_IFALIAS`. */
+  alias: string | null;
+  /** `IFLA_NUM_TX_QUEUES`. */
+  numTxQueues: number | null;
+  /** `IFLA_NUM_RX_QUEUES`. */
+  numRxQueues: number | null;
+  /** For kinds `macvtap` and `macvlan`: `IFLA_INFO_DATA`. */
+  macvlan: {
+    mode: MacvtapMode;
+    /** `MACVLAN_FLAG_NOPROMISC`: passthru does not put the lower device in promiscuous mode. */
+    nopromisc: boolean;
+    /** `MACVLAN_FLAG_NODST`. */
+    nodst: boolean;
+    /** Source mode's allowed source MACs (`IFLA_MACVLAN_MACADDR_DATA`). */
+    sourceMacs: string[];
+  } | null;
+  /** For kind `vlan`: `IFLA_VLAN_ID` and `IFLA_VLAN_PROTOCOL`. */
+  vlan: { id: number; protocol: '802.1Q' | '802.1ad' } | null;
+  /**
+   * For kind `macvtap`: its character device (read from sysfs as seen from the link's own namespace) and the
+   * conventional node `/dev/tap<ifindex>`. The node may be missing, or (when another namespace has a macvtap with the
+   * same ifindex) be another device's: {@link openTap} checks and copes; do not open `path` yourself without checking.
+   */
+  tap: { major: number; minor: number; path: string } | null;
+}
+
+/** Options of {@link createMacvtap}. Equivalent to `ip link add link LOWER name NAME type macvtap mode MODE …`. */
+export interface CreateMacvtapOptions extends NetnsOption {
+  /** The lower device, by name or ifindex, in the same namespace (`IFLA_LINK`). Required. */
+  lower: LinkRef;
+  /**
+   * The new link's name, or a template with one `%d` (default `'macvtap%d'`): the lowest free number is taken, race-free
+   * against concurrent creators (the kernel's `EEXIST` decides; no dump of all links per create).
+   */
+  name?: string;
+  /** Default `'bridge'`. */
+  mode?: MacvtapMode;
+  /** The link's MAC (unicast, not all-zero); the kernel picks a random one when absent. */
+  mac?: string;
+  /** 68–65535; the kernel inherits the lower device's MTU when absent. */
+  mtu?: number;
+  /** `IFLA_TXQLEN`, 0–2^32-1. */
+  txqlen?: number;
+  /** Bring the link up in the create request itself. Default `false`. */
+  up?: boolean;
+  /** `IFLA_GROUP`, 0–2^32-1: lets {@link deleteGroup} remove many links in one grace period. */
+  group?: number;
+  /** `IFLA_IFALIAS`, at most 255 bytes. */
+  alias?: string;
+  /**
+   * Create with this ifindex (1–2^31-1). Choosing a high, random one avoids the `/dev/tapN` name clash between
+   * namespaces; the kernel answers `EBUSY` if the namespace already has it.
+   */
+  ifindex?: number;
+  /** passthru only: do not make the lower device promiscuous (`MACVLAN_FLAG_NOPROMISC`). */
+  nopromisc?: boolean;
+  /** source mode only (and required there): the accepted source MACs. */
+  sourceMacs?: string[];
+}
+
+/** Options of {@link createVlan}. Equivalent to `ip link add link LOWER name NAME type vlan id ID`. */
+export interface CreateVlanOptions extends NetnsOption {
+  /** The lower (physical) device, by name or ifindex. */
+  lower: LinkRef;
+  /** 802.1Q VLAN id, 1–4094. */
+  id: number;
+  /** Default `LOWER.ID` (when that fits 15 bytes; otherwise give a name). */
+  name?: string;
+  /** Default `'802.1Q'`. */
+  protocol?: '802.1Q' | '802.1ad';
+  mtu?: number;
+  /** Default `false`. */
+  up?: boolean;
+  group?: number;
+  alias?: string;
+}
+
+/** Options of {@link createVeth}. Equivalent to `ip link add NAME type veth peer name PEER [netns NS]`. */
+export interface CreateVethOptions extends NetnsOption {
+  name: string;
+  peer: { name: string; mac?: string; /** Create the peer directly in this namespace. */ netns?: Netns };
+  mac?: string;
+  mtu?: number;
+  up?: boolean;
+  group?: number;
+  alias?: string;
+}
+
+/** Changes {@link setLink} makes, in one `RTM_NEWLINK`. Equivalent to `ip link set dev LINK …`. */
+export interface SetLinkOptions {
+  /** Administrative state (`IFF_UP`). */
+  up?: boolean;
+  mtu?: number;
+  mac?: string;
+  /** Rename (the kernel refuses with `EBUSY` while the link is up). */
+  name?: string;
+  /** `''` removes the alias. */
+  alias?: string;
+  group?: number;
+  txqlen?: number;
+  /** Move the link into this namespace (`IFLA_NET_NS_FD`); its ifindex may change there. */
+  moveToNetns?: Netns;
+}
+
+/** Options of {@link listLinks}. Equivalent to `ip -d link show [type KIND]`. */
+export interface ListLinksOptions extends NetnsOption {
+  /** Only links of this `IFLA_INFO_KIND`. */
+  kind?: string;
+}
+
+/** `TUNSETOFFLOAD` flags a tap queue accepts. */
+export interface TapOffloads {
+  /** `TUN_F_CSUM`: the reader accepts frames with partial checksums (required by every other offload). */
+  csum?: boolean;
+  /** `TUN_F_TSO4`. */
+  tso4?: boolean;
+  /** `TUN_F_TSO6`. */
+  tso6?: boolean;
+  /** `TUN_F_TSO_ECN`. */
+  tsoEcn?: boolean;
+  /** `TUN_F_UFO`. */
+  ufo?: boolean;
+}
+
+/** Options of {@link openTap}. */
+export interface OpenTapOptions extends NetnsOption {
+  /** Number of queues (fds), 1–256. More than one sets `IFF_MULTI_QUEUE`. Default 1. */
+  queues?: number;
+  /**
+   * Keep the virtio-net header in front of every frame (`IFF_VNET_HDR`, the kernel's default for macvtap, what QEMU
+   * wants). `false` for raw Ethernet frames. Default `true`.
+   */
+  vnetHdr?: boolean;
+  /** `TUNSETVNETHDRSZ`: 10, or 12 with mergeable rx buffers (10–65535). Only with `vnetHdr`. Default: the kernel's 10. */
+  vnetHdrSize?: number;
+  /** `TUNSETOFFLOAD`. Only with `vnetHdr`. Default: left as the kernel has it (none). */
+  offloads?: TapOffloads;
+  /** `O_NONBLOCK` on every fd (what QEMU expects). Default `false`. */
+  nonblock?: boolean;
+}
+
+/** Options of {@link TapQueue.read}. */
+export interface TapReadOptions {
+  /** Milliseconds to wait for a frame; resolves `null` when none came. Default 1000. */
+  timeout?: number;
+  /** Largest frame accepted, bytes (vnet header included). Default 65550. */
+  maxLength?: number;
+}
