@@ -1,0 +1,11 @@
+/**
+ * `macvtap`: macvtap links over raw rtnetlink, their `/dev/tapN` queues, and fd handoff to QEMU.
+ *
+ * @packageDocumentation
+ */
+export { createMacvtap, createVlan, createVeth, getLink, listLinks, setLink, deleteLink, deleteGroup } from './link.js';
+export { openTap, TapQueue } from './tap.js';
+export { sendFds, recvFds } from './fdpass.js';
+export { netnsPath } from './netns.js';
+export { MacvtapError } from './errors.js';
+export type * from './types.js';

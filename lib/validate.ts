@@ -1,0 +1,141 @@
+/**
+ * Input validation, done in TypeScript before the kernel sees anything (better-sqlite3's habit): each check throws a
+ * `TypeError`/`RangeError` naming the option. Limits are the kernel's (`IFNAMSIZ`, `ETH_MIN_MTU`, `MAX_TAP_QUEUES`, …).
+ * @internal
+ */
+import { invalidType, invalidValue, outOfRange } from './errors.js';
+import type { LinkRef, MacvtapMode, Netns } from './types.js';
+
+/** `IFNAMSIZ - 1`. */
+export const MAX_NAME_BYTES = 15;
+/** `ETH_MIN_MTU`. */
+export const MIN_MTU = 68;
+/** `IP_MAX_MTU`-ish upper bound rtnetlink accepts for `IFLA_MTU` on these devices. */
+export const MAX_MTU = 65535;
+/** The tap driver's `MAX_TAP_QUEUES`. */
+export const MAX_QUEUES = 256;
+/** `IFALIASZ - 1`. */
+export const MAX_ALIAS_BYTES = 255;
+const U32_MAX = 0xffff_ffff;
+const S32_MAX = 0x7fff_ffff;
+
+/** The macvlan modes and their `IFLA_MACVLAN_MODE` values. */
+export const MODE_VALUES: Record<MacvtapMode, number> = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 };
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Requires an options object (or `undefined`, which becomes `{}`). */
+export function options<T extends object>(name: string, v: T | undefined): T {
+  if (v === undefined) return {} as T;
+  if (!isPlainObject(v)) throw invalidType(name, 'an object', v);
+  return v;
+}
+
+/**
+ * A link name the kernel accepts (`dev_valid_name`): 1–15 bytes, not `.`/`..`, no `/`, `:` or whitespace.
+ * With `template`, exactly one `%d` is allowed (the kernel's `dev_alloc_name` rule); without, none.
+ */
+export function linkName(option: string, v: unknown, template = false): string {
+  if (typeof v !== 'string') throw invalidType(option, 'a string', v);
+  const bytes = Buffer.byteLength(v);
+  if (bytes === 0) throw invalidValue(option, 'must not be empty', v);
+  if (v === '.' || v === '..') throw invalidValue(option, 'must not be "." or ".."', v);
+  if (/[/:\s\0]/.test(v)) throw invalidValue(option, 'must not contain "/", ":", NUL or whitespace', v);
+  const percents = v.split('%').length - 1;
+  const templates = v.split('%d').length - 1;
+  if (template) {
+    if (percents !== templates || templates > 1) throw invalidValue(option, 'may hold one "%d" and no other "%"', v);
+    // The longest name the template can produce must still fit: reserve room for the number (up to 4 digits here).
+    const longest = templates ? bytes - 2 + 4 : bytes;
+    if (longest > MAX_NAME_BYTES) throw outOfRange(option, `at most ${MAX_NAME_BYTES} bytes long (a "%d" counts as 4)`, v);
+  } else {
+    if (percents) throw invalidValue(option, 'must not contain "%" (templates are only for new links)', v);
+    if (bytes > MAX_NAME_BYTES) throw outOfRange(option, `at most ${MAX_NAME_BYTES} bytes long`, v);
+  }
+  return v;
+}
+
+/** A link by name or ifindex. */
+export function linkRef(option: string, v: unknown): { index?: number; name?: string } {
+  if (typeof v === 'number') return { index: ifindex(option, v) };
+  if (typeof v === 'string') return { name: linkName(option, v) };
+  throw invalidType(option, 'a link name (string) or ifindex (number)', v);
+}
+
+/** Human text for a {@link LinkRef}, for messages. */
+export function refText(v: LinkRef): string {
+  return typeof v === 'number' ? `ifindex ${v}` : v;
+}
+
+/** An integer in `[min, max]`. */
+export function integer(option: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number') throw invalidType(option, 'a number', v);
+  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(option, `an integer >= ${min} and <= ${max}`, v);
+  return v;
+}
+
+export function ifindex(option: string, v: unknown): number {
+  return integer(option, v, 1, S32_MAX);
+}
+
+export function u32(option: string, v: unknown): number {
+  return integer(option, v, 0, U32_MAX);
+}
+
+export function mtu(option: string, v: unknown): number {
+  return integer(option, v, MIN_MTU, MAX_MTU);
+}
+
+export function bool(option: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw invalidType(option, 'a boolean', v);
+  return v;
+}
+
+/** A unicast, non-zero Ethernet address; returned lower-case. */
+export function mac(option: string, v: unknown): string {
+  if (typeof v !== 'string') throw invalidType(option, 'a MAC address string', v);
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v)) throw invalidValue(option, 'must be six hex octets like "02:00:00:00:00:01"', v);
+  const lower = v.toLowerCase();
+  if (parseInt(lower.slice(0, 2), 16) & 1) throw invalidValue(option, 'must be a unicast address (the first octet is odd, which is multicast)', v);
+  if (lower === '00:00:00:00:00:00') throw invalidValue(option, 'must not be all zero', v);
+  return lower;
+}
+
+export function mode(option: string, v: unknown): MacvtapMode {
+  if (typeof v !== 'string' || !Object.hasOwn(MODE_VALUES, v)) {
+    throw invalidValue(option, `must be one of ${Object.keys(MODE_VALUES).map((m) => `'${m}'`).join(', ')}`, v);
+  }
+  return v as MacvtapMode;
+}
+
+/** An alias the kernel keeps (`IFALIASZ`). */
+export function alias(option: string, v: unknown): string {
+  if (typeof v !== 'string') throw invalidType(option, 'a string', v);
+  if (Buffer.byteLength(v) > MAX_ALIAS_BYTES) throw outOfRange(option, `at most ${MAX_ALIAS_BYTES} bytes long`, v);
+  if (v.includes('\0')) throw invalidValue(option, 'must not contain NUL', v);
+  return v;
+}
+
+/** A namespace: a non-empty absolute path or a non-negative integer fd. */
+export function netns(option: string, v: unknown): Netns {
+  if (typeof v === 'number') return integer(option, v, 0, S32_MAX);
+  if (typeof v === 'string') {
+    if (!v.startsWith('/') || v.includes('\0')) throw invalidValue(option, 'must be an absolute path like "/run/netns/NAME" or an fd', v);
+    return v;
+  }
+  throw invalidType(option, 'a namespace path (string) or fd (number)', v);
+}
+
+/** The `netns` option of an options object, as the addon takes it. */
+export function nsOf(opts: { netns?: unknown }): Netns | null {
+  return opts.netns === undefined ? null : netns('netns', opts.netns);
+}
+
+/** Rejects keys the options type does not have (a typo must not be silently ignored). */
+export function knownKeys(option: string, obj: object, keys: readonly string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!keys.includes(k)) throw invalidValue(`${option}.${k}`, `is not a known option (known: ${keys.join(', ')})`, (obj as Record<string, unknown>)[k]);
+  }
+}
