@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+/**
+ * The `macvtap` command. It sits above the library and the benchmark: the link commands use `lib/`, `bench` loads
+ * `bench/` only when asked (a driver importing the library never loads the harness).
+ */
+import { MacvtapError } from '../lib/index.js';
+import { UsageError } from './args.js';
+import { createCommand, deleteCommand, listCommand, showCommand } from './commands/links.js';
+import { execCommand } from './commands/exec.js';
+
+const USAGE = `Usage: macvtap <command> [options]
+
+Links (equivalent to ip link add/show/del, over rtnetlink directly; --netns takes a name from 'ip netns add' or a path):
+  create --lower DEV [--name NAME|TEMPLATE%d] [--mode bridge|vepa|private|passthru|source] [--mac MAC]
+         [--mtu N] [--txqlen N] [--up] [--group G] [--alias TEXT] [--ifindex N] [--nopromisc]
+         [--source-mac MAC]… [--netns NS] [--json]
+  list   [--all | --kind KIND] [--netns NS] [--json]        macvtaps by default
+  show   DEV [--netns NS] [--json]
+  delete DEV… | --group G [--netns NS]
+
+Queues:
+  exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
+         opens N queues and execs CMD with them inherited; {fds} in ARGS becomes "fd:fd:…", {fd} the first,
+         e.g.  macvtap exec --dev mvtap0 --queues 4 -- qemu-system-x86_64 -netdev tap,id=n0,fds={fds} …
+
+libvirt / Nova:
+  xml    --vif vif.json [--vcpus N] [--ethernet] [--json]   the <interface> for a Nova macvtap vif
+
+Benchmark:
+  bench  [datapath options] | bench control [options]       run 'macvtap bench --help'
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'create': return createCommand(rest);
+    case 'list': return listCommand(rest);
+    case 'show': return showCommand(rest);
+    case 'delete': return deleteCommand(rest);
+    case 'exec': return execCommand(rest);
+    case 'xml': {
+      const { xmlCommand } = await import('./commands/xml.js');
+      return xmlCommand(rest);
+    }
+    case 'bench': {
+      const { benchMain } = await import('../bench/index.js');
+      return benchMain(rest);
+    }
+    case undefined: case 'help': case '--help': case '-h':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (e instanceof UsageError || (e instanceof TypeError && /^ERR_PARSE_ARGS/.test(String((e as { code?: string }).code)))) {
+      process.stderr.write(`macvtap: ${e.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (e instanceof MacvtapError || e instanceof TypeError || e instanceof RangeError) {
+      process.stderr.write(`macvtap: ${e.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`macvtap: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);
