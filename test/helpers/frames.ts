@@ -1,0 +1,271 @@
+/**
+ * Hand-built Ethernet frames for datapath tests: Ethernet II + IPv4 + UDP (with a correct IPv4 header checksum and UDP
+ * checksum, so the peer's kernel accepts them), ARP requests/replies, and the zero virtio-net header a `vnetHdr` queue
+ * expects in front of every frame. Parsers read only what they have checked the length of.
+ */
+
+/** EtherType of IPv4. */
+export const ETH_P_IP = 0x0800;
+/** EtherType of ARP. */
+export const ETH_P_ARP = 0x0806;
+/** IPv4 protocol number of UDP. */
+export const IPPROTO_UDP = 17;
+
+const ETH_HLEN = 14;
+const IPV4_HLEN = 20;
+const UDP_HLEN = 8;
+
+/** `aa:bb:cc:dd:ee:ff` → 6 bytes. Throws on anything else (a test bug, not a runtime condition). */
+export function macBytes(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) throw new Error(`bad MAC ${mac}`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+/** 6 bytes → lower-case `aa:bb:cc:dd:ee:ff`. */
+export function macString(b: Buffer): string {
+  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Dotted IPv4 → 4 bytes. */
+export function ipBytes(ip: string): Buffer {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || !parts.every((p) => Number.isInteger(p) && p >= 0 && p <= 255)) throw new Error(`bad IPv4 ${ip}`);
+  return Buffer.from(parts);
+}
+
+/** 4 bytes → dotted IPv4. */
+export function ipString(b: Buffer): string {
+  return [...b.subarray(0, 4)].join('.');
+}
+
+/** Sum of big-endian 16-bit words (odd trailing byte padded with zero), not yet folded. */
+function sum16(buf: Buffer, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length % 2 === 1) sum += (buf[buf.length - 1] as number) << 8;
+  return sum;
+}
+
+/** Folds a 32-bit sum into 16 bits and complements it: the RFC 1071 Internet checksum. */
+function fold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** RFC 1071 checksum of `buf` (0 when `buf` already contains a correct checksum field). */
+export function internetChecksum(buf: Buffer): number {
+  return fold(sum16(buf));
+}
+
+/**
+ * UDP checksum over the IPv4 pseudo-header and `udp` (header + payload, checksum field as given). A computed 0 is sent
+ * as 0xffff (RFC 768: 0 means "no checksum").
+ */
+export function udpChecksum(srcIp: Buffer, dstIp: Buffer, udp: Buffer): number {
+  const pseudo = Buffer.alloc(12);
+  srcIp.copy(pseudo, 0);
+  dstIp.copy(pseudo, 4);
+  pseudo[9] = IPPROTO_UDP;
+  pseudo.writeUInt16BE(udp.length, 10);
+  const c = fold(sum16(udp, sum16(pseudo)));
+  return c === 0 ? 0xffff : c;
+}
+
+/** What {@link buildUdpFrame} needs. */
+export interface UdpFrameSpec {
+  srcMac: string;
+  dstMac: string;
+  srcIp: string;
+  dstIp: string;
+  srcPort: number;
+  dstPort: number;
+  payload: Buffer;
+  /** IPv4 identification; any value works since the datagram is never fragmented. */
+  id?: number;
+  ttl?: number;
+}
+
+/** An Ethernet II / IPv4 / UDP frame with both checksums filled in (DF set, no options). */
+export function buildUdpFrame(spec: UdpFrameSpec): Buffer {
+  const udpLen = UDP_HLEN + spec.payload.length;
+  const frame = Buffer.alloc(ETH_HLEN + IPV4_HLEN + udpLen);
+  macBytes(spec.dstMac).copy(frame, 0);
+  macBytes(spec.srcMac).copy(frame, 6);
+  frame.writeUInt16BE(ETH_P_IP, 12);
+
+  const ip = frame.subarray(ETH_HLEN, ETH_HLEN + IPV4_HLEN);
+  ip[0] = 0x45; // version 4, IHL 5 words
+  ip.writeUInt16BE(IPV4_HLEN + udpLen, 2);
+  ip.writeUInt16BE(spec.id ?? 0x1234, 4);
+  ip.writeUInt16BE(0x4000, 6); // DF
+  ip[8] = spec.ttl ?? 64;
+  ip[9] = IPPROTO_UDP;
+  const src = ipBytes(spec.srcIp);
+  const dst = ipBytes(spec.dstIp);
+  src.copy(ip, 12);
+  dst.copy(ip, 16);
+  ip.writeUInt16BE(internetChecksum(ip), 10);
+
+  const udp = frame.subarray(ETH_HLEN + IPV4_HLEN);
+  udp.writeUInt16BE(spec.srcPort, 0);
+  udp.writeUInt16BE(spec.dstPort, 2);
+  udp.writeUInt16BE(udpLen, 4);
+  spec.payload.copy(udp, UDP_HLEN);
+  udp.writeUInt16BE(udpChecksum(src, dst, udp), 6);
+  return frame;
+}
+
+/** What {@link buildArp} needs. `op` 1 = request, 2 = reply. */
+export interface ArpSpec {
+  op: 1 | 2;
+  senderMac: string;
+  senderIp: string;
+  /** Ignored by requests (sent as zeros). */
+  targetMac: string;
+  targetIp: string;
+  /** Ethernet destination; default broadcast for requests, `targetMac` for replies. */
+  dstMac?: string;
+}
+
+/** An Ethernet II ARP frame (IPv4 over Ethernet), padded to the 60-byte minimum. */
+export function buildArp(spec: ArpSpec): Buffer {
+  const frame = Buffer.alloc(60);
+  const dst = spec.dstMac ?? (spec.op === 1 ? 'ff:ff:ff:ff:ff:ff' : spec.targetMac);
+  macBytes(dst).copy(frame, 0);
+  macBytes(spec.senderMac).copy(frame, 6);
+  frame.writeUInt16BE(ETH_P_ARP, 12);
+  const a = frame.subarray(ETH_HLEN);
+  a.writeUInt16BE(1, 0); // hardware: Ethernet
+  a.writeUInt16BE(ETH_P_IP, 2);
+  a[4] = 6;
+  a[5] = 4;
+  a.writeUInt16BE(spec.op, 6);
+  macBytes(spec.senderMac).copy(a, 8);
+  ipBytes(spec.senderIp).copy(a, 14);
+  if (spec.op === 2) macBytes(spec.targetMac).copy(a, 18);
+  ipBytes(spec.targetIp).copy(a, 24);
+  return frame;
+}
+
+/** A parsed ARP body. */
+export interface ParsedArp {
+  op: number;
+  senderMac: string;
+  senderIp: string;
+  targetMac: string;
+  targetIp: string;
+}
+
+/** A parsed IPv4/UDP datagram, with checksum verdicts. */
+export interface ParsedUdp {
+  srcIp: string;
+  dstIp: string;
+  ttl: number;
+  /** The IPv4 header checksum verifies. */
+  ipChecksumOk: boolean;
+  srcPort: number;
+  dstPort: number;
+  /** The UDP checksum field as received (0 = none). */
+  udpChecksum: number;
+  /** The UDP checksum verifies (true when the field is 0: none was sent). */
+  udpChecksumOk: boolean;
+  payload: Buffer;
+}
+
+/** A parsed Ethernet frame: always the Ethernet header, plus ARP or IPv4/UDP when it is one. */
+export interface ParsedFrame {
+  dstMac: string;
+  srcMac: string;
+  ethertype: number;
+  arp: ParsedArp | null;
+  udp: ParsedUdp | null;
+}
+
+/** Parses an Ethernet frame (no vnet header; strip it with `frame.subarray(size)` first). Throws if truncated. */
+export function parseFrame(frame: Buffer): ParsedFrame {
+  if (frame.length < ETH_HLEN) throw new Error(`frame of ${frame.length} bytes is shorter than an Ethernet header`);
+  const out: ParsedFrame = {
+    dstMac: macString(frame.subarray(0, 6)),
+    srcMac: macString(frame.subarray(6, 12)),
+    ethertype: frame.readUInt16BE(12),
+    arp: null,
+    udp: null,
+  };
+  const body = frame.subarray(ETH_HLEN);
+  if (out.ethertype === ETH_P_ARP && body.length >= 28) {
+    out.arp = {
+      op: body.readUInt16BE(6),
+      senderMac: macString(body.subarray(8, 14)),
+      senderIp: ipString(body.subarray(14, 18)),
+      targetMac: macString(body.subarray(18, 24)),
+      targetIp: ipString(body.subarray(24, 28)),
+    };
+  } else if (out.ethertype === ETH_P_IP && body.length >= IPV4_HLEN && body[0]! >> 4 === 4) {
+    const ihl = (body[0]! & 0x0f) * 4;
+    const totalLen = body.readUInt16BE(2);
+    // Ethernet pads short frames: trust the IP total length, never read past what was received.
+    if (body[9] === IPPROTO_UDP && ihl >= IPV4_HLEN && totalLen <= body.length && totalLen >= ihl + UDP_HLEN) {
+      const ip = body.subarray(0, ihl);
+      const udp = body.subarray(ihl, totalLen);
+      const udpLen = udp.readUInt16BE(4);
+      if (udpLen >= UDP_HLEN && udpLen <= udp.length) {
+        const seg = udp.subarray(0, udpLen);
+        const field = seg.readUInt16BE(6);
+        const zeroed = Buffer.from(seg);
+        zeroed.writeUInt16BE(0, 6);
+        out.udp = {
+          srcIp: ipString(ip.subarray(12, 16)),
+          dstIp: ipString(ip.subarray(16, 20)),
+          ttl: ip[8]!,
+          ipChecksumOk: internetChecksum(ip) === 0,
+          srcPort: seg.readUInt16BE(0),
+          dstPort: seg.readUInt16BE(2),
+          udpChecksum: field,
+          udpChecksumOk: field === 0 || udpChecksum(ip.subarray(12, 16), ip.subarray(16, 20), zeroed) === field,
+          payload: Buffer.from(seg.subarray(UDP_HLEN)),
+        };
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A zero virtio-net header (`struct virtio_net_hdr`, 10 bytes; 12 with mergeable rx buffers' `num_buffers`): no
+ * checksum offload, no GSO — what a sender puts in front of a complete frame on a `vnetHdr` queue.
+ */
+export function vnetHdr(size: 10 | 12 = 10): Buffer {
+  return Buffer.alloc(size);
+}
+
+/** The fields of a received virtio-net header. */
+export interface ParsedVnetHdr {
+  /** `VIRTIO_NET_HDR_F_NEEDS_CSUM` 1, `VIRTIO_NET_HDR_F_DATA_VALID` 2. */
+  flags: number;
+  /** `VIRTIO_NET_HDR_GSO_NONE` 0, `TCPV4` 1, `UDP` 3, `TCPV6` 4. */
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+}
+
+/** Parses the first 10 bytes of a virtio-net header (little-endian, as the kernel writes it on x86 for tap). */
+export function parseVnetHdr(buf: Buffer): ParsedVnetHdr {
+  if (buf.length < 10) throw new Error(`vnet header needs 10 bytes, got ${buf.length}`);
+  return {
+    flags: buf[0]!,
+    gsoType: buf[1]!,
+    hdrLen: buf.readUInt16LE(2),
+    gsoSize: buf.readUInt16LE(4),
+    csumStart: buf.readUInt16LE(6),
+    csumOffset: buf.readUInt16LE(8),
+  };
+}
+
+/** A locally administered unicast MAC `02:<tag>:…` for test links, from a small number. */
+export function testMac(tag: number, n: number): string {
+  const b = Buffer.from([0x02, tag & 0xff, 0x00, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+  return macString(b);
+}

@@ -1,0 +1,366 @@
+/**
+ * Link lifecycle against the real kernel: every macvtap mode, name templates under concurrency, every `getLink` field
+ * cross-checked against `ip -d -j link show` (the independent view), `listLinks`, `setLink`, moving between namespaces,
+ * `deleteLink`, `deleteGroup` of 500 links, `createVlan` on a kernel without 802.1Q, and the MAC clash at up.
+ * Everything happens inside throwaway `mvt-` namespaces, removed after each test even when it fails.
+ */
+import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import {
+  createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, listLinks, MacvtapError, setLink,
+  type LinkInfo,
+} from '../lib/index.js';
+import { describePrivileged, destroyAll, TestNetns, type IpLinkJson } from './helpers/netns.js';
+import { testMac } from './helpers/frames.js';
+
+/** The error a promise rejects with; fails the test when it resolves. */
+async function rejection(p: Promise<unknown>): Promise<MacvtapError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as MacvtapError;
+  }
+  throw new Error('expected the call to reject, but it resolved');
+}
+
+/** The link names `ip` sees in a namespace, sorted. */
+function ipNames(ns: TestNetns): string[] {
+  return ns.ipLinks().map((l) => l.ifname).sort();
+}
+
+/** `ip`'s group: `default` is 0, anything else its number (no /etc/iproute2/group names are set on these machines). */
+function ipGroup(l: IpLinkJson): number {
+  return l.group === 'default' ? 0 : Number(l.group);
+}
+
+/**
+ * Asserts every field of `info` against `ip -d -j link show` of the same link and, for a macvtap, its tap device
+ * against sysfs as seen from inside the namespace (`ip netns exec` mounts a sysfs for it).
+ */
+function crossCheck(ns: TestNetns, info: LinkInfo): void {
+  const all = ns.ipLinks();
+  const l = all.find((x) => x.ifindex === info.ifindex);
+  expect(l, `ip shows ifindex ${info.ifindex}`).toBeDefined();
+  if (!l) return;
+  expect(info.name).toBe(l.ifname);
+  expect(info.kind).toBe(l.linkinfo?.info_kind ?? null);
+  expect(info.mac).toBe(l.address ?? null);
+  expect(info.broadcast).toBe(l.broadcast ?? null);
+  expect(info.mtu).toBe(l.mtu);
+  expect(info.minMtu).toBe(l.min_mtu ?? null);
+  expect(info.maxMtu).toBe(l.max_mtu ?? null);
+  expect(info.txqlen).toBe(l.txqlen ?? 0);
+  expect(info.up).toBe(l.flags.includes('UP'));
+  expect(info.carrier).toBe(l.flags.includes('LOWER_UP'));
+  expect(info.promisc).toBe(l.flags.includes('PROMISC'));
+  expect(info.operstate).toBe(l.operstate.toLowerCase());
+  expect(info.group).toBe(ipGroup(l));
+  expect(info.alias).toBe(l.ifalias ?? null);
+  expect(info.numTxQueues).toBe(l.num_tx_queues ?? null);
+  expect(info.numRxQueues).toBe(l.num_rx_queues ?? null);
+
+  // The lower device: ip prints its name when it is in this namespace, else its index and the netnsid.
+  if (l.link === undefined && l.link_index === undefined) {
+    expect(info.lower).toBeNull();
+  } else if (l.link_netnsid !== undefined) {
+    expect(info.lower).toEqual({ ifindex: l.link_index, name: null, netnsid: l.link_netnsid });
+  } else {
+    const lowerIdx = l.link_index ?? all.find((x) => x.ifname === l.link)?.ifindex;
+    expect(info.lower).toEqual({ ifindex: lowerIdx, name: l.link ?? null, netnsid: null });
+  }
+
+  const kind = l.linkinfo?.info_kind;
+  if (kind === 'macvtap' || kind === 'macvlan') {
+    const d = l.linkinfo?.info_data ?? {};
+    expect(info.macvlan).not.toBeNull();
+    expect(info.macvlan!.mode).toBe(d.mode);
+    expect(info.macvlan!.nopromisc).toBe(d.nopromisc === true);
+    expect(info.macvlan!.nodst).toBe(d.nodst === true);
+    expect([...info.macvlan!.sourceMacs].sort()).toEqual([...(d.macaddr_data ?? [])].sort());
+  } else {
+    expect(info.macvlan).toBeNull();
+  }
+
+  if (kind === 'macvtap') {
+    const dev = ns.exec('cat', [`/sys/class/net/${info.name}/macvtap/tap${info.ifindex}/dev`]).trim();
+    const [major, minor] = dev.split(':').map(Number);
+    expect(info.tap).toEqual({ major, minor, path: `/dev/tap${info.ifindex}` });
+  } else {
+    expect(info.tap).toBeNull();
+  }
+}
+
+describePrivileged('links', () => {
+  let ns: TestNetns;
+  const extra: TestNetns[] = [];
+
+  beforeEach(() => {
+    ns = TestNetns.create();
+    ns.veth('mvt-l0', 'mvt-p0', undefined, { mac: '02:00:00:00:00:10', peerMac: '02:00:00:00:00:11' });
+  });
+  afterEach(() => {
+    ns.destroy();
+    for (const n of extra.splice(0)) n.destroy();
+  });
+  afterAll(() => destroyAll());
+
+  for (const mode of ['bridge', 'vepa', 'private'] as const) {
+    it(`creates a macvtap in ${mode} mode`, async () => {
+      const info = await createMacvtap({ lower: 'mvt-l0', name: `mvt-${mode}`, mode, netns: ns.path });
+      expect(info.name).toBe(`mvt-${mode}`);
+      expect(info.kind).toBe('macvtap');
+      expect(info.macvlan?.mode).toBe(mode);
+      expect(ns.ipLink(`mvt-${mode}`).linkinfo?.info_data?.mode).toBe(mode);
+      crossCheck(ns, info);
+    });
+  }
+
+  it('creates a passthru macvtap (lower goes promiscuous at up, takes the lower MAC); a second one is EINVAL', async () => {
+    const info = await createMacvtap({ lower: 'mvt-p0', name: 'mvt-pt0', mode: 'passthru', up: true, netns: ns.path });
+    expect(info.macvlan?.mode).toBe('passthru');
+    expect(info.mac).toBe('02:00:00:00:00:11');
+    const lower = ns.ipLink('mvt-p0');
+    expect(lower.flags).toContain('PROMISC');
+    expect((await getLink('mvt-p0', { netns: ns.path })).promisc).toBe(true);
+    crossCheck(ns, info);
+
+    const before = ipNames(ns);
+    const err = await rejection(createMacvtap({ lower: 'mvt-p0', name: 'mvt-pt1', mode: 'passthru', netns: ns.path }));
+    expect(err).toBeInstanceOf(MacvtapError);
+    expect(err.code).toBe('EINVAL');
+    expect(err.errno).toBe(-22);
+    expect(err.syscall).toBe('RTM_NEWLINK');
+    expect(ipNames(ns)).toEqual(before);
+  });
+
+  it('creates a passthru macvtap with nopromisc: the lower stays non-promiscuous', async () => {
+    const info = await createMacvtap({ lower: 'mvt-p0', name: 'mvt-pt0', mode: 'passthru', nopromisc: true, up: true, netns: ns.path });
+    expect(info.macvlan).toMatchObject({ mode: 'passthru', nopromisc: true });
+    expect(ns.ipLink('mvt-pt0').linkinfo?.info_data?.nopromisc).toBe(true);
+    expect(ns.ipLink('mvt-p0').flags).not.toContain('PROMISC');
+    expect(ns.ipLink('mvt-p0').promiscuity).toBe(0);
+    crossCheck(ns, info);
+  });
+
+  it('creates a source-mode macvtap with its source MAC list', async () => {
+    const macs = ['02:00:00:00:00:a1', '02:00:00:00:00:a2', '02:00:00:00:00:a3'];
+    const info = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-src', mode: 'source', sourceMacs: macs, netns: ns.path });
+    expect(info.macvlan?.mode).toBe('source');
+    expect([...info.macvlan!.sourceMacs].sort()).toEqual(macs);
+    const d = ns.ipLink('mvt-src').linkinfo?.info_data;
+    expect(d?.macaddr_count).toBe(3);
+    expect([...(d?.macaddr_data ?? [])].sort()).toEqual(macs);
+    crossCheck(ns, info);
+  });
+
+  it('allocates distinct names from a template under 50 concurrent creates', async () => {
+    const infos = await Promise.all(
+      Array.from({ length: 50 }, () => createMacvtap({ lower: 'mvt-l0', name: 'mvq%d', netns: ns.path })),
+    );
+    const names = infos.map((i) => i.name);
+    expect(new Set(names).size).toBe(50);
+    for (const n of names) expect(n).toMatch(/^mvq\d+$/);
+    const seen = new Set(ns.ipLinks().filter((l) => l.linkinfo?.info_kind === 'macvtap').map((l) => l.ifname));
+    expect([...seen].sort()).toEqual([...names].sort());
+    // Each returned info is the link the kernel made under that name.
+    for (const i of infos) expect(ns.ipLink(i.name).ifindex).toBe(i.ifindex);
+  });
+
+  it('defaults the name to the macvtap%d template and the mode to bridge', async () => {
+    const info = await createMacvtap({ lower: 'mvt-l0', netns: ns.path });
+    expect(info.name).toMatch(/^macvtap\d+$/);
+    expect(info.macvlan?.mode).toBe('bridge');
+    crossCheck(ns, info);
+  });
+
+  it('getLink: every field matches ip -d -j link show (macvtap with every option, its veth lower, lo)', async () => {
+    const created = await createMacvtap({
+      lower: 'mvt-l0', name: 'mvt-full', mode: 'bridge', mac: '02:00:00:00:00:20', mtu: 1400, txqlen: 777, up: true,
+      group: 9, alias: 'mvt test alias', netns: ns.path,
+    });
+    crossCheck(ns, created);
+    expect(created).toMatchObject({
+      name: 'mvt-full', mac: '02:00:00:00:00:20', mtu: 1400, txqlen: 777, up: true, group: 9, alias: 'mvt test alias',
+      lower: { name: 'mvt-l0', netnsid: null },
+    });
+    // The create reply and a later get agree; both agree with ip.
+    const got = await getLink('mvt-full', { netns: ns.path });
+    crossCheck(ns, got);
+    const byIndex = await getLink(created.ifindex, { netns: ns.path });
+    expect(byIndex.name).toBe('mvt-full');
+    expect(got.carrier).toBe(true); // the veth lower is up with its peer up
+    expect(got.operstate).toBe('up');
+    crossCheck(ns, await getLink('mvt-l0', { netns: ns.path }));
+    crossCheck(ns, await getLink('mvt-p0', { netns: ns.path }));
+    const lo = await getLink('lo', { netns: ns.path });
+    crossCheck(ns, lo);
+    expect(lo).toMatchObject({ kind: null, lower: null, ifindex: 1 });
+  });
+
+  it('getLink of a missing link rejects ENODEV', async () => {
+    const err = await rejection(getLink('mvt-none', { netns: ns.path }));
+    expect(err).toBeInstanceOf(MacvtapError);
+    expect(err.code).toBe('ENODEV');
+    expect(err.errno).toBe(-19);
+  });
+
+  it('listLinks with and without kind matches ip', async () => {
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-a', netns: ns.path });
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-b', mode: 'vepa', netns: ns.path });
+    const all = await listLinks({ netns: ns.path });
+    expect(all.map((l) => l.name).sort()).toEqual(ipNames(ns));
+    for (const info of all) crossCheck(ns, info);
+    const taps = await listLinks({ kind: 'macvtap', netns: ns.path });
+    expect(taps.map((l) => l.name).sort()).toEqual(['mvt-a', 'mvt-b']);
+    const ipTaps = (JSON.parse(ns.ip('-j', 'link', 'show', 'type', 'macvtap')) as IpLinkJson[]).map((l) => l.ifname).sort();
+    expect(taps.map((l) => l.name).sort()).toEqual(ipTaps);
+    const veths = await listLinks({ kind: 'veth', netns: ns.path });
+    expect(veths.map((l) => l.name).sort()).toEqual(['mvt-l0', 'mvt-p0']);
+    expect(await listLinks({ kind: 'bridge', netns: ns.path })).toEqual([]);
+  });
+
+  it('setLink changes up, mtu, mac, alias, group, txqlen and the name, each as ip sees it', async () => {
+    const c = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-s0', netns: ns.path });
+    const o = { netns: ns.path };
+
+    let info = await setLink('mvt-s0', { up: true }, o);
+    expect(info?.up).toBe(true);
+    expect(ns.ipLink('mvt-s0').flags).toContain('UP');
+
+    info = await setLink('mvt-s0', { mtu: 1280 }, o);
+    expect(info?.mtu).toBe(1280);
+    expect(ns.ipLink('mvt-s0').mtu).toBe(1280);
+
+    info = await setLink(c.ifindex, { mac: '02:00:00:00:00:33' }, o);
+    expect(info?.mac).toBe('02:00:00:00:00:33');
+    expect(ns.ipLink('mvt-s0').address).toBe('02:00:00:00:00:33');
+
+    info = await setLink('mvt-s0', { alias: 'an alias' }, o);
+    expect(info?.alias).toBe('an alias');
+    expect(ns.ipLink('mvt-s0').ifalias).toBe('an alias');
+    info = await setLink('mvt-s0', { alias: '' }, o);
+    expect(info?.alias ?? null).toBeNull();
+    expect(ns.ipLink('mvt-s0').ifalias).toBeUndefined();
+
+    info = await setLink('mvt-s0', { group: 4_000_000_000 }, o);
+    expect(info?.group).toBe(4_000_000_000);
+    expect(ipGroup(ns.ipLink('mvt-s0'))).toBe(4_000_000_000);
+
+    info = await setLink('mvt-s0', { txqlen: 4321 }, o);
+    expect(info?.txqlen).toBe(4321);
+    expect(ns.ipLink('mvt-s0').txqlen).toBe(4321);
+
+    info = await setLink('mvt-s0', { up: false }, o);
+    expect(info?.up).toBe(false);
+    info = await setLink('mvt-s0', { name: 'mvt-renamed' }, o);
+    expect(info?.name).toBe('mvt-renamed');
+    expect(info?.ifindex).toBe(c.ifindex);
+    expect(ipNames(ns)).toContain('mvt-renamed');
+    expect(ipNames(ns)).not.toContain('mvt-s0');
+    crossCheck(ns, info!);
+
+    // Several changes in one request.
+    info = await setLink('mvt-renamed', { up: true, mtu: 1300, alias: 'both' }, o);
+    expect(info).toMatchObject({ up: true, mtu: 1300, alias: 'both' });
+    crossCheck(ns, info!);
+  });
+
+  it('moves a link to another namespace: gone from A, present in B with its lower across namespaces', async () => {
+    const b = TestNetns.create();
+    extra.push(b);
+    const c = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-mv', netns: ns.path });
+    const lowerIdx = ns.ipLink('mvt-l0').ifindex;
+    expect(await setLink('mvt-mv', { moveToNetns: b.path }, { netns: ns.path })).toBeNull();
+
+    expect(ipNames(ns)).not.toContain('mvt-mv');
+    const err = await rejection(getLink('mvt-mv', { netns: ns.path }));
+    expect(err.code).toBe('ENODEV');
+
+    expect(ipNames(b)).toContain('mvt-mv');
+    const moved = await getLink('mvt-mv', { netns: b.path });
+    expect(moved.kind).toBe('macvtap');
+    expect(moved.mac).toBe(c.mac);
+    expect(moved.lower?.ifindex).toBe(lowerIdx);
+    expect(moved.lower?.name).toBeNull();
+    expect(moved.lower?.netnsid).not.toBeNull();
+    crossCheck(b, moved);
+    await deleteLink('mvt-mv', { netns: b.path });
+    expect(ipNames(b)).not.toContain('mvt-mv');
+  });
+
+  it('deleteLink removes the link; a second delete is ENODEV', async () => {
+    const c = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-del', netns: ns.path });
+    await deleteLink('mvt-del', { netns: ns.path });
+    expect(ipNames(ns)).not.toContain('mvt-del');
+    const err = await rejection(deleteLink('mvt-del', { netns: ns.path }));
+    expect(err).toBeInstanceOf(MacvtapError);
+    expect(err.code).toBe('ENODEV');
+    // By index, too.
+    const d = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-del2', netns: ns.path });
+    expect(d.ifindex).not.toBe(c.ifindex);
+    await deleteLink(d.ifindex, { netns: ns.path });
+    expect(ipNames(ns)).not.toContain('mvt-del2');
+  });
+
+  it('deleteGroup removes 500 links of one group in one call and leaves the others', async () => {
+    // Setup through ip -batch: independent of the code under test, and fast.
+    const lines = Array.from({ length: 500 }, (_, i) => `link add link mvt-l0 name mvg${i} group 77 type macvtap mode bridge`);
+    lines.push('link add link mvt-l0 name mvt-keep78 group 78 type macvtap', 'link add link mvt-l0 name mvt-keep0 type macvtap');
+    ns.exec('ip', ['-batch', '-'], lines.join('\n') + '\n');
+    expect((JSON.parse(ns.ip('-j', 'link', 'show', 'group', '77')) as IpLinkJson[]).length).toBe(500);
+    const before = ipNames(ns).filter((n) => !n.startsWith('mvg'));
+
+    const t0 = performance.now();
+    await deleteGroup(77, { netns: ns.path });
+    const ms = performance.now() - t0;
+
+    expect(JSON.parse(ns.ip('-j', 'link', 'show', 'group', '77'))).toEqual([]);
+    expect((await listLinks({ netns: ns.path })).filter((l) => l.group === 77)).toEqual([]);
+    expect(ipNames(ns)).toEqual(before);
+    expect(ipGroup(ns.ipLink('mvt-keep78'))).toBe(78);
+    // One grace period for all, not 500 (≈8 s one by one): generous bound, this is not a benchmark.
+    expect(ms).toBeLessThan(5000);
+  });
+
+  it('createVlan on this kernel (no 802.1Q) rejects EOPNOTSUPP and leaves nothing behind', async () => {
+    const before = ipNames(ns);
+    const err = await rejection(createVlan({ lower: 'mvt-l0', id: 10, netns: ns.path }));
+    expect(err).toBeInstanceOf(MacvtapError);
+    expect(err.code).toBe('EOPNOTSUPP');
+    expect(err.errno).toBe(-95);
+    expect(err.syscall).toBe('RTM_NEWLINK');
+    // ip says "Error: Unknown device type." here: the kernel's extended ack, which we must pass on.
+    expect(err.extack).toMatch(/Unknown device type/);
+    expect(err.message).toMatch(/Unknown device type/);
+    expect(ipNames(ns)).toEqual(before);
+  });
+
+  it('a MAC clash with the lower shows at up as EADDRINUSE/EBUSY', async () => {
+    const lowerMac = ns.ipLink('mvt-l0').address!;
+    const c = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-clash', mac: lowerMac, netns: ns.path });
+    expect(c.mac).toBe(lowerMac);
+    const err = await rejection(setLink('mvt-clash', { up: true }, { netns: ns.path }));
+    expect(err).toBeInstanceOf(MacvtapError);
+    expect(['EADDRINUSE', 'EBUSY']).toContain(err.code);
+    expect(err.errno).toBeLessThan(0);
+    expect(ns.ipLink('mvt-clash').flags).not.toContain('UP');
+
+    // Up in the create request itself: the kernel refuses the whole create and nothing is left.
+    const before = ipNames(ns);
+    const err2 = await rejection(createMacvtap({ lower: 'mvt-l0', name: 'mvt-clash2', mac: lowerMac, up: true, netns: ns.path }));
+    expect(['EADDRINUSE', 'EBUSY']).toContain(err2.code);
+    expect(ipNames(ns)).toEqual(before);
+  });
+
+  it('createVeth makes a pair with the peer directly in another namespace', async () => {
+    const b = TestNetns.create();
+    extra.push(b);
+    const v = await createVeth({
+      name: 'mvt-va', mac: testMac(0x40, 1), peer: { name: 'mvt-vb', mac: testMac(0x40, 2), netns: b.path }, up: true, netns: ns.path,
+    });
+    expect(v.kind).toBe('veth');
+    expect(v.mac).toBe(testMac(0x40, 1));
+    crossCheck(ns, v);
+    expect(b.ipLink('mvt-vb').address).toBe(testMac(0x40, 2));
+    expect(ipNames(ns)).not.toContain('mvt-vb');
+  });
+});
