@@ -1,0 +1,257 @@
+/**
+ * The control-plane measurement: every configuration does the same rtnetlink work in the same namespace, and the
+ * configurations take turns within each repetition (A B C D, A B C D, …) so slow drift of the machine lands on all of
+ * them alike.
+ *
+ * Scenarios, per repetition:
+ * - lifecycle, for each N: create N macvtaps (up in the create request) → open one queue of each and close it (this
+ *   package only: `ip` and the `netlink` package cannot issue `TUNSETIFF`) → delete them one by one. Each one-by-one
+ *   delete waits an RCU grace period in the kernel (≈16–23 ms here, the same for every tool), so above
+ *   `deleteSample` devices only that many are deleted one by one and the rest by group (timed separately);
+ *   `deleteSample = 0` deletes all one by one.
+ * - teardown: `groupSize` macvtaps (made with the library, untimed) removed by group in one request.
+ * - scaling: macvtaps created up to each checkpoint (256, 1024, 4096); the per-device time of a window of devices just
+ *   below each checkpoint shows how create cost grows with the device count (in the kernel), and comparing with
+ *   `ip -batch` at the same point estimates the userspace share. `ip` per command is left out here (4096 process
+ *   starts would add a minute and say nothing the lifecycle rows do not).
+ * - getlink: `RTM_GETLINK lo` in a loop: per-call cost of a cheap operation (and, where the tool can pipeline, with
+ *   several calls in flight).
+ * Every create and delete phase is checked with an independent count (`ip -j link show type macvtap`).
+ */
+import { execFile } from 'node:child_process';
+import { createMacvtap } from '../lib/index.js';
+import { CONFIG_IDS, type ConfigId, type ControlDriver, type PhaseTiming, type Unavailable } from './driver.js';
+import { IpBatchDriver, IpPerCommandDriver } from './drivers/ip.js';
+import { MacvtapDriver } from './drivers/macvtap.js';
+import { NetlinkPackageDriver } from './drivers/netlink.js';
+import type { ControlOptions, RawRow } from './schema.js';
+import { percentiles } from './stats.js';
+import { Testbed } from './testbed.js';
+
+/** `IFLA_GROUP` values used by the scenarios (any non-zero value unused in a fresh namespace would do). */
+const GROUP = { lifecycle: 4201, teardown: 4202, scaling: 4203, warmup: 4204 } as const;
+
+/** Name prefixes per configuration, so a leftover device tells which configuration made it. */
+const PREFIX: Record<ConfigId, string> = { 'macvtap': 'mva', 'ip': 'mvb', 'ip-batch': 'mvc', 'netlink': 'mvd' };
+
+/** Default options: the issue's sizes, three repetitions; about 2–4 minutes on 2 vCPUs. */
+export const DEFAULTS: ControlOptions = {
+  quick: false,
+  reps: 3,
+  sizes: [1, 100, 1000],
+  scale: [256, 1024, 4096],
+  groupSize: 1000,
+  calls: 2000,
+  ipCalls: 100,
+  deleteSample: 100,
+  parallelDepth: 16,
+  configs: [...CONFIG_IDS],
+  warmup: true,
+};
+
+/** `--quick`: one repetition of small sizes for smoke use (well under a minute). */
+export const QUICK: ControlOptions = {
+  ...DEFAULTS,
+  quick: true,
+  reps: 1,
+  sizes: [1, 20],
+  scale: [64, 256],
+  groupSize: 200,
+  calls: 500,
+  ipCalls: 20,
+  deleteSample: 20,
+};
+
+/** What {@link runControl} returns: the raw rows and the context the report needs. */
+export interface ControlRun {
+  rows: RawRow[];
+  unavailable: Unavailable[];
+  namespace: string;
+  startedAt: string;
+  durationS: number;
+}
+
+/** Progress sink (stderr in the CLI). */
+export type Progress = (line: string) => void;
+
+function ipJson(ns: string, args: string[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', ['-n', ns, '-j', ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`ip -n ${ns} -j ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      const text = stdout.trim();
+      resolve(text ? JSON.parse(text) : []);
+    });
+  });
+}
+
+/** Macvtaps in the namespace, counted by `ip` (independent of every configuration under test). */
+async function countMacvtaps(tb: Testbed): Promise<number> {
+  const links = (await ipJson(tb.name, ['link', 'show', 'type', 'macvtap'])) as unknown[];
+  return links.length;
+}
+
+async function verify(tb: Testbed, expected: number, what: string): Promise<{ expected: number; found: number }> {
+  const found = await countMacvtaps(tb);
+  if (found !== expected) throw new Error(`${what}: expected ${expected} macvtaps in ${tb.name}, ip shows ${found}`);
+  return { expected, found };
+}
+
+function row(
+  base: Pick<RawRow, 'scenario' | 'phase' | 'config' | 'rep'> & { devices?: number },
+  n: number,
+  t: PhaseTiming,
+  verified?: { expected: number; found: number },
+): RawRow {
+  const basis = t.netMs ?? t.totalMs;
+  const r: RawRow = { ...base, n, totalMs: t.totalMs, perOpUs: (basis * 1000) / n };
+  if (t.netMs !== undefined) r.netMs = t.netMs;
+  if (t.startupMs !== undefined) r.startupMs = t.startupMs;
+  if (t.perOpMs && t.perOpMs.length > 0) {
+    const p = percentiles(t.perOpMs);
+    r.perOpPercentilesUs = { p50: p.p50 * 1000, p90: p.p90 * 1000, p99: p.p99 * 1000, max: p.max * 1000 };
+  }
+  if (verified) r.verified = verified;
+  return r;
+}
+
+function names(cfg: ConfigId, from: number, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${PREFIX[cfg]}${from + i}`);
+}
+
+/** One lifecycle: create N → open/close each (where possible) → delete (sampled one by one, rest by group). */
+async function lifecycle(tb: Testbed, d: ControlDriver, n: number, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+  const base = { scenario: 'lifecycle' as const, config: d.id, rep };
+  const list = names(d.id, 0, n);
+  const group = rep < 0 ? GROUP.warmup : GROUP.lifecycle;
+  const created = await d.create(list.map((name) => ({ name, group })));
+  out.push(row({ ...base, phase: 'create' }, n, created, await verify(tb, n, `${d.id} create ${n}`)));
+  if (d.openClose) out.push(row({ ...base, phase: 'open-close' }, n, await d.openClose(list)));
+  const one = opts.deleteSample > 0 ? Math.min(n, opts.deleteSample) : n;
+  const deleted = await d.delete(list.slice(0, one));
+  out.push(row({ ...base, phase: 'delete' }, one, deleted, await verify(tb, n - one, `${d.id} delete ${one}`)));
+  if (n > one) {
+    const rest = await d.deleteGroup(group);
+    out.push(row({ ...base, phase: 'delete-rest-group' }, n - one, rest, await verify(tb, 0, `${d.id} delete group`)));
+  }
+}
+
+/** Teardown by group of `groupSize` devices made (untimed) with the library. */
+async function teardown(tb: Testbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+  for (const name of names(d.id, 0, opts.groupSize)) {
+    await createMacvtap({ lower: tb.lowerIndex, name, mode: 'bridge', up: true, group: GROUP.teardown, netns: tb.path });
+  }
+  await verify(tb, opts.groupSize, `teardown setup for ${d.id}`);
+  const t = await d.deleteGroup(GROUP.teardown);
+  out.push(row({ scenario: 'teardown', phase: 'delete-group', config: d.id, rep }, opts.groupSize, t, await verify(tb, 0, `${d.id} group delete`)));
+}
+
+/** Window of devices, just below checkpoint `c`, whose per-device create time is reported for it. */
+export function scalingWindow(c: number): number {
+  return Math.max(1, Math.min(256, Math.floor(c / 4)));
+}
+
+/** Creates devices up to each checkpoint; times a window just below each; removes all by group (timed). */
+async function scaling(tb: Testbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+  const base = { scenario: 'scaling' as const, config: d.id, rep };
+  let made = 0;
+  for (const c of opts.scale) {
+    const w = scalingWindow(c);
+    const fill = c - w - made;
+    if (fill > 0) {
+      const t = await d.create(names(d.id, made, fill).map((name) => ({ name, group: GROUP.scaling })));
+      made += fill;
+      out.push(row({ ...base, phase: 'create-fill', devices: made }, fill, t));
+    }
+    const t = await d.create(names(d.id, made, w).map((name) => ({ name, group: GROUP.scaling })));
+    made += w;
+    out.push(row({ ...base, phase: 'create-window', devices: made }, w, t, await verify(tb, made, `${d.id} scaling to ${made}`)));
+  }
+  const t = await d.deleteGroup(GROUP.scaling);
+  out.push(row({ ...base, phase: 'delete-group', devices: made }, made, t, await verify(tb, 0, `${d.id} scaling teardown`)));
+}
+
+async function getlink(d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+  const base = { scenario: 'getlink' as const, config: d.id, rep };
+  const count = d.id === 'ip' ? opts.ipCalls : opts.calls;
+  out.push(row({ ...base, phase: 'getlink' }, count, await d.getLinkLoop(count)));
+  if (d.getLinkParallel) {
+    out.push(row({ ...base, phase: 'getlink-par' }, opts.calls, await d.getLinkParallel(opts.calls, opts.parallelDepth)));
+  }
+}
+
+/** Configurations that take part in the scaling scenario. */
+const SCALING_CONFIGS: readonly ConfigId[] = ['macvtap', 'ip-batch', 'netlink'];
+
+/**
+ * Runs the whole control-plane benchmark in a fresh namespace and removes it afterwards (also on failure, and on
+ * SIGINT/SIGTERM through the testbed's hooks). Throws if any phase fails or any count does not match.
+ */
+export async function runControl(opts: ControlOptions, progress: Progress): Promise<ControlRun> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const tb = await Testbed.create();
+  const drivers: ControlDriver[] = [];
+  const unavailable: Unavailable[] = [];
+  const rows: RawRow[] = [];
+  try {
+    for (const id of CONFIG_IDS) {
+      if (!opts.configs.includes(id)) continue;
+      if (id === 'macvtap') drivers.push(new MacvtapDriver(tb));
+      else if (id === 'ip') drivers.push(new IpPerCommandDriver(tb));
+      else if (id === 'ip-batch') drivers.push(new IpBatchDriver(tb));
+      else {
+        const d = await NetlinkPackageDriver.start(tb);
+        if ('reason' in d) {
+          unavailable.push(d);
+          progress(`netlink package unavailable: ${d.reason}`);
+        } else drivers.push(d);
+      }
+    }
+    const scalers = drivers.filter((d) => SCALING_CONFIGS.includes(d.id));
+
+    if (opts.warmup) {
+      // Untimed: loads code paths, fills caches, lets the kernel allocate its per-namespace structures.
+      progress('warm-up');
+      const scratch: RawRow[] = [];
+      for (const d of drivers) {
+        await lifecycle(tb, d, 10, -1, { ...opts, deleteSample: 10 }, scratch);
+        await d.getLinkLoop(d.id === 'ip' ? 5 : 200);
+      }
+    }
+
+    const steps = opts.reps * (opts.sizes.length * drivers.length + drivers.length + scalers.length + drivers.length);
+    let done = 0;
+    const tick = (what: string): void => {
+      done++;
+      const elapsed = (performance.now() - t0) / 1000;
+      const eta = done > 0 ? (elapsed / done) * (steps - done) : 0;
+      progress(`[${done}/${steps}] ${what} · ${elapsed.toFixed(0)} s elapsed, ~${eta.toFixed(0)} s left`);
+    };
+
+    for (let rep = 0; rep < opts.reps; rep++) {
+      const r = `rep ${rep + 1}/${opts.reps}`;
+      for (const n of opts.sizes) {
+        for (const d of drivers) {
+          await lifecycle(tb, d, n, rep, opts, rows);
+          tick(`${r} lifecycle N=${n} ${d.id}`);
+        }
+      }
+      for (const d of drivers) {
+        await teardown(tb, d, rep, opts, rows);
+        tick(`${r} teardown ${opts.groupSize} by group ${d.id}`);
+      }
+      for (const d of scalers) {
+        await scaling(tb, d, rep, opts, rows);
+        tick(`${r} scaling to ${opts.scale.at(-1)} ${d.id}`);
+      }
+      for (const d of drivers) {
+        await getlink(d, rep, opts, rows);
+        tick(`${r} getLink(lo) ${d.id}`);
+      }
+    }
+  } finally {
+    for (const d of drivers) await d.close().catch(() => undefined);
+    tb.destroy();
+  }
+  return { rows, unavailable, namespace: tb.name, startedAt: startedAt.toISOString(), durationS: (performance.now() - t0) / 1000 };
+}

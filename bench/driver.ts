@@ -1,0 +1,82 @@
+/**
+ * What every configuration of the control-plane benchmark implements: the same rtnetlink work (create macvtaps with
+ * `up` in one request, delete them one by one or by group, a cheap `RTM_GETLINK` in a loop) done by a different tool,
+ * all in the same {@link Testbed} namespace.
+ */
+
+/** Configuration ids, in the order the benchmark interleaves them (A B C D A B C D …). */
+export const CONFIG_IDS = ['macvtap', 'ip', 'ip-batch', 'netlink'] as const;
+/** One configuration id. */
+export type ConfigId = (typeof CONFIG_IDS)[number];
+
+/** Human labels for the table. */
+export const CONFIG_LABELS: Record<ConfigId, string> = {
+  'macvtap': 'macvtap (this package)',
+  'ip': 'ip, 1 process/command',
+  'ip-batch': 'ip -batch',
+  'netlink': 'npm netlink 0.3',
+};
+
+/** The timing of one phase (a batch of identical operations). */
+export interface PhaseTiming {
+  /** Wall time of the whole phase, ms, as this configuration's user would see it. */
+  totalMs: number;
+  /**
+   * Wall time with the fixed cost of one `ip` process start (namespace switch and sysfs mount included) subtracted:
+   * set only for `ip -batch`, where that start is paid once per phase and would otherwise dominate small batches.
+   */
+  netMs?: number;
+  /** The subtracted start-up cost, ms (median of empty `ip -batch` runs measured next to this one). */
+  startupMs?: number;
+  /** Per-operation wall times, ms, when the configuration can time each operation. */
+  perOpMs?: number[];
+}
+
+/** A macvtap to create. */
+export interface CreateSpec {
+  name: string;
+  /** `IFLA_GROUP`, so a run's devices can be removed together. */
+  group: number;
+}
+
+/** One configuration under test. */
+export interface ControlDriver {
+  readonly id: ConfigId;
+  /** Creates each macvtap (bridge mode, on the testbed's lower device, up in the create request), in order. */
+  create(specs: CreateSpec[]): Promise<PhaseTiming>;
+  /** Deletes each link by name, one `RTM_DELLINK` per link, in order. */
+  delete(names: string[]): Promise<PhaseTiming>;
+  /** Deletes every link of `group` in one `RTM_DELLINK`. */
+  deleteGroup(group: number): Promise<PhaseTiming>;
+  /** `RTM_GETLINK` of `lo` by name, `count` times in sequence. */
+  getLinkLoop(count: number): Promise<PhaseTiming>;
+  /** `count` `RTM_GETLINK`s of `lo` with `depth` requests in flight (throughput), where the tool can pipeline. */
+  getLinkParallel?(count: number, depth: number): Promise<PhaseTiming>;
+  /**
+   * Opens one queue of each macvtap and closes it again (`/dev/tapN`, `TUNSETIFF`). Only this package can: `ip`
+   * and the `netlink` package have no way to issue `TUNSETIFF`.
+   */
+  openClose?(names: string[]): Promise<PhaseTiming>;
+  /** Releases helper processes and sockets. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A configuration that could not run here, and why (printed and kept in the JSON instead of a number). */
+export interface Unavailable {
+  id: ConfigId;
+  reason: string;
+}
+
+/** Times `fn` once per item, returning the phase and per-operation wall times. */
+export async function timeEach<T>(items: readonly T[], fn: (item: T) => Promise<unknown>): Promise<PhaseTiming> {
+  const perOpMs = new Array<number>(items.length);
+  const t0 = performance.now();
+  let prev = t0;
+  for (let i = 0; i < items.length; i++) {
+    await fn(items[i]!);
+    const now = performance.now();
+    perOpMs[i] = now - prev;
+    prev = now;
+  }
+  return { totalMs: prev - t0, perOpMs };
+}

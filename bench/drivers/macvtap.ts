@@ -1,0 +1,63 @@
+/**
+ * This package's configuration: the public API (`lib/index.ts`) called in-process with `{ netns }`, exactly as a
+ * driver would call it. Each create also returns the new link's info (the library answers with a `RTM_GETLINK` of the
+ * result, which the other configurations do not fetch); that is part of what is measured.
+ */
+import { createMacvtap, deleteGroup, deleteLink, getLink, openTap } from '../../lib/index.js';
+import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
+import type { Testbed } from '../testbed.js';
+
+/** `macvtap` driver. */
+export class MacvtapDriver implements ControlDriver {
+  readonly id = 'macvtap' as const;
+  constructor(private readonly tb: Testbed) {}
+
+  create(specs: CreateSpec[]): Promise<PhaseTiming> {
+    const netns = this.tb.path;
+    const lower = this.tb.lowerIndex;
+    return timeEach(specs, (s) => createMacvtap({ lower, name: s.name, mode: 'bridge', up: true, group: s.group, netns }));
+  }
+
+  delete(names: string[]): Promise<PhaseTiming> {
+    const netns = this.tb.path;
+    return timeEach(names, (n) => deleteLink(n, { netns }));
+  }
+
+  async deleteGroup(group: number): Promise<PhaseTiming> {
+    const t0 = performance.now();
+    await deleteGroup(group, { netns: this.tb.path });
+    const ms = performance.now() - t0;
+    return { totalMs: ms, perOpMs: [ms] };
+  }
+
+  getLinkLoop(count: number): Promise<PhaseTiming> {
+    const netns = this.tb.path;
+    return timeEach(new Array<number>(count).fill(0), () => getLink('lo', { netns }));
+  }
+
+  /** `count` `getLink('lo')` calls with `depth` in flight (throughput; the addon runs them on libuv's pool). */
+  async getLinkParallel(count: number, depth: number): Promise<PhaseTiming> {
+    const netns = this.tb.path;
+    let next = 0;
+    const t0 = performance.now();
+    const lane = async (): Promise<void> => {
+      while (next < count) {
+        next++;
+        await getLink('lo', { netns });
+      }
+    };
+    await Promise.all(Array.from({ length: depth }, lane));
+    return { totalMs: performance.now() - t0 };
+  }
+
+  openClose(names: string[]): Promise<PhaseTiming> {
+    const netns = this.tb.path;
+    return timeEach(names, async (n) => {
+      const queues = await openTap(n, { netns });
+      for (const q of queues) q.close();
+      if (queues.length !== 1) throw new Error(`openTap(${n}) gave ${queues.length} queues, expected 1`);
+    });
+  }
+
+  async close(): Promise<void> {}
+}

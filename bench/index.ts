@@ -1,0 +1,244 @@
+/**
+ * Entry point of the benchmark area: `macvtap bench …` (the CLI imports this lazily) and `node dist/bench/index.js …`.
+ *
+ * `bench control` runs the control-plane benchmark ({@link runControl}): a table on stdout, progress on stderr, and
+ * with `--json FILE` the full report (schema `macvtap-bench-control/1`, every raw repetition kept).
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus, release } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DEFAULTS, QUICK, runControl, scalingWindow } from './control.js';
+import { CONFIG_IDS, type ConfigId } from './driver.js';
+import { formatReport } from './report.js';
+import { ControlReportSchema, SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
+import { checkTargets, summarizeRows } from './summary.js';
+
+/** Usage text of `macvtap bench`. */
+export const BENCH_USAGE = `Usage: macvtap bench control [options]
+
+Control-plane benchmark: this package vs 'ip' (one process per command) vs 'ip -batch' vs the npm 'netlink'
+package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterwards). Needs root.
+
+  --quick               one repetition of small sizes (under a minute)
+  --reps N              repetitions, configurations interleaved within each (default ${DEFAULTS.reps}; quick ${QUICK.reps})
+  --sizes A,B,…         lifecycle device counts (default ${DEFAULTS.sizes.join(',')}; quick ${QUICK.sizes.join(',')})
+  --scale A,B,…         scaling checkpoints, ascending (default ${DEFAULTS.scale.join(',')}; quick ${QUICK.scale.join(',')})
+  --group-size N        devices removed by group in the teardown scenario (default ${DEFAULTS.groupSize})
+  --calls N             getLink(lo) calls per repetition (default ${DEFAULTS.calls}; 'ip' per command: --ip-calls, ${DEFAULTS.ipCalls})
+  --ip-calls N
+  --delete-sample N     devices deleted one by one per lifecycle, the rest by group; 0 = all (default ${DEFAULTS.deleteSample})
+  --configs A,B,…       subset of ${CONFIG_IDS.join(',')}
+  --no-warmup           skip the untimed warm-up
+  --json FILE           write the full report (schema ${SCHEMA_ID})
+  --quiet               no progress on stderr
+
+The datapath benchmark (macvtap vs veth+OVS vs Linux bridge) is not part of this build: only 'bench control' runs.
+`;
+
+/** A command-line mistake: printed with the usage, exit status 2. */
+class BenchUsageError extends Error {}
+
+const MAX_DEVICES = 8192;
+
+function intList(name: string, v: string | undefined, fallback: number[]): number[] {
+  if (v === undefined) return fallback;
+  const out = v.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+  if (out.length === 0 || out.some((x) => !Number.isInteger(x) || x < 1 || x > MAX_DEVICES)) {
+    throw new BenchUsageError(`--${name} takes comma-separated integers 1–${MAX_DEVICES}, got ${JSON.stringify(v)}`);
+  }
+  return out;
+}
+
+function int(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < min || x > max) throw new BenchUsageError(`--${name} takes an integer ${min}–${max}, got ${JSON.stringify(v)}`);
+  return x;
+}
+
+/** Parses `control`'s options into the recorded option set (quick defaults first, explicit flags over them). */
+export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; quiet: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: false,
+      options: {
+        'quick': { type: 'boolean' },
+        'reps': { type: 'string' },
+        'sizes': { type: 'string' },
+        'scale': { type: 'string' },
+        'group-size': { type: 'string' },
+        'calls': { type: 'string' },
+        'ip-calls': { type: 'string' },
+        'delete-sample': { type: 'string' },
+        'configs': { type: 'string' },
+        'no-warmup': { type: 'boolean' },
+        'json': { type: 'string' },
+        'quiet': { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    throw new BenchUsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  const base = v.quick ? QUICK : DEFAULTS;
+  const scale = intList('scale', v.scale, base.scale);
+  for (let i = 1; i < scale.length; i++) {
+    if (scale[i]! - scalingWindow(scale[i]!) < scale[i - 1]!) {
+      throw new BenchUsageError(`--scale checkpoints must ascend with room for a window below each, got ${scale.join(',')}`);
+    }
+  }
+  let configs: ConfigId[] = base.configs;
+  if (v.configs !== undefined) {
+    const want = v.configs.split(',').map((x) => x.trim()).filter(Boolean);
+    const bad = want.filter((x) => !(CONFIG_IDS as readonly string[]).includes(x));
+    if (bad.length || want.length === 0) throw new BenchUsageError(`--configs takes a subset of ${CONFIG_IDS.join(',')}, got ${JSON.stringify(v.configs)}`);
+    configs = CONFIG_IDS.filter((id) => want.includes(id));
+  }
+  const opts: ControlOptions = {
+    quick: v.quick === true,
+    reps: int('reps', v.reps, base.reps, 1, 100),
+    sizes: intList('sizes', v.sizes, base.sizes),
+    scale,
+    groupSize: int('group-size', v['group-size'], base.groupSize, 1, MAX_DEVICES),
+    calls: int('calls', v.calls, base.calls, 1, 1_000_000),
+    ipCalls: int('ip-calls', v['ip-calls'], base.ipCalls, 1, 100_000),
+    deleteSample: int('delete-sample', v['delete-sample'], base.deleteSample, 0, MAX_DEVICES),
+    parallelDepth: base.parallelDepth,
+    configs,
+    warmup: v['no-warmup'] !== true,
+  };
+  return { opts, json: v.json, quiet: v.quiet === true };
+}
+
+function hostInfo(): ControlReport['host'] {
+  const ipv = spawnSync('ip', ['-V'], { encoding: 'utf8' });
+  let netlinkPackage: string | null = null;
+  try {
+    const require = createRequire(import.meta.url);
+    netlinkPackage = (require('netlink/package.json') as { version: string }).version;
+  } catch {
+    // Not installed (it is a devDependency): the configuration reports itself unavailable.
+  }
+  const cpuList = cpus();
+  return {
+    kernel: `Linux ${release()}`,
+    cpu: cpuList[0]?.model.trim() ?? 'unknown',
+    vcpus: Math.max(1, cpuList.length),
+    node: process.version,
+    iproute2: (ipv.stdout || ipv.stderr || 'ip: not found').trim().replace(/^ip utility, /, ''),
+    netlinkPackage,
+  };
+}
+
+/** The notes printed under the tables and stored in the JSON: what each number includes. */
+function notes(opts: ControlOptions): string[] {
+  return [
+    "Open+close of a queue (/dev/tapN, TUNSETIFF) is measured for this package only: 'ip' and the netlink package " +
+      'cannot issue TUNSETIFF, so their lifecycle is create(+up) and delete.',
+    'Deleting one device waits an RCU grace period in the kernel (≈16–23 ms here, the same for every tool). ' +
+      (opts.deleteSample > 0
+        ? `Above ${opts.deleteSample} devices only ${opts.deleteSample} are deleted one by one and the rest by group ` +
+          '("rest by group" rows); --delete-sample 0 deletes all one by one.'
+        : 'All devices are deleted one by one (--delete-sample 0).'),
+    "macvtap create includes the library's RTM_GETLINK of the new link (createMacvtap returns its LinkInfo); the other " +
+      'configurations do not fetch the result. Lower device by ifindex for macvtap and netlink, by name for ip.',
+    "'ip, 1 process/command' is timed from spawn to exit as seen from Node: fork/exec and ip's own namespace switch " +
+      '(setns + private sysfs mount) are included, as a driver shelling out to ip pays them.',
+    'The netlink package runs in a helper process inside the namespace (its socket has no namespace option) and times ' +
+      'its own calls; this package is called in-process with { netns }, so every call also enters the namespace ' +
+      '(setns on a worker thread).',
+    `Scaling windows: the ${opts.scale.map((c) => `${scalingWindow(c)} devices below ${c}`).join(', ')}; 'ip' per ` +
+      'command is not run there. The userspace estimate is (configuration − ip -batch) per device, paired by repetition.',
+    'Timings are wall clock on a shared 2-vCPU VM; other work on the machine shows up as spread.',
+  ];
+}
+
+/** Builds the report object from a finished run (also used by tests to check the shape of a real run). */
+export function buildReport(
+  run: Awaited<ReturnType<typeof runControl>>,
+  opts: ControlOptions,
+  command: string,
+): ControlReport {
+  const report: ControlReport = {
+    schema: SCHEMA_ID,
+    host: hostInfo(),
+    command,
+    argv: [...process.argv],
+    options: opts,
+    namespace: run.namespace,
+    startedAt: run.startedAt,
+    durationS: run.durationS,
+    unavailable: run.unavailable,
+    notes: notes(opts),
+    rows: run.rows,
+    summary: summarizeRows(run.rows),
+    targets: checkTargets(run.rows, opts),
+  };
+  // Fail loudly here rather than write a file that does not match its own schema.
+  return ControlReportSchema.parse(report) as ControlReport;
+}
+
+/**
+ * `macvtap bench …`. Returns the process exit status: 0 done, 1 the run failed, 2 usage error.
+ * `argv` is what follows `bench` on the command line (e.g. `['control', '--quick']`).
+ */
+export async function benchMain(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h' || rest.includes('--help')) {
+    process.stdout.write(BENCH_USAGE);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'control') {
+    process.stderr.write(`macvtap bench: unknown or unavailable benchmark ${JSON.stringify(sub)}\n\n${BENCH_USAGE}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseControlArgs(rest);
+  } catch (e) {
+    if (e instanceof BenchUsageError) {
+      process.stderr.write(`macvtap bench control: ${e.message}\n\n${BENCH_USAGE}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    process.stderr.write('macvtap bench control: needs root (it creates a network namespace and links in it)\n');
+    return 1;
+  }
+  const { opts, json, quiet } = parsed;
+  const progress = quiet ? () => undefined : (line: string) => process.stderr.write(`bench: ${line}\n`);
+  const command = ['macvtap', 'bench', ...argv].join(' ');
+  try {
+    const run = await runControl(opts, progress);
+    const report = buildReport(run, opts, command);
+    if (json) {
+      writeFileSync(resolve(json), JSON.stringify(report, null, 2) + '\n');
+      progress(`wrote ${resolve(json)}`);
+    }
+    process.stdout.write(formatReport(report));
+    return 0;
+  } catch (e) {
+    process.stderr.write(`macvtap bench control: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}
+
+// Run directly (`node dist/bench/index.js control …`) as well as through the CLI.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  benchMain(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,139 @@
+/**
+ * Turns raw repetitions into the summary rows (median, spread, interval, ratio to `ip -batch` per repetition pair)
+ * and checks the core issue's targets against them.
+ */
+import { CONFIG_IDS } from './driver.js';
+import type { ControlOptions, RawRow, SummaryRow, Target } from './schema.js';
+import { pairedRatios, summarize, type Summary } from './stats.js';
+
+/** Phases whose natural unit is the whole operation (one group delete), not per device. */
+const WHOLE_PHASES = new Set<RawRow['phase']>(['delete-group', 'delete-rest-group']);
+
+function key(r: Pick<RawRow, 'scenario' | 'phase' | 'n' | 'devices'>): string {
+  return `${r.scenario}|${r.phase}|${r.n}|${r.devices ?? ''}`;
+}
+
+/** The value a row contributes: µs per operation, or ms for the whole phase (`ip -batch`: net of start-up). */
+export function rowValue(r: RawRow): number {
+  return WHOLE_PHASES.has(r.phase) ? (r.netMs ?? r.totalMs) : r.perOpUs;
+}
+
+/** Values by repetition index, for pairing. */
+function byRep(rows: RawRow[]): Map<number, number> {
+  return new Map(rows.map((r) => [r.rep, rowValue(r)]));
+}
+
+/** Paired ratio a/b over the repetitions both have. */
+function pairedOver(a: Map<number, number>, b: Map<number, number>): number[] {
+  const reps = [...a.keys()].filter((k) => b.has(k)).sort((x, y) => x - y);
+  return pairedRatios(reps.map((k) => a.get(k)!), reps.map((k) => b.get(k)!));
+}
+
+/** Summary rows, in report order (scenario, phase, size; configurations in interleave order). `create-fill` is omitted. */
+export function summarizeRows(rows: RawRow[]): SummaryRow[] {
+  const groups = new Map<string, Map<string, RawRow[]>>();
+  for (const r of rows) {
+    if (r.phase === 'create-fill') continue;
+    const k = key(r);
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = new Map()));
+    let list = g.get(r.config);
+    if (!list) g.set(r.config, (list = []));
+    list.push(r);
+  }
+  const out: SummaryRow[] = [];
+  for (const g of groups.values()) {
+    const batch = g.get('ip-batch');
+    for (const id of CONFIG_IDS) {
+      const list = g.get(id);
+      if (!list || list.length === 0) continue;
+      const first = list[0]!;
+      const ratios = id !== 'ip-batch' && batch ? pairedOver(byRep(list), byRep(batch)) : [];
+      const s: SummaryRow = {
+        scenario: first.scenario,
+        phase: first.phase,
+        config: id,
+        n: first.n,
+        unit: WHOLE_PHASES.has(first.phase) ? 'ms' : 'us',
+        stats: summarize(list.map(rowValue)),
+        vsBatch: ratios.length > 0 ? summarize(ratios) : null,
+      };
+      if (first.devices !== undefined) s.devices = first.devices;
+      out.push(s);
+    }
+  }
+  return out;
+}
+
+function find(rows: RawRow[], config: string, scenario: RawRow['scenario'], phase: RawRow['phase'], n?: number, devices?: number): Map<number, number> {
+  return byRep(rows.filter((r) => r.config === config && r.scenario === scenario && r.phase === phase
+    && (n === undefined || r.n === n) && (devices === undefined || r.devices === devices)));
+}
+
+const fmt = (x: number, digits = 2): string => x.toFixed(digits);
+const range = (s: Summary, d = 2): string => `median ${fmt(s.median, d)} [${fmt(s.min, d)}–${fmt(s.max, d)}]`;
+
+/** The issue's control-plane targets, judged on this run's medians; `met: null` when the run lacks the data. */
+export function checkTargets(rows: RawRow[], opts: ControlOptions): Target[] {
+  const out: Target[] = [];
+  const bigN = Math.max(...opts.sizes);
+
+  const ours = find(rows, 'macvtap', 'lifecycle', 'create', bigN);
+  const batch = find(rows, 'ip-batch', 'lifecycle', 'create', bigN);
+  const ip = find(rows, 'ip', 'lifecycle', 'create', bigN);
+
+  const r1 = pairedOver(ours, batch);
+  out.push({
+    name: `create+up per device, N=${bigN}, vs ip -batch`,
+    target: '≤ 1.1×',
+    value: r1.length ? `${range(summarize(r1))}×` : 'no data',
+    met: r1.length ? summarize(r1).median <= 1.1 : null,
+  });
+  const r2 = pairedOver(ip, ours);
+  out.push({
+    name: `create+up per device, N=${bigN}: ip (1 process/command) ÷ macvtap`,
+    target: '≥ 20×',
+    value: r2.length ? `${range(summarize(r2), 1)}×` : 'no data',
+    met: r2.length ? summarize(r2).median >= 20 : null,
+  });
+
+  const td = [...find(rows, 'macvtap', 'teardown', 'delete-group', opts.groupSize).values()];
+  out.push({
+    name: `teardown of ${opts.groupSize} macvtaps by group`,
+    target: opts.groupSize === 1000 ? '≤ 400 ms' : '≤ 400 ms (target is for 1000 devices)',
+    value: td.length ? `${range(summarize(td), 0)} ms` : 'no data',
+    met: td.length && opts.groupSize === 1000 ? summarize(td).median <= 400 : null,
+  });
+
+  const gl = [...find(rows, 'macvtap', 'getlink', 'getlink').values()];
+  out.push({
+    name: "cheap call: getLink('lo', { netns }) in sequence, per call",
+    target: '≤ 5 µs',
+    value: gl.length ? `${range(summarize(gl), 1)} µs` : 'no data',
+    met: gl.length ? summarize(gl).median <= 5 : null,
+  });
+
+  // Userspace share: (macvtap − ip -batch) per device in the window below each checkpoint, paired by repetition.
+  const lo = opts.scale[0]!;
+  const hi = opts.scale[opts.scale.length - 1]!;
+  const diffAt = (c: number): number[] => {
+    const a = find(rows, 'macvtap', 'scaling', 'create-window', undefined, c);
+    const b = find(rows, 'ip-batch', 'scaling', 'create-window', undefined, c);
+    return [...a.keys()].filter((k) => b.has(k)).map((k) => a.get(k)! - b.get(k)!);
+  };
+  const dLo = diffAt(lo);
+  const dHi = diffAt(hi);
+  if (dLo.length && dHi.length) {
+    const sLo = summarize(dLo).median;
+    const sHi = summarize(dHi).median;
+    out.push({
+      name: `userspace cost per create (macvtap − ip -batch) flat from ${lo} to ${hi} devices`,
+      target: 'grows ≤ 25% (+5 µs noise floor)',
+      value: `${fmt(sLo, 1)} µs at ${lo} → ${fmt(sHi, 1)} µs at ${hi}`,
+      met: sHi <= sLo * 1.25 + 5,
+    });
+  } else {
+    out.push({ name: 'userspace cost per create flat as N grows', target: 'grows ≤ 25% (+5 µs noise floor)', value: 'no data', met: null });
+  }
+  return out;
+}

@@ -1,0 +1,121 @@
+/**
+ * The control-plane benchmark's testbed: one throwaway network namespace with a veth pair whose end `bl0` is the lower
+ * device of every macvtap the benchmark makes. Links are made with the library itself; the namespace is made with
+ * `ip netns add` (the library has no namespace-creation call), the one subprocess used for setup.
+ *
+ * Namespaces are named `mvt-bench-<pid>-<n>`. Every namespace and helper process made here is removed by
+ * {@link Testbed.destroy}, and as a last resort synchronously on process exit and on SIGINT/SIGTERM (after which the
+ * signal is re-raised, so the process still dies of it and its parent sees that).
+ */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { createVeth, getLink, netnsPath, setLink } from '../lib/index.js';
+
+/** Namespace names this process made and has not deleted yet. */
+const liveNamespaces = new Set<string>();
+/** Helper processes (by pid) that must not outlive the run. */
+const liveChildren = new Map<number, ChildProcess>();
+let counter = 0;
+let hooksInstalled = false;
+
+/** Synchronous last-resort cleanup: kill our helpers by pid, delete our namespaces. Safe to call twice. */
+function cleanupSync(): void {
+  for (const [pid] of liveChildren) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  liveChildren.clear();
+  for (const name of liveNamespaces) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  liveNamespaces.clear();
+}
+
+function onSignal(sig: NodeJS.Signals): void {
+  process.stderr.write(`\nmacvtap bench: ${sig}, removing namespaces ${[...liveNamespaces].join(' ') || '(none)'}\n`);
+  cleanupSync();
+  removeHooks();
+  // Die of the signal, as the default action would have.
+  process.kill(process.pid, sig);
+}
+
+function removeHooks(): void {
+  if (!hooksInstalled) return;
+  hooksInstalled = false;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.off('exit', cleanupSync);
+}
+
+function installHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', cleanupSync);
+}
+
+/**
+ * Registers a helper process so a signal or exit kills it (by its pid) before the namespaces go. Returns a function
+ * that unregisters it (call it once the process has exited).
+ */
+export function trackChild(child: ChildProcess): () => void {
+  const pid = child.pid;
+  if (pid === undefined) return () => undefined;
+  liveChildren.set(pid, child);
+  return () => {
+    liveChildren.delete(pid);
+  };
+}
+
+/** Names of the namespaces this process currently holds (for diagnostics and tests). */
+export function liveBenchNamespaces(): string[] {
+  return [...liveNamespaces];
+}
+
+/** One benchmark namespace with its lower device. */
+export class Testbed {
+  /** `mvt-bench-<pid>-<n>`: what `ip -n` takes. */
+  readonly name: string;
+  /** `/run/netns/<name>`: what the library's `netns` option takes. */
+  readonly path: string;
+  /** The lower device's name (`bl0`), one end of a veth pair whose other end (`bp0`) is in the same namespace. */
+  readonly lower = 'bl0';
+  /** The lower device's ifindex in {@link path}. */
+  lowerIndex = 0;
+  private destroyed = false;
+
+  private constructor(name: string) {
+    this.name = name;
+    this.path = netnsPath(name);
+  }
+
+  /** Makes the namespace, brings `lo` up and adds the veth pair `bl0`/`bp0` (both up) with the library. */
+  static async create(): Promise<Testbed> {
+    installHooks();
+    const name = `mvt-bench-${process.pid}-${counter++}`;
+    const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ip netns add ${name}: ${(r.stderr || r.error?.message || '').trim()}`);
+    liveNamespaces.add(name);
+    const tb = new Testbed(name);
+    try {
+      await setLink('lo', { up: true }, { netns: tb.path });
+      await createVeth({ name: tb.lower, peer: { name: 'bp0' }, up: true, netns: tb.path });
+      await setLink('bp0', { up: true }, { netns: tb.path });
+      tb.lowerIndex = (await getLink(tb.lower, { netns: tb.path })).ifindex;
+    } catch (e) {
+      tb.destroy();
+      throw e;
+    }
+    return tb;
+  }
+
+  /** Deletes the namespace and with it every link still in it. Idempotent. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    spawnSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' });
+    liveNamespaces.delete(this.name);
+    if (liveNamespaces.size === 0 && liveChildren.size === 0) removeHooks();
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The control-plane benchmark, run for real but small: the compiled command (`macvtap bench control`, or the bench
+ * entry itself when the CLI is not built) with tiny sizes. Checks the report's shape and counts, that every phase's
+ * independent device count matched, and that its namespace and helper process are gone afterwards — also when the
+ * run is interrupted with SIGINT. No test asserts a speed.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeAll, expect, it } from 'vitest';
+import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/schema.js';
+import { CONFIG_IDS } from '../bench/driver.js';
+import { describePrivileged } from './helpers/netns.js';
+
+const root = resolve(import.meta.dirname, '..');
+const cliJs = join(root, 'dist/cli/macvtap.js');
+const benchJs = join(root, 'dist/bench/index.js');
+
+/** The command line for `bench ARGS`: through the CLI when it is built, else the bench entry directly. */
+function benchCommand(args: string[]): string[] {
+  return existsSync(cliJs) ? [cliJs, 'bench', ...args] : [benchJs, ...args];
+}
+
+/** Namespaces a given benchmark process made (`mvt-bench-<pid>-<n>`) that still exist. */
+function benchNamespaces(pid: number): string[] {
+  const dir = '/run/netns';
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((n) => n.startsWith(`mvt-bench-${pid}-`));
+}
+
+/** Pids of direct children of `pid` whose command line mentions `needle` (read from /proc, nothing killed). */
+function childrenMatching(pid: number, needle: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) out.push(Number(entry));
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return out;
+}
+
+const started: ChildProcess[] = [];
+let tmp = '';
+
+function startBench(args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; done: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn(process.execPath, benchCommand(args), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  return { child, stdout: () => out, stderr: () => err, done };
+}
+
+afterEach(() => {
+  // Anything a failed test left behind: our own children by pid, then their namespaces.
+  for (const c of started.splice(0)) {
+    if (c.pid === undefined) continue;
+    for (const w of childrenMatching(c.pid, 'netlink-worker')) {
+      try {
+        process.kill(w, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const ns of benchNamespaces(c.pid)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  }
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  tmp = '';
+});
+
+describePrivileged('macvtap bench control', () => {
+  beforeAll(() => {
+    // The benchmark runs compiled (its netlink helper is started as a separate node process).
+    if (!existsSync(benchJs) || !existsSync(join(root, 'dist/bench/drivers/netlink-worker.js'))) {
+      spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
+    }
+    expect(existsSync(benchJs), `${benchJs} missing: run npm run build:ts`).toBe(true);
+  }, 120_000);
+
+  it('runs a small interleaved benchmark: report shaped right, counts right, namespace gone', async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'mvt-bench-test-'));
+    const jsonPath = join(tmp, 'report.json');
+    const sizes = [1, 3];
+    const deleteSample = 2;
+    const scale = [16, 32];
+    const groupSize = 20;
+    const reps = 2;
+    const run = startBench([
+      'control', '--reps', String(reps), '--sizes', sizes.join(','), '--scale', scale.join(','),
+      '--group-size', String(groupSize), '--calls', '40', '--ip-calls', '3', '--delete-sample', String(deleteSample),
+      '--json', jsonPath,
+    ]);
+    const { code } = await run.done;
+    expect(code, run.stderr()).toBe(0);
+    const pid = run.child.pid!;
+    expect(benchNamespaces(pid)).toEqual([]);
+
+    const report: ControlReport = ControlReportSchema.parse(JSON.parse(readFileSync(jsonPath, 'utf8')));
+    expect(report.schema).toBe('macvtap-bench-control/1');
+    expect(report.command).toContain('bench control');
+    expect(report.host.vcpus).toBeGreaterThan(0);
+    expect(report.host.kernel).toMatch(/^Linux /);
+    expect(report.namespace).toMatch(new RegExp(`^mvt-bench-${pid}-\\d+$`));
+
+    // netlink: either it ran, or it says why not; nothing else may be missing.
+    const unavailable = new Set(report.unavailable.map((u) => u.id));
+    for (const u of report.unavailable) {
+      expect(u.id).toBe('netlink');
+      expect(u.reason.length).toBeGreaterThan(10);
+    }
+    const ran = CONFIG_IDS.filter((id) => !unavailable.has(id));
+    expect(ran).toContain('macvtap');
+
+    const rows = (pred: (r: RawRow) => boolean) => report.rows.filter(pred);
+    for (const id of ran) {
+      const mine = rows((r) => r.config === id);
+      for (let rep = 0; rep < reps; rep++) {
+        for (const n of sizes) {
+          const lc = mine.filter((r) => r.rep === rep && r.scenario === 'lifecycle' && (r.phase === 'create' ? r.n === n : true));
+          expect(lc.filter((r) => r.phase === 'create' && r.n === n)).toHaveLength(1);
+        }
+        const lc = mine.filter((r) => r.rep === rep && r.scenario === 'lifecycle');
+        // Per size: create, delete (one by one, up to the sample), rest by group when N exceeds it; open-close only for us.
+        const perSize = sizes.map((n) => 2 + (n > deleteSample ? 1 : 0) + (id === 'macvtap' ? 1 : 0));
+        expect(lc).toHaveLength(perSize.reduce((a, b) => a + b, 0));
+        expect(lc.filter((r) => r.phase === 'delete').map((r) => r.n).sort()).toEqual(sizes.map((n) => Math.min(n, deleteSample)).sort());
+        expect(lc.filter((r) => r.phase === 'delete-rest-group').map((r) => r.n)).toEqual(sizes.filter((n) => n > deleteSample).map((n) => n - deleteSample));
+        expect(lc.filter((r) => r.phase === 'open-close')).toHaveLength(id === 'macvtap' ? sizes.length : 0);
+
+        const td = mine.filter((r) => r.rep === rep && r.scenario === 'teardown');
+        expect(td).toHaveLength(1);
+        expect(td[0]!.n).toBe(groupSize);
+
+        const sc = mine.filter((r) => r.rep === rep && r.scenario === 'scaling');
+        if (id === 'ip') expect(sc).toHaveLength(0);
+        else {
+          expect(sc.filter((r) => r.phase === 'create-window').map((r) => r.devices)).toEqual(scale);
+          const teardown = sc.filter((r) => r.phase === 'delete-group');
+          expect(teardown.map((r) => r.n)).toEqual([scale.at(-1)]);
+          // Fill + windows add up to the last checkpoint.
+          const made = sc.filter((r) => r.phase === 'create-fill' || r.phase === 'create-window').reduce((a, r) => a + r.n, 0);
+          expect(made).toBe(scale.at(-1));
+        }
+
+        const gl = mine.filter((r) => r.rep === rep && r.scenario === 'getlink' && r.phase === 'getlink');
+        expect(gl).toHaveLength(1);
+        expect(gl[0]!.n).toBe(id === 'ip' ? 3 : 40);
+      }
+    }
+    // Every independent count matched, and every timed value is a real number.
+    const verified = report.rows.filter((r) => r.verified);
+    expect(verified.length).toBeGreaterThan(0);
+    for (const r of verified) expect(r.verified!.found).toBe(r.verified!.expected);
+    for (const r of report.rows) {
+      expect(Number.isFinite(r.perOpUs)).toBe(true);
+      if (r.config !== 'ip-batch') expect(r.totalMs).toBeGreaterThan(0);
+      else expect(r.startupMs).toBeGreaterThan(0);
+    }
+    // Summaries: ratios against ip -batch for everyone but ip -batch; per-op percentiles ordered.
+    for (const s of report.summary) {
+      if (s.config === 'ip-batch') expect(s.vsBatch).toBeNull();
+      expect(s.stats.n).toBe(reps);
+      expect(s.stats.min).toBeLessThanOrEqual(s.stats.median);
+      expect(s.stats.median).toBeLessThanOrEqual(s.stats.max);
+    }
+    for (const r of report.rows) {
+      const p = r.perOpPercentilesUs;
+      if (!p) continue;
+      expect(p.p50).toBeLessThanOrEqual(p.p90);
+      expect(p.p90).toBeLessThanOrEqual(p.p99);
+      expect(p.p99).toBeLessThanOrEqual(p.max);
+    }
+    expect(report.targets.length).toBeGreaterThanOrEqual(5);
+
+    const table = run.stdout();
+    expect(table).toContain('Lifecycle');
+    expect(table).toContain('Bulk teardown by group');
+    expect(table).toContain('macvtap (this package)');
+    expect(table).toContain('ip -batch');
+    expect(table).toContain('Targets');
+  }, 120_000);
+
+  it('removes its namespace and its netlink helper when interrupted with SIGINT mid-run', async () => {
+    const run = startBench(['control', '--reps', '3', '--sizes', '300', '--delete-sample', '300', '--no-warmup']);
+    const pid = run.child.pid!;
+    // Wait until the run is really under way: its namespace exists and devices are being created in it.
+    const deadline = Date.now() + 30_000;
+    let ns: string | undefined;
+    let worker: number[] = [];
+    while (Date.now() < deadline) {
+      ns = benchNamespaces(pid)[0];
+      worker = childrenMatching(pid, 'netlink-worker');
+      if (ns) {
+        const links = spawnSync('ip', ['-n', ns, '-j', 'link', 'show', 'type', 'macvtap'], { encoding: 'utf8' });
+        if (links.status === 0 && links.stdout.trim() && (JSON.parse(links.stdout) as unknown[]).length > 0) break;
+      }
+      if (run.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(ns, `no namespace appeared; stderr: ${run.stderr()}`).toBeDefined();
+    expect(run.child.exitCode, run.stderr()).toBeNull();
+
+    run.child.kill('SIGINT');
+    const result = await Promise.race([
+      run.done,
+      new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000)),
+    ]);
+    expect(result).not.toBe('timeout');
+    // It dies of the signal (re-raised after cleanup), as an interrupted command should.
+    expect(result).toEqual({ code: null, signal: 'SIGINT' });
+    expect(run.stderr()).toContain('SIGINT');
+    expect(benchNamespaces(pid)).toEqual([]);
+    expect(existsSync(`/run/netns/${ns}`)).toBe(false);
+    // The helper was killed by pid; give init a moment to reap it once its parent is gone.
+    for (const w of worker) {
+      const until = Date.now() + 5000;
+      while (existsSync(`/proc/${w}`) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(existsSync(`/proc/${w}`), `netlink helper ${w} still alive`).toBe(false);
+    }
+  }, 60_000);
+});
