@@ -36,6 +36,7 @@ function table(header: string[], body: string[][], rightAlign: Set<number>): str
 
 /** Median p99 per operation across repetitions, µs, when the configuration timed operations one by one. */
 function p99Of(rows: RawRow[], s: SummaryRow): string {
+  if (s.unit === 'ms') return ''; // one operation for the whole phase: no per-operation distribution
   const ps = rows
     .filter((r) => r.config === s.config && r.scenario === s.scenario && r.phase === s.phase && r.n === s.n
       && r.devices === s.devices && r.perOpPercentilesUs && r.n > 1)

@@ -8,9 +8,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterEach, beforeAll, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/schema.js';
 import { CONFIG_IDS } from '../bench/driver.js';
+import { medianInterval, pairedRatios, quantile, summarize } from '../bench/stats.js';
 import { describePrivileged } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -76,6 +77,32 @@ afterEach(() => {
   }
   if (tmp) rmSync(tmp, { recursive: true, force: true });
   tmp = '';
+});
+
+describe('bench statistics', () => {
+  it('quantiles interpolate between order statistics (type 7)', () => {
+    expect(quantile([4, 1, 3, 2], 0.5)).toBe(2.5);
+    expect(quantile([1, 2, 3, 4], 0.9)).toBeCloseTo(3.7, 12);
+    expect(quantile([7], 0.99)).toBe(7);
+    expect(() => quantile([], 0.5)).toThrow(RangeError);
+    expect(() => quantile([1, Number.NaN], 0.5)).toThrow(RangeError);
+  });
+
+  it('the median interval reports the coverage it really reaches', () => {
+    // n = 3: only [min, max] exists, and it covers the median with 1 − 2·(1/8) = 75%, not 95%.
+    expect(medianInterval([3, 1, 2])).toEqual({ lo: 1, hi: 3, level: 0.75 });
+    // n = 10: [x(2), x(9)] covers 97.85%; the next narrower one, [x(3), x(8)], only 89%.
+    const ten = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
+    const ci = medianInterval(ten);
+    expect([ci.lo, ci.hi]).toEqual([2, 9]);
+    expect(ci.level).toBeCloseTo(1 - 2 * (1 + 10) / 1024, 12);
+    expect(summarize(ten)).toMatchObject({ n: 10, median: 5.5, min: 1, max: 10, mean: 5.5 });
+  });
+
+  it('ratios pair repetitions and drop non-positive denominators', () => {
+    expect(pairedRatios([2, 6, 9], [1, 3, 0])).toEqual([2, 2]);
+    expect(() => pairedRatios([1], [1, 2])).toThrow(RangeError);
+  });
 });
 
 describePrivileged('macvtap bench control', () => {
