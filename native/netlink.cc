@@ -1,0 +1,390 @@
+#include "netlink.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "errors.h"
+
+namespace macvtap {
+
+namespace {
+
+constexpr size_t kAlign = 4;
+size_t Align(size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
+constexpr size_t kHdrLen = (sizeof(nlmsghdr) + kAlign - 1) & ~(kAlign - 1);
+constexpr size_t kAttrHdrLen = (sizeof(nlattr) + kAlign - 1) & ~(kAlign - 1);
+// A datagram from the kernel is at most a page or two for rtnetlink; start at 32 KiB and grow when one is larger.
+constexpr size_t kInitialRecvBuffer = 32 * 1024;
+constexpr size_t kMaxRecvBuffer = 16 * 1024 * 1024;
+// If the kernel does not answer within this time something is badly wrong (rtnl held forever); fail, do not hang.
+constexpr time_t kRecvTimeoutSeconds = 60;
+
+}  // namespace
+
+const char* RtmName(uint16_t type) {
+  switch (type) {
+    case RTM_NEWLINK: return "RTM_NEWLINK";
+    case RTM_DELLINK: return "RTM_DELLINK";
+    case RTM_GETLINK: return "RTM_GETLINK";
+    case RTM_SETLINK: return "RTM_SETLINK";
+    default: return "netlink";
+  }
+}
+
+// ---- MessageBuilder ----
+
+MessageBuilder::MessageBuilder(uint16_t type, uint16_t flags) : type_(type), buf_(kHdrLen, 0) {
+  buf_.reserve(512);
+  nlmsghdr h{};
+  h.nlmsg_type = type;
+  h.nlmsg_flags = flags;
+  memcpy(buf_.data(), &h, sizeof h);
+}
+
+void MessageBuilder::Overflow() const {
+  ThrowSys(EMSGSIZE, RtmName(type_), {}, {}, "netlink message too large");
+}
+
+size_t MessageBuilder::Grow(size_t len) {
+  size_t offset = buf_.size();
+  size_t aligned = Align(len);
+  if (aligned < len || aligned > kMaxSize - offset) Overflow();
+  buf_.resize(offset + aligned, 0);
+  return offset;
+}
+
+void MessageBuilder::AppendHeader(const void* data, size_t len) {
+  size_t offset = Grow(len);
+  if (len > 0) memcpy(buf_.data() + offset, data, len);
+}
+
+void MessageBuilder::Put(uint16_t type, const void* data, size_t len) {
+  // nla_len is 16 bits: a longer payload cannot be expressed, so refuse it rather than wrap the length.
+  if (len > 0xFFFF - kAttrHdrLen) Overflow();
+  size_t offset = Grow(kAttrHdrLen + len);
+  nlattr a{};
+  a.nla_len = static_cast<uint16_t>(kAttrHdrLen + len);
+  a.nla_type = type;
+  memcpy(buf_.data() + offset, &a, sizeof a);
+  if (len > 0) memcpy(buf_.data() + offset + kAttrHdrLen, data, len);
+}
+
+void MessageBuilder::PutBe16(uint16_t type, uint16_t host_value) {
+  uint16_t v = htons(host_value);
+  Put(type, &v, sizeof v);
+}
+
+void MessageBuilder::PutString(uint16_t type, const std::string& s) { Put(type, s.c_str(), s.size() + 1); }
+
+size_t MessageBuilder::BeginNest(uint16_t type) {
+  size_t offset = Grow(kAttrHdrLen);
+  nlattr a{};
+  a.nla_type = static_cast<uint16_t>(type | NLA_F_NESTED);
+  memcpy(buf_.data() + offset, &a, sizeof a);
+  return offset;
+}
+
+void MessageBuilder::EndNest(size_t offset) {
+  if (offset + kAttrHdrLen > buf_.size()) Overflow();
+  size_t len = buf_.size() - offset;
+  if (len > 0xFFFF) Overflow();
+  nlattr a;
+  memcpy(&a, buf_.data() + offset, sizeof a);
+  a.nla_len = static_cast<uint16_t>(len);
+  memcpy(buf_.data() + offset, &a, sizeof a);
+}
+
+void MessageBuilder::AddFlags(uint16_t flags) {
+  nlmsghdr h;
+  memcpy(&h, buf_.data(), sizeof h);
+  h.nlmsg_flags |= flags;
+  memcpy(buf_.data(), &h, sizeof h);
+}
+
+const std::vector<uint8_t>& MessageBuilder::Finish(uint32_t seq, uint32_t portid) {
+  nlmsghdr h;
+  memcpy(&h, buf_.data(), sizeof h);
+  h.nlmsg_len = static_cast<uint32_t>(buf_.size());
+  h.nlmsg_seq = seq;
+  h.nlmsg_pid = portid;
+  memcpy(buf_.data(), &h, sizeof h);
+  return buf_;
+}
+
+// ---- Parsing ----
+
+bool Attr::U8(uint8_t* out) const {
+  if (data == nullptr || len < sizeof *out) return false;
+  memcpy(out, data, sizeof *out);
+  return true;
+}
+bool Attr::U16(uint16_t* out) const {
+  if (data == nullptr || len < sizeof *out) return false;
+  memcpy(out, data, sizeof *out);
+  return true;
+}
+bool Attr::U32(uint32_t* out) const {
+  if (data == nullptr || len < sizeof *out) return false;
+  memcpy(out, data, sizeof *out);
+  return true;
+}
+bool Attr::S32(int32_t* out) const {
+  if (data == nullptr || len < sizeof *out) return false;
+  memcpy(out, data, sizeof *out);
+  return true;
+}
+std::string Attr::Str() const {
+  if (data == nullptr) return {};
+  const void* nul = memchr(data, 0, len);
+  size_t n = nul ? static_cast<size_t>(static_cast<const uint8_t*>(nul) - data) : len;
+  return std::string(reinterpret_cast<const char*>(data), n);
+}
+
+void ForEachAttr(const uint8_t* data, size_t len, const std::function<void(const Attr&)>& fn) {
+  size_t off = 0;
+  while (len - off >= sizeof(nlattr)) {
+    nlattr a;
+    memcpy(&a, data + off, sizeof a);
+    // nla_ok: the header's length must cover the header and stay inside what is left.
+    if (a.nla_len < sizeof(nlattr) || a.nla_len > len - off) return;
+    Attr attr;
+    attr.type = a.nla_type & NLA_TYPE_MASK;
+    attr.data = data + off + kAttrHdrLen;
+    attr.len = a.nla_len - kAttrHdrLen;
+    if (a.nla_len < kAttrHdrLen) attr.len = 0;
+    fn(attr);
+    size_t step = Align(a.nla_len);
+    if (step > len - off) return;
+    off += step;
+  }
+}
+
+AttrTable::AttrTable(const uint8_t* data, size_t len, uint16_t maxtype) : attrs_(static_cast<size_t>(maxtype) + 1) {
+  if (data == nullptr) return;
+  ForEachAttr(data, len, [this, maxtype](const Attr& a) {
+    if (a.type <= maxtype) attrs_[a.type] = a;
+  });
+}
+
+const Attr& AttrTable::operator[](uint16_t type) const { return type < attrs_.size() ? attrs_[type] : none_; }
+
+int DecodeNlmsgerr(const nlmsghdr* h, std::string* extack) {
+  size_t total = h->nlmsg_len;
+  if (total < kHdrLen + sizeof(int)) return -EBADMSG;
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(h);
+  int error;
+  memcpy(&error, base + kHdrLen, sizeof error);
+  if (extack != nullptr && (h->nlmsg_flags & NLM_F_ACK_TLVS) && total >= kHdrLen + sizeof(nlmsgerr)) {
+    // The TLVs follow struct nlmsgerr and, unless NETLINK_CAP_ACK trimmed it (NLM_F_CAPPED), the payload of the
+    // request that failed; the embedded header tells how long that was.
+    nlmsghdr orig;
+    memcpy(&orig, base + kHdrLen + sizeof(int), sizeof orig);
+    size_t off = kHdrLen + sizeof(nlmsgerr);
+    if (!(h->nlmsg_flags & NLM_F_CAPPED) && orig.nlmsg_len > sizeof(nlmsghdr)) {
+      off += orig.nlmsg_len - sizeof(nlmsghdr);
+    }
+    off = Align(off);
+    if (off < total) {
+      AttrTable tlvs(base + off, total - off, NLMSGERR_ATTR_MAX);
+      *extack = tlvs[NLMSGERR_ATTR_MSG].Str();
+    }
+  }
+  return -error;
+}
+
+// ---- SocketTransport ----
+
+SocketTransport::SocketTransport() {
+  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) ThrowSys(errno, "socket", {}, {}, "AF_NETLINK NETLINK_ROUTE");
+  fd_.reset(fd);
+  int one = 1;
+  // Extended acks carry the kernel's reason ("Unknown device type"); CAP_ACK keeps error replies small.
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) < 0) ThrowSys(errno, "setsockopt(NETLINK_EXT_ACK)");
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one) < 0) ThrowSys(errno, "setsockopt(NETLINK_CAP_ACK)");
+  // Strict checking makes the kernel reject malformed requests instead of guessing; older kernels lack it.
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one) < 0 && errno != ENOPROTOOPT) {
+    ThrowSys(errno, "setsockopt(NETLINK_GET_STRICT_CHK)");
+  }
+  timeval tv{};
+  tv.tv_sec = kRecvTimeoutSeconds;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) ThrowSys(errno, "setsockopt(SO_RCVTIMEO)");
+  sockaddr_nl addr{};
+  addr.nl_family = AF_NETLINK;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) ThrowSys(errno, "bind");
+  socklen_t alen = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) < 0) ThrowSys(errno, "getsockname");
+  portid_ = addr.nl_pid;
+}
+
+ssize_t SocketTransport::Send(const uint8_t* data, size_t len) {
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  for (;;) {
+    ssize_t n = ::sendto(fd_.get(), data, len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+ssize_t SocketTransport::Recv(uint8_t* buf, size_t len, int flags) {
+  for (;;) {
+    ssize_t n = ::recv(fd_.get(), buf, len, flags);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+// ---- NetlinkSocket ----
+
+NetlinkSocket::NetlinkSocket(std::unique_ptr<Transport> transport)
+    : transport_(std::move(transport)), buf_(kInitialRecvBuffer) {
+  // A time-based start makes a reply to an earlier socket with the same port id unlikely to match a new request.
+  seq_ = static_cast<uint32_t>(time(nullptr));
+}
+
+uint32_t NetlinkSocket::Send(MessageBuilder& msg, const std::string& device) {
+  uint32_t seq = ++seq_;
+  const std::vector<uint8_t>& bytes = msg.Finish(seq, transport_->PortId());
+  ssize_t n = transport_->Send(bytes.data(), bytes.size());
+  if (n < 0) ThrowSys(static_cast<int>(-n), RtmName(msg.type()), {}, device);
+  if (static_cast<size_t>(n) != bytes.size()) ThrowSys(EMSGSIZE, RtmName(msg.type()), {}, device, "short send");
+  return seq;
+}
+
+size_t NetlinkSocket::RecvDatagram(const char* syscall, const std::string& device) {
+  // Peek first so a datagram larger than the buffer is never truncated: grow to its real size, then read it.
+  ssize_t n = transport_->Recv(buf_.data(), buf_.size(), MSG_PEEK | MSG_TRUNC);
+  if (n < 0) {
+    int err = static_cast<int>(-n);
+    if (err == EAGAIN || err == EWOULDBLOCK) ThrowSys(ETIMEDOUT, syscall, {}, device, "no reply from the kernel");
+    // ENOBUFS: the socket overflowed and replies were lost; the caller must not trust a partial answer.
+    ThrowSys(err, syscall, {}, device);
+  }
+  if (static_cast<size_t>(n) > buf_.size()) {
+    if (static_cast<size_t>(n) > kMaxRecvBuffer) ThrowSys(EMSGSIZE, syscall, {}, device, "netlink reply too large");
+    buf_.resize(static_cast<size_t>(n));
+  }
+  n = transport_->Recv(buf_.data(), buf_.size(), 0);
+  if (n < 0) ThrowSys(static_cast<int>(-n), syscall, {}, device);
+  return static_cast<size_t>(n) > buf_.size() ? buf_.size() : static_cast<size_t>(n);
+}
+
+void NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& device,
+                             const std::function<bool(const nlmsghdr*)>& fn) {
+  const char* syscall = RtmName(type);
+  for (;;) {
+    size_t len = RecvDatagram(syscall, device);
+    size_t off = 0;
+    while (len - off >= sizeof(nlmsghdr)) {
+      nlmsghdr h;
+      memcpy(&h, buf_.data() + off, sizeof h);
+      // nlmsg_ok: a header that claims less than itself or more than what is left ends this datagram.
+      if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > len - off) {
+        ThrowSys(EBADMSG, syscall, {}, device, "malformed netlink reply");
+      }
+      const nlmsghdr* msg = reinterpret_cast<const nlmsghdr*>(buf_.data() + off);
+      size_t step = Align(h.nlmsg_len);
+      off = step > len - off ? len : off + step;
+      // Replies to an earlier request on this socket (e.g. the tail of an abandoned dump) are not ours.
+      if (h.nlmsg_pid != transport_->PortId() || h.nlmsg_seq != seq) continue;
+      if (fn(msg)) return;
+    }
+  }
+}
+
+void NetlinkSocket::Ack(MessageBuilder& msg, const std::string& device) {
+  // The flags are part of what this call means, not of the builder.
+  msg.AddFlags(NLM_F_ACK | NLM_F_REQUEST);
+  uint16_t type = msg.type();
+  uint32_t seq = Send(msg, device);
+  Exchange(seq, type, device, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != NLMSG_ERROR) return false;  // e.g. an NLM_F_ECHO copy: not the ack
+    SysError e;
+    int err = DecodeNlmsgerr(h, &e.extack);
+    if (err == 0) return true;
+    e.err = err < 0 ? -err : err;
+    e.syscall = RtmName(type);
+    e.device = device;
+    if (err < 0) e.detail = "malformed NLMSG_ERROR";
+    throw SysException(std::move(e));
+  });
+}
+
+std::vector<uint8_t> NetlinkSocket::Get(MessageBuilder& msg, const std::string& device) {
+  msg.AddFlags(NLM_F_REQUEST);
+  uint16_t type = msg.type();
+  uint32_t seq = Send(msg, device);
+  std::vector<uint8_t> reply;
+  Exchange(seq, type, device, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      SysError e;
+      int err = DecodeNlmsgerr(h, &e.extack);
+      if (err == 0) return !reply.empty();  // a bare ACK: only complete if the answer came first
+      e.err = err < 0 ? -err : err;
+      e.syscall = RtmName(type);
+      e.device = device;
+      throw SysException(std::move(e));
+    }
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
+    reply.assign(p, p + h->nlmsg_len);
+    return true;
+  });
+  return reply;
+}
+
+std::vector<std::vector<uint8_t>> NetlinkSocket::Dump(MessageBuilder& msg) {
+  msg.AddFlags(NLM_F_REQUEST | NLM_F_DUMP);
+  uint16_t type = msg.type();
+  const char* syscall = RtmName(type);
+  for (int attempt = 0; attempt <= kDumpRetries; ++attempt) {
+    std::vector<std::vector<uint8_t>> out;
+    bool interrupted = false;
+    uint32_t seq = Send(msg, {});
+    Exchange(seq, type, {}, [&](const nlmsghdr* h) {
+      if (h->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
+      if (h->nlmsg_type == NLMSG_DONE) {
+        // Since Linux 4.x NLMSG_DONE carries the dump's own error (and extack TLVs after it).
+        if (h->nlmsg_len >= kHdrLen + sizeof(int)) {
+          int err;
+          memcpy(&err, reinterpret_cast<const uint8_t*>(h) + kHdrLen, sizeof err);
+          if (err < 0) {
+            SysError e;
+            e.err = -err;
+            e.syscall = syscall;
+            if ((h->nlmsg_flags & NLM_F_ACK_TLVS) && h->nlmsg_len > kHdrLen + sizeof(int)) {
+              size_t off = Align(kHdrLen + sizeof(int));
+              AttrTable tlvs(reinterpret_cast<const uint8_t*>(h) + off, h->nlmsg_len - off, NLMSGERR_ATTR_MAX);
+              e.extack = tlvs[NLMSGERR_ATTR_MSG].Str();
+            }
+            throw SysException(std::move(e));
+          }
+        }
+        return true;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        SysError e;
+        int err = DecodeNlmsgerr(h, &e.extack);
+        if (err == 0) return false;
+        e.err = err < 0 ? -err : err;
+        e.syscall = syscall;
+        throw SysException(std::move(e));
+      }
+      if (h->nlmsg_type == NLMSG_NOOP || h->nlmsg_type == NLMSG_OVERRUN) return false;
+      const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
+      out.emplace_back(p, p + h->nlmsg_len);
+      return false;
+    });
+    // An interrupted dump may have skipped or repeated entries: its data is not an answer, so start over.
+    if (!interrupted) return out;
+  }
+  ThrowSys(EAGAIN, syscall, {}, {}, "dump interrupted by concurrent changes " + std::to_string(kDumpRetries + 1) +
+                                        " times");
+}
+
+}  // namespace macvtap

@@ -1,0 +1,159 @@
+// The rtnetlink layer: a NETLINK_ROUTE socket, a bounds-checked message builder, a parser that never reads past a
+// length it checked, and request/ack/dump logic that checks every reply's port id and sequence number.
+// Pure C++ (no N-API): it runs on worker threads.
+#pragma once
+
+#include <linux/netlink.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fd.h"
+
+namespace macvtap {
+
+/** The rtnetlink message name used as `syscall` in errors ("RTM_NEWLINK", …). */
+const char* RtmName(uint16_t type);
+
+/**
+ * Builds one netlink message. Attributes are appended with 4-byte alignment; nested attributes are closed with
+ * EndNest. Anything that would not fit (an attribute over 64 KiB, a message over kMaxSize) throws EMSGSIZE instead
+ * of writing a corrupt length.
+ */
+class MessageBuilder {
+ public:
+  static constexpr size_t kMaxSize = 1 << 20;
+
+  MessageBuilder(uint16_t type, uint16_t flags);
+
+  /** Appends a fixed header (e.g. struct ifinfomsg), zero-padded to alignment. */
+  void AppendHeader(const void* data, size_t len);
+  void Put(uint16_t type, const void* data, size_t len);
+  void PutU8(uint16_t type, uint8_t v) { Put(type, &v, sizeof v); }
+  void PutU16(uint16_t type, uint16_t v) { Put(type, &v, sizeof v); }
+  void PutU32(uint16_t type, uint32_t v) { Put(type, &v, sizeof v); }
+  /** A 16-bit value in network byte order (e.g. IFLA_VLAN_PROTOCOL). */
+  void PutBe16(uint16_t type, uint16_t host_value);
+  /** A NUL-terminated string (NLA_STRING / NLA_NUL_STRING). */
+  void PutString(uint16_t type, const std::string& s);
+  /** Opens a nested attribute; returns its offset for EndNest. */
+  size_t BeginNest(uint16_t type);
+  void EndNest(size_t offset);
+
+  uint16_t type() const { return type_; }
+  /** ORs `flags` into nlmsg_flags (NLM_F_ACK, NLM_F_DUMP, … added by the request that sends it). */
+  void AddFlags(uint16_t flags);
+  /** Stamps length, sequence and port id; the bytes are valid until the next Put. */
+  const std::vector<uint8_t>& Finish(uint32_t seq, uint32_t portid);
+
+ private:
+  size_t Grow(size_t len);
+  [[noreturn]] void Overflow() const;
+
+  uint16_t type_;
+  std::vector<uint8_t> buf_;
+};
+
+/** One attribute as found in a received message: `data` points into a buffer whose bounds were checked. */
+struct Attr {
+  uint16_t type = 0;
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+
+  bool present() const { return data != nullptr; }
+  /** Fixed-size readers return false when the payload is too short (a malformed attribute is treated as absent). */
+  bool U8(uint8_t* out) const;
+  bool U16(uint16_t* out) const;
+  bool U32(uint32_t* out) const;
+  bool S32(int32_t* out) const;
+  /** Up to the first NUL or the attribute's end. */
+  std::string Str() const;
+};
+
+/**
+ * Indexes the attributes in [data, data+len) by type (NLA_F_NESTED / NLA_F_NET_BYTEORDER stripped); types above
+ * `maxtype` are ignored. A truncated or malformed attribute ends the walk: what was read before it stays valid.
+ */
+class AttrTable {
+ public:
+  AttrTable(const uint8_t* data, size_t len, uint16_t maxtype);
+  const Attr& operator[](uint16_t type) const;
+
+ private:
+  std::vector<Attr> attrs_;
+  Attr none_;
+};
+
+/** Calls `fn` for every attribute in [data, data+len), in order (for lists such as IFLA_MACVLAN_MACADDR_DATA). */
+void ForEachAttr(const uint8_t* data, size_t len, const std::function<void(const Attr&)>& fn);
+
+/**
+ * Moves datagrams to and from the kernel. The seam for fault injection: a fake can feed crafted replies to
+ * NetlinkSocket. Both calls return a byte count or a negative errno (never throw).
+ */
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual ssize_t Send(const uint8_t* data, size_t len) = 0;
+  /** recv(2) semantics including MSG_PEEK|MSG_TRUNC (returns the datagram's real length). */
+  virtual ssize_t Recv(uint8_t* buf, size_t len, int flags) = 0;
+  /** The port id the kernel assigned to this socket (replies carry it in nlmsg_pid). */
+  virtual uint32_t PortId() const = 0;
+};
+
+/** A real NETLINK_ROUTE socket in the calling thread's network namespace at construction time. */
+class SocketTransport : public Transport {
+ public:
+  /** socket + setsockopt(EXT_ACK, CAP_ACK, GET_STRICT_CHK) + bind + getsockname. Throws SysException. */
+  SocketTransport();
+  ssize_t Send(const uint8_t* data, size_t len) override;
+  ssize_t Recv(uint8_t* buf, size_t len, int flags) override;
+  uint32_t PortId() const override { return portid_; }
+
+ private:
+  FileDescriptor fd_;
+  uint32_t portid_ = 0;
+};
+
+/** Requests over one transport. Every method throws SysException with `syscall` = the request's RTM name. */
+class NetlinkSocket {
+ public:
+  explicit NetlinkSocket(std::unique_ptr<Transport> transport);
+
+  /** Sends with NLM_F_ACK and waits for the ACK; kernel errors carry the extended-ack text. */
+  void Ack(MessageBuilder& msg, const std::string& device);
+  /** Sends a non-dump request and returns the single reply message (e.g. RTM_GETLINK of one link). */
+  std::vector<uint8_t> Get(MessageBuilder& msg, const std::string& device);
+  /**
+   * Sends with NLM_F_DUMP and returns every reply message until NLMSG_DONE. A dump flagged NLM_F_DUMP_INTR (the
+   * table changed under it) is restarted from scratch, at most kDumpRetries times, then fails with EAGAIN.
+   */
+  std::vector<std::vector<uint8_t>> Dump(MessageBuilder& msg);
+
+  static constexpr int kDumpRetries = 10;
+
+ private:
+  uint32_t Send(MessageBuilder& msg, const std::string& device);
+  /** Receives one datagram into buf_ (grown to fit); returns its length. */
+  size_t RecvDatagram(const char* syscall, const std::string& device);
+  /**
+   * Reads replies for `seq` and hands each to `fn` (stale or foreign messages are skipped). `fn` returns true
+   * when the exchange is complete.
+   */
+  void Exchange(uint32_t seq, uint16_t type, const std::string& device,
+                const std::function<bool(const nlmsghdr*)>& fn);
+
+  std::unique_ptr<Transport> transport_;
+  uint32_t seq_;
+  std::vector<uint8_t> buf_;
+};
+
+/** Decodes an NLMSG_ERROR message into {errno (positive, 0 = ACK), extack}; throws EBADMSG when malformed. */
+int DecodeNlmsgerr(const nlmsghdr* h, std::string* extack);
+
+}  // namespace macvtap
