@@ -1,0 +1,37 @@
+// The one place that registers the addon's exports (typed in binding.d.ts). Each function's errno contract is
+// documented next to its definition.
+#include <napi.h>
+
+#include "fdpass.h"
+#include "link.h"
+#include "ownership.h"
+#include "tap.h"
+
+namespace macvtap {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Ownership::Install(env);
+  exports.Set("linkCreate", Napi::Function::New(env, JsLinkCreate, "linkCreate"));
+  exports.Set("linkGet", Napi::Function::New(env, JsLinkGet, "linkGet"));
+  exports.Set("linkList", Napi::Function::New(env, JsLinkList, "linkList"));
+  exports.Set("linkSet", Napi::Function::New(env, JsLinkSet, "linkSet"));
+  exports.Set("linkDelete", Napi::Function::New(env, JsLinkDelete, "linkDelete"));
+  exports.Set("linkDeleteGroup", Napi::Function::New(env, JsLinkDeleteGroup, "linkDeleteGroup"));
+  exports.Set("tapOpen", Napi::Function::New(env, JsTapOpen, "tapOpen"));
+  exports.Set("tapRead", Napi::Function::New(env, JsTapRead, "tapRead"));
+  exports.Set("tapWrite", Napi::Function::New(env, JsTapWrite, "tapWrite"));
+  exports.Set("fdClose", Napi::Function::New(env, JsFdClose, "fdClose"));
+  exports.Set("fdRelease", Napi::Function::New(env, JsFdRelease, "fdRelease"));
+  exports.Set("ownedFds", Napi::Function::New(env, JsOwnedFds, "ownedFds"));
+  exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));
+  exports.Set("recvFds", Napi::Function::New(env, JsRecvFds, "recvFds"));
+  exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
+  return exports;
+}
+
+}  // namespace macvtap
+
+// The macro pastes its argument into a symbol name, so it needs an unqualified function.
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return macvtap::Init(env, exports); }
+
+NODE_API_MODULE(macvtap, InitAddon)

@@ -1,0 +1,612 @@
+#include "link.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "args.h"
+#include "async.h"
+#include "errors.h"
+#include "sysfs.h"
+
+namespace macvtap {
+
+namespace {
+
+constexpr size_t kHdrLen = NLMSG_HDRLEN;
+constexpr int kTemplateTries = 4096;
+// IFNAMSIZ includes the NUL: names have at most 15 bytes.
+constexpr size_t kMaxNameLen = IFNAMSIZ - 1;
+
+std::string IndexName(int index) { return "ifindex " + std::to_string(index); }
+
+ifinfomsg IfInfo(int index) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = index;
+  return ifi;
+}
+
+// Selects the link in a request: ifi_index when known, otherwise IFLA_IFNAME (the kernel looks it up by name).
+MessageBuilder KeyedRequest(uint16_t type, uint16_t flags, const LinkKey& key, const ifinfomsg* base = nullptr) {
+  MessageBuilder m(type, flags);
+  ifinfomsg ifi = base ? *base : IfInfo(0);
+  ifi.ifi_index = key.index > 0 ? key.index : 0;
+  m.AppendHeader(&ifi, sizeof ifi);
+  if (key.index <= 0) m.PutString(IFLA_IFNAME, key.name);
+  return m;
+}
+
+std::optional<uint32_t> U32(const Attr& a) {
+  uint32_t v;
+  if (a.U32(&v)) return v;
+  return std::nullopt;
+}
+
+MacvlanInfo ParseMacvlan(const Attr& data) {
+  MacvlanInfo m;
+  AttrTable t(data.data, data.len, IFLA_MACVLAN_MAX);
+  uint32_t mode = 0;
+  if (t[IFLA_MACVLAN_MODE].U32(&mode)) m.mode = mode;
+  uint16_t flags = 0;  // NLA_U16 in the kernel's policy
+  if (t[IFLA_MACVLAN_FLAGS].U16(&flags)) m.flags = flags;
+  m.macaddr_count = U32(t[IFLA_MACVLAN_MACADDR_COUNT]);
+  const Attr& list = t[IFLA_MACVLAN_MACADDR_DATA];
+  if (list.present()) {
+    ForEachAttr(list.data, list.len, [&](const Attr& a) {
+      if (a.type == IFLA_MACVLAN_MACADDR && a.len >= 6) m.macaddrs.push_back(FormatHwAddr(a.data, 6));
+    });
+  }
+  return m;
+}
+
+// In-process hints for name templates, so a create does not dump every link to find a free number.
+std::mutex hint_mutex;
+std::unordered_map<std::string, uint64_t> hints;
+
+// The next number to try for `tmpl`; numbers wrap before the name would exceed 15 bytes.
+uint64_t NextTemplateNumber(const std::string& tmpl) {
+  size_t fixed = tmpl.size() - 2;
+  uint64_t limit = 1;
+  for (size_t digits = fixed; digits < kMaxNameLen && limit < 100000000ULL; ++digits) limit *= 10;
+  std::lock_guard<std::mutex> lock(hint_mutex);
+  uint64_t& hint = hints[tmpl];
+  if (hint >= limit) hint = 0;
+  return hint++;
+}
+
+std::string ExpandTemplate(const std::string& tmpl, uint64_t n) {
+  std::string out = tmpl;
+  size_t pos = out.find("%d");
+  out.replace(pos, 2, std::to_string(n));
+  return out;
+}
+
+LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bool with_tap_dev) {
+  MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
+  m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  LinkInfo info = ParseLink(sock.Get(m, key.Describe()));
+  if (info.link && !info.link_netnsid && *info.link != static_cast<uint32_t>(info.ifindex)) {
+    // The lower device is in this namespace: one more request for its name (gone meanwhile → null).
+    try {
+      LinkKey lower;
+      lower.index = static_cast<int>(*info.link);
+      MessageBuilder lm = KeyedRequest(RTM_GETLINK, 0, lower);
+      lm.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+      info.link_name = ParseLink(sock.Get(lm, lower.Describe())).name;
+    } catch (const SysException& e) {
+      if (e.error().err != ENODEV) throw;
+    }
+  }
+  if (with_tap_dev && info.kind && *info.kind == "macvtap") {
+    std::vector<TapDevQuery> q(1);
+    q[0].name = info.name;
+    q[0].ifindex = info.ifindex;
+    // get/list still answer when sysfs cannot be read (e.g. no CAP_SYS_ADMIN); tapDev is then null.
+    if (ReadTapDevs(ns, q).err == 0 && q[0].found) {
+      info.has_tap_dev = true;
+      info.tap_major = q[0].major;
+      info.tap_minor = q[0].minor;
+    }
+  }
+  return info;
+}
+
+void BuildCreate(MessageBuilder& m, const CreateRequest& req, const std::string& name, int peer_ns_fd) {
+  ifinfomsg ifi = IfInfo(req.ifindex.value_or(0));
+  if (req.up) {
+    ifi.ifi_flags = IFF_UP;
+    ifi.ifi_change = IFF_UP;
+  }
+  m.AppendHeader(&ifi, sizeof ifi);
+  m.PutString(IFLA_IFNAME, name);
+  if (req.link) m.PutU32(IFLA_LINK, *req.link);
+  if (req.address) m.Put(IFLA_ADDRESS, req.address->data(), req.address->size());
+  if (req.mtu) m.PutU32(IFLA_MTU, *req.mtu);
+  if (req.txqlen) m.PutU32(IFLA_TXQLEN, *req.txqlen);
+  if (req.group) m.PutU32(IFLA_GROUP, *req.group);
+
+  size_t linkinfo = m.BeginNest(IFLA_LINKINFO);
+  m.PutString(IFLA_INFO_KIND, req.kind);
+  if (req.kind == "macvtap" || req.kind == "macvlan") {
+    size_t data = m.BeginNest(IFLA_INFO_DATA);
+    if (req.macvlan_mode) m.PutU32(IFLA_MACVLAN_MODE, *req.macvlan_mode);
+    if (req.macvlan_flags) m.PutU16(IFLA_MACVLAN_FLAGS, static_cast<uint16_t>(*req.macvlan_flags));
+    if (req.macvlan_macaddrs) {
+      m.PutU32(IFLA_MACVLAN_MACADDR_MODE, MACVLAN_MACADDR_SET);
+      size_t list = m.BeginNest(IFLA_MACVLAN_MACADDR_DATA);
+      for (const auto& mac : *req.macvlan_macaddrs) m.Put(IFLA_MACVLAN_MACADDR, mac.data(), mac.size());
+      m.EndNest(list);
+    }
+    m.EndNest(data);
+  } else if (req.kind == "vlan") {
+    size_t data = m.BeginNest(IFLA_INFO_DATA);
+    if (req.vlan_id) m.PutU16(IFLA_VLAN_ID, *req.vlan_id);
+    // The kernel's policy is NLA_BE16: the protocol goes on the wire in network byte order.
+    if (req.vlan_protocol) m.PutBe16(IFLA_VLAN_PROTOCOL, *req.vlan_protocol);
+    m.EndNest(data);
+  } else if (req.kind == "veth" && req.peer) {
+    size_t data = m.BeginNest(IFLA_INFO_DATA);
+    size_t peer = m.BeginNest(VETH_INFO_PEER);
+    ifinfomsg pifi = IfInfo(0);
+    m.AppendHeader(&pifi, sizeof pifi);
+    m.PutString(IFLA_IFNAME, req.peer->name);
+    if (req.peer->address) m.Put(IFLA_ADDRESS, req.peer->address->data(), req.peer->address->size());
+    if (peer_ns_fd >= 0) m.PutU32(IFLA_NET_NS_FD, static_cast<uint32_t>(peer_ns_fd));
+    m.EndNest(peer);
+    m.EndNest(data);
+  }
+  m.EndNest(linkinfo);
+}
+
+}  // namespace
+
+std::string LinkKey::Describe() const { return index > 0 ? IndexName(index) : name; }
+
+std::string FormatHwAddr(const uint8_t* data, size_t len) {
+  std::string out;
+  out.reserve(len * 3);
+  char buf[4];
+  for (size_t i = 0; i < len; ++i) {
+    snprintf(buf, sizeof buf, i ? ":%02x" : "%02x", data[i]);
+    out += buf;
+  }
+  return out;
+}
+
+LinkInfo ParseLink(const std::vector<uint8_t>& msg) {
+  constexpr size_t kIfiLen = NLMSG_ALIGN(sizeof(ifinfomsg));
+  if (msg.size() < kHdrLen + kIfiLen) ThrowSys(EBADMSG, "RTM_GETLINK", {}, {}, "short RTM_NEWLINK message");
+  nlmsghdr h;
+  memcpy(&h, msg.data(), sizeof h);
+  size_t total = h.nlmsg_len < msg.size() ? h.nlmsg_len : msg.size();
+  if (h.nlmsg_type != RTM_NEWLINK || total < kHdrLen + kIfiLen) {
+    ThrowSys(EBADMSG, "RTM_GETLINK", {}, {}, "unexpected reply type " + std::to_string(h.nlmsg_type));
+  }
+  ifinfomsg ifi;
+  memcpy(&ifi, msg.data() + kHdrLen, sizeof ifi);
+  LinkInfo info;
+  info.ifindex = ifi.ifi_index;
+  info.flags = ifi.ifi_flags;
+
+  size_t off = kHdrLen + kIfiLen;
+  AttrTable t(msg.data() + off, total - off, IFLA_MAX);
+  info.name = t[IFLA_IFNAME].Str();
+  if (t[IFLA_ADDRESS].present() && t[IFLA_ADDRESS].len > 0) {
+    info.address = FormatHwAddr(t[IFLA_ADDRESS].data, t[IFLA_ADDRESS].len);
+  }
+  if (t[IFLA_BROADCAST].present() && t[IFLA_BROADCAST].len > 0) {
+    info.broadcast = FormatHwAddr(t[IFLA_BROADCAST].data, t[IFLA_BROADCAST].len);
+  }
+  t[IFLA_MTU].U32(&info.mtu);
+  info.min_mtu = U32(t[IFLA_MIN_MTU]);
+  info.max_mtu = U32(t[IFLA_MAX_MTU]);
+  t[IFLA_TXQLEN].U32(&info.txqlen);
+  t[IFLA_OPERSTATE].U8(&info.operstate);
+  info.link = U32(t[IFLA_LINK]);
+  int32_t netnsid;
+  if (t[IFLA_LINK_NETNSID].S32(&netnsid)) info.link_netnsid = netnsid;
+  info.master = U32(t[IFLA_MASTER]);
+  t[IFLA_GROUP].U32(&info.group);
+  if (t[IFLA_IFALIAS].present()) info.alias = t[IFLA_IFALIAS].Str();
+  info.num_tx_queues = U32(t[IFLA_NUM_TX_QUEUES]);
+  info.num_rx_queues = U32(t[IFLA_NUM_RX_QUEUES]);
+
+  const Attr& li = t[IFLA_LINKINFO];
+  if (li.present()) {
+    AttrTable lt(li.data, li.len, IFLA_INFO_MAX);
+    if (lt[IFLA_INFO_KIND].present()) info.kind = lt[IFLA_INFO_KIND].Str();
+    const Attr& data = lt[IFLA_INFO_DATA];
+    if (info.kind && (*info.kind == "macvlan" || *info.kind == "macvtap")) {
+      info.macvlan = data.present() ? ParseMacvlan(data) : MacvlanInfo{};
+    } else if (info.kind && *info.kind == "vlan") {
+      VlanInfo v;
+      if (data.present()) {
+        AttrTable vt(data.data, data.len, IFLA_VLAN_MAX);
+        vt[IFLA_VLAN_ID].U16(&v.id);
+        uint16_t be = 0;
+        if (vt[IFLA_VLAN_PROTOCOL].U16(&be)) v.protocol = ntohs(be);
+      }
+      info.vlan = v;
+    }
+  }
+  return info;
+}
+
+LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns) {
+  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  std::optional<NetnsHandle> peer_ns;
+  if (req.peer && !req.peer->netns.current()) peer_ns.emplace(req.peer->netns);
+  int peer_fd = peer_ns ? peer_ns->fd() : -1;
+
+  bool is_template = req.name.find("%d") != std::string::npos;
+  std::string name;
+  for (int attempt = 0;; ++attempt) {
+    name = is_template ? ExpandTemplate(req.name, NextTemplateNumber(req.name)) : req.name;
+    MessageBuilder m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+    BuildCreate(m, req, name, peer_fd);
+    try {
+      sock->Ack(m, name);
+      break;
+    } catch (const SysException& e) {
+      // Only a name clash means "try the next number"; anything else is the real answer.
+      if (!is_template || e.error().err != EEXIST || attempt + 1 >= kTemplateTries) throw;
+    }
+  }
+  LinkKey key;
+  key.name = name;
+  if (req.alias) {
+    // rtnl_create_link ignores IFLA_IFALIAS; the alias is set by a change request right after the create.
+    MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, key);
+    m.Put(IFLA_IFALIAS, req.alias->data(), req.alias->size());
+    sock->Ack(m, name);
+  }
+  return GetWith(*sock, key, ns, true);
+}
+
+LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool with_tap_dev) {
+  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  return GetWith(*sock, key, ns, with_tap_dev);
+}
+
+std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const NetnsRef& ns) {
+  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  MessageBuilder m(RTM_GETLINK, 0);
+  ifinfomsg ifi = IfInfo(0);
+  m.AppendHeader(&ifi, sizeof ifi);
+  m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  std::vector<std::vector<uint8_t>> msgs = sock->Dump(m);
+
+  std::vector<LinkInfo> all;
+  all.reserve(msgs.size());
+  std::unordered_map<int, size_t> by_index;
+  for (const auto& msg : msgs) {
+    all.push_back(ParseLink(msg));
+    by_index[all.back().ifindex] = all.size() - 1;
+  }
+  std::vector<LinkInfo> out;
+  std::vector<TapDevQuery> queries;
+  for (LinkInfo& info : all) {
+    if (kind && (!info.kind || *info.kind != *kind)) continue;
+    // Lower names come from the dump itself: no request per link.
+    if (info.link && !info.link_netnsid) {
+      auto it = by_index.find(static_cast<int>(*info.link));
+      if (it != by_index.end()) info.link_name = all[it->second].name;
+    }
+    if (info.kind && *info.kind == "macvtap") {
+      TapDevQuery q;
+      q.name = info.name;
+      q.ifindex = info.ifindex;
+      queries.push_back(q);
+    }
+    out.push_back(info);
+  }
+  if (!queries.empty() && ReadTapDevs(ns, queries).err == 0) {
+    size_t qi = 0;
+    for (LinkInfo& info : out) {
+      if (!info.kind || *info.kind != "macvtap") continue;
+      const TapDevQuery& q = queries[qi++];
+      if (!q.found) continue;
+      info.has_tap_dev = true;
+      info.tap_major = q.major;
+      info.tap_minor = q.minor;
+    }
+  }
+  return out;
+}
+
+void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns) {
+  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  LinkKey target = key;
+  if (change.name && target.index <= 0) {
+    // IFLA_IFNAME cannot both select the link and rename it: select by index instead.
+    target.index = GetWith(*sock, key, ns, false).ifindex;
+  }
+  std::optional<NetnsHandle> dest;
+  if (change.netns) {
+    if (change.netns->current()) {
+      // "The current namespace" of the process: the main thread's, not this worker's.
+      NetnsRef self;
+      self.kind = NetnsRef::Kind::kPath;
+      self.path = "/proc/self/ns/net";
+      dest.emplace(self);
+    } else {
+      dest.emplace(*change.netns);
+    }
+  }
+  ifinfomsg ifi = IfInfo(0);
+  if (change.up) {
+    ifi.ifi_change = IFF_UP;
+    ifi.ifi_flags = *change.up ? IFF_UP : 0;
+  }
+  MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, target, &ifi);
+  if (change.name) m.PutString(IFLA_IFNAME, *change.name);
+  if (change.mtu) m.PutU32(IFLA_MTU, *change.mtu);
+  if (change.address) m.Put(IFLA_ADDRESS, change.address->data(), change.address->size());
+  if (change.group) m.PutU32(IFLA_GROUP, *change.group);
+  if (change.txqlen) m.PutU32(IFLA_TXQLEN, *change.txqlen);
+  // Sent without a NUL, as iproute2 does: a zero-length IFLA_IFALIAS removes the alias.
+  if (change.alias) m.Put(IFLA_IFALIAS, change.alias->data(), change.alias->size());
+  if (dest) m.PutU32(IFLA_NET_NS_FD, static_cast<uint32_t>(dest->fd()));
+  sock->Ack(m, key.Describe());
+}
+
+void LinkDelete(const LinkKey& key, const NetnsRef& ns) {
+  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  MessageBuilder m = KeyedRequest(RTM_DELLINK, 0, key);
+  sock->Ack(m, key.Describe());
+}
+
+void LinkDeleteGroup(uint32_t group, const NetnsRef& ns) {
+  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  MessageBuilder m(RTM_DELLINK, 0);
+  ifinfomsg ifi = IfInfo(0);
+  m.AppendHeader(&ifi, sizeof ifi);
+  m.PutU32(IFLA_GROUP, group);
+  sock->Ack(m, "group " + std::to_string(group));
+}
+
+// ---- JS glue ----
+
+LinkKey ReadLinkKey(const Napi::Value& v) {
+  Napi::Object o = ReqObject(v, "key");
+  LinkKey key;
+  std::optional<int64_t> index = OptInt(o, "index", 1, INT32_MAX);
+  std::optional<std::string> name = OptString(o, "name");
+  if (index) {
+    key.index = static_cast<int>(*index);
+  } else if (name && !name->empty() && name->size() <= kMaxNameLen) {
+    key.name = *name;
+  } else {
+    ThrowTypeError(v.Env(), "The \"key\" argument must have an \"index\" or a \"name\" of 1-15 bytes");
+  }
+  return key;
+}
+
+namespace {
+
+template <typename T>
+Napi::Value OrNull(Napi::Env env, const std::optional<T>& v) {
+  if (!v) return env.Null();
+  if constexpr (std::is_same_v<T, std::string>) {
+    return Napi::String::New(env, *v);
+  } else {
+    return Napi::Number::New(env, static_cast<double>(*v));
+  }
+}
+
+CreateRequest ReadCreate(const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  Napi::Object o = ReqObject(v, "req");
+  CreateRequest r;
+  r.kind = ReqString(o.Get("kind"), "kind");
+  if (r.kind != "macvtap" && r.kind != "macvlan" && r.kind != "vlan" && r.kind != "veth") {
+    ThrowTypeError(env, "The \"kind\" option must be 'macvtap', 'macvlan', 'vlan' or 'veth'");
+  }
+  r.name = ReqString(o.Get("name"), "name");
+  if (r.name.empty() || r.name.find('\0') != std::string::npos) {
+    ThrowTypeError(env, "The \"name\" option must be a non-empty string");
+  }
+  if (auto x = OptInt(o, "link", 1, INT32_MAX)) r.link = static_cast<uint32_t>(*x);
+  if (auto x = OptInt(o, "ifindex", 1, INT32_MAX)) r.ifindex = static_cast<int32_t>(*x);
+  r.address = OptMac(o, "address");
+  if (auto x = OptInt(o, "mtu", 0, UINT32_MAX)) r.mtu = static_cast<uint32_t>(*x);
+  if (auto x = OptInt(o, "txqlen", 0, UINT32_MAX)) r.txqlen = static_cast<uint32_t>(*x);
+  if (auto x = OptInt(o, "group", 0, UINT32_MAX)) r.group = static_cast<uint32_t>(*x);
+  r.up = OptBool(o, "up").value_or(false);
+  r.alias = OptString(o, "alias");
+  if (auto x = OptInt(o, "macvlanMode", 0, UINT32_MAX)) r.macvlan_mode = static_cast<uint32_t>(*x);
+  if (auto x = OptInt(o, "macvlanFlags", 0, UINT16_MAX)) r.macvlan_flags = static_cast<uint32_t>(*x);
+  Napi::Value macs = o.Get("macvlanMacaddrs");
+  if (!macs.IsUndefined() && !macs.IsNull()) {
+    if (!macs.IsArray()) ThrowTypeError(env, "The \"macvlanMacaddrs\" option must be an array");
+    Napi::Array a = macs.As<Napi::Array>();
+    std::vector<std::vector<uint8_t>> list;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      list.push_back(ParseMac(env, ReqString(a.Get(i), "macvlanMacaddrs"), "macvlanMacaddrs"));
+    }
+    r.macvlan_macaddrs = std::move(list);
+  }
+  if (auto x = OptInt(o, "vlanId", 0, 4095)) r.vlan_id = static_cast<uint16_t>(*x);
+  if (auto x = OptInt(o, "vlanProtocol", 0, UINT16_MAX)) r.vlan_protocol = static_cast<uint16_t>(*x);
+  Napi::Value peer = o.Get("peer");
+  if (!peer.IsUndefined() && !peer.IsNull()) {
+    Napi::Object p = ReqObject(peer, "peer");
+    PeerRequest pr;
+    pr.name = ReqString(p.Get("name"), "peer.name");
+    pr.address = OptMac(p, "address");
+    pr.netns = ReadNetns(p.Get("netns"), "peer.netns");
+    r.peer = std::move(pr);
+  }
+  return r;
+}
+
+SetRequest ReadSet(const Napi::Value& v) {
+  Napi::Object o = ReqObject(v, "change");
+  SetRequest s;
+  s.up = OptBool(o, "up");
+  if (auto x = OptInt(o, "mtu", 0, UINT32_MAX)) s.mtu = static_cast<uint32_t>(*x);
+  s.address = OptMac(o, "address");
+  s.name = OptString(o, "name");
+  s.alias = OptString(o, "alias");
+  if (auto x = OptInt(o, "group", 0, UINT32_MAX)) s.group = static_cast<uint32_t>(*x);
+  if (auto x = OptInt(o, "txqlen", 0, UINT32_MAX)) s.txqlen = static_cast<uint32_t>(*x);
+  // `netns: null` means "move to the process's namespace", so only undefined means "do not move".
+  if (o.Has("netns") && !o.Get("netns").IsUndefined()) s.netns = ReadNetns(o.Get("netns"), "netns");
+  return s;
+}
+
+Napi::Value ResolveNothing(Napi::Env env, Nothing&) { return env.Undefined(); }
+
+}  // namespace
+
+Napi::Object LinkInfoToJs(Napi::Env env, const LinkInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ifindex", info.ifindex);
+  o.Set("name", info.name);
+  o.Set("kind", OrNull(env, info.kind));
+  o.Set("address", OrNull(env, info.address));
+  o.Set("broadcast", OrNull(env, info.broadcast));
+  o.Set("mtu", info.mtu);
+  o.Set("minMtu", OrNull(env, info.min_mtu));
+  o.Set("maxMtu", OrNull(env, info.max_mtu));
+  o.Set("txqlen", info.txqlen);
+  o.Set("flags", info.flags);
+  o.Set("operstate", info.operstate);
+  o.Set("link", OrNull(env, info.link));
+  o.Set("linkNetnsid", OrNull(env, info.link_netnsid));
+  o.Set("linkName", OrNull(env, info.link_name));
+  o.Set("master", OrNull(env, info.master));
+  o.Set("group", info.group);
+  o.Set("alias", OrNull(env, info.alias));
+  o.Set("numTxQueues", OrNull(env, info.num_tx_queues));
+  o.Set("numRxQueues", OrNull(env, info.num_rx_queues));
+  if (info.macvlan) {
+    Napi::Object m = Napi::Object::New(env);
+    m.Set("mode", info.macvlan->mode);
+    m.Set("flags", info.macvlan->flags);
+    m.Set("macaddrCount", OrNull(env, info.macvlan->macaddr_count));
+    Napi::Array macs = Napi::Array::New(env, info.macvlan->macaddrs.size());
+    for (size_t i = 0; i < info.macvlan->macaddrs.size(); ++i) macs.Set(static_cast<uint32_t>(i), info.macvlan->macaddrs[i]);
+    m.Set("macaddrs", macs);
+    o.Set("macvlan", m);
+  } else {
+    o.Set("macvlan", env.Null());
+  }
+  if (info.vlan) {
+    Napi::Object v = Napi::Object::New(env);
+    v.Set("id", info.vlan->id);
+    v.Set("protocol", info.vlan->protocol);
+    o.Set("vlan", v);
+  } else {
+    o.Set("vlan", env.Null());
+  }
+  if (info.has_tap_dev) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("major", info.tap_major);
+    d.Set("minor", info.tap_minor);
+    o.Set("tapDev", d);
+  } else {
+    o.Set("tapDev", env.Null());
+  }
+  return o;
+}
+
+/**
+ * linkCreate(req, ns) → Promise<NativeLinkInfo>. Equivalent to `ip link add … type KIND …` then `ip link show`.
+ * errno contract (syscall 'RTM_NEWLINK', device = the name tried, extack = the kernel's reason):
+ *   EEXIST      name taken (templates: 4096 numbers tried)   EBUSY       chosen ifindex taken
+ *   ENODEV      lower device (`link`) does not exist          EOPNOTSUPP  kind unknown to this kernel (no 8021q)
+ *   EINVAL      bad combination (second passthru, bad MTU)    EADDRINUSE  MAC clash when brought up
+ *   EPERM       no CAP_NET_ADMIN in the namespace             'open'/'setns' with path: the namespace is unusable
+ * Afterwards 'RTM_GETLINK' errors are possible if the link vanished at once (ENODEV).
+ */
+Napi::Value JsLinkCreate(const Napi::CallbackInfo& info) {
+  CreateRequest req = ReadCreate(info[0]);
+  NetnsRef ns = ReadNetns(info[1], "ns");
+  return PromiseWorker<LinkInfo>::Start(
+      info.Env(), "macvtap:linkCreate", [req, ns]() { return LinkCreate(req, ns); },
+      [](Napi::Env env, LinkInfo& r) -> Napi::Value { return LinkInfoToJs(env, r); });
+}
+
+/**
+ * linkGet(key, ns) → Promise<NativeLinkInfo>. Equivalent to `ip -d link show DEV`.
+ * errno contract (syscall 'RTM_GETLINK', device = name or "ifindex N"): ENODEV no such link; EINVAL malformed key
+ * (kernel); 'open'/'setns' with path when the namespace is unusable. tapDev is null when sysfs cannot be read.
+ */
+Napi::Value JsLinkGet(const Napi::CallbackInfo& info) {
+  LinkKey key = ReadLinkKey(info[0]);
+  NetnsRef ns = ReadNetns(info[1], "ns");
+  return PromiseWorker<LinkInfo>::Start(
+      info.Env(), "macvtap:linkGet", [key, ns]() { return LinkGet(key, ns); },
+      [](Napi::Env env, LinkInfo& r) -> Napi::Value { return LinkInfoToJs(env, r); });
+}
+
+/**
+ * linkList(kind, ns) → Promise<NativeLinkInfo[]>. Equivalent to `ip -d link show [type KIND]`.
+ * errno contract (syscall 'RTM_GETLINK'): EAGAIN the dump was interrupted by changes 11 times in a row; ENOBUFS the
+ * socket overflowed; 'open'/'setns' with path when the namespace is unusable.
+ */
+Napi::Value JsLinkList(const Napi::CallbackInfo& info) {
+  std::optional<std::string> kind;
+  if (!info[0].IsNull() && !info[0].IsUndefined()) kind = ReqString(info[0], "kind");
+  NetnsRef ns = ReadNetns(info[1], "ns");
+  return PromiseWorker<std::vector<LinkInfo>>::Start(
+      info.Env(), "macvtap:linkList", [kind, ns]() { return LinkList(kind, ns); },
+      [](Napi::Env env, std::vector<LinkInfo>& r) -> Napi::Value {
+        Napi::Array a = Napi::Array::New(env, r.size());
+        for (size_t i = 0; i < r.size(); ++i) a.Set(static_cast<uint32_t>(i), LinkInfoToJs(env, r[i]));
+        return a;
+      });
+}
+
+/**
+ * linkSet(key, change, ns) → Promise<void>. Equivalent to `ip link set DEV …`.
+ * errno contract (syscall 'RTM_NEWLINK', device = the key): ENODEV no such link; EBUSY rename while up;
+ * EEXIST new name taken; EINVAL MTU out of range / bad address; EADDRINUSE MAC clash on up; 'open' with path when
+ * the target namespace cannot be opened. (Renaming by name first resolves the index: 'RTM_GETLINK' ENODEV.)
+ */
+Napi::Value JsLinkSet(const Napi::CallbackInfo& info) {
+  LinkKey key = ReadLinkKey(info[0]);
+  SetRequest change = ReadSet(info[1]);
+  NetnsRef ns = ReadNetns(info[2], "ns");
+  return PromiseWorker<Nothing>::Start(
+      info.Env(), "macvtap:linkSet", [key, change, ns]() { LinkSet(key, change, ns); return Nothing{}; },
+      ResolveNothing);
+}
+
+/**
+ * linkDelete(key, ns) → Promise<void>. Equivalent to `ip link del DEV` (waits one RCU grace period).
+ * errno contract (syscall 'RTM_DELLINK'): ENODEV no such link; EOPNOTSUPP the link cannot be deleted (e.g. lo).
+ */
+Napi::Value JsLinkDelete(const Napi::CallbackInfo& info) {
+  LinkKey key = ReadLinkKey(info[0]);
+  NetnsRef ns = ReadNetns(info[1], "ns");
+  return PromiseWorker<Nothing>::Start(
+      info.Env(), "macvtap:linkDelete", [key, ns]() { LinkDelete(key, ns); return Nothing{}; }, ResolveNothing);
+}
+
+/**
+ * linkDeleteGroup(group, ns) → Promise<void>. Equivalent to `ip link del group N`: one RTM_DELLINK for all.
+ * errno contract (syscall 'RTM_DELLINK', device "group N"): ENODEV no link in the group; EOPNOTSUPP a link in the
+ * group cannot be deleted (e.g. lo, which is in group 0): then nothing is deleted.
+ */
+Napi::Value JsLinkDeleteGroup(const Napi::CallbackInfo& info) {
+  uint32_t group = static_cast<uint32_t>(ReqInt(info[0], "group", 0, UINT32_MAX));
+  NetnsRef ns = ReadNetns(info[1], "ns");
+  return PromiseWorker<Nothing>::Start(
+      info.Env(), "macvtap:linkDeleteGroup", [group, ns]() { LinkDeleteGroup(group, ns); return Nothing{}; },
+      ResolveNothing);
+}
+
+}  // namespace macvtap

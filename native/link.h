@@ -1,0 +1,118 @@
+// Link operations over rtnetlink: create, get, list, set, delete, delete by group. Pure C++ (worker threads); the
+// JS glue is at the bottom of link.cc.
+#pragma once
+
+#include <napi.h>
+#include <stdint.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netns.h"
+
+namespace macvtap {
+
+/** Selects a link by ifindex (when > 0) or by name. */
+struct LinkKey {
+  int index = 0;
+  std::string name;
+  /** "eth0" or "ifindex 7", for errors. */
+  std::string Describe() const;
+};
+
+struct MacvlanInfo {
+  uint32_t mode = 0;
+  uint32_t flags = 0;
+  std::optional<uint32_t> macaddr_count;
+  std::vector<std::string> macaddrs;
+};
+
+struct VlanInfo {
+  uint16_t id = 0;
+  uint16_t protocol = 0;
+};
+
+/** Everything decoded from one RTM_NEWLINK message (NativeLinkInfo). */
+struct LinkInfo {
+  int ifindex = 0;
+  std::string name;
+  std::optional<std::string> kind;
+  std::optional<std::string> address;
+  std::optional<std::string> broadcast;
+  uint32_t mtu = 0;
+  std::optional<uint32_t> min_mtu, max_mtu;
+  uint32_t txqlen = 0;
+  uint32_t flags = 0;
+  uint8_t operstate = 0;
+  std::optional<uint32_t> link;
+  std::optional<int32_t> link_netnsid;
+  std::optional<std::string> link_name;
+  std::optional<uint32_t> master;
+  uint32_t group = 0;
+  std::optional<std::string> alias;
+  std::optional<uint32_t> num_tx_queues, num_rx_queues;
+  std::optional<MacvlanInfo> macvlan;
+  std::optional<VlanInfo> vlan;
+  bool has_tap_dev = false;
+  unsigned tap_major = 0, tap_minor = 0;
+};
+
+struct PeerRequest {
+  std::string name;
+  std::optional<std::vector<uint8_t>> address;
+  NetnsRef netns;
+};
+
+/** NativeCreateLink. */
+struct CreateRequest {
+  std::string kind;
+  std::string name;
+  std::optional<uint32_t> link;
+  std::optional<int32_t> ifindex;
+  std::optional<std::vector<uint8_t>> address;
+  std::optional<uint32_t> mtu, txqlen, group;
+  bool up = false;
+  std::optional<std::string> alias;
+  std::optional<uint32_t> macvlan_mode, macvlan_flags;
+  std::optional<std::vector<std::vector<uint8_t>>> macvlan_macaddrs;
+  std::optional<uint16_t> vlan_id, vlan_protocol;
+  std::optional<PeerRequest> peer;
+};
+
+/** NativeSetLink. */
+struct SetRequest {
+  std::optional<bool> up;
+  std::optional<uint32_t> mtu, group, txqlen;
+  std::optional<std::vector<uint8_t>> address;
+  std::optional<std::string> name, alias;
+  std::optional<NetnsRef> netns;
+};
+
+/** Decodes one RTM_NEWLINK message; throws EBADMSG when it is too short to be one. */
+LinkInfo ParseLink(const std::vector<uint8_t>& msg);
+
+LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns);
+/** With `with_tap_dev`, a macvtap's char device is looked up in sysfs (tapDev). */
+LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool with_tap_dev = true);
+std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const NetnsRef& ns);
+void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns);
+void LinkDelete(const LinkKey& key, const NetnsRef& ns);
+void LinkDeleteGroup(uint32_t group, const NetnsRef& ns);
+
+/** "aa:bb:cc:dd:ee:ff" for any hardware address length. */
+std::string FormatHwAddr(const uint8_t* data, size_t len);
+
+/** JS → C++ conversions shared with tap.cc (main thread; throw a JS TypeError on garbage). */
+LinkKey ReadLinkKey(const Napi::Value& v);
+/** JS conversion of a decoded link. */
+Napi::Object LinkInfoToJs(Napi::Env env, const LinkInfo& info);
+
+Napi::Value JsLinkCreate(const Napi::CallbackInfo& info);
+Napi::Value JsLinkGet(const Napi::CallbackInfo& info);
+Napi::Value JsLinkList(const Napi::CallbackInfo& info);
+Napi::Value JsLinkSet(const Napi::CallbackInfo& info);
+Napi::Value JsLinkDelete(const Napi::CallbackInfo& info);
+Napi::Value JsLinkDeleteGroup(const Napi::CallbackInfo& info);
+
+}  // namespace macvtap

@@ -1,0 +1,65 @@
+// Network namespaces for worker threads. A request for namespace X enters X with setns(CLONE_NEWNET) on the worker
+// thread only long enough to create what must be born there (a netlink socket, a sysfs mount) and leaves at once:
+// sockets keep the namespace they were created in, so the rest of the work runs back in the original namespace.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "fd.h"
+#include "netlink.h"
+
+namespace macvtap {
+
+/** A `NativeNetns` read from JS on the main thread: the current namespace, a path, or a borrowed fd. */
+struct NetnsRef {
+  enum class Kind { kCurrent, kPath, kFd };
+  Kind kind = Kind::kCurrent;
+  std::string path;
+  int fd = -1;
+
+  bool current() const { return kind == Kind::kCurrent; }
+  /** For error messages: the path, "fd N", or empty for the current namespace. */
+  std::string Describe() const;
+};
+
+/**
+ * An fd referring to the namespace: opened O_RDONLY|O_CLOEXEC for a path (owned here), the caller's own fd for kFd
+ * (borrowed: the caller keeps it open), -1 for kCurrent. Throws SysException (syscall 'open', path).
+ */
+class NetnsHandle {
+ public:
+  explicit NetnsHandle(const NetnsRef& ns);
+  int fd() const { return fd_; }
+
+ private:
+  FileDescriptor owned_;
+  int fd_ = -1;
+};
+
+/**
+ * Enters `ns` on the calling thread for the guard's lifetime (no-op for the current namespace). If leaving fails,
+ * the thread is marked poisoned and every later NetnsGuard/OpenNetlink on it fails instead of silently working in
+ * the wrong namespace. Throws SysException ('open' with the path, or 'setns').
+ */
+class NetnsGuard {
+ public:
+  explicit NetnsGuard(const NetnsRef& ns);
+  ~NetnsGuard();
+  NetnsGuard(const NetnsGuard&) = delete;
+  NetnsGuard& operator=(const NetnsGuard&) = delete;
+
+ private:
+  FileDescriptor saved_;
+};
+
+/** Throws if an earlier namespace switch on this thread could not be undone. */
+void CheckThreadNetns();
+
+/** A netlink socket created inside `ns`; the thread is back in its own namespace when this returns. */
+std::unique_ptr<NetlinkSocket> OpenNetlink(const NetnsRef& ns);
+
+/** True when `ns` is the namespace of PID 1 (whose view the process's /sys shows); false when unknown. */
+bool IsInitNetns(const NetnsRef& ns);
+
+}  // namespace macvtap

@@ -1,0 +1,31 @@
+// The macvtap char device numbers, read from sysfs as seen from the link's own network namespace.
+// The process's /sys shows only the namespace that mounted it (the init namespace here), and /dev/tapN names are
+// global while ifindexes are per namespace (HOST.md's cross-namespace hazard), so this mounts a private sysfs for the
+// target namespace when it is not the init one.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "netns.h"
+
+namespace macvtap {
+
+/** One macvtap to look up: `/sys/class/net/<name>/macvtap/tap<ifindex>/dev`. */
+struct TapDevQuery {
+  std::string name;
+  int ifindex = 0;
+  bool found = false;
+  unsigned major = 0;
+  unsigned minor = 0;
+};
+
+/**
+ * Fills `found/major/minor` for every query with one sysfs view of `ns` (one mount for any number of links).
+ * A query whose file is missing (the link went away) stays `found = false`. Returns a SysError with err != 0 when
+ * sysfs for the namespace could not be obtained at all (e.g. EPERM without CAP_SYS_ADMIN).
+ */
+SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries);
+
+}  // namespace macvtap

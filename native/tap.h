@@ -1,0 +1,41 @@
+// macvtap queues: open the link's own char device (verified by st_rdev, private node when /dev/tapN is wrong or
+// missing), configure each queue with TUNSETIFF & co, read and write single frames.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+
+#include "link.h"
+#include "netns.h"
+#include "ownership.h"
+
+namespace macvtap {
+
+/** NativeTapOpenOptions. */
+struct TapOpenOptions {
+  int queues = 1;
+  bool vnet_hdr = true;
+  int vnet_hdr_size = 0;
+  long offloads = -1;
+  bool nonblock = false;
+};
+
+/** NativeTapOpenResult; `fds` are closed unless claimed. */
+struct TapOpenResult {
+  FdBatch fds;
+  int ifindex = 0;
+  std::string name;
+  std::string path;
+  unsigned major = 0;
+  unsigned minor = 0;
+  bool private_node = false;
+};
+
+TapOpenResult TapOpen(const LinkKey& key, const TapOpenOptions& opts, const NetnsRef& ns);
+
+Napi::Value JsTapOpen(const Napi::CallbackInfo& info);
+Napi::Value JsTapRead(const Napi::CallbackInfo& info);
+Napi::Value JsTapWrite(const Napi::CallbackInfo& info);
+
+}  // namespace macvtap
