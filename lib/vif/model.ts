@@ -58,6 +58,11 @@ export const mtuSchema = z
   .min(68, { error: 'must be at least 68 (the IPv4 minimum)' })
   .max(65535, { error: 'must be at most 65535' });
 
+/** `schema`, also accepting `null` (Nova's `None`) as absent; keeps the inner schema's error messages. */
+function nullable<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), schema.optional());
+}
+
 const modeSchema = z
   .string({ error: `must be one of ${VIF_MACVTAP_MODES.join(', ')}` })
   // iproute2/kernel spelling accepted for convenience; libvirt and Nova say "passthrough".
@@ -107,7 +112,7 @@ const detailsSchema = z.preprocess(
       /** The physical interface (the VLAN device's lower device). */
       physical_interface: ifnameSchema,
       /** 802.1Q VLAN id; when set, `macvtap_source` is a VLAN device on `physical_interface` that `plug` ensures. */
-      vlan: z.union([z.null(), vlanSchema]).optional().transform((v) => v ?? undefined),
+      vlan: nullable(vlanSchema),
     },
     { error: 'must be an object' },
   ),
@@ -120,7 +125,7 @@ const networkSchema = z.object(
     bridge: z.union([z.null(), z.string()]).optional().transform((v) => v ?? undefined),
     label: z.string().optional(),
     meta: z
-      .object({ mtu: z.union([z.null(), mtuSchema]).optional().transform((v) => v ?? undefined) }, { error: 'must be an object' })
+      .object({ mtu: nullable(mtuSchema) }, { error: 'must be an object' })
       .default({ mtu: undefined }),
     /** Not interpreted here (libvirt does not see subnets for a direct attachment). */
     subnets: z.array(z.unknown(), { error: 'must be an array' }).optional(),
@@ -169,11 +174,11 @@ export const vifSchema = z.object(
       .optional()
       .transform(() => 'normal' as const),
     /** Nova's device name (`tap` + port id prefix); the self-managed macvtap's default name. */
-    devname: z.union([z.null(), ifnameSchema]).optional().transform((v) => v ?? undefined),
+    devname: nullable(ifnameSchema),
     network: networkSchema,
     details: detailsSchema,
-    qbh_params: z.union([z.null(), qbhParamsSchema]).optional().transform((v) => v ?? undefined),
-    qbg_params: z.union([z.null(), qbgParamsSchema]).optional().transform((v) => v ?? undefined),
+    qbh_params: nullable(qbhParamsSchema),
+    qbg_params: nullable(qbgParamsSchema),
   },
   { error: 'a vif must be an object' },
 );
@@ -204,8 +209,12 @@ export function dropUndefined<T>(value: T): T {
   return out as T;
 }
 
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 function missingDetails(input: unknown): string[] {
-  if (typeof input !== 'object' || input === null) return [];
+  if (!isPlainObject(input)) return [];
   const details = (input as { details?: unknown }).details;
   // No details object at all: every parameter is missing, as for Nova.
   const d = typeof details === 'object' && details !== null && !Array.isArray(details) ? (details as Record<string, unknown>) : {};
@@ -229,7 +238,7 @@ export function parseVif(input: unknown): Vif {
     : undefined;
   const missing = missingDetails(input);
   const result = vifSchema.safeParse(input);
-  if (missing.length > 0 && typeof input === 'object' && input !== null) {
+  if (missing.length > 0) {
     const err = new VifDetailsMissingMacvtapParameters(id, missing);
     if (!result.success) {
       const missingPaths = new Set(missing.map((m) => `details.${m}`));

@@ -6,7 +6,7 @@
  * elements and attributes are ignored (a live domain's XML has `<address>`, `<alias name='net0'>`, …), and the values
  * it keeps are checked by the same schema that checks what we produce.
  */
-import { XMLValidator } from 'fast-xml-parser';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { create } from 'xmlbuilder2';
 import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces.js';
 import { VifXmlError, type VifIssue } from './errors.js';
@@ -14,6 +14,33 @@ import { checkInterfaceConfig, interfaceConfigSchema, interfaceFromVif, type Int
 import { dropUndefined, formatIssues, toIssues, type Vif, type VifInput } from './model.js';
 
 const SERIALIZE = { prettyPrint: true, headless: true, wellFormed: true } as const;
+
+/** The DOM node shape walked by {@link serialize} (xmlbuilder2's DOM, the subset used). */
+interface DomNode {
+  nodeType: number;
+  data?: string;
+  childNodes: ArrayLike<DomNode>;
+  attributes?: ArrayLike<{ name: string; value: string }>;
+  setAttribute?(name: string, value: string): void;
+}
+
+/**
+ * xmlbuilder2's serializer escapes `&` only where it does not already start something shaped like an entity
+ * reference, so a value `a&amp;b` would be written raw and read back as `a&b`, and `&x;` would make the document
+ * refer to an undefined entity. Escaping every `&` in the DOM first makes its output exact; the round-trip tests
+ * (`&amp;`, `&#10;`, `&x;` in values) pin this down.
+ */
+function serialize(doc: XMLBuilder): string {
+  const walk = (n: DomNode): void => {
+    if (n.nodeType === 3 && n.data !== undefined) n.data = n.data.replace(/&/g, '&amp;');
+    if (n.nodeType === 1 && n.attributes && n.setAttribute) {
+      for (const { name, value } of Array.from(n.attributes)) n.setAttribute(name, value.replace(/&/g, '&amp;'));
+    }
+    for (const c of Array.from(n.childNodes)) walk(c);
+  };
+  walk(doc.node as unknown as DomNode);
+  return doc.end(SERIALIZE);
+}
 
 const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
 const onOff = (b: boolean): string => (b ? 'on' : 'off');
@@ -71,7 +98,7 @@ export function interfaceToXml(config: InterfaceConfig): string {
   const c = checkInterfaceConfig(config);
   const doc = create();
   appendInterface(doc, c);
-  return doc.end(SERIALIZE);
+  return serialize(doc);
 }
 
 /**
@@ -95,26 +122,27 @@ export function toInterfaceXml(vif: VifInput | Vif, options: InterfaceOptions = 
 // ---------------------------------------------------------------------------------------------------------------
 // Reading
 
-/** A DOM element as xmlbuilder2 exposes it (the subset used here). */
-interface DomElement {
-  nodeType: number;
-  localName: string;
-  childNodes: ArrayLike<DomElement>;
-  getAttribute(name: string): string | null;
+/** An element as read: name, attributes (entities decoded), children in document order. */
+interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  children: XmlNode[];
 }
+type XmlNode = XmlElement | { text: string };
 
-function childElements(el: DomElement): DomElement[] {
-  return Array.from(el.childNodes).filter((n) => n.nodeType === 1);
+const isElement = (n: XmlNode): n is XmlElement => 'name' in n;
+
+function childElements(el: XmlElement): XmlElement[] {
+  return el.children.filter(isElement);
 }
 
 /** The first child element named `name` (libvirt reads `./name` and takes the first). */
-function child(el: DomElement | undefined, name: string): DomElement | undefined {
-  return el ? childElements(el).find((e) => e.localName === name) : undefined;
+function child(el: XmlElement | undefined, name: string): XmlElement | undefined {
+  return el ? childElements(el).find((e) => e.name === name) : undefined;
 }
 
-function attr(el: DomElement | undefined, name: string): string | undefined {
-  const v = el?.getAttribute(name);
-  return v === null || v === undefined ? undefined : v;
+function attr(el: XmlElement | undefined, name: string): string | undefined {
+  return el && Object.hasOwn(el.attrs, name) ? el.attrs[name] : undefined;
 }
 
 /** Decimal (and, where libvirt allows it, `0x` hex) → number; anything else is passed on for the schema to reject. */
@@ -130,10 +158,10 @@ function bool(v: string | undefined, t: string, f: string): boolean | string | u
   return v === t ? true : v === f ? false : `${v} (expected ${t} or ${f})`;
 }
 
-const onOffAttr = (el: DomElement | undefined, name: string) => bool(attr(el, name), 'on', 'off');
+const onOffAttr = (el: XmlElement | undefined, name: string) => bool(attr(el, name), 'on', 'off');
 
 /** Reads one `<interface>` element into the raw (unchecked) config shape. */
-function readInterface(el: DomElement): Record<string, unknown> {
+function readInterface(el: XmlElement): Record<string, unknown> {
   const source = child(el, 'source');
   const target = child(el, 'target');
   const driver = child(el, 'driver');
@@ -202,25 +230,59 @@ function readInterface(el: DomElement): Record<string, unknown> {
   });
 }
 
+// fast-xml-parser in document-order mode. htmlEntities decodes character references in one pass (xmlbuilder2's reader
+// decodes `&amp;#10;` twice, into a newline); named references other than XML's five are refused before parsing.
+const reader = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  parseAttributeValue: false,
+  parseTagValue: false,
+  processEntities: true,
+  htmlEntities: true,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  trimValues: true,
+});
+
+type FxpNode = Record<string, unknown> & { ':@'?: Record<string, string> };
+
+function toTree(nodes: FxpNode[]): XmlNode[] {
+  const out: XmlNode[] = [];
+  for (const n of nodes) {
+    for (const [key, value] of Object.entries(n)) {
+      if (key === ':@') continue;
+      if (key === '#text') out.push({ text: String(value) });
+      else out.push({ name: key, attrs: { ...(n[':@'] ?? {}) }, children: toTree(value as FxpNode[]) });
+    }
+  }
+  return out;
+}
+
 /** Parses a document and returns its root element; refuses what is not well-formed, and DTDs. */
-function parseDocument(xml: unknown): DomElement {
+function parseDocument(xml: unknown): XmlElement {
   if (typeof xml !== 'string') throw new VifXmlError(`expected an XML string, got ${xml === null ? 'null' : typeof xml}`);
   // No DTDs: libvirt's XML has none, and entity definitions are how hostile documents blow up.
   if (/<!DOCTYPE/i.test(xml)) throw new VifXmlError('XML with a DOCTYPE is refused (libvirt XML has none)');
+  // Without a DTD only XML's five named references exist; a conforming parser (libvirt's) refuses any other.
+  const markupOnly = xml.replace(/<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|<\?[\s\S]*?\?>/g, '');
+  const badRef = /&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^\s<]{0,12}/.exec(markupOnly);
+  if (badRef) throw new VifXmlError(`not well-formed XML: undefined entity or bare "&" at ${JSON.stringify(badRef[0])}`);
   const ok = XMLValidator.validate(xml);
   if (ok !== true) {
     throw new VifXmlError(`not well-formed XML: ${ok.err.msg} (line ${ok.err.line}, column ${ok.err.col})`, {
       issues: [{ path: `${ok.err.line}:${ok.err.col}`, message: ok.err.msg }],
     });
   }
-  let root: DomElement | null;
+  let top: XmlNode[];
   try {
-    root = create(xml).root().node as unknown as DomElement;
+    top = toTree(reader.parse(xml) as FxpNode[]);
   } catch (e) {
     throw new VifXmlError(`not well-formed XML: ${(e as Error).message}`, { cause: e });
   }
-  if (!root || root.nodeType !== 1) throw new VifXmlError('XML has no root element');
-  return root;
+  const roots = top.filter(isElement);
+  if (roots.length !== 1) throw new VifXmlError(`XML must have exactly one root element, found ${roots.length}`);
+  return roots[0]!;
 }
 
 function checkRead(raw: Record<string, unknown>, where: string): InterfaceConfig {
@@ -246,7 +308,7 @@ function checkRead(raw: Record<string, unknown>, where: string): InterfaceConfig
  */
 export function parseInterfaceXml(xml: string): InterfaceConfig {
   const root = parseDocument(xml);
-  if (root.localName !== 'interface') throw new VifXmlError(`expected an <interface> element, got <${root.localName}>`);
+  if (root.name !== 'interface') throw new VifXmlError(`expected an <interface> element, got <${root.name}>`);
   return checkRead(readInterface(root), '<interface>');
 }
 
@@ -258,15 +320,24 @@ export function parseInterfaceXml(xml: string): InterfaceConfig {
  */
 export function parseDomainInterfaces(xml: string): InterfaceConfig[] {
   const root = parseDocument(xml);
-  if (root.localName !== 'domain') throw new VifXmlError(`expected a <domain> element, got <${root.localName}>`);
+  if (root.name !== 'domain') throw new VifXmlError(`expected a <domain> element, got <${root.name}>`);
   const out: InterfaceConfig[] = [];
   childElements(child(root, 'devices') ?? root)
-    .filter((e) => e.localName === 'interface')
+    .filter((e) => e.name === 'interface')
     .forEach((e, i) => {
       const type = attr(e, 'type');
       if (type === 'direct' || type === 'ethernet') out.push(checkRead(readInterface(e), `interface ${i}`));
     });
   return out;
+}
+
+/** Re-creates a read element (attributes, children, text) under `parent`. */
+function appendTree(parent: XMLBuilder, el: XmlElement): void {
+  const e = parent.ele(el.name, el.attrs);
+  for (const c of el.children) {
+    if (isElement(c)) appendTree(e, c);
+    else e.txt(c.text);
+  }
 }
 
 /** Options of {@link toDomainXml}. */
@@ -286,7 +357,7 @@ export interface DomainOptions {
 /**
  * Wraps interfaces into a minimal bootable-shaped domain (name, memory, vcpu, `hvm` os, devices) for tests, examples
  * and `virt-xml-validate`. Interfaces are configs, or XML strings (checked with {@link parseInterfaceXml} and then
- * embedded exactly as given).
+ * embedded element for element, unknown elements and attributes included; comments are dropped).
  *
  * @throws {@link InvalidVifError} for a bad config or domain option; {@link VifXmlError} for a bad XML string.
  */
@@ -317,10 +388,10 @@ export function toDomainXml(interfaces: Array<InterfaceConfig | string>, options
   for (const i of interfaces) {
     if (typeof i === 'string') {
       parseInterfaceXml(i);
-      devices.import(create(i));
+      appendTree(devices, parseDocument(i));
     } else {
       appendInterface(devices, checkInterfaceConfig(i));
     }
   }
-  return doc.end(SERIALIZE);
+  return serialize(doc);
 }

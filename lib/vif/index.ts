@@ -1,0 +1,33 @@
+/**
+ * The Nova `macvtap` vif layer: a typed vif dict, plug/unplug on the host, and the libvirt `<interface>` XML.
+ *
+ * ```ts
+ * const vif = parseVif(JSON.parse(neutronVifJson));
+ * await plug(vif);                                   // VLAN device ensured, source device up
+ * const xml = toInterfaceXml(vif, { vcpus: 4, quota: flavor.extra_specs });
+ * ```
+ * Imports the core only through `../index.js` and `../types.js`.
+ */
+export { VifError, InvalidVifError, VifDetailsMissingMacvtapParameters, VifXmlError, VifPlugError } from './errors.js';
+export type { VifIssue, VifPlugErrorCode } from './errors.js';
+export {
+  VIF_MACVTAP_MODES,
+  REQUIRED_MACVTAP_DETAILS,
+  DETAIL_ALIASES,
+  vifSchema,
+  parseVif,
+  kernelMacvtapMode,
+} from './model.js';
+export type { Vif, VifInput, VifDetails, VifMacvtapMode } from './model.js';
+export {
+  MAX_TAP_QUEUES,
+  INTERFACE_MODELS,
+  BANDWIDTH_QUOTA_KEYS,
+  interfaceConfigSchema,
+  checkInterfaceConfig,
+  bandwidthFromQuota,
+  interfaceFromVif,
+} from './interface.js';
+export type { InterfaceConfig, InterfaceOptions, Bandwidth, HostOffloads, GuestOffloads, Virtualport } from './interface.js';
+export { interfaceToXml, toInterfaceXml, parseInterfaceXml, parseDomainInterfaces, toDomainXml } from './xml.js';
+export type { DomainOptions } from './xml.js';
