@@ -122,6 +122,20 @@ LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bo
   return info;
 }
 
+bool IndexExists(NetlinkSocket& sock, int index) {
+  LinkKey key;
+  key.index = index;
+  MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
+  m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  try {
+    sock.Get(m, key.Describe());
+    return true;
+  } catch (const SysException& e) {
+    if (e.error().err == ENODEV) return false;
+    throw;
+  }
+}
+
 void BuildCreate(MessageBuilder& m, const CreateRequest& req, const std::string& name, int peer_ns_fd) {
   ifinfomsg ifi = IfInfo(req.ifindex.value_or(0));
   if (req.up) {
@@ -259,8 +273,15 @@ LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns) {
       sock->Ack(m, name);
       break;
     } catch (const SysException& e) {
+      if (e.error().err != EEXIST) throw;
+      // EEXIST is also the kernel's answer for a taken ifindex: say which, and do not retry names for it.
+      if (req.ifindex && IndexExists(*sock, *req.ifindex)) {
+        SysError taken = e.error();
+        taken.detail = "ifindex " + std::to_string(*req.ifindex) + " is already in use";
+        throw SysException(std::move(taken));
+      }
       // Only a name clash means "try the next number"; anything else is the real answer.
-      if (!is_template || e.error().err != EEXIST || attempt + 1 >= kTemplateTries) throw;
+      if (!is_template || attempt + 1 >= kTemplateTries) throw;
     }
   }
   LinkKey key;
@@ -525,7 +546,8 @@ Napi::Object LinkInfoToJs(Napi::Env env, const LinkInfo& info) {
 /**
  * linkCreate(req, ns) → Promise<NativeLinkInfo>. Equivalent to `ip link add … type KIND …` then `ip link show`.
  * errno contract (syscall 'RTM_NEWLINK', device = the name tried, extack = the kernel's reason):
- *   EEXIST      name taken (templates: 4096 numbers tried)   EBUSY       chosen ifindex taken
+ *   EEXIST      name taken (templates: 4096 numbers tried), or the chosen ifindex is taken (then the message says
+ *               "ifindex N is already in use"; older kernels answered EBUSY)
  *   ENODEV      lower device (`link`) does not exist          EOPNOTSUPP  kind unknown to this kernel (no 8021q)
  *   EINVAL      bad combination (second passthru, bad MTU)    EADDRINUSE  MAC clash when brought up
  *   EPERM       no CAP_NET_ADMIN in the namespace             'open'/'setns' with path: the namespace is unusable
@@ -572,7 +594,8 @@ Napi::Value JsLinkList(const Napi::CallbackInfo& info) {
 
 /**
  * linkSet(key, change, ns) → Promise<void>. Equivalent to `ip link set DEV …`.
- * errno contract (syscall 'RTM_NEWLINK', device = the key): ENODEV no such link; EBUSY rename while up;
+ * errno contract (syscall 'RTM_NEWLINK', device = the key): ENODEV no such link; EBUSY rename while up (only on
+ * kernels that still refuse it: 6.18 renames running links);
  * EEXIST new name taken; EINVAL MTU out of range / bad address; EADDRINUSE MAC clash on up; 'open' with path when
  * the target namespace cannot be opened. (Renaming by name first resolves the index: 'RTM_GETLINK' ENODEV.)
  */
