@@ -31,3 +31,5 @@ export {
 export type { InterfaceConfig, InterfaceOptions, Bandwidth, HostOffloads, GuestOffloads, Virtualport } from './interface.js';
 export { interfaceToXml, toInterfaceXml, parseInterfaceXml, parseDomainInterfaces, toDomainXml } from './xml.js';
 export type { DomainOptions } from './xml.js';
+export { plug, unplug, removeVlan, plugSelfManaged, unplugSelfManaged } from './plug.js';
+export type { PlugOptions, PlugResult, SelfManagedOptions, SelfManagedPlug } from './plug.js';
