@@ -159,6 +159,20 @@ describePrivileged('errors', () => {
     await deleteLink('mvt-dup', { netns: ns.path });
   });
 
+  it('an ifindex already taken in the namespace is refused (this kernel: EEXIST, as ip reports; older: EBUSY)', async () => {
+    const taken = ns.ipLink(T).ifindex;
+    const ip = spawnSync('ip', ['-n', ns.name, 'link', 'add', 'link', L, 'index', String(taken), 'name', 'mvt-ix', 'type', 'macvtap'], { encoding: 'utf8' });
+    expect(ip.status).not.toBe(0);
+    const before = snapshot(ns);
+    const err = await rejection(() => createMacvtap({ lower: L, name: 'mvt-ix', ifindex: taken, netns: ns.path }));
+    expect(err).toBeInstanceOf(MacvtapError);
+    expect(['EEXIST', 'EBUSY']).toContain(err.code);
+    expect(err.syscall).toBe('RTM_NEWLINK');
+    // Same verdict as ip's: "File exists" ↔ EEXIST, "Device or resource busy" ↔ EBUSY.
+    expect(ip.stderr).toContain(err.code === 'EEXIST' ? 'File exists' : 'Device or resource busy');
+    expect(snapshot(ns)).toBe(before);
+  });
+
   it('ENODEV on a missing lower (by ifindex: the kernel refuses RTM_NEWLINK; by name: the lookup fails)', async () => {
     const before = snapshot(ns);
     const err = await rejection(() => createMacvtap({ lower: 99_999, name: 'mvt-nl', netns: ns.path }));

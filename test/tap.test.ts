@@ -223,7 +223,7 @@ describePrivileged('tap queues', () => {
       const f = await readUntil(q!, isOurUdp(back, size));
       const hdr = parseVnetHdr(f);
       expect(hdr.gsoType).toBe(0);
-      if (size === 12) expect(f.readUInt16LE(10)).toBeLessThanOrEqual(1); // num_buffers
+      // (With 12 bytes the kernel writes the 10-byte struct and skips num_buffers: those 2 bytes are unspecified.)
       const p: ParsedFrame = parseFrame(f.subarray(size));
       expect(p.dstMac).toBe(TAP_MAC);
       expect(p.udp?.ipChecksumOk).toBe(true);
