@@ -290,6 +290,29 @@ describePrivileged('links', () => {
     crossCheck(ns, info!);
   });
 
+  it('renaming an up link: the library and ip get the same verdict from this kernel', async () => {
+    ns.ip('link', 'add', 'link', 'mvt-l0', 'name', 'mvt-ipup', 'up', 'type', 'macvtap');
+    let ipRenamed: boolean;
+    try {
+      ns.ip('link', 'set', 'mvt-ipup', 'name', 'mvt-ipup2');
+      ipRenamed = true;
+    } catch (e) {
+      expect(String(e)).toMatch(/busy/i);
+      ipRenamed = false;
+    }
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-up', up: true, netns: ns.path });
+    if (ipRenamed) {
+      // Kernels since 6.x rename live devices.
+      const info = await setLink('mvt-up', { name: 'mvt-up2' }, { netns: ns.path });
+      expect(info).toMatchObject({ name: 'mvt-up2', up: true });
+      expect(ns.ipLink('mvt-up2').flags).toContain('UP');
+    } else {
+      const err = await rejection(setLink('mvt-up', { name: 'mvt-up2' }, { netns: ns.path }));
+      expect(err.code).toBe('EBUSY');
+      expect(ipNames(ns)).toContain('mvt-up');
+    }
+  });
+
   it('moves a link to another namespace: gone from A, present in B with its lower across namespaces', async () => {
     const b = TestNetns.create();
     extra.push(b);
