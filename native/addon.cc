@@ -21,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tapRead", Napi::Function::New(env, JsTapRead, "tapRead"));
   exports.Set("tapWrite", Napi::Function::New(env, JsTapWrite, "tapWrite"));
   exports.Set("fdClose", Napi::Function::New(env, JsFdClose, "fdClose"));
+  exports.Set("fdCloseAsync", Napi::Function::New(env, JsFdCloseAsync, "fdCloseAsync"));
   exports.Set("fdRelease", Napi::Function::New(env, JsFdRelease, "fdRelease"));
   exports.Set("ownedFds", Napi::Function::New(env, JsOwnedFds, "ownedFds"));
   exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));

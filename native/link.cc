@@ -92,11 +92,13 @@ std::string ExpandTemplate(const std::string& tmpl, uint64_t n) {
   return out;
 }
 
-LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bool with_tap_dev) {
+// `full`: also resolve the lower device's name and the macvtap's char device (what linkGet promises); internal
+// lookups that only need the index or kind skip both.
+LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bool full) {
   MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
   m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
   LinkInfo info = ParseLink(sock.Get(m, key.Describe()));
-  if (info.link && !info.link_netnsid && *info.link != static_cast<uint32_t>(info.ifindex)) {
+  if (full && info.link && !info.link_netnsid && *info.link != static_cast<uint32_t>(info.ifindex)) {
     // The lower device is in this namespace: one more request for its name (gone meanwhile → null).
     try {
       LinkKey lower;
@@ -108,7 +110,7 @@ LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bo
       if (e.error().err != ENODEV) throw;
     }
   }
-  if (with_tap_dev && info.kind && *info.kind == "macvtap") {
+  if (full && info.kind && *info.kind == "macvtap") {
     std::vector<TapDevQuery> q(1);
     q[0].name = info.name;
     q[0].ifindex = info.ifindex;
@@ -295,9 +297,9 @@ LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns) {
   return GetWith(*sock, key, ns, true);
 }
 
-LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool with_tap_dev) {
+LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool full) {
   std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
-  return GetWith(*sock, key, ns, with_tap_dev);
+  return GetWith(*sock, key, ns, full);
 }
 
 std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const NetnsRef& ns) {

@@ -93,8 +93,8 @@ struct SetRequest {
 LinkInfo ParseLink(const std::vector<uint8_t>& msg);
 
 LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns);
-/** With `with_tap_dev`, a macvtap's char device is looked up in sysfs (tapDev). */
-LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool with_tap_dev = true);
+/** With `full`, also the lower device's name (linkName) and a macvtap's char device (tapDev, from sysfs). */
+LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool full = true);
 std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const NetnsRef& ns);
 void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns);
 void LinkDelete(const LinkKey& key, const NetnsRef& ns);

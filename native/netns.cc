@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "errors.h"
 
@@ -72,19 +71,6 @@ std::unique_ptr<NetlinkSocket> OpenNetlink(const NetnsRef& ns) {
   // A failed return to our namespace is only noticed by the destructor: check before trusting anything.
   CheckThreadNetns();
   return std::make_unique<NetlinkSocket>(std::move(transport));
-}
-
-bool IsInitNetns(const NetnsRef& ns) {
-  struct stat init {};
-  if (::stat("/proc/1/ns/net", &init) < 0) return false;
-  struct stat target {};
-  int rc;
-  switch (ns.kind) {
-    case NetnsRef::Kind::kPath: rc = ::stat(ns.path.c_str(), &target); break;
-    case NetnsRef::Kind::kFd: rc = ::fstat(ns.fd, &target); break;
-    default: rc = ::stat("/proc/thread-self/ns/net", &target); break;
-  }
-  return rc == 0 && target.st_dev == init.st_dev && target.st_ino == init.st_ino;
 }
 
 }  // namespace macvtap

@@ -59,7 +59,4 @@ void CheckThreadNetns();
 /** A netlink socket created inside `ns`; the thread is back in its own namespace when this returns. */
 std::unique_ptr<NetlinkSocket> OpenNetlink(const NetnsRef& ns);
 
-/** True when `ns` is the namespace of PID 1 (whose view the process's /sys shows); false when unknown. */
-bool IsInitNetns(const NetnsRef& ns);
-
 }  // namespace macvtap

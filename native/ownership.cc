@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "async.h"
 #include "errors.h"
 
 namespace macvtap {
@@ -96,6 +97,21 @@ Napi::Value JsFdClose(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(ReqInt(info[0], "fd", 0, INT32_MAX));
   if (!Ownership::Of(info.Env()).Close(fd)) ThrowNotOwned(info.Env(), "close", fd);
   return info.Env().Undefined();
+}
+
+/**
+ * fdCloseAsync(fd) → Promise<void> (not in binding.d.ts yet): like fdClose, but the close() itself runs on the
+ * thread pool. Closing a macvtap queue waits for an RCU grace period in the kernel (tap_put_queue →
+ * synchronize_rcu, ~11 ms here), which fdClose spends blocking the event loop. Ownership ends synchronously, so a
+ * second fdClose/fdCloseAsync of the same fd throws EBADF at once; the promise resolves once the fd is closed.
+ * errno contract: EBADF (syscall 'close', thrown synchronously) when the addon does not own `fd`.
+ */
+Napi::Value JsFdCloseAsync(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(ReqInt(info[0], "fd", 0, INT32_MAX));
+  if (!Ownership::Of(info.Env()).Take(fd)) ThrowNotOwned(info.Env(), "close", fd);
+  return PromiseWorker<Nothing>::Start(
+      info.Env(), "macvtap:fdCloseAsync", [fd]() { ::close(fd); return Nothing{}; },
+      [](Napi::Env env, Nothing&) -> Napi::Value { return env.Undefined(); });
 }
 
 /**

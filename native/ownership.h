@@ -19,6 +19,8 @@ class Ownership {
   void Adopt(int fd);
   /** Closes an owned fd; false when not owned (nothing closed). */
   bool Close(int fd);
+  /** Stops owning (like Release) so the caller can close it elsewhere; false when not owned. */
+  bool Take(int fd) { return Release(fd); }
   /** Stops owning without closing; false when not owned. */
   bool Release(int fd);
   std::vector<int> List();
@@ -61,6 +63,7 @@ class FdBatch {
 
 Napi::Value JsFdClose(const Napi::CallbackInfo& info);
 Napi::Value JsFdRelease(const Napi::CallbackInfo& info);
+Napi::Value JsFdCloseAsync(const Napi::CallbackInfo& info);
 Napi::Value JsOwnedFds(const Napi::CallbackInfo& info);
 
 }  // namespace macvtap

@@ -5,9 +5,12 @@
 #include <sched.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <memory>
+#include <mutex>
 #include <thread>
 
 namespace macvtap {
@@ -25,6 +28,7 @@ SysError Fail(int err, std::string syscall, std::string path = {}) {
 // Reads every query relative to `dirfd` (a sysfs root, or AT_FDCWD with `root` = "/sys/").
 void ReadAll(int dirfd, const std::string& root, std::vector<TapDevQuery>& queries) {
   for (TapDevQuery& q : queries) {
+    if (q.found) continue;
     std::string rel = "class/net/" + q.name + "/macvtap/tap" + std::to_string(q.ifindex) + "/dev";
     std::string path = root + rel;
     int fd = ::openat(dirfd, path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -103,27 +107,133 @@ SysError ReadInThread(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
   return result;
 }
 
+// Identity of a namespace file: what stat() says about /proc/PID/ns/net, a bind mount of it, or an fd of it.
+struct NsId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const NsId& o) const { return dev == o.dev && ino == o.ino; }
+};
+
+bool Identify(const NetnsRef& ns, NsId* out) {
+  struct stat st {};
+  int rc;
+  switch (ns.kind) {
+    case NetnsRef::Kind::kPath: rc = ::stat(ns.path.c_str(), &st); break;
+    case NetnsRef::Kind::kFd: rc = ::fstat(ns.fd, &st); break;
+    default: rc = ::stat("/proc/thread-self/ns/net", &st); break;
+  }
+  if (rc < 0) return false;
+  out->dev = st.st_dev;
+  out->ino = st.st_ino;
+  return true;
+}
+
+// PID 1's namespace: the one whose view the process's own /sys shows. Constant for the process's lifetime.
+bool InitNsId(NsId* out) {
+  static NsId id;
+  static bool known = [] {
+    struct stat st {};
+    if (::stat("/proc/1/ns/net", &st) < 0) return false;
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+    return true;
+  }();
+  *out = id;
+  return known;
+}
+
+// Mounting and dissolving a sysfs costs ~150 us (an expedited RCU sync on release), more than the rest of a get,
+// so recent namespaces keep theirs. This does not keep a namespace alive: sysfs holds only a passive reference,
+// so links still go away with it. A namespace inode number can be reused after the namespace dies; the stale
+// sysfs then shows no links at all, so a lookup that finds nothing in a cached mount remounts once and retries.
+class MountCache {
+ public:
+  static constexpr size_t kCapacity = 16;
+
+  std::shared_ptr<FileDescriptor> Find(const NsId& id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Entry& e : entries_) {
+      if (e.id == id) {
+        e.used = ++clock_;
+        return e.mnt;
+      }
+    }
+    return nullptr;
+  }
+
+  void Put(const NsId& id, std::shared_ptr<FileDescriptor> mnt) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Entry& e : entries_) {
+      if (e.id == id) {
+        e.mnt = std::move(mnt);
+        e.used = ++clock_;
+        return;
+      }
+    }
+    if (entries_.size() >= kCapacity) {
+      auto oldest = entries_.begin();
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (it->used < oldest->used) oldest = it;
+      }
+      entries_.erase(oldest);  // closed when the last reader lets go of its shared_ptr
+    }
+    entries_.push_back(Entry{id, std::move(mnt), ++clock_});
+  }
+
+ private:
+  struct Entry {
+    NsId id;
+    std::shared_ptr<FileDescriptor> mnt;
+    uint64_t used;
+  };
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+  uint64_t clock_ = 0;
+};
+
+MountCache& Cache() {
+  // Never destroyed: worker threads may still use it while the process exits.
+  static MountCache* cache = new MountCache();
+  return *cache;
+}
+
+bool AllFound(const std::vector<TapDevQuery>& queries) {
+  for (const TapDevQuery& q : queries) {
+    if (!q.found) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
   if (queries.empty()) return {};
-  if (IsInitNetns(ns)) {
+  NsId target, init;
+  if (!Identify(ns, &target)) {
+    return Fail(errno, ns.kind == NetnsRef::Kind::kFd ? "fstat" : "stat",
+                ns.current() ? "/proc/thread-self/ns/net" : ns.Describe());
+  }
+  if (InitNsId(&init) && target == init) {
     ReadAll(AT_FDCWD, "/sys/", queries);
     return {};
   }
-  FileDescriptor mnt;
+  std::shared_ptr<FileDescriptor> mnt = Cache().Find(target);
+  if (mnt) {
+    ReadAll(mnt->get(), "", queries);
+    if (AllFound(queries)) return {};
+  }
+  auto fresh = std::make_shared<FileDescriptor>();
   SysError e;
   try {
-    e = MountDetached(ns, &mnt);
+    e = MountDetached(ns, fresh.get());
   } catch (const SysException& ex) {
     return ex.error();
   }
-  if (e.err == 0) {
-    ReadAll(mnt.get(), "", queries);
-    return {};
-  }
   if (e.err == ENOSYS) return ReadInThread(ns, queries);
-  return e;
+  if (e.err != 0) return e;
+  Cache().Put(target, fresh);
+  ReadAll(fresh->get(), "", queries);
+  return {};
 }
 
 }  // namespace macvtap
