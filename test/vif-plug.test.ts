@@ -15,6 +15,7 @@ import {
   plug,
   plugSelfManaged,
   removeVlan,
+  toDomainXml,
   unplug,
   unplugSelfManaged,
   type VifInput,
@@ -23,7 +24,6 @@ import { buildUdpFrame, vnetHdr } from './helpers/frames.js';
 import { libvirtValidateUnavailable, novaVif, validateDomain } from './helpers/libvirt.js';
 import { describePrivileged, destroyAll, isRoot, makeTestbed, TestNetns, type Testbed } from './helpers/netns.js';
 import { UdpListener } from './helpers/peer.js';
-import { toDomainXml } from '../lib/vif/index.js';
 
 /** `null` when the kernel can make 802.1Q VLANs, else why not. Probed with `ip`, independent of the code under test. */
 const vlanUnsupported: string | null = (() => {
@@ -301,6 +301,32 @@ describePrivileged('vif plugSelfManaged: the macvtap is ours', () => {
       expect(p.config.driver).toStrictEqual({ host: { csum: true } });
     }
     expect(linkNames(ns)).not.toContain(name);
+  });
+
+  test('concurrent self-managed plugs of many vifs on one (downed) source device all succeed', async () => {
+    const ns = host();
+    ns.ip('link', 'set', 'l0', 'down');
+    const vifs = Array.from({ length: 8 }, (_, i) =>
+      novaVif({
+        id: `port-${i}`,
+        devname: `mvt-c${i}`,
+        address: `fa:16:3e:00:02:${i.toString(16).padStart(2, '0')}`,
+        details: { macvtap_source: 'l0', macvtap_mode: 'bridge', physical_interface: 'l0' },
+      }),
+    );
+    const plugs = await Promise.all(vifs.map((v) => plugSelfManaged(v, { netns: ns.path, queues: 2 })));
+    try {
+      expect(ns.ipLink('l0').flags).toContain('UP');
+      for (const [i, p] of plugs.entries()) {
+        const l = ns.ipLink(`mvt-c${i}`);
+        expect(l).toMatchObject({ address: `fa:16:3e:00:02:${i.toString(16).padStart(2, '0')}`, link: 'l0' });
+        expect(p.queues.map((q) => q.ifindex)).toEqual([l.ifindex, l.ifindex]);
+        expect(p.config.target).toStrictEqual({ dev: `mvt-c${i}`, managed: false });
+      }
+    } finally {
+      await Promise.all(plugs.map((p) => p.unplug()));
+    }
+    expect(ns.ipLinks().filter((l) => l.linkinfo?.info_kind === 'macvtap')).toEqual([]);
   });
 
   test('when the macvtap cannot be made (name taken), our error and nothing new is left', async () => {
