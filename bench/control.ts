@@ -4,7 +4,7 @@
  * them alike.
  *
  * Scenarios, per repetition:
- * - lifecycle, for each N: create N macvtaps (up in the create request) → open one queue of each and close it (this
+ * - lifecycle, for each N: create N macvtaps (up in the create request) → open one queue of each → close them (this
  *   package only: `ip` and the `netlink` package cannot issue `TUNSETIFF`) → delete them one by one. Each one-by-one
  *   delete waits an RCU grace period in the kernel (≈16–23 ms here, the same for every tool), so above
  *   `deleteSample` devices only that many are deleted one by one and the rest by group (timed separately);
@@ -125,7 +125,10 @@ async function lifecycle(tb: Testbed, d: ControlDriver, n: number, rep: number, 
   const group = rep < 0 ? GROUP.warmup : GROUP.lifecycle;
   const created = await d.create(list.map((name) => ({ name, group })));
   out.push(row({ ...base, phase: 'create' }, n, created, await verify(tb, n, `${d.id} create ${n}`)));
-  if (d.openClose) out.push(row({ ...base, phase: 'open-close' }, n, await d.openClose(list)));
+  if (d.openClose) {
+    const { open, close } = await d.openClose(list);
+    out.push(row({ ...base, phase: 'open-queue' }, n, open), row({ ...base, phase: 'close-queue' }, n, close));
+  }
   const one = opts.deleteSample > 0 ? Math.min(n, opts.deleteSample) : n;
   const deleted = await d.delete(list.slice(0, one));
   out.push(row({ ...base, phase: 'delete' }, one, deleted, await verify(tb, n - one, `${d.id} delete ${one}`)));

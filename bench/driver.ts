@@ -22,11 +22,12 @@ export interface PhaseTiming {
   /** Wall time of the whole phase, ms, as this configuration's user would see it. */
   totalMs: number;
   /**
-   * Wall time with the fixed cost of one `ip` process start (namespace switch and sysfs mount included) subtracted:
-   * set only for `ip -batch`, where that start is paid once per phase and would otherwise dominate small batches.
+   * `ip -batch` only: the phase timed between marker commands inside one `ip -batch` process, i.e. without the
+   * process's start (exec, namespace switch, sysfs mount) and exit, which are paid once per phase and would otherwise
+   * dominate small batches.
    */
   netMs?: number;
-  /** The subtracted start-up cost, ms (median of empty `ip -batch` runs measured next to this one). */
+  /** `ip -batch` only: `totalMs − netMs`, the process's time outside the phase's commands. */
   startupMs?: number;
   /** Per-operation wall times, ms, when the configuration can time each operation. */
   perOpMs?: number[];
@@ -53,10 +54,11 @@ export interface ControlDriver {
   /** `count` `RTM_GETLINK`s of `lo` with `depth` requests in flight (throughput), where the tool can pipeline. */
   getLinkParallel?(count: number, depth: number): Promise<PhaseTiming>;
   /**
-   * Opens one queue of each macvtap and closes it again (`/dev/tapN`, `TUNSETIFF`). Only this package can: `ip`
-   * and the `netlink` package have no way to issue `TUNSETIFF`.
+   * Opens one queue of each macvtap (`/dev/tapN`, `TUNSETIFF`), then closes them all; the two are timed apart
+   * because closing a tap queue waits an RCU grace period in the kernel (`tap_put_queue` → `synchronize_rcu`).
+   * Only this package can: `ip` and the `netlink` package have no way to issue `TUNSETIFF`.
    */
-  openClose?(names: string[]): Promise<PhaseTiming>;
+  openClose?(names: string[]): Promise<{ open: PhaseTiming; close: PhaseTiming }>;
   /** Releases helper processes and sockets. Idempotent. */
   close(): Promise<void>;
 }

@@ -139,8 +139,9 @@ function hostInfo(): ControlReport['host'] {
 /** The notes printed under the tables and stored in the JSON: what each number includes. */
 function notes(opts: ControlOptions): string[] {
   return [
-    "Open+close of a queue (/dev/tapN, TUNSETIFF) is measured for this package only: 'ip' and the netlink package " +
-      'cannot issue TUNSETIFF, so their lifecycle is create(+up) and delete.',
+    "Opening a queue (/dev/tapN, TUNSETIFF) and closing it are measured for this package only: 'ip' and the netlink " +
+      'package cannot issue TUNSETIFF, so their lifecycle is create(+up) and delete. Closing a tap queue waits an ' +
+      'RCU grace period in the kernel (tap_put_queue → synchronize_rcu), like a one-by-one delete.',
     'Deleting one device waits an RCU grace period in the kernel (≈16–23 ms here, the same for every tool). ' +
       (opts.deleteSample > 0
         ? `Above ${opts.deleteSample} devices only ${opts.deleteSample} are deleted one by one and the rest by group ` +
@@ -149,7 +150,9 @@ function notes(opts: ControlOptions): string[] {
     "macvtap create includes the library's RTM_GETLINK of the new link (createMacvtap returns its LinkInfo); the other " +
       'configurations do not fetch the result. Lower device by ifindex for macvtap and netlink, by name for ip.',
     "'ip, 1 process/command' is timed from spawn to exit as seen from Node: fork/exec and ip's own namespace switch " +
-      '(setns + private sysfs mount) are included, as a driver shelling out to ip pays them.',
+      "(setns + private sysfs mount) are included, as a driver shelling out to ip pays them. 'ip -batch' is timed " +
+      'inside its one process: a marker command (link show dev bp0) is written, its output awaited, then the phase and ' +
+      'another marker; the fastest marker-only round trip (pipe wake-ups + one RTM_GETLINK) is subtracted.',
     'The netlink package runs in a helper process inside the namespace (its socket has no namespace option) and times ' +
       'its own calls; this package is called in-process with { netns }, so every call also enters the namespace ' +
       '(setns on a worker thread).',

@@ -16,7 +16,8 @@ export function num(x: number): string {
 
 const PHASE_LABEL: Record<RawRow['phase'], string> = {
   'create': 'create+up',
-  'open-close': 'open+close 1 queue',
+  'open-queue': 'open 1 queue',
+  'close-queue': 'close it',
   'delete': 'delete 1 by 1',
   'delete-rest-group': 'rest by group',
   'delete-group': 'delete by group',
@@ -104,7 +105,7 @@ export function formatReport(report: ControlReport): string {
       `(${o.configs.join(', ')}) within each, one namespace ${report.namespace} (lower: veth), ${report.durationS.toFixed(0)} s.`,
     `         median over repetitions, min–max, order-statistic CI of the median (its real coverage in brackets),`,
     `         "÷ ip -batch" = this configuration ÷ ip -batch per repetition pair (median [min–max]).`,
-    `         ip -batch is net of its process start-up (median of 3 empty 'ip -n NS -batch -' runs next to it).`,
+    `         ip -batch is timed between marker commands inside its process (its start and exit left out).`,
   );
   for (const u of report.unavailable) parts.push(`UNAVAILABLE ${CONFIG_LABELS[u.id]}: ${u.reason}`);
 

@@ -11,14 +11,15 @@ export const SCHEMA_ID = 'macvtap-bench-control/1';
 /** What a row measured. */
 export const SCENARIOS = ['lifecycle', 'teardown', 'scaling', 'getlink'] as const;
 /**
- * Phases: `create` (create + up, one request per device), `open-close` (open one queue, close it), `delete` (one
+ * Phases: `create` (create + up, one request per device), `open-queue` (open one queue of each device, with
+ * `TUNSETIFF`), `close-queue` (close those queues; each close waits an RCU grace period), `delete` (one
  * `RTM_DELLINK` per device), `delete-rest-group` (the lifecycle's devices beyond the one-by-one sample, by group),
  * `delete-group` (all of a group in one request), `create-fill` (scaling: devices made to reach the next window,
  * kept for completeness), `create-window` (scaling: the devices just below a checkpoint), `getlink` (sequential
  * `RTM_GETLINK lo`), `getlink-par` (the same with several in flight).
  */
 export const PHASES = [
-  'create', 'open-close', 'delete', 'delete-rest-group', 'delete-group', 'create-fill', 'create-window', 'getlink',
+  'create', 'open-queue', 'close-queue', 'delete', 'delete-rest-group', 'delete-group', 'create-fill', 'create-window', 'getlink',
   'getlink-par',
 ] as const;
 
@@ -40,9 +41,12 @@ export const RawRowSchema = z.object({
   devices: z.number().int().positive().optional(),
   /** Wall time of the phase, ms. */
   totalMs: num.nonnegative(),
-  /** `ip -batch`: `totalMs − startupMs` (may be slightly negative for tiny batches: timer noise). */
+  /**
+   * `ip -batch`: the phase timed between marker commands, less the fastest marker-only round trip (no process start
+   * or exit), ms. Can come out slightly negative for a phase shorter than the round trip's jitter.
+   */
   netMs: num.optional(),
-  /** `ip -batch`: the subtracted process start-up, ms. */
+  /** `ip -batch`: `totalMs − netMs`, the process's time outside the phase's commands, ms. */
   startupMs: num.nonnegative().optional(),
   /** Per operation, µs: `(netMs ?? totalMs) · 1000 / n`. */
   perOpUs: num,

@@ -81,6 +81,8 @@ export class Testbed {
   readonly path: string;
   /** The lower device's name (`bl0`), one end of a veth pair whose other end (`bp0`) is in the same namespace. */
   readonly lower = 'bl0';
+  /** The veth's other end (`bp0`): never touched by the benchmark, so `ip -batch` can use it as a timing marker. */
+  readonly marker = 'bp0';
   /** The lower device's ifindex in {@link path}. */
   lowerIndex = 0;
   private destroyed = false;
@@ -100,8 +102,8 @@ export class Testbed {
     const tb = new Testbed(name);
     try {
       await setLink('lo', { up: true }, { netns: tb.path });
-      await createVeth({ name: tb.lower, peer: { name: 'bp0' }, up: true, netns: tb.path });
-      await setLink('bp0', { up: true }, { netns: tb.path });
+      await createVeth({ name: tb.lower, peer: { name: tb.marker }, up: true, netns: tb.path });
+      await setLink(tb.marker, { up: true }, { netns: tb.path });
       tb.lowerIndex = (await getLink(tb.lower, { netns: tb.path })).ifindex;
     } catch (e) {
       tb.destroy();

@@ -4,11 +4,10 @@
  * configurations are divided by).
  *
  * Both use `ip -n NS`, which switches namespace and mounts a private sysfs at every start; that start-up is part of
- * the per-command configuration's cost and is measured and subtracted for `ip -batch` (see {@link PhaseTiming.netMs}).
+ * the per-command configuration's cost and is left out for `ip -batch` (see {@link IpBatchDriver}).
  * `ip` cannot open a tap queue (no `TUNSETIFF`), so neither configuration has an open/close phase.
  */
 import { spawn } from 'node:child_process';
-import { median } from '../stats.js';
 import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
 import { trackChild, type Testbed } from '../testbed.js';
 
@@ -66,22 +65,101 @@ export class IpPerCommandDriver implements ControlDriver {
   async close(): Promise<void> {}
 }
 
-/** `ip -n NS -batch -`: one process per phase, commands on stdin. */
+/** Round trips used to calibrate {@link runIpBatchMarked}; the fastest one is subtracted. */
+const CALIBRATION_ROUNDS = 3;
+
+/**
+ * Runs `ip -n NS -batch -` and times `lines` inside it, leaving the process's start and exit out. `ip -batch` flushes
+ * its output after every command, so a marker command (`link show dev MARKER`) shows on the pipe when ip got there.
+ * The harness writes a marker, waits for its output, then writes the phase's commands followed by another marker and
+ * times until that one shows. The same round trip with a marker alone (no commands) is measured
+ * {@link CALIBRATION_ROUNDS} times first, and the fastest is subtracted: it is the pipe wake-ups plus the marker's own
+ * `RTM_GETLINK`. (Writing everything at once would avoid the wake-ups but cannot time phases shorter than one
+ * wake-up of this process: both markers then arrive together.)
+ */
+export function runIpBatchMarked(ns: string, marker: string, lines: string[]): Promise<{ totalMs: number; netMs: number }> {
+  return new Promise((resolve, reject) => {
+    const args = ['-n', ns, '-batch', '-'];
+    const t0 = performance.now();
+    const child = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const untrack = trackChild(child);
+    const markerLine = new RegExp(`^\\d+: ${marker}[@:]`, 'gm');
+    const mark = `link show dev ${marker}\n`;
+    let seen = 0;
+    let waiting: { count: number; resolve: (t: number) => void } | null = null;
+    let partial = '';
+    let stderr = '';
+    let failed = false;
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      const now = performance.now();
+      // Only complete lines are matched; a line split across chunks counts when its end arrives.
+      partial += d;
+      const cut = partial.lastIndexOf('\n');
+      if (cut < 0) return;
+      seen += partial.slice(0, cut + 1).match(markerLine)?.length ?? 0;
+      partial = partial.slice(cut + 1);
+      if (waiting && seen >= waiting.count) {
+        const w = waiting;
+        waiting = null;
+        w.resolve(now);
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 4096) stderr += d;
+    });
+    const fail = (e: Error): void => {
+      if (failed) return;
+      failed = true;
+      reject(e);
+    };
+    child.on('error', (e) => {
+      untrack();
+      fail(new Error(`ip ${args.join(' ')}: ${e.message}`));
+    });
+    let totalMs = 0;
+    let netMs = 0;
+    child.on('close', (code, signal) => {
+      totalMs = performance.now() - t0;
+      untrack();
+      if (code !== 0) fail(new Error(`ip ${args.join(' ')} (${lines[0] ?? ''} …): exit ${code ?? signal}: ${stderr.trim()}`));
+      else if (waiting) fail(new Error(`ip -batch ended before marker ${waiting.count} (${marker})`));
+      else resolve({ totalMs, netMs });
+    });
+    // Writes `text` and resolves when marker number `count` has shown.
+    const roundTrip = (text: string, count: number): Promise<number> =>
+      new Promise((res) => {
+        waiting = { count, resolve: res };
+        child.stdin!.write(text);
+      });
+
+    (async () => {
+      let marks = 0;
+      let before = await roundTrip(mark, ++marks);
+      let calibration = Infinity;
+      for (let i = 0; i < CALIBRATION_ROUNDS; i++) {
+        const after = await roundTrip(mark, ++marks);
+        calibration = Math.min(calibration, after - before);
+        before = after;
+      }
+      const after = await roundTrip(lines.join('\n') + '\n' + mark, ++marks);
+      netMs = after - before - calibration;
+      child.stdin!.end();
+    })().catch((e: unknown) => fail(e as Error));
+  });
+}
+
+/**
+ * `ip -n NS -batch -`: one process per phase, commands on stdin. The phase is timed between marker commands (see
+ * {@link runIpBatchMarked}), so the process start (exec, namespace switch, sysfs mount) and exit are left out: what
+ * remains is ip's per-command work and the kernel's.
+ */
 export class IpBatchDriver implements ControlDriver {
   readonly id = 'ip-batch' as const;
   constructor(private readonly tb: Testbed) {}
 
-  /** Median wall time of three empty batches: the fixed start-up (exec, namespace switch, sysfs mount) to subtract. */
-  private async startup(): Promise<number> {
-    const runs: number[] = [];
-    for (let i = 0; i < 3; i++) runs.push(await runIp(['-n', this.tb.name, '-batch', '-'], ''));
-    return median(runs);
-  }
-
   private async batch(lines: string[]): Promise<PhaseTiming> {
-    const startupMs = await this.startup();
-    const totalMs = await runIp(['-n', this.tb.name, '-batch', '-'], lines.join('\n') + '\n');
-    return { totalMs, startupMs, netMs: totalMs - startupMs };
+    const { totalMs, netMs } = await runIpBatchMarked(this.tb.name, this.tb.marker, lines);
+    return { totalMs, netMs, startupMs: Math.max(0, totalMs - netMs) };
   }
 
   create(specs: CreateSpec[]): Promise<PhaseTiming> {

@@ -3,7 +3,7 @@
  * driver would call it. Each create also returns the new link's info (the library answers with a `RTM_GETLINK` of the
  * result, which the other configurations do not fetch); that is part of what is measured.
  */
-import { createMacvtap, deleteGroup, deleteLink, getLink, openTap } from '../../lib/index.js';
+import { createMacvtap, deleteGroup, deleteLink, getLink, openTap, type TapQueue } from '../../lib/index.js';
 import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
 import type { Testbed } from '../testbed.js';
 
@@ -50,13 +50,20 @@ export class MacvtapDriver implements ControlDriver {
     return { totalMs: performance.now() - t0 };
   }
 
-  openClose(names: string[]): Promise<PhaseTiming> {
+  async openClose(names: string[]): Promise<{ open: PhaseTiming; close: PhaseTiming }> {
     const netns = this.tb.path;
-    return timeEach(names, async (n) => {
-      const queues = await openTap(n, { netns });
-      for (const q of queues) q.close();
-      if (queues.length !== 1) throw new Error(`openTap(${n}) gave ${queues.length} queues, expected 1`);
-    });
+    const queues: TapQueue[] = [];
+    try {
+      const open = await timeEach(names, async (n) => {
+        const got = await openTap(n, { netns });
+        queues.push(...got);
+        if (got.length !== 1) throw new Error(`openTap(${n}) gave ${got.length} queues, expected 1`);
+      });
+      const close = await timeEach(queues, async (q) => q.close());
+      return { open, close };
+    } finally {
+      for (const q of queues) q.close(); // idempotent; only matters when a phase failed half-way
+    }
   }
 
   async close(): Promise<void> {}
