@@ -41,30 +41,41 @@ class PromiseWorker : public Napi::AsyncWorker {
       result_.emplace(work_());
     } catch (const SysException& e) {
       error_ = e.error();
-      SetError(e.what());
+      failed_ = true;
     } catch (const std::bad_alloc&) {
       error_ = SysError{ENOMEM, "malloc", {}, {}, {}, {}};
-      SetError("out of memory");
+      failed_ = true;
     } catch (const std::exception& e) {
       error_ = SysError{EIO, "native", {}, {}, {}, e.what()};
-      SetError(e.what());
+      failed_ = true;
     }
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    try {
-      deferred_.Resolve(convert_(env, *result_));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+  // Replaces node-addon-api's version, whose Error::New/ThrowAsJavaScriptException can throw out of the callback
+  // (std::terminate) when the environment is being torn down (a worker_thread terminated with this in flight).
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    if (status != napi_cancelled) {
+      try {
+        Napi::HandleScope scope(env);
+        if (failed_) {
+          deferred_.Reject(MakeError(env, error_).Value());
+        } else {
+          try {
+            deferred_.Resolve(convert_(env, *result_));
+          } catch (const Napi::Error& e) {
+            deferred_.Reject(e.Value());
+          }
+        }
+      } catch (...) {
+        // The environment is going away: nobody can observe this promise any more. Unclaimed fds in the result
+        // are closed by its destructor below.
+      }
     }
+    Destroy();
   }
 
-  void OnError(const Napi::Error&) override {
-    Napi::HandleScope scope(Env());
-    deferred_.Reject(MakeError(Env(), error_).Value());
-  }
+  void OnOK() override {}
+  void OnError(const Napi::Error&) override {}
 
  private:
   Napi::Promise::Deferred deferred_;
@@ -72,6 +83,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Convert convert_;
   std::optional<Result> result_;
   SysError error_;
+  bool failed_ = false;
 };
 
 }  // namespace macvtap

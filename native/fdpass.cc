@@ -196,6 +196,7 @@ Napi::Value JsRecvFds(const Napi::CallbackInfo& info) {
     source = static_cast<int>(ReqInt(info[0], "source", 0, INT32_MAX));
   }
   int64_t timeout = ReqInt(info[1], "timeoutMs", -1, INT32_MAX);
+  std::shared_ptr<Ownership> owner = Ownership::Of(info.Env());
   return PromiseWorker<Received>::Start(
       env, "macvtap:recvFds",
       [path, source, timeout]() -> Received {
@@ -221,9 +222,9 @@ Napi::Value JsRecvFds(const Napi::CallbackInfo& info) {
         FileDescriptor conn(c);
         return RecvOne(c, deadline, path);
       },
-      [](Napi::Env env, Received& r) -> Napi::Value {
+      [owner](Napi::Env env, Received& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
-        std::vector<int> fds = r.fds.Claim(Ownership::Of(env));
+        std::vector<int> fds = r.fds.Claim(*owner);
         Napi::Array a = Napi::Array::New(env, fds.size());
         for (size_t i = 0; i < fds.size(); ++i) a.Set(static_cast<uint32_t>(i), fds[i]);
         o.Set("fds", a);
@@ -234,10 +235,11 @@ Napi::Value JsRecvFds(const Napi::CallbackInfo& info) {
 
 /**
  * execvp(file, args, keepFds): never returns normally. `args` is the full argv (args[0] included); when empty,
- * argv is just [file]. FD_CLOEXEC is cleared on keepFds and SIGPIPE reset to its default (Node ignores it, and an
- * ignored signal would stay ignored in the new program).
+ * argv is just [file]. FD_CLOEXEC is cleared on keepFds and on fds 0-2 (O_NONBLOCK too, which libuv sets on stdio
+ * pipes), and SIGPIPE is reset to its default (Node ignores it, and an ignored signal would stay ignored in the new
+ * program).
  * errno contract: 'fcntl' EBADF a keepFd is not open; 'execvp' with path = file: ENOENT, EACCES, ENOEXEC, E2BIG…
- * On failure nothing is restored except SIGPIPE's disposition; the fds stay owned.
+ * On failure nothing is restored except SIGPIPE's disposition (stdio stays blocking); the fds stay owned.
  */
 Napi::Value JsExecvp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -261,6 +263,15 @@ Napi::Value JsExecvp(const Napi::CallbackInfo& info) {
   for (int fd : keep) {
     int flags = ::fcntl(fd, F_GETFD);
     if (flags < 0 || ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0) fail(errno, "fcntl", "fd " + std::to_string(fd));
+  }
+  // The standard streams belong to the new program too, as after a shell's exec. libuv re-opens a TTY with
+  // dup2-and-cloexec onto fd 1/2 and makes pipes non-blocking, so without this the program would start with
+  // stdout/stderr closed (writes fail EBADF) or non-blocking (EAGAIN). Best effort: a closed stdio fd stays closed.
+  for (int fd = 0; fd <= 2; ++fd) {
+    int fdflags = ::fcntl(fd, F_GETFD);
+    if (fdflags >= 0 && (fdflags & FD_CLOEXEC)) ::fcntl(fd, F_SETFD, fdflags & ~FD_CLOEXEC);
+    int flflags = ::fcntl(fd, F_GETFL);
+    if (flflags >= 0 && (flflags & O_NONBLOCK)) ::fcntl(fd, F_SETFL, flflags & ~O_NONBLOCK);
   }
   std::vector<char*> argv;
   for (std::string& s : args) argv.push_back(s.data());

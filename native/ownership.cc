@@ -48,13 +48,22 @@ void Ownership::CloseHandles() {
   for (int fd : fds) ::close(fd);
 }
 
+namespace {
+// The environment's instance data: a holder, so workers can share ownership of the Ownership itself.
+struct Holder {
+  std::shared_ptr<Ownership> ownership;
+  ~Holder() { ownership->CloseHandles(); }
+};
+}  // namespace
+
 void Ownership::Install(Napi::Env env) {
-  auto* data = new Ownership();
-  env.SetInstanceData<Ownership>(data);  // deleted (→ CloseHandles) by node-addon-api's finalizer
+  auto* holder = new Holder{std::make_shared<Ownership>()};
+  env.SetInstanceData<Holder>(holder);  // deleted (→ CloseHandles) by node-addon-api's finalizer
+  std::shared_ptr<Ownership> data = holder->ownership;
   env.AddCleanupHook([data]() { data->CloseHandles(); });
 }
 
-Ownership& Ownership::Of(Napi::Env env) { return *env.GetInstanceData<Ownership>(); }
+std::shared_ptr<Ownership> Ownership::Of(Napi::Env env) { return env.GetInstanceData<Holder>()->ownership; }
 
 FdBatch::~FdBatch() {
   for (int fd : fds_) ::close(fd);
@@ -95,7 +104,7 @@ namespace {
  */
 Napi::Value JsFdClose(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(ReqInt(info[0], "fd", 0, INT32_MAX));
-  if (!Ownership::Of(info.Env()).Close(fd)) ThrowNotOwned(info.Env(), "close", fd);
+  if (!Ownership::Of(info.Env())->Close(fd)) ThrowNotOwned(info.Env(), "close", fd);
   return info.Env().Undefined();
 }
 
@@ -108,7 +117,7 @@ Napi::Value JsFdClose(const Napi::CallbackInfo& info) {
  */
 Napi::Value JsFdCloseAsync(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(ReqInt(info[0], "fd", 0, INT32_MAX));
-  if (!Ownership::Of(info.Env()).Take(fd)) ThrowNotOwned(info.Env(), "close", fd);
+  if (!Ownership::Of(info.Env())->Take(fd)) ThrowNotOwned(info.Env(), "close", fd);
   return PromiseWorker<Nothing>::Start(
       info.Env(), "macvtap:fdCloseAsync", [fd]() { ::close(fd); return Nothing{}; },
       [](Napi::Env env, Nothing&) -> Napi::Value { return env.Undefined(); });
@@ -120,13 +129,13 @@ Napi::Value JsFdCloseAsync(const Napi::CallbackInfo& info) {
  */
 Napi::Value JsFdRelease(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(ReqInt(info[0], "fd", 0, INT32_MAX));
-  if (!Ownership::Of(info.Env()).Release(fd)) ThrowNotOwned(info.Env(), "release", fd);
+  if (!Ownership::Of(info.Env())->Release(fd)) ThrowNotOwned(info.Env(), "release", fd);
   return info.Env().Undefined();
 }
 
 /** ownedFds() → number[], ascending. No errors. */
 Napi::Value JsOwnedFds(const Napi::CallbackInfo& info) {
-  std::vector<int> fds = Ownership::Of(info.Env()).List();
+  std::vector<int> fds = Ownership::Of(info.Env())->List();
   Napi::Array a = Napi::Array::New(info.Env(), fds.size());
   for (size_t i = 0; i < fds.size(); ++i) a.Set(static_cast<uint32_t>(i), fds[i]);
   return a;

@@ -5,6 +5,7 @@
 
 #include <napi.h>
 
+#include <memory>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -29,7 +30,11 @@ class Ownership {
 
   /** Creates the environment's instance and registers its cleanup hook (module init). */
   static void Install(Napi::Env env);
-  static Ownership& Of(Napi::Env env);
+  /**
+   * The environment's instance, shared: async workers capture it when they start, so a completion that runs
+   * during environment teardown (after the instance data is finalized) still finds it (closed: Adopt closes).
+   */
+  static std::shared_ptr<Ownership> Of(Napi::Env env);
 
  private:
   std::mutex mutex_;

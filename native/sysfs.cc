@@ -143,7 +143,7 @@ bool InitNsId(NsId* out) {
 }
 
 // Mounting and dissolving a sysfs costs ~150 us (an expedited RCU sync on release), more than the rest of a get,
-// so recent namespaces keep theirs. This does not keep a namespace alive: sysfs holds only a passive reference,
+// so up to kCapacity live namespaces keep theirs (one O_CLOEXEC fd each, never in ownedFds). This does not keep a namespace alive: sysfs holds only a passive reference,
 // so links still go away with it. A namespace inode number can be reused after the namespace dies; the stale
 // sysfs then shows no links at all, so a lookup that finds nothing in a cached mount remounts once and retries.
 class MountCache {
@@ -168,6 +168,15 @@ class MountCache {
         e.mnt = std::move(mnt);
         e.used = ++clock_;
         return;
+      }
+    }
+    // Entries of namespaces that died since are dropped first, so the number of cached mounts (and fds) follows
+    // the namespaces in use rather than every namespace ever seen. Every live namespace has lo.
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (::faccessat(it->mnt->get(), "class/net/lo", F_OK, 0) < 0) {
+        it = entries_.erase(it);
+      } else {
+        ++it;
       }
     }
     if (entries_.size() >= kCapacity) {

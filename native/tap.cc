@@ -159,11 +159,12 @@ Napi::Value JsTapOpen(const Napi::CallbackInfo& info) {
   opts.offloads = static_cast<long>(OptInt(o, "offloads", -1, UINT32_MAX).value_or(-1));
   opts.nonblock = OptBool(o, "nonblock").value_or(false);
   NetnsRef ns = ReadNetns(info[2], "ns");
+  std::shared_ptr<Ownership> owner = Ownership::Of(info.Env());
   return PromiseWorker<TapOpenResult>::Start(
       info.Env(), "macvtap:tapOpen", [key, opts, ns]() { return TapOpen(key, opts, ns); },
-      [](Napi::Env env, TapOpenResult& r) -> Napi::Value {
+      [owner](Napi::Env env, TapOpenResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
-        std::vector<int> fds = r.fds.Claim(Ownership::Of(env));
+        std::vector<int> fds = r.fds.Claim(*owner);
         Napi::Array a = Napi::Array::New(env, fds.size());
         for (size_t i = 0; i < fds.size(); ++i) a.Set(static_cast<uint32_t>(i), fds[i]);
         o.Set("fds", a);
