@@ -31,7 +31,10 @@ export function runIp(args: string[], input?: string): Promise<number> {
       if (code === 0) resolve(ms);
       else reject(new Error(`ip ${args.slice(0, 8).join(' ')}${args.length > 8 ? ' …' : ''}: exit ${code ?? signal}: ${stderr.trim()}`));
     });
-    if (input !== undefined) child.stdin!.end(input);
+    if (input !== undefined) {
+      child.stdin!.on('error', () => undefined); // EPIPE if ip died first: its exit status reports why
+      child.stdin!.end(input);
+    }
   });
 }
 
@@ -85,6 +88,7 @@ export function runIpBatchMarked(ns: string, marker: string, lines: string[]): P
     const untrack = trackChild(child);
     const markerLine = new RegExp(`^\\d+: ${marker}[@:]`, 'gm');
     const mark = `link show dev ${marker}\n`;
+    child.stdin!.on('error', () => undefined); // EPIPE if ip died first: its exit status reports why
     let seen = 0;
     let waiting: { count: number; resolve: (t: number) => void } | null = null;
     let partial = '';

@@ -43,6 +43,7 @@ export class NetlinkPackageDriver implements ControlDriver {
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       if (stderr.length < 4096) stderr += d;
     });
+    child.stdin!.on('error', () => undefined); // EPIPE if the helper died: its exit fails the pending requests
     const lines = createInterface({ input: child.stdout! });
 
     const first = await new Promise<{ ready: boolean; reason?: string }>((resolve) => {
