@@ -42,8 +42,8 @@ int64_t NowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// Waits for POLLIN until `deadline` (-1: forever); ETIMEDOUT with `syscall` when it passes.
-void WaitReadable(int fd, int64_t deadline, const char* syscall, const std::string& path) {
+// Waits for `events` until `deadline` (-1: forever); ETIMEDOUT with `syscall` when it passes.
+void WaitFor(int fd, short events, int64_t deadline, const char* syscall, const std::string& path) {
   for (;;) {
     int wait = -1;
     if (deadline >= 0) {
@@ -51,7 +51,7 @@ void WaitReadable(int fd, int64_t deadline, const char* syscall, const std::stri
       if (left <= 0) ThrowSys(ETIMEDOUT, syscall, path);
       wait = static_cast<int>(left);
     }
-    pollfd p{fd, POLLIN, 0};
+    pollfd p{fd, events, 0};
     int rc = ::poll(&p, 1, wait);
     if (rc > 0) {
       if (p.revents & POLLNVAL) ThrowSys(EBADF, syscall, path);
@@ -61,6 +61,13 @@ void WaitReadable(int fd, int64_t deadline, const char* syscall, const std::stri
     if (errno != EINTR) ThrowSys(errno, "poll", path);
   }
 }
+
+void WaitReadable(int fd, int64_t deadline, const char* syscall, const std::string& path) {
+  WaitFor(fd, POLLIN, deadline, syscall, path);
+}
+
+// A socket Node handed over (a spawn stdio pipe) is non-blocking: a full buffer is a wait, not an error.
+constexpr int64_t kSendTimeoutMs = 30000;
 
 void SendAll(int sock, const std::vector<int>& fds, const std::vector<uint8_t>& payload, const std::string& path) {
   // At least one byte must travel: ancillary data rides on real data in a stream socket.
@@ -81,16 +88,27 @@ void SendAll(int sock, const std::vector<int>& fds, const std::vector<uint8_t>& 
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
+  int64_t deadline = NowMs() + kSendTimeoutMs;
   ssize_t n;
-  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) ThrowSys(errno, "sendmsg", path);
+  for (;;) {
+    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n >= 0) break;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      WaitFor(sock, POLLOUT, deadline, "sendmsg", path);
+    } else if (errno != EINTR) {
+      ThrowSys(errno, "sendmsg", path);
+    }
+  }
   // The fds went with the first byte; the rest of a long payload follows as plain data.
   size_t sent = static_cast<size_t>(n);
   while (sent < len) {
     n = ::send(sock, data + sent, len - sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        WaitFor(sock, POLLOUT, deadline, "send", path);
+        continue;
+      }
       ThrowSys(errno, "send", path);
     }
     sent += static_cast<size_t>(n);
@@ -103,7 +121,6 @@ struct Received {
 };
 
 Received RecvOne(int sock, int64_t deadline, const std::string& path) {
-  WaitReadable(sock, deadline, "recvmsg", path);
   Received r;
   r.payload.resize(kMaxPayload);
   std::vector<uint8_t> control(CMSG_SPACE(sizeof(int) * kMaxFds));
@@ -114,9 +131,13 @@ Received RecvOne(int sock, int64_t deadline, const std::string& path) {
   msg.msg_control = control.data();
   msg.msg_controllen = control.size();
   ssize_t n;
-  do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) ThrowSys(errno, "recvmsg", path);
+  for (;;) {
+    WaitReadable(sock, deadline, "recvmsg", path);
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n >= 0) break;
+    // EAGAIN: a non-blocking socket woke up without data for us (another reader); wait again.
+    if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) ThrowSys(errno, "recvmsg", path);
+  }
   // Collect the fds first, so every received fd is owned (and closed on error) whatever happens next.
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
@@ -139,7 +160,7 @@ Received RecvOne(int sock, int64_t deadline, const std::string& path) {
  * sendFds(target, fds, payload) → Promise<void>. `target`: a socket path (connect, send, close) or a connected fd.
  * errno contract: 'socket'/'connect' with path (ENOENT no such socket, ECONNREFUSED nobody listening, EACCES);
  * 'sendmsg' EBADF an fd in `fds` (or the target fd) is not open, EINVAL more than 253 fds, EPIPE peer gone,
- * ENOTSOCK/ENOTCONN target fd unusable.
+ * ENOTSOCK/ENOTCONN target fd unusable, ETIMEDOUT a non-blocking target stayed full for 30 s.
  */
 Napi::Value JsSendFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

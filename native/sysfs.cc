@@ -79,7 +79,12 @@ SysError ReadInThread(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
   try {
     NetnsHandle handle(ns);
     nsfd = handle.fd();
-    if (nsfd >= 0) owned.reset(::dup(nsfd));
+    // The thread needs its own copy: a borrowed fd could be closed by its owner while the thread runs.
+    if (nsfd >= 0) {
+      int copy = ::fcntl(nsfd, F_DUPFD_CLOEXEC, 0);
+      if (copy < 0) return Fail(errno, "dup", ns.Describe());
+      owned.reset(copy);
+    }
   } catch (const SysException& e) {
     return e.error();
   }
