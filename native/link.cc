@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -70,17 +69,32 @@ MacvlanInfo ParseMacvlan(const Attr& data) {
   return m;
 }
 
-// In-process hints for name templates, so a create does not dump every link to find a free number.
+// In-process hints for name templates, so a create does not dump every link to find a free number. Keyed by
+// namespace too, so a fresh namespace starts at 0 (as the kernel's own %d allocation would).
+struct HintKey {
+  NetnsId ns;
+  std::string tmpl;
+  bool operator==(const HintKey& o) const { return ns == o.ns && tmpl == o.tmpl; }
+};
+struct HintKeyHash {
+  size_t operator()(const HintKey& k) const {
+    return std::hash<std::string>()(k.tmpl) ^ (std::hash<uint64_t>()(k.ns.ino) * 31) ^ std::hash<uint64_t>()(k.ns.dev);
+  }
+};
+constexpr size_t kMaxHints = 4096;
 std::mutex hint_mutex;
-std::unordered_map<std::string, uint64_t> hints;
+std::unordered_map<HintKey, uint64_t, HintKeyHash> hints;
 
-// The next number to try for `tmpl`; numbers wrap before the name would exceed 15 bytes.
-uint64_t NextTemplateNumber(const std::string& tmpl) {
+// The next number to try for `tmpl` in namespace `ns`; numbers wrap before the name would exceed 15 bytes.
+uint64_t NextTemplateNumber(const NetnsId& ns, const std::string& tmpl) {
   size_t fixed = tmpl.size() - 2;
   uint64_t limit = 1;
   for (size_t digits = fixed; digits < kMaxNameLen && limit < 100000000ULL; ++digits) limit *= 10;
   std::lock_guard<std::mutex> lock(hint_mutex);
-  uint64_t& hint = hints[tmpl];
+  // Namespaces come and go (one per test): forget them all rather than grow forever. A lost hint only costs
+  // EEXIST retries.
+  if (hints.size() >= kMaxHints) hints.clear();
+  uint64_t& hint = hints[HintKey{ns, tmpl}];
   if (hint >= limit) hint = 0;
   return hint++;
 }
@@ -266,9 +280,11 @@ LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns) {
   int peer_fd = peer_ns ? peer_ns->fd() : -1;
 
   bool is_template = req.name.find("%d") != std::string::npos;
+  NetnsId ns_id;
+  if (is_template && !IdentifyNetns(ns, &ns_id)) ns_id = NetnsId{};  // unknown: share one hint, still correct
   std::string name;
   for (int attempt = 0;; ++attempt) {
-    name = is_template ? ExpandTemplate(req.name, NextTemplateNumber(req.name)) : req.name;
+    name = is_template ? ExpandTemplate(req.name, NextTemplateNumber(ns_id, req.name)) : req.name;
     MessageBuilder m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     BuildCreate(m, req, name, peer_fd);
     try {

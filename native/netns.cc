@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "errors.h"
 
@@ -60,6 +61,20 @@ NetnsGuard::NetnsGuard(const NetnsRef& ns) {
 NetnsGuard::~NetnsGuard() {
   if (!saved_.valid()) return;
   if (::setns(saved_.get(), CLONE_NEWNET) < 0) poisoned_errno = errno ? errno : EINVAL;
+}
+
+bool IdentifyNetns(const NetnsRef& ns, NetnsId* out) {
+  struct stat st {};
+  int rc;
+  switch (ns.kind) {
+    case NetnsRef::Kind::kPath: rc = ::stat(ns.path.c_str(), &st); break;
+    case NetnsRef::Kind::kFd: rc = ::fstat(ns.fd, &st); break;
+    default: rc = ::stat("/proc/thread-self/ns/net", &st); break;
+  }
+  if (rc < 0) return false;
+  out->dev = st.st_dev;
+  out->ino = st.st_ino;
+  return true;
 }
 
 std::unique_ptr<NetlinkSocket> OpenNetlink(const NetnsRef& ns) {

@@ -3,6 +3,8 @@
 // sockets keep the namespace they were created in, so the rest of the work runs back in the original namespace.
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 
@@ -52,6 +54,16 @@ class NetnsGuard {
  private:
   FileDescriptor saved_;
 };
+
+/** What stat() says about a namespace file (/proc/PID/ns/net, a bind mount of it, or an fd of it). */
+struct NetnsId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const NetnsId& o) const { return dev == o.dev && ino == o.ino; }
+};
+
+/** Identifies `ns` (the calling thread's own for kCurrent); false with errno set when it cannot be stat'ed. */
+bool IdentifyNetns(const NetnsRef& ns, NetnsId* out);
 
 /** Throws if an earlier namespace switch on this thread could not be undone. */
 void CheckThreadNetns();

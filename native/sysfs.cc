@@ -112,30 +112,9 @@ SysError ReadInThread(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
   return result;
 }
 
-// Identity of a namespace file: what stat() says about /proc/PID/ns/net, a bind mount of it, or an fd of it.
-struct NsId {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  bool operator==(const NsId& o) const { return dev == o.dev && ino == o.ino; }
-};
-
-bool Identify(const NetnsRef& ns, NsId* out) {
-  struct stat st {};
-  int rc;
-  switch (ns.kind) {
-    case NetnsRef::Kind::kPath: rc = ::stat(ns.path.c_str(), &st); break;
-    case NetnsRef::Kind::kFd: rc = ::fstat(ns.fd, &st); break;
-    default: rc = ::stat("/proc/thread-self/ns/net", &st); break;
-  }
-  if (rc < 0) return false;
-  out->dev = st.st_dev;
-  out->ino = st.st_ino;
-  return true;
-}
-
 // PID 1's namespace: the one whose view the process's own /sys shows. Constant for the process's lifetime.
-bool InitNsId(NsId* out) {
-  static NsId id;
+bool InitNetnsId(NetnsId* out) {
+  static NetnsId id;
   static bool known = [] {
     struct stat st {};
     if (::stat("/proc/1/ns/net", &st) < 0) return false;
@@ -155,7 +134,7 @@ class MountCache {
  public:
   static constexpr size_t kCapacity = 16;
 
-  std::shared_ptr<FileDescriptor> Find(const NsId& id) {
+  std::shared_ptr<FileDescriptor> Find(const NetnsId& id) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (Entry& e : entries_) {
       if (e.id == id) {
@@ -166,7 +145,7 @@ class MountCache {
     return nullptr;
   }
 
-  void Put(const NsId& id, std::shared_ptr<FileDescriptor> mnt) {
+  void Put(const NetnsId& id, std::shared_ptr<FileDescriptor> mnt) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (Entry& e : entries_) {
       if (e.id == id) {
@@ -196,7 +175,7 @@ class MountCache {
 
  private:
   struct Entry {
-    NsId id;
+    NetnsId id;
     std::shared_ptr<FileDescriptor> mnt;
     uint64_t used;
   };
@@ -222,12 +201,12 @@ bool AllFound(const std::vector<TapDevQuery>& queries) {
 
 SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
   if (queries.empty()) return {};
-  NsId target, init;
-  if (!Identify(ns, &target)) {
+  NetnsId target, init;
+  if (!IdentifyNetns(ns, &target)) {
     return Fail(errno, ns.kind == NetnsRef::Kind::kFd ? "fstat" : "stat",
                 ns.current() ? "/proc/thread-self/ns/net" : ns.Describe());
   }
-  if (InitNsId(&init) && target == init) {
+  if (InitNetnsId(&init) && target == init) {
     ReadAll(AT_FDCWD, "/sys/", queries);
     return {};
   }
