@@ -106,7 +106,7 @@ export interface NativeCreateLink {
   name: string;
   /** `IFLA_LINK`: the lower device's ifindex (required for macvtap, macvlan, vlan). */
   link?: number;
-  /** `ifi_index`: create with this ifindex (`EBUSY` from the kernel when taken). */
+  /** `ifi_index`: create with this ifindex (`EEXIST` from 6.18 when taken, `EBUSY` from older kernels). */
   ifindex?: number;
   /** `IFLA_ADDRESS`, `aa:bb:cc:dd:ee:ff`. */
   address?: string;
@@ -136,7 +136,7 @@ export interface NativeSetLink {
   up?: boolean;
   mtu?: number;
   address?: string;
-  /** `IFLA_IFNAME`: rename (the kernel refuses while the link is up: `EBUSY`). */
+  /** `IFLA_IFNAME`: rename (kernels before 6.x refuse while the link is up: `EBUSY`). */
   name?: string;
   /** `IFLA_IFALIAS`; `''` removes the alias. */
   alias?: string;
@@ -206,6 +206,11 @@ export interface Binding {
 
   /** Closes an fd the addon owns. Throws `EBADF` for an fd it does not own (so a double close is caught in `lib/`). */
   fdClose(fd: number): void;
+  /**
+   * Stops owning an fd at once and closes it on a worker thread: closing a tap queue waits for an RCU grace period in
+   * the kernel (≈11–14 ms), which must not block the event loop. Rejects `EBADF` for an fd it does not own.
+   */
+  fdCloseAsync(fd: number): Promise<void>;
   /** Stops owning an fd without closing it (the `detach()` handoff). Throws `EBADF` for an fd it does not own. */
   fdRelease(fd: number): void;
   /** The fds the addon owns in this environment, ascending (for leak tests and diagnostics). */

@@ -88,7 +88,8 @@ const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'gr
  * const tap = await createMacvtap({ lower: 'eth1', mode: 'bridge', mac: '52:54:00:12:34:56', up: true });
  * ```
  * @throws TypeError/RangeError for bad options, before anything is sent.
- * @throws {@link MacvtapError} `ENODEV` (no such lower), `EEXIST` (name taken), `EBUSY` (ifindex taken),
+ * @throws {@link MacvtapError} `ENODEV` (no such lower), `EEXIST` (name or chosen ifindex taken; older kernels say
+ *   `EBUSY` for the ifindex),
  *   `EINVAL` (e.g. a second passthru on one lower), `EPERM` (no `CAP_NET_ADMIN`).
  */
 export async function createMacvtap(options: CreateMacvtapOptions): Promise<LinkInfo> {
@@ -214,7 +215,8 @@ const SET_KEYS = ['up', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveT
  * Changes a link in one request and returns its new info (`null` when it was moved to another namespace).
  *
  * Equivalent to: `ip link set dev LINK [up|down] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]`.
- * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up), `EADDRINUSE` (a MAC clash shows at up), `EINVAL`.
+ * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up, on kernels older than 6.x), `EADDRINUSE` (a MAC
+ *   clash shows at up), `EINVAL`.
  */
 export async function setLink(link: LinkRef, change: SetLinkOptions, options?: NetnsOption): Promise<LinkInfo | null> {
   const key = v.linkRef('link', link);

@@ -65,13 +65,18 @@ export class TapQueue {
     return this.#state !== 'open';
   }
 
-  /** Closes the fd. Idempotent; a no-op after {@link detach}. */
-  close(): void {
-    if (this.#state !== 'open') return;
-    // Mark first so a throw from close(2) cannot make a second close() hit a reused fd number.
+  /**
+   * Closes the fd. Idempotent; a no-op after {@link detach}. The queue is closed for this object at once (`fd` becomes
+   * -1); the kernel's part (an RCU grace period, ≈11–14 ms per queue) runs off the event loop, and the promise
+   * resolves when it is done — await it when the queue must really be gone, e.g. before counting queues.
+   */
+  close(): Promise<void> {
+    if (this.#state !== 'open') return Promise.resolve();
+    // Mark first so a second close() cannot reach a reused fd number.
     this.#state = 'closed';
     collector.unregister(this);
-    callNativeSync(() => binding.fdClose(this.#fd));
+    const fd = this.#fd;
+    return callNative(() => binding.fdCloseAsync(fd));
   }
 
   /**
@@ -86,9 +91,17 @@ export class TapQueue {
     return this.#fd;
   }
 
-  /** Same as {@link close}: `using q = …` closes the queue at the end of the scope. */
+  /**
+   * `using q = …`: closes the queue at the end of the scope without waiting for the kernel's grace period (the fd is
+   * released at once; a failure of the deferred close, which tap fds do not have, would be a process warning).
+   */
   [Symbol.dispose](): void {
-    this.close();
+    this.close().catch((e: unknown) => process.emitWarning(`macvtap: closing tap queue failed: ${String(e)}`, 'MacvtapWarning'));
+  }
+
+  /** `await using q = …`: closes the queue at the end of the scope and waits until the kernel is done. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /**

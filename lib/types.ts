@@ -123,7 +123,7 @@ export interface CreateMacvtapOptions extends NetnsOption {
   alias?: string;
   /**
    * Create with this ifindex (1–2^31-1). Choosing a high, random one avoids the `/dev/tapN` name clash between
-   * namespaces; the kernel answers `EBUSY` if the namespace already has it.
+   * namespaces; the kernel refuses one the namespace already has (`EEXIST` on 6.18, `EBUSY` on older kernels).
    */
   ifindex?: number;
   /** passthru only: do not make the lower device promiscuous (`MACVLAN_FLAG_NOPROMISC`). */
@@ -166,7 +166,7 @@ export interface SetLinkOptions {
   up?: boolean;
   mtu?: number;
   mac?: string;
-  /** Rename (the kernel refuses with `EBUSY` while the link is up). */
+  /** Rename. Kernels before 6.x refuse with `EBUSY` while the link is up; 6.18 renames live links. */
   name?: string;
   /** `''` removes the alias. */
   alias?: string;

@@ -14,7 +14,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { binding } from '../lib/binding.js';
 import { createMacvtap, getLink, MacvtapError, openTap, recvFds, sendFds, type TapQueue } from '../lib/index.js';
 import { describePrivileged, destroyAll, makeTestbed, type Testbed, type TestNetns } from './helpers/netns.js';
 import { buildArp, buildUdpFrame, parseFrame, parseVnetHdr, vnetHdr, type ParsedFrame } from './helpers/frames.js';
@@ -101,9 +102,9 @@ describePrivileged('tap queues', () => {
     tb = makeTestbed(1);
     beds.push(tb);
   });
-  afterEach(() => {
+  afterEach(async () => {
     for (const l of listeners.splice(0)) l.stop();
-    for (const q of queues.splice(0)) q.close();
+    await Promise.all(queues.splice(0).map((q) => q.close()));
     for (const fd of rawFds.splice(0)) {
       try {
         fs.closeSync(fd);
@@ -121,7 +122,7 @@ describePrivileged('tap queues', () => {
     expect(none).toEqual([]);
     expect(one).toMatchObject({ device: 'mvt-tap', ifindex: info.ifindex, index: 0, vnetHdr: true, closed: false });
     expect(one!.fd).toBeGreaterThan(2);
-    one!.close();
+    await one!.close();
 
     const four = await open(tb, { queues: 4, vnetHdr: false });
     expect(four.map((q) => q.index)).toEqual([0, 1, 2, 3]);
@@ -155,7 +156,7 @@ describePrivileged('tap queues', () => {
     expect(fdCount()).toBe(fds);
 
     // A multi-queue open that fits only partly fails whole, and closes what it had opened.
-    all.pop()!.close();
+    await all.pop()!.close();
     const fds2 = fdCount();
     const err2 = (await openTap('mvt-tap', { queues: 2, netns: tb.host.path }).catch((e: unknown) => e)) as MacvtapError;
     expect(err2).toBeInstanceOf(MacvtapError);
@@ -163,7 +164,7 @@ describePrivileged('tap queues', () => {
     expect(fdCount()).toBe(fds2);
 
     // Closing frees the device's queue slots again.
-    for (const q of all) q.close();
+    await Promise.all(all.map((q) => q.close()));
     const again = await open(tb, { queues: 8 });
     expect(again).toHaveLength(8);
   });
@@ -285,7 +286,7 @@ describePrivileged('tap queues', () => {
     expect(q!.closed).toBe(true);
     expect(q!.fd).toBe(-1);
     expect(() => q!.detach()).toThrow();
-    q!.close();
+    await q!.close();
     q![Symbol.dispose]();
     const st = fs.fstatSync(fd, { bigint: true });
     expect(st.isCharacterDevice()).toBe(true);
@@ -297,34 +298,42 @@ describePrivileged('tap queues', () => {
     expect(() => fs.fstatSync(fd)).toThrow(/EBADF/);
   });
 
-  it('close() is idempotent and Symbol.dispose closes', async () => {
+  it('close() is idempotent, releases the fd at once and resolves once the kernel is done; dispose closes', async () => {
     await macvtap(tb);
-    const [q, r] = await open(tb, { queues: 2 });
+    const [q, r, s] = await open(tb, { queues: 3 });
     const fd = q!.fd;
-    q!.close();
+    const closing = q!.close();
     expect(q!.closed).toBe(true);
     expect(q!.fd).toBe(-1);
+    await closing;
     expect(() => fs.fstatSync(fd)).toThrow(/EBADF/);
-    q!.close();
-    q!.close();
+    await q!.close();
+    await q!.close();
     expect(() => q!.write(Buffer.alloc(60))).toThrow();
     await expect(q!.read({ timeout: 10 })).rejects.toThrow();
 
     const fd2 = r!.fd;
-    r![Symbol.dispose]();
+    await r![Symbol.asyncDispose]();
     expect(r!.closed).toBe(true);
     expect(() => fs.fstatSync(fd2)).toThrow(/EBADF/);
-    r![Symbol.dispose]();
+
+    // Sync dispose releases at once; the kernel's part finishes off the event loop.
+    const fd3 = s!.fd;
+    s![Symbol.dispose]();
+    expect(s!.closed).toBe(true);
+    expect(binding.ownedFds()).not.toContain(fd3);
+    await vi.waitFor(() => expect(() => fs.fstatSync(fd3)).toThrow(/EBADF/), { timeout: 2000, interval: 5 });
+    s![Symbol.dispose]();
   });
 
   it('no fd leak after 1000 open/close cycles', async () => {
     await macvtap(tb);
     // Warm up anything opened once and kept (the addon's netlink socket, thread pool).
-    for (const q of await openTap('mvt-tap', { netns: tb.host.path })) q.close();
+    await Promise.all((await openTap('mvt-tap', { netns: tb.host.path })).map((q) => q.close()));
     const before = fdCount();
     for (let i = 0; i < 1000; i++) {
       const qs = await openTap('mvt-tap', { queues: i % 10 === 0 ? 4 : 1, netns: tb.host.path });
-      for (const q of qs) q.close();
+      await Promise.all(qs.map((q) => q.close()));
     }
     expect(fdCount()).toBe(before);
     // And the device has no queue left attached: the full 256 still open.

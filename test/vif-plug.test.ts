@@ -343,7 +343,7 @@ describePrivileged('vif plugSelfManaged: the macvtap is ours', () => {
     const ns = host();
     const vif = novaVif({ devname: 'mvt-lost0', address: 'fa:16:3e:00:00:77', details: { macvtap_source: 'l0', macvtap_mode: 'bridge', physical_interface: 'l0' } });
     const p = await plugSelfManaged(vif, { netns: ns.path });
-    for (const q of p.queues) q.close();
+    await Promise.all(p.queues.map((q) => q.close()));
     ns.veth('mvt-other0', 'mvt-other1');
     const e = await rejection(unplugSelfManaged(vif, { netns: ns.path, name: 'mvt-other0' }));
     expect(e.code).toBe('ERR_VIF_PLUG_FAILED');

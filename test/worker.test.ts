@@ -98,7 +98,7 @@ describePrivileged('worker threads and exit', () => {
       const got = await lib.getLink(name, { netns: ns });
       const qs = await lib.openTap(name, { queues: 2, vnetHdr: false, netns: ns });
       const fds = qs.map((q) => q.fd);
-      for (const q of qs) q.close();
+      await Promise.all(qs.map((q) => q.close()));
       await lib.deleteLink(name, { netns: ns });
       parentPort.postMessage({ created: { name: created.name, ifindex: created.ifindex }, got: { name: got.name, kind: got.kind },
         fds, closed: qs.map((q) => q.closed) });
@@ -127,7 +127,7 @@ describePrivileged('worker threads and exit', () => {
       for (let i = 0; i < 5; i++) {
         await lib.createMacvtap({ lower: 'mvt-l0', name, netns: ns });
         const qs = await lib.openTap(name, { queues: 3, netns: ns });
-        for (const q of qs) q.close();
+        await Promise.all(qs.map((q) => q.close()));
         await lib.deleteLink(name, { netns: ns });
       }
       parentPort.postMessage('done');
@@ -175,7 +175,7 @@ describePrivileged('worker threads and exit', () => {
     for (const fd of fds) expect(isDevice(fd, rdev)).toBe(false);
     const all = await openTap('mvt-wt', { queues: 256, netns: ns.path });
     expect(all).toHaveLength(256);
-    for (const q of all) q.close();
+    await Promise.all(all.map((q) => q.close()));
   });
 
   for (const how of ['process.exit(0)', 'the end of the script'] as const) {
@@ -197,7 +197,7 @@ describePrivileged('worker threads and exit', () => {
       // The device has every queue slot back.
       const all = await openTap('mvt-ce', { queues: 256, netns: ns.path });
       expect(all).toHaveLength(256);
-      for (const q of all) q.close();
+      await Promise.all(all.map((q) => q.close()));
     });
   }
 });

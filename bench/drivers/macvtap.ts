@@ -62,7 +62,7 @@ export class MacvtapDriver implements ControlDriver {
       const close = await timeEach(queues, async (q) => q.close());
       return { open, close };
     } finally {
-      for (const q of queues) q.close(); // idempotent; only matters when a phase failed half-way
+      await Promise.all(queues.map((q) => q.close())); // idempotent; only matters when a phase failed half-way
     }
   }
 

@@ -315,7 +315,7 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
   let unplugged: Promise<void> | undefined;
   const doUnplug = (): Promise<void> =>
     (unplugged ??= (async () => {
-      for (const q of opened) q.close();
+      await Promise.all(opened.map((q) => q.close()));
       try {
         await deleteLink(link.ifindex, nsOpt(netns));
       } catch (e) {
