@@ -4,6 +4,7 @@
  * `deleteLink`, `deleteGroup` of 500 links, `createVlan` on a kernel without 802.1Q, and the MAC clash at up.
  * Everything happens inside throwaway `mvt-` namespaces, removed after each test even when it fails.
  */
+import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
   createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, listLinks, MacvtapError, setLink,
@@ -334,6 +335,30 @@ describePrivileged('links', () => {
     crossCheck(b, moved);
     await deleteLink('mvt-mv', { netns: b.path });
     expect(ipNames(b)).not.toContain('mvt-mv');
+  });
+
+  it('takes namespaces as open fds too: create, get, list, move and delete with fds, the caller stays put', async () => {
+    const b = TestNetns.create();
+    extra.push(b);
+    const fdA = fs.openSync(ns.path, 'r');
+    const fdB = fs.openSync(b.path, 'r');
+    const ownNs = fs.readlinkSync('/proc/self/ns/net');
+    try {
+      const c = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-fd', netns: fdA });
+      expect(ns.ipLink('mvt-fd').ifindex).toBe(c.ifindex);
+      expect((await getLink('mvt-fd', { netns: fdA })).ifindex).toBe(c.ifindex);
+      expect((await listLinks({ kind: 'macvtap', netns: fdA })).map((l) => l.name)).toEqual(['mvt-fd']);
+      expect(await setLink('mvt-fd', { moveToNetns: fdB }, { netns: fdA })).toBeNull();
+      expect(ipNames(b)).toContain('mvt-fd');
+      await deleteLink('mvt-fd', { netns: fdB });
+      expect(ipNames(b)).not.toContain('mvt-fd');
+      // The fds are the caller's: still open, still the same namespaces; and this thread never moved.
+      expect(fs.fstatSync(fdA).ino).toBe(fs.statSync(ns.path).ino);
+      expect(fs.readlinkSync('/proc/self/ns/net')).toBe(ownNs);
+    } finally {
+      fs.closeSync(fdA);
+      fs.closeSync(fdB);
+    }
   });
 
   it('deleteLink removes the link; a second delete is ENODEV', async () => {
