@@ -104,8 +104,11 @@ export interface NativeCreateLink {
    * per-template hint it keeps in-process, so it does not dump links), retrying on `EEXIST` only, at most 4096 tries.
    */
   name: string;
-  /** `IFLA_LINK`: the lower device's ifindex (required for macvtap, macvlan, vlan). */
-  link?: number;
+  /**
+   * `IFLA_LINK`: the lower device (required for macvtap, macvlan, vlan), by ifindex or by name — a name is resolved
+   * with an `RTM_GETLINK` on the same socket inside the same operation (`ENODEV`, syscall `'RTM_GETLINK'`, if absent).
+   */
+  link?: number | string;
   /** `ifi_index`: create with this ifindex (`EEXIST` from 6.18 when taken, `EBUSY` from older kernels). */
   ifindex?: number;
   /** `IFLA_ADDRESS`, `aa:bb:cc:dd:ee:ff`. */
@@ -181,7 +184,11 @@ export interface NativeReceivedFds {
 
 /** The native addon. Each function's errno contract is documented next to its C++ definition. */
 export interface Binding {
-  /** `RTM_NEWLINK` with `NLM_F_CREATE|NLM_F_EXCL`, then `RTM_GETLINK` of the result. */
+  /**
+   * `RTM_NEWLINK` with `NLM_F_CREATE|NLM_F_EXCL|NLM_F_ECHO`: the result is the kernel's echo of the new link (Linux
+   * >= 6.3), or an `RTM_GETLINK` of it when no echo came (older kernels; or `MACVTAP_NO_NLM_ECHO=1` in the
+   * environment, a test hook). Netlink sockets come from a small per-namespace pool (no `setns` when one is idle).
+   */
   linkCreate(req: NativeCreateLink, ns: NativeNetns): Promise<NativeLinkInfo>;
   /** `RTM_GETLINK` for one link. Rejects `ENODEV` when there is none. */
   linkGet(key: NativeLinkKey, ns: NativeNetns): Promise<NativeLinkInfo>;

@@ -55,12 +55,13 @@ export function toLinkInfo(n: NativeLinkInfo): LinkInfo {
   };
 }
 
-/** Resolves a lower device given by name to its ifindex, in the namespace of the operation. */
-async function lowerIndex(lower: LinkRef, ns: string | number | null): Promise<number> {
+/**
+ * The lower device as the addon takes it: an ifindex, or a name it resolves on the create's own netlink socket (one
+ * native operation, no extra trip through the thread pool).
+ */
+function lowerRef(lower: LinkRef): number | string {
   const key = v.linkRef('lower', lower);
-  if (key.index !== undefined) return key.index;
-  const info = await callNative(() => binding.linkGet(key, ns));
-  return info.ifindex;
+  return key.index ?? (key.name as string);
 }
 
 /** Common fields of every create request. */
@@ -116,7 +117,7 @@ export async function createMacvtap(options: CreateMacvtapOptions): Promise<Link
   if (flags) req.macvlanFlags = flags;
   if (macaddrs) req.macvlanMacaddrs = macaddrs;
   const ns = v.nsOf(opts);
-  req.link = await lowerIndex(opts.lower, ns);
+  req.link = lowerRef(opts.lower);
   return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
 }
 
@@ -146,7 +147,7 @@ export async function createVlan(options: CreateVlanOptions): Promise<LinkInfo> 
   }
   const req: NativeCreateLink = { kind: 'vlan', name, ...commonCreate(opts), vlanId: id, vlanProtocol: protocol };
   const ns = v.nsOf(opts);
-  req.link = await lowerIndex(opts.lower, ns);
+  req.link = lowerRef(opts.lower);
   try {
     return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
   } catch (e) {

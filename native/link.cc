@@ -7,6 +7,7 @@
 #include <linux/veth.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -26,6 +27,8 @@ constexpr size_t kHdrLen = NLMSG_HDRLEN;
 constexpr int kTemplateTries = 4096;
 // IFNAMSIZ includes the NUL: names have at most 15 bytes.
 constexpr size_t kMaxNameLen = IFNAMSIZ - 1;
+// IF_OPER_UNKNOWN from <linux/if.h>, which cannot be included next to <net/if.h>.
+constexpr uint8_t kOperUnknown = 0;
 
 std::string IndexName(int index) { return "ifindex " + std::to_string(index); }
 
@@ -106,25 +109,26 @@ std::string ExpandTemplate(const std::string& tmpl, uint64_t n) {
   return out;
 }
 
-// `full`: also resolve the lower device's name and the macvtap's char device (what linkGet promises); internal
-// lookups that only need the index or kind skip both.
-LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bool full) {
-  MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
-  m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-  LinkInfo info = ParseLink(sock.Get(m, key.Describe()));
-  if (full && info.link && !info.link_netnsid && *info.link != static_cast<uint32_t>(info.ifindex)) {
-    // The lower device is in this namespace: one more request for its name (gone meanwhile → null).
-    try {
-      LinkKey lower;
-      lower.index = static_cast<int>(*info.link);
-      MessageBuilder lm = KeyedRequest(RTM_GETLINK, 0, lower);
-      lm.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-      info.link_name = ParseLink(sock.Get(lm, lower.Describe())).name;
-    } catch (const SysException& e) {
-      if (e.error().err != ENODEV) throw;
+// Fills what one RTM_NEWLINK message does not say: the lower device's name (one more request unless the caller
+// already knows it: `known_lower`) and a macvtap's char device (from the namespace's cached sysfs).
+void Complete(NetlinkSocket& sock, LinkInfo& info, const NetnsRef& ns, const std::optional<std::string>& known_lower) {
+  if (info.link && !info.link_netnsid && *info.link != static_cast<uint32_t>(info.ifindex)) {
+    if (known_lower) {
+      info.link_name = *known_lower;
+    } else {
+      // The lower device is in this namespace: one more request for its name (gone meanwhile → null).
+      try {
+        LinkKey lower;
+        lower.index = static_cast<int>(*info.link);
+        MessageBuilder lm = KeyedRequest(RTM_GETLINK, 0, lower);
+        lm.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+        info.link_name = ParseLink(sock.Get(lm, lower.Describe())).name;
+      } catch (const SysException& e) {
+        if (e.error().err != ENODEV) throw;
+      }
     }
   }
-  if (full && info.kind && *info.kind == "macvtap") {
+  if (info.kind && *info.kind == "macvtap") {
     std::vector<TapDevQuery> q(1);
     q[0].name = info.name;
     q[0].ifindex = info.ifindex;
@@ -135,7 +139,41 @@ LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bo
       info.tap_minor = q[0].minor;
     }
   }
+}
+
+// `full`: also resolve the lower device's name and the macvtap's char device (what linkGet promises); internal
+// lookups that only need the index or kind skip both.
+LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bool full) {
+  MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
+  m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  LinkInfo info = ParseLink(sock.Get(m, key.Describe()));
+  if (full) Complete(sock, info, ns, std::nullopt);
   return info;
+}
+
+// The echoed RTM_NEWLINK of the link just created as `name`, if the kernel sent one (>= 6.3). A veth create also
+// registers its peer, so the echo is picked by name, not taken blindly.
+std::optional<LinkInfo> FromEcho(const std::vector<std::vector<uint8_t>>& echoed, const std::string& name) {
+  std::optional<LinkInfo> found;
+  for (const auto& msg : echoed) {
+    if (msg.size() < sizeof(nlmsghdr)) continue;
+    nlmsghdr h;
+    memcpy(&h, msg.data(), sizeof h);
+    if (h.nlmsg_type != RTM_NEWLINK) continue;
+    try {
+      LinkInfo info = ParseLink(msg);
+      if (info.name == name) found = std::move(info);  // the last one is the newest state
+    } catch (const SysException&) {
+      // Not decodable: fall back to asking.
+    }
+  }
+  return found;
+}
+
+// Test hook: MACVTAP_NO_NLM_ECHO=1 skips NLM_F_ECHO, which exercises the pre-6.3 path (a separate RTM_GETLINK).
+bool EchoDisabled() {
+  const char* v = getenv("MACVTAP_NO_NLM_ECHO");
+  return v != nullptr && v[0] == '1';
 }
 
 bool IndexExists(NetlinkSocket& sock, int index) {
@@ -273,22 +311,39 @@ LinkInfo ParseLink(const std::vector<uint8_t>& msg) {
   return info;
 }
 
-LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns) {
-  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
+  NetlinkLease sock = AcquireNetlink(ns);
+  const CreateRequest* reqp = &request;
+  std::optional<CreateRequest> resolved;
+  if (request.link_name) {
+    // The lower by name, resolved on the same socket in the same operation (no second trip through the thread pool).
+    LinkKey lower;
+    lower.name = *request.link_name;
+    resolved.emplace(request);
+    resolved->link = static_cast<uint32_t>(GetWith(*sock, lower, ns, false).ifindex);
+    reqp = &*resolved;
+  }
+  const CreateRequest& req = *reqp;
   std::optional<NetnsHandle> peer_ns;
   if (req.peer && !req.peer->netns.current()) peer_ns.emplace(req.peer->netns);
   int peer_fd = peer_ns ? peer_ns->fd() : -1;
+  bool echo = !EchoDisabled();
 
   bool is_template = req.name.find("%d") != std::string::npos;
   NetnsId ns_id;
   if (is_template && !IdentifyNetns(ns, &ns_id)) ns_id = NetnsId{};  // unknown: share one hint, still correct
   std::string name;
+  std::vector<std::vector<uint8_t>> echoed;
   for (int attempt = 0;; ++attempt) {
     name = is_template ? ExpandTemplate(req.name, NextTemplateNumber(ns_id, req.name)) : req.name;
     MessageBuilder m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     BuildCreate(m, req, name, peer_fd);
     try {
-      sock->Ack(m, name);
+      if (echo) {
+        echoed = sock->AckEcho(m, name);
+      } else {
+        sock->Ack(m, name);
+      }
       break;
     } catch (const SysException& e) {
       if (e.error().err != EEXIST) throw;
@@ -309,17 +364,27 @@ LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns) {
     MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, key);
     m.Put(IFLA_IFALIAS, req.alias->data(), req.alias->size());
     sock->Ack(m, name);
+    return GetWith(*sock, key, ns, true);
   }
-  return GetWith(*sock, key, ns, true);
+  std::optional<LinkInfo> info = FromEcho(echoed, name);
+  // No echo (kernel < 6.3): ask. Also ask when the echo shows a link brought up whose operstate linkwatch has not
+  // computed yet (IF_OPER_UNKNOWN at the instant of the create): a later `ip link show` would disagree with it.
+  if (!info || ((info->flags & IFF_UP) && info->operstate == kOperUnknown)) {
+    MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
+    m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+    info = ParseLink(sock->Get(m, name));
+  }
+  Complete(*sock, *info, ns, req.link && info->link && *info->link == *req.link ? request.link_name : std::nullopt);
+  return *info;
 }
 
 LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool full) {
-  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  NetlinkLease sock = AcquireNetlink(ns);
   return GetWith(*sock, key, ns, full);
 }
 
 std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const NetnsRef& ns) {
-  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  NetlinkLease sock = AcquireNetlink(ns);
   MessageBuilder m(RTM_GETLINK, 0);
   ifinfomsg ifi = IfInfo(0);
   m.AppendHeader(&ifi, sizeof ifi);
@@ -365,7 +430,7 @@ std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const Net
 }
 
 void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns) {
-  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  NetlinkLease sock = AcquireNetlink(ns);
   LinkKey target = key;
   if (change.name && target.index <= 0) {
     // IFLA_IFNAME cannot both select the link and rename it: select by index instead.
@@ -401,13 +466,13 @@ void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns) {
 }
 
 void LinkDelete(const LinkKey& key, const NetnsRef& ns) {
-  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  NetlinkLease sock = AcquireNetlink(ns);
   MessageBuilder m = KeyedRequest(RTM_DELLINK, 0, key);
   sock->Ack(m, key.Describe());
 }
 
 void LinkDeleteGroup(uint32_t group, const NetnsRef& ns) {
-  std::unique_ptr<NetlinkSocket> sock = OpenNetlink(ns);
+  NetlinkLease sock = AcquireNetlink(ns);
   MessageBuilder m(RTM_DELLINK, 0);
   ifinfomsg ifi = IfInfo(0);
   m.AppendHeader(&ifi, sizeof ifi);
@@ -456,7 +521,17 @@ CreateRequest ReadCreate(const Napi::Value& v) {
   if (r.name.empty() || r.name.find('\0') != std::string::npos) {
     ThrowTypeError(env, "The \"name\" option must be a non-empty string");
   }
-  if (auto x = OptInt(o, "link", 1, INT32_MAX)) r.link = static_cast<uint32_t>(*x);
+  // `link`: the lower device's ifindex, or its name (resolved inside the operation).
+  Napi::Value link = o.Get("link");
+  if (link.IsString()) {
+    std::string lower = link.As<Napi::String>().Utf8Value();
+    if (lower.empty() || lower.size() > kMaxNameLen || lower.find('\0') != std::string::npos) {
+      ThrowTypeError(env, "The \"link\" option must be an ifindex or a name of 1-15 bytes");
+    }
+    r.link_name = lower;
+  } else if (auto x = OptInt(o, "link", 1, INT32_MAX)) {
+    r.link = static_cast<uint32_t>(*x);
+  }
   if (auto x = OptInt(o, "ifindex", 1, INT32_MAX)) r.ifindex = static_cast<int32_t>(*x);
   r.address = OptMac(o, "address");
   if (auto x = OptInt(o, "mtu", 0, UINT32_MAX)) r.mtu = static_cast<uint32_t>(*x);
@@ -568,6 +643,7 @@ Napi::Object LinkInfoToJs(Napi::Env env, const LinkInfo& info) {
  *               "ifindex N is already in use"; older kernels answered EBUSY)
  *   ENODEV      lower device (`link`) does not exist          EOPNOTSUPP  kind unknown to this kernel (no 8021q)
  *   EINVAL      bad combination (second passthru, bad MTU)    EADDRINUSE  MAC clash when brought up
+ *   'RTM_GETLINK' ENODEV (device = the lower's name)  a lower given by name does not exist
  *   EPERM       no CAP_NET_ADMIN in the namespace             'open'/'setns' with path: the namespace is unusable
  * Afterwards 'RTM_GETLINK' errors are possible if the link vanished at once (ENODEV).
  */

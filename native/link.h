@@ -69,6 +69,8 @@ struct CreateRequest {
   std::string kind;
   std::string name;
   std::optional<uint32_t> link;
+  /** The lower device by name: resolved on the same socket, inside the create operation. */
+  std::optional<std::string> link_name;
   std::optional<int32_t> ifindex;
   std::optional<std::vector<uint8_t>> address;
   std::optional<uint32_t> mtu, txqlen, group;

@@ -298,13 +298,30 @@ void NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& dev
   }
 }
 
-void NetlinkSocket::Ack(MessageBuilder& msg, const std::string& device) {
+void NetlinkSocket::Ack(MessageBuilder& msg, const std::string& device) { AckCollect(msg, device, nullptr); }
+
+std::vector<std::vector<uint8_t>> NetlinkSocket::AckEcho(MessageBuilder& msg, const std::string& device) {
+  std::vector<std::vector<uint8_t>> echoed;
+  msg.AddFlags(NLM_F_ECHO);
+  AckCollect(msg, device, &echoed);
+  return echoed;
+}
+
+void NetlinkSocket::AckCollect(MessageBuilder& msg, const std::string& device,
+                               std::vector<std::vector<uint8_t>>* echoed) {
   // The flags are part of what this call means, not of the builder.
   msg.AddFlags(NLM_F_ACK | NLM_F_REQUEST);
   uint16_t type = msg.type();
   uint32_t seq = Send(msg, device);
   Exchange(seq, type, device, [&](const nlmsghdr* h) {
-    if (h->nlmsg_type != NLMSG_ERROR) return false;  // e.g. an NLM_F_ECHO copy: not the ack
+    if (h->nlmsg_type != NLMSG_ERROR) {
+      // An NLM_F_ECHO copy (same port id and sequence): kept when asked for, never mistaken for the ack.
+      if (echoed != nullptr) {
+        const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
+        echoed->emplace_back(p, p + h->nlmsg_len);
+      }
+      return false;
+    }
     SysError e;
     int err = DecodeNlmsgerr(h, &e.extack);
     if (err == 0) return true;

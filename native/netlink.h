@@ -127,6 +127,11 @@ class NetlinkSocket {
 
   /** Sends with NLM_F_ACK and waits for the ACK; kernel errors carry the extended-ack text. */
   void Ack(MessageBuilder& msg, const std::string& device);
+  /**
+   * Ack with NLM_F_ECHO: also returns the messages the kernel echoed to us before the ACK (for RTM_NEWLINK creates,
+   * Linux >= 6.3 echoes the new link's RTM_NEWLINK; older kernels echo nothing and the result is empty).
+   */
+  std::vector<std::vector<uint8_t>> AckEcho(MessageBuilder& msg, const std::string& device);
   /** Sends a non-dump request and returns the single reply message (e.g. RTM_GETLINK of one link). */
   std::vector<uint8_t> Get(MessageBuilder& msg, const std::string& device);
   /**
@@ -147,6 +152,8 @@ class NetlinkSocket {
    */
   void Exchange(uint32_t seq, uint16_t type, const std::string& device,
                 const std::function<bool(const nlmsghdr*)>& fn);
+
+  void AckCollect(MessageBuilder& msg, const std::string& device, std::vector<std::vector<uint8_t>>* echoed);
 
   std::unique_ptr<Transport> transport_;
   uint32_t seq_;

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fd.h"
 #include "netlink.h"
@@ -70,5 +71,45 @@ void CheckThreadNetns();
 
 /** A netlink socket created inside `ns`; the thread is back in its own namespace when this returns. */
 std::unique_ptr<NetlinkSocket> OpenNetlink(const NetnsRef& ns);
+
+/**
+ * A netlink socket of a namespace, borrowed from a small per-namespace pool (see AcquireNetlink). It goes back to the
+ * pool when the lease ends normally; when an exception is unwinding through the lease (a timeout, a truncated
+ * exchange, the namespace going away) the socket is closed instead, so a socket with unread replies is never reused.
+ */
+class NetlinkLease {
+ public:
+  NetlinkLease(std::unique_ptr<NetlinkSocket> sock, const NetnsId& id, bool cacheable, std::string path);
+  ~NetlinkLease();
+  NetlinkLease(NetlinkLease&& other) noexcept;
+  NetlinkLease(const NetlinkLease&) = delete;
+  NetlinkLease& operator=(const NetlinkLease&) = delete;
+  NetlinkLease& operator=(NetlinkLease&&) = delete;
+
+  NetlinkSocket* operator->() const { return sock_.get(); }
+  NetlinkSocket& operator*() const { return *sock_; }
+
+ private:
+  std::unique_ptr<NetlinkSocket> sock_;
+  NetnsId id_;
+  bool cacheable_;
+  std::string path_;
+  int uncaught_;
+};
+
+/**
+ * A netlink socket in `ns`: a pooled one when there is one (no setns at all), otherwise a new one (OpenNetlink)
+ * that joins the pool when the lease ends. The pool is keyed by the namespace's identity (st_dev/st_ino), holds at
+ * most kNetlinkPoolNamespaces namespaces (LRU) × kNetlinkPoolSockets idle sockets, and every concurrent operation
+ * gets its own socket. A netlink socket keeps its namespace alive, so entries reached through a path (/run/netns/X)
+ * are dropped once that path no longer names the namespace (`ip netns del`); see netns.cc.
+ */
+NetlinkLease AcquireNetlink(const NetnsRef& ns);
+
+constexpr size_t kNetlinkPoolNamespaces = 16;
+constexpr size_t kNetlinkPoolSockets = 4;
+
+/** Closes every pooled socket (tests; and lets deleted namespaces go at once). */
+void DrainNetlinkPool();
 
 }  // namespace macvtap
