@@ -27,8 +27,8 @@ const PHASE_LABEL: Record<RawRow['phase'], string> = {
   'getlink-par': 'getLink(lo) ×depth',
 };
 
-/** Left-aligned text table with a header rule. */
-function table(header: string[], body: string[][], rightAlign: Set<number>): string {
+/** Text table with a header rule; columns in `rightAlign` are right-aligned. */
+export function table(header: string[], body: string[][], rightAlign: Set<number>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells.map((c, i) => (rightAlign.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();

@@ -122,3 +122,49 @@ export function percentiles(xs: readonly number[]): Percentiles {
   const s = sorted(xs);
   return { p50: quantile(s, 0.5), p90: quantile(s, 0.9), p99: quantile(s, 0.99), max: s[s.length - 1]! };
 }
+
+/** A histogram as its non-empty buckets: `[upperBound, count]`, bounds ascending (HdrHistogram-style export). */
+export type Buckets = readonly (readonly [number, number])[];
+
+/**
+ * Adds histograms bucket by bucket (same bucket boundaries: they come from the same native histogram layout). This is
+ * how repetitions of a latency measurement are combined: percentiles of the merged histogram, never averages of
+ * per-repetition percentiles (which have no meaning as a distribution).
+ */
+export function mergeBuckets(lists: readonly Buckets[]): [number, number][] {
+  const acc = new Map<number, number>();
+  for (const list of lists) {
+    for (const [ub, count] of list) {
+      if (!(count >= 0) || !Number.isFinite(ub)) throw new RangeError(`bad histogram bucket [${ub}, ${count}]`);
+      acc.set(ub, (acc.get(ub) ?? 0) + count);
+    }
+  }
+  return [...acc.entries()].filter(([, c]) => c > 0).sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * The `q`-quantile of a bucketed histogram: the upper bound of the bucket holding the ⌈q·n⌉-th smallest value
+ * (HdrHistogram's `valueAtPercentile`; the bucket layout bounds the relative error), clamped to `max` when given so
+ * the top quantile never exceeds the largest value really seen.
+ */
+export function bucketQuantile(buckets: Buckets, q: number, max?: number): number {
+  if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile q must be in [0, 1], got ${q}`);
+  let n = 0;
+  for (const [, c] of buckets) n += c;
+  if (n === 0) throw new RangeError('quantile of an empty histogram');
+  const rank = Math.max(1, Math.ceil(q * n));
+  let seen = 0;
+  for (const [ub, c] of buckets) {
+    seen += c;
+    if (seen >= rank) return max === undefined ? ub : Math.min(ub, max);
+  }
+  const last = buckets[buckets.length - 1]![0];
+  return max === undefined ? last : Math.min(last, max);
+}
+
+/** Count of values in a bucketed histogram. */
+export function bucketCount(buckets: Buckets): number {
+  let n = 0;
+  for (const [, c] of buckets) n += c;
+  return n;
+}

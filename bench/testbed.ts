@@ -14,6 +14,10 @@ import { createVeth, getLink, netnsPath, setLink } from '../lib/index.js';
 const liveNamespaces = new Set<string>();
 /** Helper processes (by pid) that must not outlive the run. */
 const liveChildren = new Map<number, ChildProcess>();
+/** Detached daemons (by pid, e.g. OVS) that must not outlive the run; killed by pid, never by name. */
+const liveDaemons = new Set<number>();
+/** Other synchronous last-resort cleanups (temporary directories), run after processes are gone. */
+const liveCleanups = new Set<() => void>();
 let counter = 0;
 let hooksInstalled = false;
 
@@ -27,6 +31,22 @@ function cleanupSync(): void {
     }
   }
   liveChildren.clear();
+  for (const pid of liveDaemons) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  liveDaemons.clear();
+  for (const fn of liveCleanups) {
+    try {
+      fn();
+    } catch {
+      // Best effort: the process is going away.
+    }
+  }
+  liveCleanups.clear();
   for (const name of liveNamespaces) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
   liveNamespaces.clear();
 }
@@ -66,6 +86,64 @@ export function trackChild(child: ChildProcess): () => void {
   return () => {
     liveChildren.delete(pid);
   };
+}
+
+/**
+ * Registers a detached daemon (its pid from its pidfile) so a signal or exit kills it by pid. Returns a function that
+ * unregisters it (call it once the daemon has been stopped).
+ */
+export function trackDaemon(pid: number): () => void {
+  installHooks();
+  liveDaemons.add(pid);
+  return () => {
+    liveDaemons.delete(pid);
+    maybeRemoveHooks();
+  };
+}
+
+/**
+ * Registers a synchronous cleanup (e.g. removing a temporary directory) for exit and SIGINT/SIGTERM. Returns a
+ * function that unregisters it (call it once the normal path has cleaned up).
+ */
+export function trackCleanup(fn: () => void): () => void {
+  installHooks();
+  liveCleanups.add(fn);
+  return () => {
+    liveCleanups.delete(fn);
+    maybeRemoveHooks();
+  };
+}
+
+function maybeRemoveHooks(): void {
+  if (liveNamespaces.size === 0 && liveChildren.size === 0 && liveDaemons.size === 0 && liveCleanups.size === 0) removeHooks();
+}
+
+/**
+ * Makes a namespace `mvt-bench-<pid>-<n>` with `ip netns add` (the one subprocess used for setup) and brings its `lo`
+ * up with the library. It is deleted by {@link deleteNamespace}, or at the latest on exit or SIGINT/SIGTERM.
+ */
+export async function createNamespace(): Promise<{ name: string; path: string }> {
+  installHooks();
+  const name = `mvt-bench-${process.pid}-${counter++}`;
+  const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip netns add ${name}: ${(r.stderr || r.error?.message || '').trim()}`);
+  liveNamespaces.add(name);
+  const path = netnsPath(name);
+  try {
+    await setLink('lo', { up: true }, { netns: path });
+  } catch (e) {
+    deleteNamespace(name);
+    throw e;
+  }
+  return { name, path };
+}
+
+/** Deletes a namespace made by {@link createNamespace} (and every link in it). Idempotent. */
+export function deleteNamespace(name: string): void {
+  if (!liveNamespaces.has(name)) return;
+  spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  liveNamespaces.delete(name);
+  maybeRemoveHooks();
 }
 
 /** Names of the namespaces this process currently holds (for diagnostics and tests). */
@@ -118,6 +196,6 @@ export class Testbed {
     this.destroyed = true;
     spawnSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' });
     liveNamespaces.delete(this.name);
-    if (liveNamespaces.size === 0 && liveChildren.size === 0) removeHooks();
+    maybeRemoveHooks();
   }
 }

@@ -1,0 +1,211 @@
+/**
+ * A private Open vSwitch for the `tap+ovs` topology: the harness's own `ovsdb-server` and `ovs-vswitchd` with every
+ * file (database, sockets, pidfiles, logs) in a temporary run directory, never the system's OVS service. The switch
+ * daemon runs inside the namespace whose links it switches. Daemons are stopped with `ovs-appctl … exit`, then by pid
+ * (SIGTERM, SIGKILL) if they linger, and are killed by pid on SIGINT/SIGTERM of the harness.
+ *
+ * The kernel datapath (`system`) is used when the `openvswitch` module is present, else the userspace `netdev`
+ * datapath (experimental and slow per the OVS docs); the result is labelled with the one really used.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { trackCleanup, trackDaemon } from '../testbed.js';
+import { processCpuSeconds } from './cpu.js';
+
+/** OVS's own tools this harness runs. */
+const TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl'] as const;
+/** Where Debian's openvswitch-common puts the schema. */
+const SCHEMA_PATHS = ['/usr/share/openvswitch/vswitch.ovsschema', '/usr/local/share/openvswitch/vswitch.ovsschema'];
+/** Debian puts the daemons in sbin, which a non-login root shell may not have on PATH. */
+const SEARCH = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/bin', '/sbin', '/usr/local/sbin', '/usr/local/bin'];
+
+/** How to get OVS on Debian, printed in the row when it is missing. */
+export const OVS_INSTALL_HINT = 'apt-get install openvswitch-switch (the harness starts its own daemons; the service need not run)';
+
+/** What {@link detectOvs} found. */
+export type OvsAvailability =
+  | { available: true; version: string; datapath: 'system' | 'netdev'; tools: Record<(typeof TOOLS)[number], string>; schema: string }
+  | { available: false; reason: string };
+
+function which(tool: string): string | null {
+  for (const dir of SEARCH) {
+    const p = join(dir, tool);
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** The kernel datapath needs the `openvswitch` module (built in or loaded); this kernel has no module loading. */
+export function kernelDatapathAvailable(): boolean {
+  return existsSync('/sys/module/openvswitch');
+}
+
+/** Finds OVS's tools and schema, its version and the datapath it can use here. */
+export function detectOvs(): OvsAvailability {
+  const tools = {} as Record<(typeof TOOLS)[number], string>;
+  const missing: string[] = [];
+  for (const t of TOOLS) {
+    const p = which(t);
+    if (p) tools[t] = p;
+    else missing.push(t);
+  }
+  if (missing.length) return { available: false, reason: `Open vSwitch not installed (${missing.join(', ')} not found): ${OVS_INSTALL_HINT}` };
+  const schema = SCHEMA_PATHS.find((p) => existsSync(p));
+  if (!schema) return { available: false, reason: `Open vSwitch schema vswitch.ovsschema not found: ${OVS_INSTALL_HINT}` };
+  const v = spawnSync(tools['ovs-vswitchd'], ['--version'], { encoding: 'utf8' });
+  const version = (v.stdout || '').split('\n')[0]?.replace(/^ovs-vswitchd \(Open vSwitch\)\s*/, '').trim() || 'unknown';
+  return { available: true, version, datapath: kernelDatapathAvailable() ? 'system' : 'netdev', tools, schema };
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
+      else resolve(String(stdout));
+    });
+  });
+}
+
+function readPid(file: string): number | null {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return !alive(pid);
+}
+
+/** One running private OVS instance. */
+export class OvsInstance {
+  /** The temporary run directory holding every OVS file of this instance. */
+  readonly dir: string;
+  /** OVS version string (`ovs-vswitchd --version`). */
+  readonly version: string;
+  /** The datapath type bridges get. */
+  readonly datapath: 'system' | 'netdev';
+  /** Pids of `ovsdb-server` and `ovs-vswitchd` (0 until started). */
+  dbPid = 0;
+  switchPid = 0;
+  private readonly tools: Record<(typeof TOOLS)[number], string>;
+  private readonly env: NodeJS.ProcessEnv;
+  private untrack: (() => void)[] = [];
+  private stopped = false;
+
+  private constructor(found: Extract<OvsAvailability, { available: true }>, dir: string) {
+    this.tools = found.tools;
+    this.version = found.version;
+    this.datapath = found.datapath;
+    this.dir = dir;
+    // Every default path OVS derives goes to the private directory too (bridge mgmt sockets, the db lock, …).
+    this.env = { ...process.env, OVS_RUNDIR: dir, OVS_DBDIR: dir, OVS_LOGDIR: dir, OVS_SYSCONFDIR: dir };
+  }
+
+  private get sock(): string {
+    return join(this.dir, 'db.sock');
+  }
+
+  /**
+   * Starts `ovsdb-server` (in the caller's namespace: it only talks over its unix socket) and `ovs-vswitchd` inside
+   * `netns` (a name from `ip netns add`), each `--detach`ed with a pidfile, both tracked for cleanup by pid.
+   */
+  static async start(found: Extract<OvsAvailability, { available: true }>, netns: string): Promise<OvsInstance> {
+    const dir = mkdtempSync(join(tmpdir(), 'mvt-bench-ovs-'));
+    const inst = new OvsInstance(found, dir);
+    inst.untrack.push(trackCleanup(() => rmSync(dir, { recursive: true, force: true })));
+    try {
+      const t = inst.tools;
+      const db = join(dir, 'conf.db');
+      await run(t['ovsdb-tool'], ['create', db, found.schema], inst.env);
+      await run(t['ovsdb-server'], [
+        db, `--remote=punix:${inst.sock}`, `--pidfile=${join(dir, 'ovsdb-server.pid')}`, '--detach', '--no-chdir',
+        `--log-file=${join(dir, 'ovsdb-server.log')}`, `--unixctl=${join(dir, 'ovsdb-server.ctl')}`,
+      ], inst.env);
+      inst.dbPid = readPid(join(dir, 'ovsdb-server.pid')) ?? 0;
+      if (!inst.dbPid) throw new Error('ovsdb-server started but wrote no pidfile');
+      inst.untrack.push(trackDaemon(inst.dbPid));
+      await inst.vsctl(['--no-wait', 'init']);
+      // `ip netns exec` (not a bare setns) also gives the daemon a /sys of that namespace, which OVS reads.
+      await run('ip', [
+        'netns', 'exec', netns, t['ovs-vswitchd'], `unix:${inst.sock}`, `--pidfile=${join(dir, 'ovs-vswitchd.pid')}`,
+        '--detach', '--no-chdir', `--log-file=${join(dir, 'ovs-vswitchd.log')}`, `--unixctl=${join(dir, 'ovs-vswitchd.ctl')}`,
+      ], inst.env);
+      inst.switchPid = readPid(join(dir, 'ovs-vswitchd.pid')) ?? 0;
+      if (!inst.switchPid) throw new Error('ovs-vswitchd started but wrote no pidfile');
+      inst.untrack.push(trackDaemon(inst.switchPid));
+    } catch (e) {
+      await inst.stop();
+      throw e;
+    }
+    return inst;
+  }
+
+  /** `ovs-vsctl --db=unix:SOCK --timeout=30 ARGS…` (bridge creation is slow under the userspace datapath). */
+  vsctl(args: string[]): Promise<string> {
+    return run(this.tools['ovs-vsctl'], [`--db=unix:${this.sock}`, '--timeout=30', ...args], this.env, 35_000);
+  }
+
+  /** Adds a bridge on this instance's datapath with the given ports (they must exist in the switch's namespace). */
+  async addBridge(name: string, ports: string[]): Promise<void> {
+    await this.vsctl(['add-br', name, '--', 'set', 'bridge', name, `datapath_type=${this.datapath}`]);
+    for (const p of ports) await this.vsctl(['add-port', name, p]);
+  }
+
+  /** CPU seconds both daemons have used so far (user + system). */
+  cpuSeconds(): { vswitchd: number; ovsdb: number } {
+    return {
+      vswitchd: this.switchPid ? (processCpuSeconds(this.switchPid) ?? 0) : 0,
+      ovsdb: this.dbPid ? (processCpuSeconds(this.dbPid) ?? 0) : 0,
+    };
+  }
+
+  /** Daemon pids still running (for checks after {@link stop}). */
+  livePids(): number[] {
+    return [this.switchPid, this.dbPid].filter((p) => p > 0 && alive(p));
+  }
+
+  /** Stops both daemons (`ovs-appctl exit`, then SIGTERM/SIGKILL by pid), removes the run directory. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const daemons: [number, string][] = [[this.switchPid, 'ovs-vswitchd.ctl'], [this.dbPid, 'ovsdb-server.ctl']];
+    for (const [pid, ctl] of daemons) {
+      if (!pid) continue;
+      await run(this.tools['ovs-appctl'], ['-t', join(this.dir, ctl), 'exit'], this.env, 5_000).catch(() => undefined);
+      if (await waitGone(pid, 3_000)) continue;
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // Gone meanwhile.
+      }
+      if (await waitGone(pid, 2_000)) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone meanwhile.
+      }
+      await waitGone(pid, 1_000);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    for (const u of this.untrack.splice(0)) u();
+  }
+}
