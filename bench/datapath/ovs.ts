@@ -129,7 +129,8 @@ export class OvsInstance {
    * `netns` (a name from `ip netns add`), each `--detach`ed with a pidfile, both tracked for cleanup by pid.
    */
   static async start(found: Extract<OvsAvailability, { available: true }>, netns: string): Promise<OvsInstance> {
-    const dir = mkdtempSync(join(tmpdir(), 'mvt-bench-ovs-'));
+    // The pid in the name lets a test find this run's daemons by their command line (they all carry the directory).
+    const dir = mkdtempSync(join(tmpdir(), `mvt-bench-ovs-${process.pid}-`));
     const inst = new OvsInstance(found, dir);
     inst.untrack.push(trackCleanup(() => rmSync(dir, { recursive: true, force: true })));
     try {

@@ -111,7 +111,8 @@ export function formatDatapathReport(report: DatapathReport): string {
       (h.ovs ? `Open vSwitch ${h.ovs.version} (datapath ${h.ovs.datapath})` : 'Open vSwitch: not available'),
     `command  ${report.command}`,
     `method   ${o.reps} repetitions${o.warmup ? ' after a warm-up' : ''}, topologies interleaved within each; ` +
-      `${o.latencyMs} ms per latency run, ${o.throughputMs} ms per stream; ${report.durationS.toFixed(0)} s in all.`,
+      `${o.latencyMs} ms per latency run, ${o.throughputMs} ms per stream ` +
+      `(${o.ratePps ? `sent at ${o.ratePps} packets/s` : 'sent as fast as possible'}); ${report.durationS.toFixed(0)} s in all.`,
     `         baseline for ratios: ${o.baseline}; placements ${o.placements.join(', ')}; poll ${o.polls.join(', ')}.`,
   ];
   for (const u of report.unavailable) parts.push(`UNAVAILABLE ${u.label}: ${u.reason}`);

@@ -149,6 +149,8 @@ export const DatapathReportSchema = z.object({
     baseline: z.enum(TOPOLOGY_IDS),
     latencyMs: z.number().int().positive(),
     throughputMs: z.number().int().positive(),
+    /** Stream send rate, packets/s; 0 = as fast as the sender can (the default). */
+    ratePps: z.number().int().nonnegative(),
     warmup: z.boolean(),
   }),
   namespaces: z.array(z.string()),
