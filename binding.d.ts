@@ -93,12 +93,49 @@ export interface NativeLinkInfo {
    * another namespace has a macvtap with the same ifindex. `null` for other kinds.
    */
   tapDev: { major: number; minor: number } | null;
+  /** `IFLA_INFO_SLAVE_KIND` (`'bridge'` for a bridge port), `null` when the link has no master with slave data. */
+  slaveKind: string | null;
+  /** A bridge port's `IFLA_INFO_SLAVE_DATA`: `IFLA_BRPORT_MODE` (hairpin), `_LEARNING`, `_UNICAST_FLOOD`. */
+  bridgePort: NativeBridgePort | null;
+}
+
+/** A bridge port's switches (`IFLA_BRPORT_*`). In requests, an absent field is left unchanged. */
+export interface NativeBridgePort {
+  hairpin: boolean;
+  learning: boolean;
+  flood: boolean;
+}
+
+/** One interface address for `RTM_NEWADDR`. */
+export interface NativeAddress {
+  family: 4 | 6;
+  /** Dotted quad or IPv6 text (`inet_pton`). */
+  address: string;
+  prefixlen: number;
+}
+
+/** Legacy `SIOCETHTOOL` set commands; an absent field is left unchanged. */
+export interface NativeOffloads {
+  /** `ETHTOOL_STXCSUM`. */ tx?: boolean;
+  /** `ETHTOOL_SRXCSUM`. */ rx?: boolean;
+  /** `ETHTOOL_SSG`. */ sg?: boolean;
+  /** `ETHTOOL_STSO`. */ tso?: boolean;
+  /** `ETHTOOL_SGSO`. */ gso?: boolean;
+  /** `ETHTOOL_SGRO`. */ gro?: boolean;
+}
+
+/** The result of {@link Binding.tunCreate}: the fd is owned by the addon until `fdClose`/`fdRelease`. */
+export interface NativeTunResult {
+  fd: number;
+  /** The device's name (a `%d` template expanded by the kernel). */
+  name: string;
+  ifindex: number;
 }
 
 /** An `RTM_NEWLINK` create request (`NLM_F_CREATE | NLM_F_EXCL`). Already validated by `lib/`. */
 export interface NativeCreateLink {
-  /** `IFLA_INFO_KIND`: `'macvtap' | 'macvlan' | 'vlan' | 'veth'`. */
-  kind: 'macvtap' | 'macvlan' | 'vlan' | 'veth';
+  /** `IFLA_INFO_KIND`: `'macvtap' | 'macvlan' | 'vlan' | 'veth' | 'bridge'`. */
+  kind: 'macvtap' | 'macvlan' | 'vlan' | 'veth' | 'bridge';
   /**
    * `IFLA_IFNAME`. When it contains `%d` it is a template: the addon tries `n = 0, 1, 2, …` (starting from a
    * per-template hint it keeps in-process, so it does not dump links), retrying on `EEXIST` only, at most 4096 tries.
@@ -147,6 +184,11 @@ export interface NativeSetLink {
   txqlen?: number;
   /** `IFLA_NET_NS_FD`: move the link into this namespace. */
   netns?: NativeNetns;
+  /**
+   * `IFLA_MASTER`: enslave to this link (a bridge), by ifindex or by name (resolved in the same namespace and
+   * operation); `0` releases it (`nomaster`).
+   */
+  master?: number | string;
 }
 
 /** `openTap` options, already defaulted and validated by `lib/`. */
@@ -200,6 +242,18 @@ export interface Binding {
   linkDelete(key: NativeLinkKey, ns: NativeNetns): Promise<void>;
   /** `RTM_DELLINK` with `ifi_index = 0` and `IFLA_GROUP`: every link of the group, one RCU grace period. */
   linkDeleteGroup(group: number, ns: NativeNetns): Promise<void>;
+
+  /** `RTM_NEWLINK` with `IFLA_INFO_SLAVE_KIND 'bridge'` + `IFLA_INFO_SLAVE_DATA`: a bridge port's switches. */
+  linkSetBridgePort(key: NativeLinkKey, port: Partial<NativeBridgePort>, ns: NativeNetns): Promise<void>;
+  /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
+  addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
+  /**
+   * Opens `/dev/net/tun` on a worker thread inside `ns` and `TUNSETIFF`s `IFF_TAP|IFF_NO_PI` (`|IFF_VNET_HDR`): a
+   * non-persistent tap device that disappears when the fd closes.
+   */
+  tunCreate(name: string, opts: { vnetHdr: boolean }, ns: NativeNetns): Promise<NativeTunResult>;
+  /** `SIOCETHTOOL` legacy set commands on a socket made inside `ns`. */
+  ethtoolSetOffloads(key: NativeLinkKey, offloads: NativeOffloads, ns: NativeNetns): Promise<void>;
 
   /** Opens `queues` fds of a macvtap's char device, verified by `st_rdev`; see {@link NativeTapOpenResult}. */
   tapOpen(key: NativeLinkKey, opts: NativeTapOpenOptions, ns: NativeNetns): Promise<NativeTapOpenResult>;

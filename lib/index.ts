@@ -5,6 +5,10 @@
  */
 export { createMacvtap, createVlan, createVeth, getLink, listLinks, setLink, deleteLink, deleteGroup } from './link.js';
 export { openTap, TapQueue } from './tap.js';
+export { createBridge, setBridgePort } from './bridge.js';
+export { addAddress } from './address.js';
+export { createTap } from './tun.js';
+export { setOffloads } from './ethtool.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
 export { MacvtapError } from './errors.js';

@@ -52,6 +52,7 @@ export function toLinkInfo(n: NativeLinkInfo): LinkInfo {
     },
     vlan: n.vlan && { id: n.vlan.id, protocol: n.vlan.protocol === ETH_P_8021AD ? '802.1ad' : '802.1Q' },
     tap: n.tapDev && { major: n.tapDev.major, minor: n.tapDev.minor, path: `/dev/tap${n.ifindex}` },
+    bridgePort: n.bridgePort && { hairpin: n.bridgePort.hairpin, learning: n.bridgePort.learning, flood: n.bridgePort.flood },
   };
 }
 
@@ -210,12 +211,13 @@ export async function listLinks(options?: ListLinksOptions): Promise<LinkInfo[]>
   return (await callNative(() => binding.linkList(kind, ns))).map(toLinkInfo);
 }
 
-const SET_KEYS = ['up', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns'] as const;
+const SET_KEYS = ['up', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master'] as const;
 
 /**
  * Changes a link in one request and returns its new info (`null` when it was moved to another namespace).
  *
- * Equivalent to: `ip link set dev LINK [up|down] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]`.
+ * Equivalent to: `ip link set dev LINK [up|down] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]
+ * [master BR | nomaster]`.
  * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up, on kernels older than 6.x), `EADDRINUSE` (a MAC
  *   clash shows at up), `EINVAL`.
  */
@@ -233,6 +235,14 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
   if (c.group !== undefined) req.group = v.u32('group', c.group);
   if (c.txqlen !== undefined) req.txqlen = v.u32('txqlen', c.txqlen);
   if (c.moveToNetns !== undefined) req.netns = v.netns('moveToNetns', c.moveToNetns);
+  if (c.master !== undefined) {
+    if (c.master === null) {
+      req.master = 0;
+    } else {
+      const m = v.linkRef('master', c.master);
+      req.master = m.index ?? (m.name as string);
+    }
+  }
   const ns = v.nsOf(opts);
   // Resolve to an ifindex first: a rename would otherwise leave us unable to find the link afterwards.
   const index = key.index ?? (await callNative(() => binding.linkGet(key, ns))).ifindex;

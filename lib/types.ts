@@ -96,6 +96,59 @@ export interface LinkInfo {
    * same ifindex) be another device's: {@link openTap} checks and copes; do not open `path` yourself without checking.
    */
   tap: { major: number; minor: number; path: string } | null;
+  /**
+   * For a port of a Linux bridge (`IFLA_INFO_SLAVE_KIND 'bridge'`): its switches as {@link setBridgePort} sets them.
+   * `null` for other links. Optional only so hand-made `LinkInfo` values stay valid; the library always fills it.
+   */
+  bridgePort?: BridgePortInfo | null;
+}
+
+/** A bridge port's switches (`IFLA_BRPORT_*`), as `ip -d link show` prints them for a `bridge_slave`. */
+export interface BridgePortInfo {
+  /** `IFLA_BRPORT_MODE`: hairpin, frames may go back out of the port they came in on (a VEPA's external switch). */
+  hairpin: boolean;
+  /** `IFLA_BRPORT_LEARNING`: source MACs seen on the port are learned. */
+  learning: boolean;
+  /** `IFLA_BRPORT_UNICAST_FLOOD`: unknown unicast is flooded to the port. */
+  flood: boolean;
+}
+
+/** Options of {@link createBridge}. Equivalent to `ip link add NAME type bridge [mtu N] [up]`. */
+export interface CreateBridgeOptions extends NetnsOption {
+  /** The bridge's name, 1–15 bytes. */
+  name: string;
+  /** Bring it up in the create request. Default `false`. */
+  up?: boolean;
+  mtu?: number;
+}
+
+/** Options of {@link setBridgePort}; absent switches are left as they are. */
+export type SetBridgePortOptions = Partial<BridgePortInfo>;
+
+/** Options of {@link createTap}. Equivalent to `ip tuntap add NAME mode tap` (not persistent) plus opening it. */
+export interface CreateTapOptions extends NetnsOption {
+  /** The device's name (1–15 bytes), or a template with one `%d` expanded by the kernel. */
+  name: string;
+  /** Frames carry a 10-byte virtio-net header (`IFF_VNET_HDR`). Default `false`. */
+  vnetHdr?: boolean;
+  /** Bring the device up once made. Default `false`. */
+  up?: boolean;
+}
+
+/** Offload switches of {@link setOffloads}, `ethtool -K` names; absent ones are left as they are. */
+export interface OffloadOptions {
+  /** `tx`: transmit checksumming (`ETHTOOL_STXCSUM`). Turning it off also turns off TSO/SG in the kernel. */
+  tx?: boolean;
+  /** `rx`: receive checksumming (`ETHTOOL_SRXCSUM`). */
+  rx?: boolean;
+  /** `sg`: scatter-gather (`ETHTOOL_SSG`). */
+  sg?: boolean;
+  /** `tso`: TCP segmentation offload (`ETHTOOL_STSO`). */
+  tso?: boolean;
+  /** `gso`: generic segmentation offload (`ETHTOOL_SGSO`). */
+  gso?: boolean;
+  /** `gro`: generic receive offload (`ETHTOOL_SGRO`). */
+  gro?: boolean;
 }
 
 /** Options of {@link createMacvtap}. Equivalent to `ip link add link LOWER name NAME type macvtap mode MODE …`. */
@@ -174,6 +227,11 @@ export interface SetLinkOptions {
   txqlen?: number;
   /** Move the link into this namespace (`IFLA_NET_NS_FD`); its ifindex may change there. */
   moveToNetns?: Netns;
+  /**
+   * Enslave the link to this master (a bridge), by name or ifindex in the same namespace (`IFLA_MASTER`); `null`
+   * releases it (`ip link set dev LINK nomaster`).
+   */
+  master?: LinkRef | null;
 }
 
 /** Options of {@link listLinks}. Equivalent to `ip -d link show [type KIND]`. */

@@ -2,10 +2,13 @@
 // documented next to its definition.
 #include <napi.h>
 
+#include "address.h"
+#include "ethtool.h"
 #include "fdpass.h"
 #include "link.h"
 #include "ownership.h"
 #include "tap.h"
+#include "tun.h"
 
 namespace macvtap {
 
@@ -17,6 +20,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linkSet", Napi::Function::New(env, JsLinkSet, "linkSet"));
   exports.Set("linkDelete", Napi::Function::New(env, JsLinkDelete, "linkDelete"));
   exports.Set("linkDeleteGroup", Napi::Function::New(env, JsLinkDeleteGroup, "linkDeleteGroup"));
+  exports.Set("linkSetBridgePort", Napi::Function::New(env, JsLinkSetBridgePort, "linkSetBridgePort"));
+  exports.Set("addrAdd", Napi::Function::New(env, JsAddrAdd, "addrAdd"));
+  exports.Set("tunCreate", Napi::Function::New(env, JsTunCreate, "tunCreate"));
+  exports.Set("ethtoolSetOffloads", Napi::Function::New(env, JsEthtoolSetOffloads, "ethtoolSetOffloads"));
   exports.Set("tapOpen", Napi::Function::New(env, JsTapOpen, "tapOpen"));
   exports.Set("tapRead", Napi::Function::New(env, JsTapRead, "tapRead"));
   exports.Set("tapWrite", Napi::Function::New(env, JsTapWrite, "tapWrite"));

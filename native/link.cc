@@ -307,8 +307,24 @@ LinkInfo ParseLink(const std::vector<uint8_t>& msg) {
       }
       info.vlan = v;
     }
+    if (lt[IFLA_INFO_SLAVE_KIND].present()) info.slave_kind = lt[IFLA_INFO_SLAVE_KIND].Str();
+    const Attr& sdata = lt[IFLA_INFO_SLAVE_DATA];
+    if (info.slave_kind && *info.slave_kind == "bridge" && sdata.present()) {
+      AttrTable bt(sdata.data, sdata.len, IFLA_BRPORT_MAX);
+      BridgePortInfo bp;
+      uint8_t v = 0;
+      if (bt[IFLA_BRPORT_MODE].U8(&v)) bp.hairpin = v != 0;
+      if (bt[IFLA_BRPORT_LEARNING].U8(&v)) bp.learning = v != 0;
+      if (bt[IFLA_BRPORT_UNICAST_FLOOD].U8(&v)) bp.flood = v != 0;
+      info.bridge_port = bp;
+    }
   }
   return info;
+}
+
+int ResolveIndex(NetlinkSocket& sock, const LinkKey& key) {
+  if (key.index > 0) return key.index;
+  return GetWith(sock, key, NetnsRef(), false).ifindex;
 }
 
 LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
@@ -462,6 +478,29 @@ void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns) {
   // Sent without a NUL, as iproute2 does: a zero-length IFLA_IFALIAS removes the alias.
   if (change.alias) m.Put(IFLA_IFALIAS, change.alias->data(), change.alias->size());
   if (dest) m.PutU32(IFLA_NET_NS_FD, static_cast<uint32_t>(dest->fd()));
+  if (change.master_name) {
+    // The master by name, in the same namespace and operation (`ip link set X master BR`).
+    LinkKey mk;
+    mk.name = *change.master_name;
+    m.PutU32(IFLA_MASTER, static_cast<uint32_t>(GetWith(*sock, mk, ns, false).ifindex));
+  } else if (change.master) {
+    m.PutU32(IFLA_MASTER, *change.master);  // 0 = nomaster
+  }
+  sock->Ack(m, key.Describe());
+}
+
+void LinkSetBridgePort(const LinkKey& key, const BridgePortRequest& req, const NetnsRef& ns) {
+  NetlinkLease sock = AcquireNetlink(ns);
+  MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, key);
+  size_t linkinfo = m.BeginNest(IFLA_LINKINFO);
+  m.PutString(IFLA_INFO_SLAVE_KIND, "bridge");
+  size_t data = m.BeginNest(IFLA_INFO_SLAVE_DATA);
+  // IFLA_BRPORT_MODE is the hairpin flag (BRIDGE_MODE_HAIRPIN = 1); all three are NLA_U8 in br_port_policy.
+  if (req.hairpin) m.PutU8(IFLA_BRPORT_MODE, *req.hairpin ? 1 : 0);
+  if (req.learning) m.PutU8(IFLA_BRPORT_LEARNING, *req.learning ? 1 : 0);
+  if (req.flood) m.PutU8(IFLA_BRPORT_UNICAST_FLOOD, *req.flood ? 1 : 0);
+  m.EndNest(data);
+  m.EndNest(linkinfo);
   sock->Ack(m, key.Describe());
 }
 
@@ -514,8 +553,8 @@ CreateRequest ReadCreate(const Napi::Value& v) {
   Napi::Object o = ReqObject(v, "req");
   CreateRequest r;
   r.kind = ReqString(o.Get("kind"), "kind");
-  if (r.kind != "macvtap" && r.kind != "macvlan" && r.kind != "vlan" && r.kind != "veth") {
-    ThrowTypeError(env, "The \"kind\" option must be 'macvtap', 'macvlan', 'vlan' or 'veth'");
+  if (r.kind != "macvtap" && r.kind != "macvlan" && r.kind != "vlan" && r.kind != "veth" && r.kind != "bridge") {
+    ThrowTypeError(env, "The \"kind\" option must be 'macvtap', 'macvlan', 'vlan', 'veth' or 'bridge'");
   }
   r.name = ReqString(o.Get("name"), "name");
   if (r.name.empty() || r.name.find('\0') != std::string::npos) {
@@ -577,6 +616,16 @@ SetRequest ReadSet(const Napi::Value& v) {
   if (auto x = OptInt(o, "txqlen", 0, UINT32_MAX)) s.txqlen = static_cast<uint32_t>(*x);
   // `netns: null` means "move to the process's namespace", so only undefined means "do not move".
   if (o.Has("netns") && !o.Get("netns").IsUndefined()) s.netns = ReadNetns(o.Get("netns"), "netns");
+  Napi::Value master = o.Get("master");
+  if (master.IsString()) {
+    std::string name = master.As<Napi::String>().Utf8Value();
+    if (name.empty() || name.size() > kMaxNameLen || name.find('\0') != std::string::npos) {
+      ThrowTypeError(o.Env(), "The \"master\" option must be an ifindex (0 = none) or a name of 1-15 bytes");
+    }
+    s.master_name = name;
+  } else if (auto x = OptInt(o, "master", 0, INT32_MAX)) {
+    s.master = static_cast<uint32_t>(*x);
+  }
   return s;
 }
 
@@ -624,6 +673,16 @@ Napi::Object LinkInfoToJs(Napi::Env env, const LinkInfo& info) {
     o.Set("vlan", v);
   } else {
     o.Set("vlan", env.Null());
+  }
+  o.Set("slaveKind", OrNull(env, info.slave_kind));
+  if (info.bridge_port) {
+    Napi::Object b = Napi::Object::New(env);
+    b.Set("hairpin", info.bridge_port->hairpin);
+    b.Set("learning", info.bridge_port->learning);
+    b.Set("flood", info.bridge_port->flood);
+    o.Set("bridgePort", b);
+  } else {
+    o.Set("bridgePort", env.Null());
   }
   if (info.has_tap_dev) {
     Napi::Object d = Napi::Object::New(env);
@@ -687,11 +746,13 @@ Napi::Value JsLinkList(const Napi::CallbackInfo& info) {
 }
 
 /**
- * linkSet(key, change, ns) → Promise<void>. Equivalent to `ip link set DEV …`.
+ * linkSet(key, change, ns) → Promise<void>. Equivalent to `ip link set DEV … [master BR | nomaster]`.
  * errno contract (syscall 'RTM_NEWLINK', device = the key): ENODEV no such link; EBUSY rename while up (only on
  * kernels that still refuse it: 6.18 renames running links);
  * EEXIST new name taken; EINVAL MTU out of range / bad address; EADDRINUSE MAC clash on up; 'open' with path when
  * the target namespace cannot be opened. (Renaming by name first resolves the index: 'RTM_GETLINK' ENODEV.)
+ * master: 'RTM_GETLINK' ENODEV (device = the master's name) when a master given by name does not exist; EINVAL /
+ * EOPNOTSUPP when the master cannot take this port (not a bridge/bond, a loop); EBUSY already enslaved elsewhere.
  */
 Napi::Value JsLinkSet(const Napi::CallbackInfo& info) {
   LinkKey key = ReadLinkKey(info[0]);
@@ -724,6 +785,29 @@ Napi::Value JsLinkDeleteGroup(const Napi::CallbackInfo& info) {
   return PromiseWorker<Nothing>::Start(
       info.Env(), "macvtap:linkDeleteGroup", [group, ns]() { LinkDeleteGroup(group, ns); return Nothing{}; },
       ResolveNothing);
+}
+
+}  // namespace macvtap
+
+namespace macvtap {
+
+/**
+ * linkSetBridgePort(key, { hairpin?, learning?, flood? }, ns) → Promise<void>. Equivalent to
+ * `ip link set dev DEV type bridge_slave [hairpin on|off] [learning on|off] [flood on|off]`.
+ * errno contract (syscall 'RTM_NEWLINK', device = the key, extack = the kernel's reason): ENODEV no such link;
+ * EOPNOTSUPP / EINVAL the link is not a bridge port (no master, or a master that is not a bridge).
+ */
+Napi::Value JsLinkSetBridgePort(const Napi::CallbackInfo& info) {
+  LinkKey key = ReadLinkKey(info[0]);
+  Napi::Object o = ReqObject(info[1], "port");
+  BridgePortRequest req;
+  req.hairpin = OptBool(o, "hairpin");
+  req.learning = OptBool(o, "learning");
+  req.flood = OptBool(o, "flood");
+  NetnsRef ns = ReadNetns(info[2], "ns");
+  return PromiseWorker<Nothing>::Start(
+      info.Env(), "macvtap:linkSetBridgePort", [key, req, ns]() { LinkSetBridgePort(key, req, ns); return Nothing{}; },
+      [](Napi::Env env, Nothing&) -> Napi::Value { return env.Undefined(); });
 }
 
 }  // namespace macvtap

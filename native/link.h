@@ -33,6 +33,13 @@ struct VlanInfo {
   uint16_t protocol = 0;
 };
 
+/** IFLA_INFO_SLAVE_DATA of a bridge port (IFLA_BRPORT_*). */
+struct BridgePortInfo {
+  bool hairpin = false;
+  bool learning = false;
+  bool flood = false;
+};
+
 /** Everything decoded from one RTM_NEWLINK message (NativeLinkInfo). */
 struct LinkInfo {
   int ifindex = 0;
@@ -54,6 +61,9 @@ struct LinkInfo {
   std::optional<uint32_t> num_tx_queues, num_rx_queues;
   std::optional<MacvlanInfo> macvlan;
   std::optional<VlanInfo> vlan;
+  /** IFLA_INFO_SLAVE_KIND ("bridge", "bond", …). */
+  std::optional<std::string> slave_kind;
+  std::optional<BridgePortInfo> bridge_port;
   bool has_tap_dev = false;
   unsigned tap_major = 0, tap_minor = 0;
 };
@@ -89,6 +99,14 @@ struct SetRequest {
   std::optional<std::vector<uint8_t>> address;
   std::optional<std::string> name, alias;
   std::optional<NetnsRef> netns;
+  /** IFLA_MASTER: an ifindex (0 = no master), or a name resolved on the same socket. */
+  std::optional<uint32_t> master;
+  std::optional<std::string> master_name;
+};
+
+/** NativeBridgePort: what `ip link set dev X type bridge_slave …` changes; absent = unchanged. */
+struct BridgePortRequest {
+  std::optional<bool> hairpin, learning, flood;
 };
 
 /** Decodes one RTM_NEWLINK message; throws EBADMSG when it is too short to be one. */
@@ -101,6 +119,9 @@ std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const Net
 void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns);
 void LinkDelete(const LinkKey& key, const NetnsRef& ns);
 void LinkDeleteGroup(uint32_t group, const NetnsRef& ns);
+void LinkSetBridgePort(const LinkKey& key, const BridgePortRequest& req, const NetnsRef& ns);
+/** The ifindex of `key` (no request when it is already an index), over a pooled socket of `ns`. */
+int ResolveIndex(NetlinkSocket& sock, const LinkKey& key);
 
 /** "aa:bb:cc:dd:ee:ff" for any hardware address length. */
 std::string FormatHwAddr(const uint8_t* data, size_t len);
@@ -116,5 +137,6 @@ Napi::Value JsLinkList(const Napi::CallbackInfo& info);
 Napi::Value JsLinkSet(const Napi::CallbackInfo& info);
 Napi::Value JsLinkDelete(const Napi::CallbackInfo& info);
 Napi::Value JsLinkDeleteGroup(const Napi::CallbackInfo& info);
+Napi::Value JsLinkSetBridgePort(const Napi::CallbackInfo& info);
 
 }  // namespace macvtap

@@ -32,6 +32,9 @@ const char* RtmName(uint16_t type) {
     case RTM_DELLINK: return "RTM_DELLINK";
     case RTM_GETLINK: return "RTM_GETLINK";
     case RTM_SETLINK: return "RTM_SETLINK";
+    case RTM_NEWADDR: return "RTM_NEWADDR";
+    case RTM_DELADDR: return "RTM_DELADDR";
+    case RTM_GETADDR: return "RTM_GETADDR";
     default: return "netlink";
   }
 }

@@ -1,0 +1,37 @@
+/** Interface addresses (`RTM_NEWADDR`): enough to give a testbed's endpoints their IPs without `ip addr`. */
+import { isIP } from 'node:net';
+import { binding } from './binding.js';
+import { callNative, invalidType, invalidValue } from './errors.js';
+import type { LinkRef, NetnsOption } from './types.js';
+import * as v from './validate.js';
+
+/**
+ * Adds an address with its prefix length to a link: `'10.0.0.1/24'` or `'fd00::1/64'` (IPv4 also gets the subnet's
+ * broadcast address, as `brd +` gives it). IPv6 addresses go through duplicate address detection as usual (tentative
+ * for a moment after this resolves).
+ *
+ * Equivalent to: `ip addr add ADDRESS/LEN [brd +] dev LINK`.
+ *
+ * @example
+ * ```ts
+ * await addAddress('veth1', '10.200.1.2/24', { netns: '/run/netns/peer' });
+ * ```
+ * @throws TypeError/RangeError for a malformed address or prefix, before anything is sent.
+ * @throws {@link MacvtapError} `EEXIST` (already there), `ENODEV` (no such link), `EPERM`.
+ */
+export async function addAddress(link: LinkRef, address: string, options?: NetnsOption): Promise<void> {
+  const key = v.linkRef('link', link);
+  if (typeof address !== 'string') throw invalidType('address', "a string like '10.0.0.1/24' or 'fd00::1/64'", address);
+  const slash = address.lastIndexOf('/');
+  if (slash < 0) throw invalidValue('address', "must carry a prefix length ('10.0.0.1/24')", address);
+  const ip = address.slice(0, slash);
+  const family = isIP(ip);
+  if (family !== 4 && family !== 6) throw invalidValue('address', 'must be an IPv4 or IPv6 address with /LEN', address);
+  const lenText = address.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(lenText)) throw invalidValue('address', 'must end in /LEN with a decimal prefix length', address);
+  const prefixlen = v.integer('address prefix length', Number(lenText), 0, family === 4 ? 32 : 128);
+  const opts = v.options('options', options);
+  v.knownKeys('options', opts, ['netns']);
+  const ns = v.nsOf(opts);
+  await callNative(() => binding.addrAdd(key, { family, address: ip, prefixlen }, ns));
+}
