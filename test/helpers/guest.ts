@@ -1,0 +1,412 @@
+/**
+ * A tiny real guest for end-to-end tests: Debian's cloud kernel plus `busybox-static`, fetched with `apt-get download`
+ * and unpacked with `dpkg -x` (test/helpers/debpkg.ts, never installed), and an initramfs whose `/init` loads the
+ * virtio modules, configures the NIC from the kernel command line, runs a task against a peer, prints parseable
+ * result lines on the serial console and powers off.
+ *
+ * The built kernel + initramfs pair is cached in `<repo>/.cache/guest/<key>/` (git-ignored), keyed by the kernel and
+ * busybox package versions and a hash of the `/init` script, so a second run costs nothing.
+ *
+ * Kernel command line the `/init` reads (`mvt.` prefix: the kernel's own `ip=` is IP autoconfiguration, and unknown
+ * dotted names are left alone by the kernel):
+ * - `mvt.ip=A.B.C.D/N` the guest's address, `mvt.peer=A.B.C.D` the peer it talks to;
+ * - `mvt.task=ping,udp,xfer` what to do, in order (`ping`: until a first reply, then `mvt.count` timed pings;
+ *   `udp`: a TFTP read of `mvt.token` from the peer, a UDP request/response; `xfer`: an HTTP download of
+ *   `mvt.xfer` bytes from the peer, its SHA-256 printed);
+ * - `mvt.hold=S` seconds to stay up after the tasks (so the host can ping the guest), then power off.
+ *
+ * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
+ * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
+ * `MVT-UDP ok= reply=…`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { join, resolve } from 'node:path';
+import { dependencyMatching, extractDeb, candidateVersion } from './debpkg.js';
+
+/** `<repo>/.cache/guest`. */
+export const guestCacheDir = resolve(import.meta.dirname, '..', '..', '.cache', 'guest');
+
+/** The virtio modules, in the order they must be loaded (each needs the ones before it; HOST.md). */
+export const VIRTIO_MODULES = [
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_modern_dev',
+  'virtio_pci_legacy_dev',
+  'virtio_pci',
+  'failover',
+  'net_failover',
+  'virtio_net',
+] as const;
+
+/** A built guest: what QEMU's `-kernel`/`-initrd` take, and what it was built from. */
+export interface GuestImage {
+  /** The bzImage (`boot/vmlinuz-<version>` of the kernel package). */
+  kernel: string;
+  /** The gzip-compressed newc cpio initramfs. */
+  initrd: string;
+  /** Kernel release, e.g. `6.1.0-56-cloud-amd64`. */
+  kernelRelease: string;
+  /** `<package>=<version>` of every input, for reports. */
+  inputs: string[];
+}
+
+// The guest's PID 1. Plain busybox ash; every result goes to the console as one line. Failures print MVT-FAIL and
+// still power off, so the host never waits for its timeout to learn that something broke.
+const INIT_SCRIPT = String.raw`#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec >/dev/console 2>&1
+say() { echo "$*"; }
+fail() { say "MVT-FAIL step=$1 why=$2"; finish; }
+finish() { say "MVT-DONE"; sync; reboot -f; sleep 5; }
+up() { cut -d' ' -f1 /proc/uptime; }
+arg() { for w in $(cat /proc/cmdline); do case "$w" in "mvt.$1="*) echo "\${w#*=}"; return;; esac; done; echo "$2"; }
+
+for m in MODULES; do insmod /lib/modules/$m.ko || fail insmod "$m"; done
+IP=$(arg ip 10.0.0.10/24); PEER=$(arg peer 10.0.0.2); TASK=$(arg task ping); HOLD=$(arg hold 0)
+COUNT=$(arg count 5); TOKEN=$(arg token none); XFER=$(arg xfer 65536); UDPPORT=$(arg udpport 6969)
+HTTPPORT=$(arg httpport 8080)
+
+IF=
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  for d in /sys/class/net/*; do n=\${d##*/}; [ "$n" = lo ] || IF=$n; done
+  [ -n "$IF" ] && break; sleep 0.1
+done
+[ -n "$IF" ] || fail nic "no network interface appeared"
+ip link set lo up
+ip link set "$IF" up || fail nic "cannot bring up $IF"
+ip addr add "$IP" dev "$IF" || fail nic "cannot add $IP"
+say "MVT-BOOT uptime=$(up) if=$IF"
+say "MVT-MAC addr=$(cat /sys/class/net/$IF/address)"
+
+for t in $(echo "$TASK" | tr ',' ' '); do
+  case "$t" in
+  ping)
+    n=0; ok=
+    while [ $n -lt 120 ]; do
+      n=$((n+1))
+      if ping -c 1 -W 1 "$PEER" >/dev/null 2>&1; then ok=1; break; fi
+    done
+    [ -n "$ok" ] || fail ping "no reply from $PEER after $n tries"
+    say "MVT-FIRST-PING uptime=$(up) tries=$n"
+    out=$(ping -c "$COUNT" -i 0.2 -W 2 "$PEER" 2>&1)
+    sent=$(echo "$out" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')
+    recv=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    rtt=$(echo "$out" | sed -n 's|.*min/avg/max = \([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\).*|min=\1 avg=\2 max=\3|p')
+    say "MVT-PING sent=\${sent:-0} recv=\${recv:-0} \${rtt:-min=- avg=- max=-}"
+    ;;
+  udp)
+    rm -f /tmp/udp
+    if (cd /tmp && timeout 10 tftp -g -r "$TOKEN" -l /tmp/udp "$PEER" "$UDPPORT") >/dev/null 2>&1; then
+      say "MVT-UDP ok=1 reply=$(cat /tmp/udp)"
+    else
+      say "MVT-UDP ok=0 reply=-"
+    fi
+    ;;
+  xfer)
+    rm -f /tmp/blob
+    if timeout 60 wget -q -O /tmp/blob "http://$PEER:$HTTPPORT/$XFER" >/dev/null 2>&1; then
+      say "MVT-XFER ok=1 bytes=$(wc -c < /tmp/blob) sha256=$(sha256sum /tmp/blob | cut -d' ' -f1)"
+    else
+      say "MVT-XFER ok=0 bytes=0 sha256=-"
+    fi
+    ;;
+  *) fail task "unknown task $t" ;;
+  esac
+done
+say "MVT-READY uptime=$(up)"
+[ "$HOLD" -gt 0 ] 2>/dev/null && sleep "$HOLD"
+finish
+`;
+
+/** The `/init` script for the given module list (exported for the cache key and for reading in failures). */
+export function initScript(modules: readonly string[] = VIRTIO_MODULES): string {
+  // String.raw keeps sed's backslashes; "\\${" is how the source spells a shell "${" inside a template.
+  return INIT_SCRIPT.replaceAll('\\${', '${').replace('MODULES', modules.join(' '));
+}
+
+function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
+  try {
+    return execFileSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+/** Finds `<name>.ko` (or `.ko.xz`) under the kernel tree; throws naming what is missing. */
+function findModule(modDir: string, name: string): string {
+  const out = sh('find', [modDir, '-name', `${name}.ko`, '-o', '-name', `${name}.ko.xz`]).trim().split('\n').filter(Boolean);
+  if (out.length === 0) throw new Error(`kernel module ${name} not found under ${modDir}`);
+  return out[0]!;
+}
+
+let memo: GuestImage | undefined;
+
+/**
+ * Builds (or finds in the cache) the guest: kernel `linux-image-<ver>-cloud-amd64` (the versioned package behind
+ * `linux-image-cloud-amd64`) and an initramfs with `busybox-static`, the virtio modules (decompressed when shipped as
+ * `.ko.xz`: busybox `insmod` takes plain ELF) and {@link initScript}. About 4 s cold, instant when cached.
+ *
+ * Needs `apt-get`, `dpkg`, `cpio` and `gzip`; throws with the failing command's stderr otherwise.
+ */
+export function buildGuest(): GuestImage {
+  if (memo) return memo;
+  const kernelPkg = dependencyMatching('linux-image-cloud-amd64', /^linux-image-[0-9].*-cloud-amd64$/);
+  const inputs = [`${kernelPkg}=${candidateVersion(kernelPkg)}`, `busybox-static=${candidateVersion('busybox-static')}`];
+  const init = initScript();
+  const key = createHash('sha256').update(inputs.join('\n')).update(init).digest('hex').slice(0, 16);
+  const dir = join(guestCacheDir, key);
+  const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
+  const image: GuestImage = { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz'), kernelRelease, inputs };
+  if (existsSync(image.kernel) && existsSync(image.initrd)) return (memo = image);
+
+  const kernelTree = extractDeb(kernelPkg);
+  const busyboxTree = extractDeb('busybox-static');
+  mkdirSync(guestCacheDir, { recursive: true });
+  // Built under a temporary name and renamed: the cache entry is complete or absent, even if a build is interrupted.
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  const root = join(tmp, 'root');
+  try {
+    for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'lib/modules']) mkdirSync(join(root, d), { recursive: true });
+    copyFileSync(join(busyboxTree, 'bin', 'busybox'), join(root, 'bin', 'busybox'));
+    chmodSync(join(root, 'bin', 'busybox'), 0o755);
+    const modDir = join(kernelTree, 'lib', 'modules', kernelRelease);
+    for (const m of VIRTIO_MODULES) {
+      const src = findModule(modDir, m);
+      const dst = join(root, 'lib', 'modules', `${m}.ko`);
+      if (src.endsWith('.xz')) writeFileSync(dst, execFileSync('xz', ['-dc', src], { maxBuffer: 64 << 20 }));
+      else copyFileSync(src, dst);
+    }
+    writeFileSync(join(root, 'init'), init, { mode: 0o755 });
+    // newc is the format the kernel unpacks; -R 0:0 so files are root's inside the guest.
+    sh('sh', ['-c', `find . | cpio --quiet -o -H newc -R 0:0 | gzip -6 > ../initrd.gz`], { cwd: root });
+    copyFileSync(join(kernelTree, 'boot', `vmlinuz-${kernelRelease}`), join(tmp, 'vmlinuz'));
+    rmSync(root, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return (memo = image);
+}
+
+/** What the guest should do: becomes the `mvt.*` part of the kernel command line. */
+export interface GuestTask {
+  /** Guest address with prefix, e.g. `10.200.1.10/24`. */
+  ip: string;
+  /** The peer the tasks talk to. */
+  peer: string;
+  /** Tasks in order. Default `['ping']`. */
+  tasks?: Array<'ping' | 'udp' | 'xfer'>;
+  /** Timed pings after the first reply. Default 5. */
+  count?: number;
+  /** Seconds to stay up after the tasks. Default 0. */
+  hold?: number;
+  /** What the `udp` task asks the peer for (the peer answers `echo:<token>`). */
+  token?: string;
+  /** Bytes the `xfer` task downloads. */
+  xferBytes?: number;
+  /** Ports of the peer's TFTP-style UDP responder and HTTP server (see {@link startGuestPeer}). */
+  udpPort?: number;
+  httpPort?: number;
+}
+
+/** The kernel command line for a task: serial console on ttyS0, no reboot loop on panic, quiet boot. */
+export function kernelCmdline(task: GuestTask): string {
+  const p = [
+    'console=ttyS0',
+    'panic=-1',
+    'quiet',
+    'loglevel=3',
+    // No PS/2 probing, nothing that waits on hardware the tiny machine does not have.
+    'i8042.noaux',
+    'i8042.nokbd',
+    `mvt.ip=${task.ip}`,
+    `mvt.peer=${task.peer}`,
+    `mvt.task=${(task.tasks ?? ['ping']).join(',')}`,
+    `mvt.count=${task.count ?? 5}`,
+    `mvt.hold=${task.hold ?? 0}`,
+  ];
+  if (task.token !== undefined) p.push(`mvt.token=${task.token}`);
+  if (task.xferBytes !== undefined) p.push(`mvt.xfer=${task.xferBytes}`);
+  if (task.udpPort !== undefined) p.push(`mvt.udpport=${task.udpPort}`);
+  if (task.httpPort !== undefined) p.push(`mvt.httpport=${task.httpPort}`);
+  for (const w of p) if (/\s/.test(w)) throw new RangeError(`kernel command line word has whitespace: ${JSON.stringify(w)}`);
+  return p.join(' ');
+}
+
+/** One parsed `MVT-…` line of the guest console. */
+export interface ResultLine {
+  /** `BOOT`, `MAC`, `FIRST-PING`, `PING`, `UDP`, `XFER`, `READY`, `DONE` or `FAIL`. */
+  kind: string;
+  /** Its `key=value` fields. */
+  fields: Record<string, string>;
+}
+
+/** Parses one console line; `null` when it is not a result line (kernel messages, busybox noise). */
+export function parseResultLine(line: string): ResultLine | null {
+  const m = /MVT-([A-Z-]+)((?:\s+[a-z0-9]+=\S*)*)\s*$/.exec(line.replace(/\r/g, ''));
+  if (!m) return null;
+  const fields: Record<string, string> = {};
+  for (const kv of m[2]!.trim().split(/\s+/).filter(Boolean)) {
+    const eq = kv.indexOf('=');
+    fields[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return { kind: m[1]!, fields };
+}
+
+/** The deterministic bytes the peer's HTTP server sends for a request of `n` bytes (so the host knows the hash). */
+export function xferPayload(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 131 + (i >> 8)) & 0xff;
+  return b;
+}
+
+/** SHA-256 (hex) of {@link xferPayload}. */
+export function xferSha256(n: number): string {
+  return createHash('sha256').update(xferPayload(n)).digest('hex');
+}
+
+// The peer side, run as `node -e` inside the peer namespace. UDP: a minimal TFTP read responder (RRQ → one DATA
+// block `echo:<filename>` → the client's ACK), because busybox has no UDP netcat and tftp is its UDP client.
+// TCP: an HTTP server answering GET /<n> with n deterministic bytes (same formula as xferPayload).
+const PEER_SCRIPT = `
+const dgram = require('node:dgram'), http = require('node:http');
+const [udpPort, httpPort, address, lifetime] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
+const log = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+let ready = 0; const isReady = () => { if (++ready === 2) log({ ready: true }); };
+const u = dgram.createSocket('udp4');
+u.on('error', (e) => { process.stderr.write(String(e) + '\\n'); process.exit(2); });
+u.on('message', (m, r) => {
+  if (m.readUInt16BE(0) !== 1) return;
+  const name = m.subarray(2, m.indexOf(0, 2)).toString();
+  log({ udp: name, from: r.address });
+  // Answer from a fresh port, as TFTP does (the client learns the transfer id from it).
+  const t = dgram.createSocket('udp4');
+  t.bind(0, address, () => {
+    const data = Buffer.concat([Buffer.from([0, 3, 0, 1]), Buffer.from('echo:' + name)]);
+    t.send(data, r.port, r.address);
+    t.on('message', () => t.close());
+    setTimeout(() => { try { t.close(); } catch {} }, 5000);
+  });
+});
+u.bind(udpPort, address, isReady);
+const h = http.createServer((req, res) => {
+  const n = Number(req.url.slice(1));
+  if (!Number.isInteger(n) || n < 0 || n > 64 << 20) { res.statusCode = 400; res.end(); return; }
+  const b = Buffer.alloc(n); for (let i = 0; i < n; i++) b[i] = (i * 131 + (i >> 8)) & 0xff;
+  log({ http: n, from: req.socket.remoteAddress });
+  res.setHeader('content-length', n); res.end(b);
+});
+h.listen(httpPort, address, isReady);
+setTimeout(() => process.exit(0), lifetime);
+`;
+
+/** The peer's servers for the guest's `udp` and `xfer` tasks, in a namespace; stop by PID with {@link GuestPeer.stop}. */
+export interface GuestPeer {
+  /** PID of the peer process (node, exec'd in place by `ip netns exec`). */
+  pid: number;
+  /** Every request seen: `{ udp: token, from }` or `{ http: bytes, from }`. */
+  requests: Array<{ udp?: string; http?: number; from: string }>;
+  /** Kills the process by PID. Idempotent. */
+  stop(): void;
+}
+
+/**
+ * Starts the peer servers (UDP on `udpPort`, HTTP on `httpPort`, bound to `address`) inside namespace `netns` (a name
+ * under /run/netns). Resolves when both listen; the process exits on its own after `lifetimeMs` (default 120 s).
+ */
+export function startGuestPeer(
+  netns: string,
+  opts: { address?: string; udpPort?: number; httpPort?: number; lifetimeMs?: number } = {},
+): Promise<GuestPeer> {
+  const child: ChildProcess = spawn(
+    'ip',
+    ['netns', 'exec', netns, process.execPath, '-e', PEER_SCRIPT, String(opts.udpPort ?? 6969), String(opts.httpPort ?? 8080),
+      opts.address ?? '0.0.0.0', String(opts.lifetimeMs ?? 120_000)],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  let exited = false;
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const peer: GuestPeer = {
+    pid: child.pid ?? -1,
+    requests: [],
+    stop() {
+      if (exited || child.pid === undefined) return;
+      exited = true;
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+  return new Promise((resolvePeer, reject) => {
+    const timer = setTimeout(() => {
+      peer.stop();
+      reject(new Error(`guest peer in ${netns} not ready after 10 s: ${stderr}`));
+    }, 10_000);
+    child.once('exit', (code) => {
+      exited = true;
+      clearTimeout(timer);
+      reject(new Error(`guest peer in ${netns} exited (${code}) before it was ready: ${stderr}`));
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const msg = JSON.parse(line) as { ready?: boolean; udp?: string; http?: number; from: string };
+      if (msg.ready) {
+        clearTimeout(timer);
+        resolvePeer(peer);
+      } else peer.requests.push(msg);
+    });
+  });
+}
+
+/**
+ * The `busybox` binary of the extracted `busybox-static` package, for host-side tools this machine may lack (`ping`
+ * is not installed here): run it inside a namespace with `ip netns exec NS <busybox> ping …`.
+ */
+export function hostBusybox(): string {
+  return join(extractDeb('busybox-static'), 'bin', 'busybox');
+}
+
+/** Result of {@link pingFrom}. */
+export interface PingResult {
+  transmitted: number;
+  received: number;
+  /** min/avg/max round trip, ms (null when nothing came back). */
+  rtt: { min: number; avg: number; max: number } | null;
+  output: string;
+}
+
+/**
+ * Pings `address` from inside namespace `netns` with busybox ping (`count` echo requests, `intervalS` apart, each
+ * waited for at most `waitS`). Never throws for lost packets: the caller judges `received`.
+ */
+export function pingFrom(netns: string, address: string, count = 3, opts: { intervalS?: number; waitS?: number } = {}): PingResult {
+  const args = ['netns', 'exec', netns, hostBusybox(), 'ping', '-c', String(count), '-i', String(opts.intervalS ?? 0.2), '-W', String(opts.waitS ?? 2), address];
+  let output: string;
+  try {
+    output = execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 + count * 3000 });
+  } catch (e) {
+    // busybox ping exits 1 when nothing came back; its statistics are still on stdout.
+    output = String((e as { stdout?: string }).stdout ?? '') + String((e as { stderr?: string }).stderr ?? '');
+  }
+  const tx = /(\d+) packets transmitted/.exec(output);
+  const rx = /(\d+) packets received/.exec(output);
+  const rtt = /min\/avg\/max = ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(output);
+  return {
+    transmitted: Number(tx?.[1] ?? 0),
+    received: Number(rx?.[1] ?? 0),
+    rtt: rtt ? { min: Number(rtt[1]), avg: Number(rtt[2]), max: Number(rtt[3]) } : null,
+    output,
+  };
+}
