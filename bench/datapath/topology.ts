@@ -1,0 +1,191 @@
+/**
+ * The datapath testbed: per topology, a "guest" namespace (the host plumbing and the guest endpoint's tap) and a
+ * "peer" namespace (the peer endpoint's UDP socket), joined by a veth pair. Only the plumbing between the guest
+ * endpoint and the veth changes from one topology to the next:
+ *
+ * - `macvtap-bridge`: a macvtap (bridge mode) on the veth's guest-side end; the guest endpoint owns its queue.
+ * - `macvtap-vepa`: the same in VEPA mode; the veth's far end is in a Linux bridge with hairpin on (the "external
+ *   switch", which carries the peer's address), so guest↔guest traffic would be reflected too.
+ * - `tap+linuxbridge`: a plain tap (`/dev/net/tun`) and the veth end in a Linux bridge (Neutron's linuxbridge agent).
+ * - `tap+ovs`: the same tap and veth end as ports of an Open vSwitch bridge run by the harness's own daemons
+ *   (Neutron's OVS agent); tx checksum offload off on both veth ends (OVS's userspace datapath forwards partial
+ *   checksums unfilled, so UDP would arrive with bad sums and be dropped).
+ * - `veth-direct`: no tap at all; the guest side is a socket in the guest namespace — the floor.
+ *
+ * Every link is made with the library; namespaces with `ip netns add` (bench/testbed.ts), OVS with its own tools.
+ * Each topology is built once and kept for the whole run, so repetitions can interleave topologies cheaply.
+ */
+import {
+  addAddress, createBridge, createMacvtap, createTap, createVeth, getLink, openTap, setBridgePort, setLink, setOffloads,
+  type TapQueue,
+} from '../../lib/index.js';
+import { createNamespace, deleteNamespace } from '../testbed.js';
+import { detectOvs, type OvsAvailability, OvsInstance } from './ovs.js';
+
+import type { TopologyId } from './ids.js';
+
+export { TOPOLOGY_IDS, type TopologyId } from './ids.js';
+
+/** The guest's identity and the peer's, the same in every topology (each has its own namespaces). */
+export const ADDR = {
+  guestIp: '10.77.0.1',
+  peerIp: '10.77.0.2',
+  prefix: 24,
+  /** The guest's MAC on plain taps (locally administered); on macvtaps the guest must use the macvtap's own MAC. */
+  tapGuestMac: '02:00:00:77:00:01',
+  peerPort: 7000,
+  guestPort: 7001,
+} as const;
+
+/** The guest side of a topology: a tap fd the native guest endpoint drives, or (veth-direct) a socket's namespace. */
+export type GuestSide =
+  | { kind: 'tap'; queue: TapQueue; fd: number; vnetHdrSize: 0 | 10 | 12; mac: string; ip: string }
+  | { kind: 'socket'; netns: string; ip: string };
+
+/** A namespace made for the run. */
+export interface Ns {
+  name: string;
+  path: string;
+}
+
+/** A built topology, ready for endpoints. */
+export interface Topology {
+  id: TopologyId;
+  /** Row label: the id, except OVS, labelled with the datapath really used (`ovs-system` / `ovs-netdev`). */
+  label: string;
+  guestNs: Ns;
+  peerNs: Ns;
+  guest: GuestSide;
+  /** Where the peer endpoint binds, and the MAC the guest sends to. */
+  peer: { ip: string; mac: string };
+  /** Offload changes made for this topology (`ethtool -K` equivalents), for the report. */
+  offloads: string[];
+  /** The OVS instance of `tap+ovs`. */
+  ovs: OvsInstance | null;
+  /** Closes the tap, stops OVS, deletes both namespaces. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** A topology that could not be built here, and why (printed in its row instead of numbers). */
+export interface UnavailableTopology {
+  id: TopologyId;
+  label: string;
+  reason: string;
+}
+
+/** The row label of a topology before it is built (OVS: the datapath it will use). */
+export function topologyLabel(id: TopologyId, ovs: OvsAvailability): string {
+  if (id !== 'tap+ovs') return id;
+  return ovs.available ? `ovs-${ovs.datapath}` : 'tap+ovs';
+}
+
+function ensureMac(mac: string | null, what: string): string {
+  if (!mac) throw new Error(`${what} has no MAC address`);
+  return mac;
+}
+
+/** State collected while building, so a failure half-way still tears down what exists. */
+class Builder {
+  guestNs: Ns | null = null;
+  peerNs: Ns | null = null;
+  queue: TapQueue | null = null;
+  ovs: OvsInstance | null = null;
+  private done = false;
+
+  async teardown(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    // The OVS daemon holds the tap as a port: stop it before the namespace goes.
+    if (this.ovs) await this.ovs.stop();
+    if (this.queue) await this.queue.close().catch(() => undefined);
+    if (this.guestNs) deleteNamespace(this.guestNs.name);
+    if (this.peerNs) deleteNamespace(this.peerNs.name);
+  }
+}
+
+/**
+ * Builds one topology. `ovs` is {@link detectOvs}'s answer (only used for `tap+ovs`). Throws — after removing whatever
+ * it had made — when a step fails.
+ */
+export async function buildTopology(id: TopologyId, ovs: OvsAvailability = detectOvs()): Promise<Topology> {
+  if (id === 'tap+ovs' && !ovs.available) throw new Error(ovs.reason);
+  const b = new Builder();
+  try {
+    b.guestNs = await createNamespace();
+    b.peerNs = await createNamespace();
+    const g = b.guestNs.path;
+    const p = b.peerNs.path;
+    const cidr = (ip: string): string => `${ip}/${ADDR.prefix}`;
+    const offloads: string[] = [];
+
+    // The wire: vh0 (guest namespace) ↔ vp0 (peer namespace); for veth-direct the guest end carries the guest's IP.
+    const hostEnd = id === 'veth-direct' ? 'vg0' : 'vh0';
+    await createVeth({ name: hostEnd, peer: { name: 'vp0', netns: p }, up: true, netns: g });
+    await setLink('vp0', { up: true }, { netns: p });
+
+    let peerMac: string;
+    if (id === 'macvtap-vepa') {
+      // The external switch: a bridge in the peer namespace with hairpin on the port facing the VEPA.
+      await createBridge({ name: 'brx', up: true, netns: p });
+      await setLink('vp0', { master: 'brx' }, { netns: p });
+      await setBridgePort('vp0', { hairpin: true }, { netns: p });
+      await addAddress('brx', cidr(ADDR.peerIp), { netns: p });
+      peerMac = ensureMac((await getLink('brx', { netns: p })).mac, 'brx');
+    } else {
+      await addAddress('vp0', cidr(ADDR.peerIp), { netns: p });
+      peerMac = ensureMac((await getLink('vp0', { netns: p })).mac, 'vp0');
+    }
+
+    let guest: GuestSide;
+    if (id === 'veth-direct') {
+      await addAddress('vg0', cidr(ADDR.guestIp), { netns: g });
+      guest = { kind: 'socket', netns: g, ip: ADDR.guestIp };
+    } else if (id === 'macvtap-bridge' || id === 'macvtap-vepa') {
+      const mode = id === 'macvtap-bridge' ? 'bridge' : 'vepa';
+      const info = await createMacvtap({ lower: 'vh0', name: 'mvt0', mode, up: true, netns: g });
+      const [q] = await openTap('mvt0', { netns: g, vnetHdr: true });
+      b.queue = q!;
+      guest = tapSide(q!, ensureMac(info.mac, 'mvt0'));
+    } else {
+      const q = await createTap({ name: 'tap0', vnetHdr: true, netns: g });
+      b.queue = q;
+      await setLink('tap0', { up: true }, { netns: g });
+      if (id === 'tap+linuxbridge') {
+        await createBridge({ name: 'br0', up: true, netns: g });
+        await setLink('tap0', { master: 'br0' }, { netns: g });
+        await setLink('vh0', { master: 'br0' }, { netns: g });
+      } else {
+        if (!ovs.available) throw new Error(ovs.reason);
+        await setOffloads('vh0', { tx: false }, { netns: g });
+        await setOffloads('vp0', { tx: false }, { netns: p });
+        offloads.push('vh0 (guest ns): tx off', 'vp0 (peer ns): tx off');
+        b.ovs = await OvsInstance.start(ovs, b.guestNs.name);
+        await b.ovs.addBridge('br0', ['tap0', 'vh0']);
+      }
+      guest = tapSide(q, ADDR.tapGuestMac);
+    }
+
+    const guestNs = b.guestNs;
+    const peerNs = b.peerNs;
+    return {
+      id,
+      label: topologyLabel(id, ovs),
+      guestNs,
+      peerNs,
+      guest,
+      peer: { ip: ADDR.peerIp, mac: peerMac },
+      offloads,
+      ovs: b.ovs,
+      destroy: () => b.teardown(),
+    };
+  } catch (e) {
+    await b.teardown();
+    throw e;
+  }
+}
+
+function tapSide(q: TapQueue, mac: string): GuestSide {
+  const size = q.vnetHdrSize;
+  if (size !== 0 && size !== 10 && size !== 12) throw new Error(`unexpected vnet header size ${size} on ${q.device}`);
+  return { kind: 'tap', queue: q, fd: q.fd, vnetHdrSize: size, mac, ip: ADDR.guestIp };
+}
