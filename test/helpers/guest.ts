@@ -10,14 +10,14 @@
  * Kernel command line the `/init` reads (`mvt.` prefix: the kernel's own `ip=` is IP autoconfiguration, and unknown
  * dotted names are left alone by the kernel):
  * - `mvt.ip=A.B.C.D/N` the guest's address, `mvt.peer=A.B.C.D` the peer it talks to;
- * - `mvt.task=ping,udp,xfer` what to do, in order (`ping`: until a first reply, then `mvt.count` timed pings;
+ * - `mvt.task=ping,udp,xfer,probe` what to do, in order (`ping`: until a first reply, then `mvt.count` timed pings;
  *   `udp`: a TFTP read of `mvt.token` from the peer, a UDP request/response; `xfer`: an HTTP download of
- *   `mvt.xfer` bytes from the peer, its SHA-256 printed);
+ *   `mvt.xfer` bytes from the peer, its SHA-256 printed; `probe`: 3 pings to `mvt.other`, replies counted);
  * - `mvt.hold=S` seconds to stay up after the tasks (so the host can ping the guest), then power off.
  *
  * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
- * `MVT-UDP ok= reply=…`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
+ * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -71,7 +71,7 @@ arg() { for w in $(cat /proc/cmdline); do case "$w" in "mvt.$1="*) echo "\${w#*=
 for m in MODULES; do insmod /lib/modules/$m.ko || fail insmod "$m"; done
 IP=$(arg ip 10.0.0.10/24); PEER=$(arg peer 10.0.0.2); TASK=$(arg task ping); HOLD=$(arg hold 0)
 COUNT=$(arg count 5); TOKEN=$(arg token none); XFER=$(arg xfer 65536); UDPPORT=$(arg udpport 6969)
-HTTPPORT=$(arg httpport 8080)
+HTTPPORT=$(arg httpport 8080); OTHER=$(arg other 0.0.0.0)
 
 IF=
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
@@ -108,6 +108,11 @@ for t in $(echo "$TASK" | tr ',' ' '); do
     else
       say "MVT-UDP ok=0 reply=-"
     fi
+    ;;
+  probe)
+    out=$(ping -c 3 -i 0.2 -W 1 "$OTHER" 2>&1)
+    recv=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    say "MVT-PROBE addr=$OTHER recv=\${recv:-0}"
     ;;
   xfer)
     rm -f /tmp/blob
@@ -205,13 +210,15 @@ export interface GuestTask {
   /** The peer the tasks talk to. */
   peer: string;
   /** Tasks in order. Default `['ping']`. */
-  tasks?: Array<'ping' | 'udp' | 'xfer'>;
+  tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe'>;
   /** Timed pings after the first reply. Default 5. */
   count?: number;
   /** Seconds to stay up after the tasks. Default 0. */
   hold?: number;
   /** What the `udp` task asks the peer for (the peer answers `echo:<token>`). */
   token?: string;
+  /** The address the `probe` task pings 3 times, reporting how many replies came (an isolation check: expect 0). */
+  other?: string;
   /** Bytes the `xfer` task downloads. */
   xferBytes?: number;
   /** Ports of the peer's TFTP-style UDP responder and HTTP server (see {@link startGuestPeer}). */
@@ -236,6 +243,7 @@ export function kernelCmdline(task: GuestTask): string {
     `mvt.hold=${task.hold ?? 0}`,
   ];
   if (task.token !== undefined) p.push(`mvt.token=${task.token}`);
+  if (task.other !== undefined) p.push(`mvt.other=${task.other}`);
   if (task.xferBytes !== undefined) p.push(`mvt.xfer=${task.xferBytes}`);
   if (task.udpPort !== undefined) p.push(`mvt.udpport=${task.udpPort}`);
   if (task.httpPort !== undefined) p.push(`mvt.httpport=${task.httpPort}`);
@@ -391,8 +399,10 @@ export interface PingResult {
  * Pings `address` from inside namespace `netns` with busybox ping (`count` echo requests, `intervalS` apart, each
  * waited for at most `waitS`). Never throws for lost packets: the caller judges `received`.
  */
-export function pingFrom(netns: string, address: string, count = 3, opts: { intervalS?: number; waitS?: number } = {}): PingResult {
-  const args = ['netns', 'exec', netns, hostBusybox(), 'ping', '-c', String(count), '-i', String(opts.intervalS ?? 0.2), '-W', String(opts.waitS ?? 2), address];
+export function pingFrom(netns: string, address: string, count = 3, opts: { intervalS?: number; waitS?: number; iface?: string } = {}): PingResult {
+  const args = ['netns', 'exec', netns, hostBusybox(), 'ping', '-c', String(count), '-i', String(opts.intervalS ?? 0.2), '-W', String(opts.waitS ?? 2)];
+  if (opts.iface) args.push('-I', opts.iface);
+  args.push(address);
   let output: string;
   try {
     output = execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 + count * 3000 });
