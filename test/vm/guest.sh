@@ -20,8 +20,14 @@ set -a
 . /run/vmctl/env
 set +a
 cut -d' ' -f1 /proc/uptime > /run/vmctl/started
-bash /run/vmctl/cmd.sh
-rc=$?
+if [ "$MVT_VM_PIPE" = 1 ]; then
+  unset MVT_VM_PIPE
+  bash /run/vmctl/cmd.sh 2>&1 | cat
+  rc=${PIPESTATUS[0]}
+else
+  bash /run/vmctl/cmd.sh
+  rc=$?
+fi
 cut -d' ' -f1 /proc/uptime > /run/vmctl/finished
 echo "$rc" > /run/vmctl/exit-code
 sync

@@ -142,8 +142,9 @@ export async function runVm(o: VmOptions): Promise<number> {
   try {
     mkdirSync(shareDir);
     const env = ['CI=true', 'HOME=/root', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C.UTF-8'];
-    // The guest's hvc0 is a terminal; colours and cursor codes only make sense when ours is one too.
-    env.push(process.stdout.isTTY ? 'TERM=xterm-256color' : 'NO_COLOR=1', ...o.env);
+    // The guest's hvc0 is a terminal; colours and cursor codes only make sense when ours is one too. Otherwise the
+    // guest pipes the command's output (MVT_VM_PIPE, read by guest.sh), so it sees what it would see here.
+    env.push(...(process.stdout.isTTY ? ['TERM=xterm-256color'] : ['NO_COLOR=1', 'MVT_VM_PIPE=1']), ...o.env);
     writeFileSync(join(shareDir, 'env'), env.map((kv) => `${kv.slice(0, kv.indexOf('='))}=${shq(kv.slice(kv.indexOf('=') + 1))}`).join('\n') + '\n');
     const command = o.cmd ?? ['exec', './node_modules/.bin/vitest', 'run', ...o.vitestArgs.map(shq)].join(' ');
     writeFileSync(join(shareDir, 'cmd.sh'), `${command}\n`);
