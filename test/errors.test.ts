@@ -189,20 +189,25 @@ describePrivileged('errors', () => {
     expect(snapshot(ns)).toBe(before);
   });
 
-  it('the extended ack is passed on when the kernel sends one (moving lo: "The interface netns is immutable")', async () => {
+  it('moving lo is refused EINVAL with the kernel\'s extended ack when it sends one (6.18: "The interface netns is immutable"; 6.1 sends none)', async () => {
     const other = TestNetns.create();
     try {
       const ip = spawnSync('ip', ['-n', ns.name, 'link', 'set', 'lo', 'netns', other.name], { encoding: 'utf8' });
+      // Kernels differ: 6.18 explains the refusal in an extack, Debian's 6.1 (test/vm) answers a bare EINVAL.
       const m = /^Error: (.*?)\.?$/m.exec(ip.stderr);
-      expect(m, `ip printed an extack: ${ip.stderr}`).not.toBeNull();
+      if (m === null) expect(ip.stderr).toMatch(/RTNETLINK answers: Invalid argument/);
       const before = snapshot(ns);
       const err = await rejection(() => setLink('lo', { moveToNetns: other.path }, { netns: ns.path }));
       expect(err).toBeInstanceOf(MacvtapError);
       expect(err.code).toBe('EINVAL');
       expect(err.errno).toBe(-22);
       expect(err.syscall).toMatch(/^RTM_(NEW|SET)LINK$/);
-      expect(err.extack?.replace(/\.$/, '')).toBe(m![1]);
-      expect(err.message).toContain(m![1]);
+      if (m) {
+        expect(err.extack?.replace(/\.$/, '')).toBe(m[1]);
+        expect(err.message).toContain(m[1]);
+      } else {
+        expect(err.extack).toBeUndefined();
+      }
       expect(snapshot(ns)).toBe(before);
     } finally {
       other.destroy();
