@@ -392,6 +392,8 @@ export interface PingResult {
   received: number;
   /** min/avg/max round trip, ms (null when nothing came back). */
   rtt: { min: number; avg: number; max: number } | null;
+  /** Each reply's round trip, ms, in order. */
+  times: number[];
   output: string;
 }
 
@@ -417,6 +419,7 @@ export function pingFrom(netns: string, address: string, count = 3, opts: { inte
     transmitted: Number(tx?.[1] ?? 0),
     received: Number(rx?.[1] ?? 0),
     rtt: rtt ? { min: Number(rtt[1]), avg: Number(rtt[2]), max: Number(rtt[3]) } : null,
+    times: [...output.matchAll(/ time=([\d.]+) ms/g)].map((m) => Number(m[1])),
     output,
   };
 }

@@ -1,0 +1,62 @@
+/**
+ * The "TCG guest" measurement (bench/guest) end to end, at its smallest: one boot per path, five pings each way.
+ * Checks the data is complete and consistent (not its values, which are TCG timings), and that nothing is left behind.
+ */
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { measureTcgGuest, TCG_GUEST_LABEL, type GuestPath } from '../bench/guest/index.js';
+import { describePrivileged } from './helpers/netns.js';
+import { qemuUnavailable } from './helpers/qemu.js';
+
+const missing = qemuUnavailable();
+
+function describeQemu(name: string, fn: () => void): void {
+  if (missing) {
+    if (process.env.CI === 'true') throw new Error(`${name}: ${missing}, and CI must run it`);
+    process.stderr.write(`\n*** SKIPPING ${name}: ${missing} ***\n`);
+    describe.skip(`${name} [SKIPPED: ${missing}]`, fn);
+    return;
+  }
+  describePrivileged(name, fn);
+}
+
+const ourNamespaces = (): string[] =>
+  execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(`mvt-bguest-${process.pid}-`));
+
+describeQemu('bench/guest: boot-to-first-ping and RTT, macvtap vs tap+bridge, labelled TCG guest', () => {
+  it('measures both paths, alternating, and returns plain data', async () => {
+    const seen: GuestPath[] = [];
+    const r = await measureTcgGuest({ boots: 1, pings: 5, onBoot: (p) => seen.push(p) });
+    expect(seen).toEqual(['macvtap', 'tap+bridge']);
+    expect(r.label).toBe(TCG_GUEST_LABEL);
+    expect(r.label).toBe('TCG guest');
+    expect(r.guest.accel).toBe('tcg');
+    expect(JSON.parse(JSON.stringify(r))).toEqual(r);
+    expect(r.paths.map((p) => p.path)).toEqual(['macvtap', 'tap+bridge']);
+    for (const p of r.paths) {
+      expect(p.boots).toHaveLength(1);
+      const b = p.boots[0]!;
+      // Boot-to-first-ping covers QEMU start, kernel boot and the first reply: the guest's uptime is part of it.
+      expect(b.bootToFirstPingMs).toBeGreaterThan(b.guestUptimeAtFirstPingS * 1000);
+      expect(b.bootToFirstPingMs).toBeLessThan(90_000);
+      expect(b.guestPing).toMatchObject({ sent: 5, received: 5 });
+      expect(b.guestPing.minMs).not.toBeNull();
+      expect(b.guestPing.minMs!).toBeLessThanOrEqual(b.guestPing.maxMs!);
+      expect(b.peerSent).toBe(5);
+      expect(b.peerRttMs).toHaveLength(5);
+      for (const t of b.peerRttMs) expect(t).toBeGreaterThan(0);
+      expect(p.summary.lost).toBe(0);
+      expect(p.summary.bootToFirstPingMsMedian).toBe(b.bootToFirstPingMs);
+      expect(p.summary.peerRttMsP50).toBeLessThanOrEqual(p.summary.peerRttMsP90);
+    }
+    expect(ourNamespaces()).toEqual([]);
+  }, 240_000);
+
+  it('refuses bad options before booting anything', async () => {
+    await expect(measureTcgGuest({ boots: 0 })).rejects.toThrow(RangeError);
+    await expect(measureTcgGuest({ pings: 1.5 })).rejects.toThrow(/integers/);
+  });
+});
