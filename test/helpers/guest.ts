@@ -23,11 +23,18 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { dependencyMatching, extractDeb, candidateVersion } from './debpkg.js';
 
+/** The repository root: the nearest directory above this file with a package.json (also when run from dist/). */
+function repoRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
 /** `<repo>/.cache/guest`. */
-export const guestCacheDir = resolve(import.meta.dirname, '..', '..', '.cache', 'guest');
+export const guestCacheDir = join(repoRoot(), '.cache', 'guest');
 
 /** The virtio modules, in the order they must be loaded (each needs the ones before it; HOST.md). */
 export const VIRTIO_MODULES = [
