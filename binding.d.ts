@@ -224,6 +224,45 @@ export interface NativeReceivedFds {
   payload: Buffer;
 }
 
+/** A datapath endpoint's configuration (lib/datapath.ts validates and defaults it; see its GuestConfig/PeerConfig). */
+export type NativeEndpointConfig =
+  | ({ kind: 'guest'; fd: number; vnetHdrSize: 0 | 10 | 12; mac: string; ip: string;
+      mode: 'echo' | 'sink' | 'generate' | 'raw-echo'; count?: number;
+      generate?: { dstMac: string; dstIp: string; srcPort: number; dstPort: number; payloadSize: number; ratePps: number;
+                   gsoSize?: number; count?: number } } & NativeEndpointCommon)
+  | ({ kind: 'peer'; netns: NativeNetns; bindIp: string; bindPort: number;
+      mode: 'echo' | 'sink' | 'generate' | 'pingpong'; target?: { ip: string; port: number }; payloadSize?: number;
+      ratePps?: number; count?: number; warmup?: number; batch?: number; timeoutMs?: number } & NativeEndpointCommon);
+
+/** Fields every endpoint has. */
+export interface NativeEndpointCommon {
+  cpu?: number;
+  poll: 'block' | 'busy';
+  /** 1 – 600000 (10 minutes). */
+  durationMs: number;
+}
+
+/** What an endpoint's thread measured (`done`). */
+export interface NativeEndpointStats {
+  rxPackets: number; rxBytes: number; txPackets: number; txBytes: number;
+  ignored: number; txErrors: number; arpReplies: number;
+  cpuUserUs: number; cpuSysUs: number; elapsedNs: number;
+  latency: {
+    count: number; minNs: number; maxNs: number; meanNs: number;
+    p50Ns: number; p90Ns: number; p99Ns: number; p999Ns: number;
+    buckets: [number, number][];
+  } | null;
+}
+
+/** A running endpoint as the addon returns it. */
+export interface NativeEndpoint {
+  id: number;
+  /** Resolves once the thread is set up (socket bound, CPU pinned); rejects like `done` when setup failed. */
+  ready: Promise<void>;
+  /** Resolves with the stats once the thread has ended and been joined; rejects on a setup or hard fd failure. */
+  done: Promise<NativeEndpointStats>;
+}
+
 /** The native addon. Each function's errno contract is documented next to its C++ definition. */
 export interface Binding {
   /**
@@ -254,6 +293,14 @@ export interface Binding {
   tunCreate(name: string, opts: { vnetHdr: boolean }, ns: NativeNetns): Promise<NativeTunResult>;
   /** `SIOCETHTOOL` legacy set commands on a socket made inside `ns`. */
   ethtoolSetOffloads(key: NativeLinkKey, offloads: NativeOffloads, ns: NativeNetns): Promise<void>;
+
+  /**
+   * Starts a datapath endpoint on its own `std::thread` (never libuv's pool). The guest uses its own `dup` of `fd`;
+   * the caller's fd is never closed. Environment teardown stops and joins it.
+   */
+  endpointStart(config: NativeEndpointConfig): NativeEndpoint;
+  /** Asks an endpoint to stop (its `done` then resolves); `false` when it has already ended. */
+  endpointStop(id: number): boolean;
 
   /** Opens `queues` fds of a macvtap's char device, verified by `st_rdev`; see {@link NativeTapOpenResult}. */
   tapOpen(key: NativeLinkKey, opts: NativeTapOpenOptions, ns: NativeNetns): Promise<NativeTapOpenResult>;

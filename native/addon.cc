@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "address.h"
+#include "endpoint.h"
 #include "ethtool.h"
 #include "fdpass.h"
 #include "link.h"
@@ -34,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, JsRecvFds, "recvFds"));
   exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
+  InstallEndpoints(env, exports);
   return exports;
 }
 

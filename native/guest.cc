@@ -1,0 +1,252 @@
+// The guest endpoint: what a VM's virtio-net backend (QEMU) would see on a tap fd, without a guest OS. It answers ARP
+// for its IP, and echoes / sinks / generates UDP. Echo keeps checksums valid by construction (SwapUdp4) and, with a
+// vnet header, echoes frames marked NEEDS_CSUM with their partial checksum and header as they came (the kernel or
+// the receiving stack completes it), rather than completing the checksum itself.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "endpoint.h"
+#include "frame.h"
+
+namespace macvtap {
+
+namespace {
+
+constexpr size_t kRxBuffer = 65536 + 64;
+
+// Restores the fd's file status flags (shared with the TapQueue that opened it) when the loop ends.
+class FlagsGuard {
+ public:
+  FlagsGuard(int fd, bool nonblock) : fd_(fd) {
+    orig_ = ::fcntl(fd, F_GETFL);
+    if (orig_ < 0) ThrowSys(errno, "fcntl", {}, {}, "F_GETFL on fd " + std::to_string(fd));
+    if (nonblock && !(orig_ & O_NONBLOCK)) {
+      if (::fcntl(fd, F_SETFL, orig_ | O_NONBLOCK) < 0) ThrowSys(errno, "fcntl", {}, {}, "F_SETFL O_NONBLOCK");
+      changed_ = true;
+    }
+  }
+  ~FlagsGuard() {
+    if (changed_) ::fcntl(fd_, F_SETFL, orig_);
+  }
+
+ private:
+  int fd_;
+  int orig_ = 0;
+  bool changed_ = false;
+};
+
+bool IsSoftTxError(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == EIO || err == ENETDOWN;
+}
+
+class Guest {
+ public:
+  explicit Guest(EndpointState& s)
+      : s_(s), g_(s.guest_cfg), fd_(s.fd.get()), vh_(static_cast<size_t>(g_.vnet_hdr_size)), rx_(kRxBuffer),
+        tx_(kRxBuffer) {}
+
+  void Run(const std::function<void()>& ready) {
+    bool busy = s_.poll == PollMode::kBusy;
+    FlagsGuard flags(fd_, busy);
+    size_t gen_len = 0;
+    if (g_.mode == GuestConfig::Mode::kGenerate) gen_len = BuildGenerated();
+    ready();
+    uint64_t start = MonoNs();
+    uint64_t deadline = start + s_.duration_ns;
+    uint64_t interval = g_.rate_pps ? 1'000'000'000ull / g_.rate_pps : 0;
+    uint64_t next_send = start;
+    EndpointStats& st = s_.stats;
+    for (;;) {
+      if (s_.stop.load(std::memory_order_relaxed)) break;
+      uint64_t now = MonoNs();
+      if (now >= deadline) break;
+      if (g_.mode == GuestConfig::Mode::kGenerate) {
+        // Generated frames only: ARP replies sent meanwhile are not part of the count.
+        if (g_.count && generated_ >= g_.count) break;
+        if (interval == 0 || now >= next_send) {
+          Send(gen_len);
+          ++generated_;
+          next_send += interval;
+          // Unpaced: look for ARP now and then without a syscall per frame.
+          if (interval == 0 && (st.tx_packets & 63) == 0) ReadOne();
+          continue;
+        }
+        // Paced: wait for input until the next send is due.
+        if (busy) {
+          ReadOne();
+        } else if (WaitFd(s_, fd_, false, next_send < deadline ? next_send : deadline) == Wait::kReady) {
+          ReadOne();
+        }
+        continue;
+      }
+      if (busy) {
+        ReadOne();
+      } else {
+        Wait w = WaitFd(s_, fd_, false, deadline);
+        if (w != Wait::kReady) break;
+        ReadOne();
+      }
+      uint64_t done = g_.mode == GuestConfig::Mode::kSink ? st.rx_packets : st.tx_packets - st.arp_replies;
+      if (g_.count && done >= g_.count) break;
+    }
+    st.elapsed_ns = MonoNs() - start;
+  }
+
+ private:
+  // The frame `generate` sends, built once: the payload never changes, so neither do the checksums.
+  size_t BuildGenerated() {
+    frame::UdpSpec spec;
+    memcpy(spec.src_mac, g_.mac, 6);
+    memcpy(spec.dst_mac, g_.dst_mac, 6);
+    spec.src_ip = g_.ip;
+    spec.dst_ip = g_.dst_ip;
+    spec.src_port = g_.src_port;
+    spec.dst_port = g_.dst_port;
+    bool gso = g_.gso_size > 0;
+    size_t n = frame::BuildUdp4(tx_.data() + vh_, tx_.size() - vh_, spec, g_.payload_size, gso);
+    if (n == 0) ThrowSys(EMSGSIZE, "generate", {}, {}, "payload does not fit one frame");
+    if (vh_) {
+      frame::VnetHdr h;
+      if (gso) {
+        // A UDP GSO super-frame: the kernel cuts it into gso_size-byte datagrams and completes each checksum.
+        h.flags = frame::kVnetNeedsCsum;
+        h.gso_type = frame::kGsoUdpL4;
+        h.hdr_len = static_cast<uint16_t>(frame::kEthLen + frame::kIpv4Len + frame::kUdpLen);
+        h.gso_size = static_cast<uint16_t>(g_.gso_size);
+        h.csum_start = static_cast<uint16_t>(frame::kEthLen + frame::kIpv4Len);
+        h.csum_offset = 6;
+      }
+      frame::WriteVnet(tx_.data(), tx_.size(), vh_, h);
+    }
+    return vh_ + n;
+  }
+
+  void Send(size_t len) {
+    ssize_t n;
+    do n = ::write(fd_, tx_.data(), len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (!IsSoftTxError(errno)) ThrowSys(errno, "write");
+      ++s_.stats.tx_errors;
+      return;
+    }
+    ++s_.stats.tx_packets;
+    s_.stats.tx_bytes += len - vh_;
+  }
+
+  // One read; false when nothing was there (EAGAIN).
+  bool ReadOne() {
+    ssize_t n;
+    if (s_.poll == PollMode::kBlock && g_.mode == GuestConfig::Mode::kGenerate) {
+      // The fd may be blocking here: never read without knowing there is something.
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) return false;
+    }
+    do n = ::read(fd_, rx_.data(), rx_.size());
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      ThrowSys(errno, "read");
+    }
+    Handle(static_cast<size_t>(n));
+    return true;
+  }
+
+  void Handle(size_t n) {
+    EndpointStats& st = s_.stats;
+    if (n < vh_ + frame::kEthLen) {
+      ++st.ignored;
+      return;
+    }
+    uint8_t* buf = rx_.data();
+    uint8_t* f = buf + vh_;
+    size_t flen = n - vh_;
+    if (g_.mode == GuestConfig::Mode::kRawEcho && flen >= 42 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45 &&
+        f[23] == frame::kProtoUdp) {
+      // The baseline: a fixed-offset swap and a write, no validation at all.
+      uint8_t t[6];
+      memcpy(t, f, 6), memcpy(f, f + 6, 6), memcpy(f + 6, t, 6);
+      memcpy(t, f + 26, 4), memcpy(f + 26, f + 30, 4), memcpy(f + 30, t, 4);
+      memcpy(t, f + 34, 2), memcpy(f + 34, f + 36, 2), memcpy(f + 36, t, 2);
+      ++st.rx_packets;
+      st.rx_bytes += flen;
+      WriteRx(n);
+      return;
+    }
+    frame::VnetHdr h;
+    if (vh_) frame::ReadVnet(buf, n, &h);
+    frame::Parsed p = frame::Parse(f, flen, !(h.flags & frame::kVnetNeedsCsum));
+    if (p.kind == frame::Kind::kArpRequest) {
+      if (p.arp_target_ip != g_.ip) {
+        ++st.ignored;
+        return;
+      }
+      size_t len = frame::BuildArpReply(tx_arp_ + vh_, sizeof tx_arp_ - vh_, f, p, g_.mac, g_.ip);
+      if (vh_) frame::WriteVnet(tx_arp_, sizeof tx_arp_, vh_, frame::VnetHdr{});
+      ssize_t w;
+      do w = ::write(fd_, tx_arp_, vh_ + len);
+      while (w < 0 && errno == EINTR);
+      if (w < 0) {
+        if (!IsSoftTxError(errno)) ThrowSys(errno, "write");
+        ++st.tx_errors;
+        return;
+      }
+      ++st.arp_replies;
+      ++st.tx_packets;
+      st.tx_bytes += len;
+      return;
+    }
+    if (p.kind != frame::Kind::kUdp4 || !p.ip_csum_ok || !p.udp_csum_ok || p.dst_ip != g_.ip || !ForUs(f)) {
+      ++st.ignored;
+      return;
+    }
+    ++st.rx_packets;
+    st.rx_bytes += flen;
+    if (g_.mode == GuestConfig::Mode::kEcho || g_.mode == GuestConfig::Mode::kRawEcho) {
+      frame::SwapUdp4(f, p);
+      WriteRx(n);
+    }
+  }
+
+  bool ForUs(const uint8_t* f) const {
+    static const uint8_t kBroadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    return memcmp(f, g_.mac, 6) == 0 || memcmp(f, kBroadcast, 6) == 0;
+  }
+
+  // Writes the (rewritten) received frame back, vnet header and all.
+  void WriteRx(size_t n) {
+    ssize_t w;
+    do w = ::write(fd_, rx_.data(), n);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      if (!IsSoftTxError(errno)) ThrowSys(errno, "write");
+      ++s_.stats.tx_errors;
+      return;
+    }
+    ++s_.stats.tx_packets;
+    s_.stats.tx_bytes += n - vh_;
+  }
+
+  EndpointState& s_;
+  const GuestConfig& g_;
+  int fd_;
+  size_t vh_;
+  std::vector<uint8_t> rx_;
+  std::vector<uint8_t> tx_;
+  uint8_t tx_arp_[128] = {0};
+  uint64_t generated_ = 0;
+};
+
+}  // namespace
+
+void RunGuest(EndpointState& s, const std::function<void()>& ready) {
+  Guest g(s);
+  g.Run(ready);
+}
+
+}  // namespace macvtap
