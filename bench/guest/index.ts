@@ -98,9 +98,18 @@ function ip(...args: string[]): string {
 function newNs(): string {
   if (!hooked) {
     hooked = true;
-    process.once('exit', () => {
+    const cleanup = (): void => {
       for (const n of liveNs) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-    });
+      liveNs.clear();
+    };
+    process.once('exit', cleanup);
+    // On a signal, 'exit' never fires: clean up, then re-raise so the process still dies of the signal.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        cleanup();
+        process.kill(process.pid, sig);
+      });
+    }
   }
   const name = `mvt-bguest-${process.pid}-${nsCounter++}`;
   ip('netns', 'add', name);

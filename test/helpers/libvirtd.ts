@@ -78,6 +78,13 @@ const liveDaemons = new Set<Libvirtd>();
 process.once('exit', () => {
   for (const d of liveDaemons) d.killSync();
 });
+// On a signal, 'exit' never fires: kill daemons and their guests by PID, then re-raise so the process still dies of it.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const d of liveDaemons) d.killSync();
+    process.kill(process.pid, sig);
+  });
+}
 
 /** A private libvirtd inside a network namespace. */
 export class Libvirtd {

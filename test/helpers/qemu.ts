@@ -29,7 +29,7 @@ export function qemuUnavailable(): string | null {
 }
 
 const livePids = new Set<number>();
-process.once('exit', () => {
+function killLiveSync(): void {
   for (const pid of livePids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -37,7 +37,16 @@ process.once('exit', () => {
       // Already gone.
     }
   }
-});
+  livePids.clear();
+}
+process.once('exit', killLiveSync);
+// On a signal, 'exit' never fires: kill the guests, then re-raise so the process still dies of the signal.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killLiveSync();
+    process.kill(process.pid, sig);
+  });
+}
 
 /** A result line with the host time at which the follower saw it. */
 export interface SeenLine extends ResultLine {
