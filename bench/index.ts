@@ -1,7 +1,8 @@
 /**
  * Entry point of the benchmark area: `macvtap bench …` (the CLI imports this lazily) and `node dist/bench/index.js …`.
  *
- * `bench control` runs the control-plane benchmark ({@link runControl}): a table on stdout, progress on stderr, and
+ * `bench [options]` runs the datapath benchmark (bench/datapath/), the package's main job as a tool; `bench --compare
+ * a.json b.json` prints the change between two runs of either benchmark; `bench control` runs the control-plane benchmark ({@link runControl}): a table on stdout, progress on stderr, and
  * with `--json FILE` the full report (schema `macvtap-bench-control/1`, every raw repetition kept).
  */
 import { spawnSync } from 'node:child_process';
@@ -11,13 +12,15 @@ import { cpus, release } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { compareReports } from './compare.js';
 import { DEFAULTS, QUICK, runControl, scalingWindow } from './control.js';
+import { DATAPATH_USAGE, datapathMain } from './datapath/index.js';
 import { CONFIG_IDS, type ConfigId } from './driver.js';
 import { formatReport } from './report.js';
 import { ControlReportSchema, SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
 import { checkTargets, summarizeRows } from './summary.js';
 
-/** Usage text of `macvtap bench`. */
+/** Usage text of `macvtap bench control`. */
 export const BENCH_USAGE = `Usage: macvtap bench control [options]
 
 Control-plane benchmark: this package vs 'ip' (one process per command) vs 'ip -batch' vs the npm 'netlink'
@@ -36,7 +39,7 @@ package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterw
   --json FILE           write the full report (schema ${SCHEMA_ID})
   --quiet               no progress on stderr
 
-The datapath benchmark (macvtap vs veth+OVS vs Linux bridge) is not part of this build: only 'bench control' runs.
+The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap bench' without 'control'.
 `;
 
 /** A command-line mistake: printed with the usage, exit status 2. */
@@ -193,12 +196,33 @@ export function buildReport(
  */
 export async function benchMain(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h' || rest.includes('--help')) {
+  if (sub === 'help' || sub === '--help' || sub === '-h' || (sub !== 'control' && argv.includes('--help'))) {
+    process.stdout.write(`${DATAPATH_USAGE}\n${BENCH_USAGE}`);
+    return 0;
+  }
+  if (sub === 'control' && rest.includes('--help')) {
     process.stdout.write(BENCH_USAGE);
-    return sub === undefined ? 2 : 0;
+    return 0;
+  }
+  if (sub === '--compare') {
+    if (rest.length !== 2) {
+      process.stderr.write(`macvtap bench --compare takes two report files (a.json b.json)\n\n${DATAPATH_USAGE}`);
+      return 2;
+    }
+    try {
+      process.stdout.write(compareReports(rest[0]!, rest[1]!));
+      return 0;
+    } catch (e) {
+      process.stderr.write(`macvtap bench --compare: ${e instanceof Error ? e.message : String(e)}\n`);
+      return 1;
+    }
+  }
+  // No subcommand (or only options): the datapath benchmark, the default. `datapath` is accepted as its name too.
+  if (sub === undefined || sub.startsWith('-') || sub === 'datapath') {
+    return datapathMain(sub === 'datapath' ? rest : argv, ['macvtap', 'bench', ...argv].join(' '));
   }
   if (sub !== 'control') {
-    process.stderr.write(`macvtap bench: unknown or unavailable benchmark ${JSON.stringify(sub)}\n\n${BENCH_USAGE}`);
+    process.stderr.write(`macvtap bench: unknown benchmark ${JSON.stringify(sub)}\n\n${DATAPATH_USAGE}`);
     return 2;
   }
   let parsed;
