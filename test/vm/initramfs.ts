@@ -5,7 +5,7 @@
  * milliseconds; compressing it would only cost TCG time), and cached per kernel version and content.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractDeb } from '../helpers/debpkg.js';
 import { type PreparedKernel, moduleLoadOrder, tool, vmCacheDir } from './kernel.js';
@@ -79,6 +79,8 @@ export function buildInitramfs(kernel: PreparedKernel): string {
     entries.push({ type: 'file', name: `modules/${String(i).padStart(2, '0')}-${base}`, data });
   });
   mkdirSync(dir, { recursive: true });
+  // Images built from older inputs are never used again.
+  for (const f of readdirSync(dir)) if (/^initramfs-[0-9a-f]+\.cpio$/.test(f)) rmSync(join(dir, f));
   const tmp = `${out}.tmp-${process.pid}`;
   writeFileSync(tmp, cpioNewc(entries));
   renameSync(tmp, out);
