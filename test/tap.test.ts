@@ -415,7 +415,16 @@ describePrivileged('tap queues', () => {
       });
     });
     for (let i = 0; i < 1000 && !fs.existsSync(sock); i++) await sleep(10);
-    await sendFds(sock, [q!.fd], Buffer.from(frame.toString('hex')));
+    // The socket file appears at bind(), a moment before the child's listen(): a slow machine (TCG) sees that gap.
+    for (let i = 0; ; i++) {
+      try {
+        await sendFds(sock, [q!.fd], Buffer.from(frame.toString('hex')));
+        break;
+      } catch (e) {
+        if ((e as MacvtapError).code !== 'ECONNREFUSED' || i >= 100) throw e;
+        await sleep(20);
+      }
+    }
     expect(await exited, stderr).toBe(0);
     await l.waitFor((d) => d.data.toString() === 'child got it over SCM_RIGHTS');
   });
