@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <mutex>
@@ -113,8 +114,18 @@ std::string ExpandTemplate(const std::string& tmpl, uint64_t n) {
 // already knows it: `known_lower`) and a macvtap's char device (from the namespace's cached sysfs).
 void Complete(NetlinkSocket& sock, LinkInfo& info, const NetnsRef& ns, const std::optional<std::string>& known_lower) {
   if (info.link && !info.link_netnsid && *info.link != static_cast<uint32_t>(info.ifindex)) {
+    char name[IFNAMSIZ] = {0};
+    ifreq ifr{};
+    ifr.ifr_ifindex = static_cast<int>(*info.link);
     if (known_lower) {
       info.link_name = *known_lower;
+    } else if (sock.Fd() >= 0 && ::ioctl(sock.Fd(), SIOCGIFNAME, &ifr) == 0) {
+      // SIOCGIFNAME on the netlink socket acts in its namespace (dev_ioctl) and is a name lookup, where an
+      // RTM_GETLINK would have the kernel fill every attribute of the lower device.
+      memcpy(name, ifr.ifr_name, IFNAMSIZ - 1);
+      info.link_name = std::string(name);
+    } else if (sock.Fd() >= 0 && errno == ENODEV) {
+      // Gone meanwhile: linkName stays null.
     } else {
       // The lower device is in this namespace: one more request for its name (gone meanwhile → null).
       try {

@@ -104,6 +104,8 @@ class Transport {
   virtual ssize_t Recv(uint8_t* buf, size_t len, int flags) = 0;
   /** The port id the kernel assigned to this socket (replies carry it in nlmsg_pid). */
   virtual uint32_t PortId() const = 0;
+  /** The socket's fd for ioctls in its namespace (SIOCGIFNAME), or -1 when there is none (fakes). */
+  virtual int Fd() const { return -1; }
 };
 
 /** A real NETLINK_ROUTE socket in the calling thread's network namespace at construction time. */
@@ -114,6 +116,7 @@ class SocketTransport : public Transport {
   ssize_t Send(const uint8_t* data, size_t len) override;
   ssize_t Recv(uint8_t* buf, size_t len, int flags) override;
   uint32_t PortId() const override { return portid_; }
+  int Fd() const override { return fd_.get(); }
 
  private:
   FileDescriptor fd_;
@@ -141,6 +144,9 @@ class NetlinkSocket {
   std::vector<std::vector<uint8_t>> Dump(MessageBuilder& msg);
 
   static constexpr int kDumpRetries = 10;
+
+  /** See Transport::Fd. */
+  int Fd() const { return transport_->Fd(); }
 
  private:
   uint32_t Send(MessageBuilder& msg, const std::string& device);
