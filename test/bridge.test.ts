@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
-  addAddress, createBridge, createTap, getLink, MacvtapError, setBridgePort, setLink, setOffloads,
+  addAddress, createBridge, createMacvtap, createTap, getLink, MacvtapError, setBridgePort, setLink, setOffloads,
 } from '../lib/index.js';
 import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
 
@@ -180,4 +180,61 @@ describePrivileged('bridge, address, tap and offload calls', () => {
     expect(nodev).toBeInstanceOf(MacvtapError);
     expect(nodev.code).toBe('ENODEV');
   });
+});
+
+describePrivileged('netlink socket pool and the create echo', () => {
+  afterAll(() => destroyAll());
+
+  it('does not keep a deleted namespace alive: its pooled sockets are dropped once ip netns del removes the path', async () => {
+    const a = TestNetns.create();
+    const b = TestNetns.create();
+    try {
+      // A veth across the two: the end in B disappears only when A is really freed (the kernel destroys A's end,
+      // and with it the pair), which a netlink socket of A held in the pool would prevent.
+      a.veth('mvt-x0', 'mvt-x1', b);
+      for (let i = 0; i < 4; i++) await getLink('lo', { netns: a.path });
+      a.destroy();
+      let gone = false;
+      for (let i = 0; i < 100 && !gone; i++) {
+        // Every pooled operation checks a couple of entries' paths.
+        await getLink('lo', { netns: b.path });
+        gone = !b.ipLinks().some((l) => l.ifname === 'mvt-x1');
+        if (!gone) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(gone).toBe(true);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  for (const echo of [true, false]) {
+    it(`createMacvtap returns what getLink reports ${echo ? 'from the kernel\'s NLM_F_ECHO' : 'with the RTM_GETLINK fallback (MACVTAP_NO_NLM_ECHO=1)'}`, async () => {
+      const ns = TestNetns.create();
+      const saved = process.env.MACVTAP_NO_NLM_ECHO;
+      try {
+        if (!echo) process.env.MACVTAP_NO_NLM_ECHO = '1';
+        ns.veth('mvt-l0', 'mvt-l1');
+        const byName = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-m0', mac: '02:00:00:00:00:51', group: 9, netns: ns.path });
+        const lowerIndex = (await getLink('mvt-l0', { netns: ns.path })).ifindex;
+        const byIndex = await createMacvtap({ lower: lowerIndex, name: 'mvt-m1', up: true, netns: ns.path });
+        for (const created of [byName, byIndex]) {
+          const again = await getLink(created.name, { netns: ns.path });
+          expect(created).toEqual(again);
+          expect(created.lower).toEqual({ ifindex: lowerIndex, name: 'mvt-l0', netnsid: null });
+          expect(created.tap).not.toBeNull();
+        }
+        expect(byName.group).toBe(9);
+        expect(byIndex.up).toBe(true);
+        const missing = await rejection(createMacvtap({ lower: 'mvt-none', name: 'mvt-m2', netns: ns.path }));
+        expect(missing).toBeInstanceOf(MacvtapError);
+        expect(missing.code).toBe('ENODEV');
+        expect(ns.ipLinks().some((l) => l.ifname === 'mvt-m2')).toBe(false);
+      } finally {
+        if (saved === undefined) delete process.env.MACVTAP_NO_NLM_ECHO;
+        else process.env.MACVTAP_NO_NLM_ECHO = saved;
+        ns.destroy();
+      }
+    });
+  }
 });
