@@ -3,6 +3,7 @@
 // Fixed size, no allocation while recording: it lives inside an endpoint's loop.
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <utility>
