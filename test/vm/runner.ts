@@ -40,7 +40,7 @@ generic 6.1 kernel on this machine's own root filesystem. Default timeout 1500 s
 
 class UsageError extends Error {}
 
-/** Parses the command line. Unknown `--options` before `--` are errors; everything else goes to vitest. */
+/** Parses the command line: its own options, anything else (files, `--reporter=…`, everything after `--`) goes to vitest. */
 export function parseArgs(argv: string[]): VmOptions {
   const o: VmOptions = { timeout: 1500, env: [], memoryMiB: 2048, cpus: 2, vitestArgs: [] };
   const num = (flag: string, v: string | undefined, min: number): number => {
