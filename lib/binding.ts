@@ -1,5 +1,7 @@
 /**
- * Loads the native addon: `prebuilds/<platform>-<arch>/` first, then `build/Release/` (node-gyp-build's order).
+ * Loads the native addon with node-gyp-build: a local `build/Release/` when there is one (a developer's checkout, built
+ * by cmake-js), otherwise `prebuilds/<platform>-<arch>/` — which is what an installed package has, since the tarball
+ * ships prebuilds and no `build/`.
  * The only module that touches the addon's loader; everything else imports {@link binding} typed by `binding.d.ts`.
  */
 import { createRequire } from 'node:module';

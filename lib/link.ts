@@ -65,15 +65,23 @@ function lowerRef(lower: LinkRef): number | string {
   return key.index ?? (key.name as string);
 }
 
-/** Common fields of every create request. */
-function commonCreate(opts: { mac?: unknown; mtu?: unknown; txqlen?: unknown; up?: unknown; group?: unknown; alias?: unknown; ifindex?: unknown }): Partial<NativeCreateLink> {
-  const req: Partial<NativeCreateLink> = {};
-  if (opts.mac !== undefined) req.address = v.mac('mac', opts.mac);
-  if (opts.mtu !== undefined) req.mtu = v.mtu('mtu', opts.mtu);
-  if (opts.txqlen !== undefined) req.txqlen = v.u32('txqlen', opts.txqlen);
-  if (opts.up !== undefined) req.up = v.bool('up', opts.up);
-  if (opts.group !== undefined) req.group = v.u32('group', opts.group);
-  if (opts.alias !== undefined) req.alias = v.alias('alias', opts.alias);
+/** The link fields a create and a change share, validated and named as the addon takes them. */
+interface LinkFields { address?: string; mtu?: number; txqlen?: number; up?: boolean; group?: number; alias?: string }
+
+function linkFields(opts: { mac?: unknown; mtu?: unknown; txqlen?: unknown; up?: unknown; group?: unknown; alias?: unknown }): LinkFields {
+  const f: LinkFields = {};
+  if (opts.mac !== undefined) f.address = v.mac('mac', opts.mac);
+  if (opts.mtu !== undefined) f.mtu = v.mtu('mtu', opts.mtu);
+  if (opts.txqlen !== undefined) f.txqlen = v.u32('txqlen', opts.txqlen);
+  if (opts.up !== undefined) f.up = v.bool('up', opts.up);
+  if (opts.group !== undefined) f.group = v.u32('group', opts.group);
+  if (opts.alias !== undefined) f.alias = v.alias('alias', opts.alias);
+  return f;
+}
+
+/** Common fields of every create request: the shared link fields plus a chosen ifindex. */
+function commonCreate(opts: Parameters<typeof linkFields>[0] & { ifindex?: unknown }): Partial<NativeCreateLink> {
+  const req: Partial<NativeCreateLink> = linkFields(opts);
   if (opts.ifindex !== undefined) req.ifindex = v.ifindex('ifindex', opts.ifindex);
   return req;
 }
@@ -226,14 +234,8 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
   const c = v.options('change', change);
   v.knownKeys('change', c, SET_KEYS);
   const opts = v.options('options', options);
-  const req: NativeSetLink = {};
-  if (c.up !== undefined) req.up = v.bool('up', c.up);
-  if (c.mtu !== undefined) req.mtu = v.mtu('mtu', c.mtu);
-  if (c.mac !== undefined) req.address = v.mac('mac', c.mac);
+  const req: NativeSetLink = linkFields(c);
   if (c.name !== undefined) req.name = v.linkName('name', c.name);
-  if (c.alias !== undefined) req.alias = v.alias('alias', c.alias);
-  if (c.group !== undefined) req.group = v.u32('group', c.group);
-  if (c.txqlen !== undefined) req.txqlen = v.u32('txqlen', c.txqlen);
   if (c.moveToNetns !== undefined) req.netns = v.netns('moveToNetns', c.moveToNetns);
   if (c.master !== undefined) {
     if (c.master === null) {
