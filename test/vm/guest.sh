@@ -10,6 +10,14 @@ stty -opost
 mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts 2>/dev/null || { mkdir -p /dev/pts && mount -t devpts devpts /dev/pts; }
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+# Device nodes of modules not loaded yet (/dev/net/tun, /dev/vhost-net, …), as systemd's kmod-static-nodes makes
+# them at boot: opening one makes the kernel load its module (char-major-M-N).
+while read -r mod dev spec; do
+  case $mod in '#'* | '') continue ;; esac
+  mm=${spec:1}
+  mkdir -p "/dev/$(dirname "$dev")"
+  [ -e "/dev/$dev" ] || mknod -m 0600 "/dev/$dev" "${spec:0:1}" "${mm%%:*}" "${mm##*:}"
+done < "/lib/modules/$(uname -r)/modules.devname"
 # `ip netns` bind-mounts into /run/netns and /sys; mount namespaces of test tools must see it.
 mount --make-rshared /
 hostname mvt-vm

@@ -171,7 +171,12 @@ export async function runVm(o: VmOptions): Promise<number> {
     const onSignal = (): void => stop('interrupted');
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const [qemuStatus] = await Promise.all([exited(vm), exited(tail)]);
+    // Last resort should this process die some other way: QEMU must not outlive it.
+    const onExit = (): void => killByPid(vm, 'SIGKILL');
+    process.once('exit', onExit);
+    let qemuEnd = 0;
+    const [qemuStatus] = await Promise.all([exited(vm).finally(() => (qemuEnd = Date.now())), exited(tail)]);
+    process.off('exit', onExit);
     clearTimeout(timer);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -192,8 +197,8 @@ export async function runVm(o: VmOptions): Promise<number> {
     const uptime = (f: string): number => Number(readFileSync(join(shareDir, f), 'utf8'));
     const boot = uptime('started');
     say(
-      `kernel ${kernel.version}: boot ${boot.toFixed(1)} s (QEMU start to command ≈${((Date.now() - bootT) / 1000 - (uptime('finished') - boot)).toFixed(1)} s), ` +
-        `command ${(uptime('finished') - boot).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s, exit ${rc}`,
+      `kernel ${kernel.version}: boot ${boot.toFixed(1)} s (guest uptime at command start), command ${(uptime('finished') - boot).toFixed(1)} s, ` +
+        `QEMU ran ${((qemuEnd - bootT) / 1000).toFixed(1)} s, total ${((Date.now() - t0) / 1000).toFixed(1)} s, exit ${rc}`,
     );
     return Number.isInteger(rc) ? rc : 4;
   } finally {
