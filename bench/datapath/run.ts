@@ -121,6 +121,8 @@ function startGuestSide(
       netns: t.guest.netns, bindIp: t.guest.ip, bindPort: ADDR.guestPort, cpu, poll, durationMs,
       mode: mode === 'raw-echo' ? 'echo' : mode,
     };
+    // A ping-pong server takes one datagram at a time (as sockperf's does); batching only pays for streams.
+    if (cfg.mode === 'echo') cfg.batch = 1;
     if (mode === 'generate') {
       cfg.target = { ip: t.peer.ip, port: ADDR.peerPort };
       cfg.payloadSize = gen!.payloadSize;
