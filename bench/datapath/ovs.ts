@@ -77,6 +77,14 @@ function readPid(file: string): number | null {
   }
 }
 
+function cmdlineMentions(pid: number, text: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -132,7 +140,22 @@ export class OvsInstance {
     // The pid in the name lets a test find this run's daemons by their command line (they all carry the directory).
     const dir = mkdtempSync(join(tmpdir(), `mvt-bench-ovs-${process.pid}-`));
     const inst = new OvsInstance(found, dir);
-    inst.untrack.push(trackCleanup(() => rmSync(dir, { recursive: true, force: true })));
+    // Last resort on SIGINT/exit, also in the window between a daemon's start and our reading its pidfile: kill
+    // whatever the pidfiles name (by pid), then remove the directory.
+    inst.untrack.push(trackCleanup(() => {
+      for (const f of ['ovs-vswitchd.pid', 'ovsdb-server.pid']) {
+        const pid = readPid(join(dir, f));
+        // Only a process that is still ours: its command line names this directory (a pid can be reused).
+        if (pid && cmdlineMentions(pid, dir)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // Already gone.
+          }
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }));
     try {
       const t = inst.tools;
       const db = join(dir, 'conf.db');
