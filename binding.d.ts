@@ -263,6 +263,25 @@ export interface NativeEndpoint {
   done: Promise<NativeEndpointStats>;
 }
 
+/** One item of a link watcher's batch (see {@link Binding.linkWatch}). */
+export type NativeLinkWatchItem =
+  /** `new`/`del`: an `RTM_NEWLINK`/`RTM_DELLINK` notification; `dump`: a link of the dump asked for with `dump()`. */
+  | { type: 'new' | 'del' | 'dump'; link: NativeLinkInfo }
+  /** The dump ended; `intr` when the kernel flagged it `NLM_F_DUMP_INTR` (the table changed under it: dump again). */
+  | { type: 'done'; intr: boolean }
+  /** `recv` failed with `ENOBUFS`: the kernel dropped notifications because the socket buffer was full. */
+  | { type: 'overrun' }
+  /** The socket failed (or the dump was refused); the watcher should be closed. */
+  | { type: 'error'; error: Error & NativeErrorFields };
+
+/** A running link watcher. Its socket and libuv handle live until `close()` (or the environment's exit). */
+export interface NativeLinkWatch {
+  /** Sends an `RTM_GETLINK` dump on the watcher's own socket; one already running is superseded (its parts dropped). */
+  dump(): void;
+  /** Stops the `uv_poll_t`, closes it and the socket. Idempotent. */
+  close(): void;
+}
+
 /** The native addon. Each function's errno contract is documented next to its C++ definition. */
 export interface Binding {
   /**
@@ -284,6 +303,13 @@ export interface Binding {
 
   /** `RTM_NEWLINK` with `IFLA_INFO_SLAVE_KIND 'bridge'` + `IFLA_INFO_SLAVE_DATA`: a bridge port's switches. */
   linkSetBridgePort(key: NativeLinkKey, port: Partial<NativeBridgePort>, ns: NativeNetns): Promise<void>;
+  /**
+   * Opens a non-blocking `NETLINK_ROUTE` socket in `ns` (on a worker thread), joined to `RTNLGRP_LINK`, with
+   * `SO_RCVBUF` = `rcvbuf` (0 leaves the system default), and watches it with a libuv `uv_poll_t` on the main thread:
+   * each time it is readable, up to 64 datagrams are decoded and passed to `onBatch` as one array. Only `AF_UNSPEC`
+   * link messages are reported (not the bridge's `AF_BRIDGE` port messages). `linkName` and `tapDev` are always null.
+   */
+  linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => void): Promise<NativeLinkWatch>;
   /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
   addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
   /**

@@ -11,5 +11,6 @@ export { createTap } from './tun.js';
 export { setOffloads } from './ethtool.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
+export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';
 export { MacvtapError } from './errors.js';
 export type * from './types.js';

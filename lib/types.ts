@@ -278,3 +278,39 @@ export interface TapReadOptions {
   /** Largest frame accepted, bytes (vnet header included). Default 65550. */
   maxLength?: number;
 }
+
+/** What a {@link LinkEvent} of type `changed` says changed, compared with the last state the watcher knew. */
+export type LinkChange =
+  | 'up' | 'operstate' | 'carrier' | 'promisc' | 'flags' | 'mtu' | 'mac' | 'name' | 'lower' | 'master' | 'alias'
+  | 'group' | 'txqlen';
+
+/**
+ * One event of {@link watchLinks}.
+ * - `added`: a link appeared (`snapshot: true` for the links that existed when the watch started, with `snapshot`).
+ * - `removed`: a link disappeared (deleted, or moved to another namespace); `link` is its last state.
+ * - `changed`: `changes` lists what differs from `previous` (notifications that change nothing are not reported).
+ * - `resync`: the kernel dropped notifications (`ENOBUFS`, the watcher was read too slowly); the watcher dumped the
+ *   links again and the `added`/`removed`/`changed` events that follow are the differences it found.
+ * - `ready`: the initial dump is reconciled: from here on every change is reported (after the snapshot's `added`s).
+ */
+export type LinkEvent =
+  | { type: 'added'; link: LinkInfo; snapshot: boolean }
+  | { type: 'removed'; link: LinkInfo }
+  | { type: 'changed'; link: LinkInfo; previous: LinkInfo; changes: LinkChange[] }
+  | { type: 'resync' }
+  | { type: 'ready' };
+
+/** Options of {@link watchLinks}. */
+export interface WatchLinksOptions extends NetnsOption {
+  /** Only report links of these `IFLA_INFO_KIND`s (`'macvtap'`, `'veth'`, …); `null` in the list means no kind (lo). */
+  kinds?: (string | null)[];
+  /** First yield every current link as `added` with `snapshot: true` (default `false`). */
+  snapshot?: boolean;
+  /** Aborting closes the watcher; a pending or later `next()` rejects with an `AbortError`. */
+  signal?: AbortSignal;
+  /**
+   * `SO_RCVBUF` of the watcher's netlink socket in bytes (default 65536; the kernel doubles it, and caps it at
+   * `net.core.rmem_max`). Small on purpose: a watcher that falls behind gets a quick `resync` instead of a backlog.
+   */
+  receiveBuffer?: number;
+}

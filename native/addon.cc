@@ -5,6 +5,7 @@
 #include "address.h"
 #include "endpoint.h"
 #include "ethtool.h"
+#include "events.h"
 #include "fdpass.h"
 #include "link.h"
 #include "ownership.h"
@@ -22,6 +23,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linkDelete", Napi::Function::New(env, JsLinkDelete, "linkDelete"));
   exports.Set("linkDeleteGroup", Napi::Function::New(env, JsLinkDeleteGroup, "linkDeleteGroup"));
   exports.Set("linkSetBridgePort", Napi::Function::New(env, JsLinkSetBridgePort, "linkSetBridgePort"));
+  exports.Set("linkWatch", Napi::Function::New(env, JsLinkWatch, "linkWatch"));
   exports.Set("addrAdd", Napi::Function::New(env, JsAddrAdd, "addrAdd"));
   exports.Set("tunCreate", Napi::Function::New(env, JsTunCreate, "tunCreate"));
   exports.Set("ethtoolSetOffloads", Napi::Function::New(env, JsEthtoolSetOffloads, "ethtoolSetOffloads"));

@@ -1,0 +1,352 @@
+#include "events.h"
+
+#include <errno.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "async.h"
+#include "errors.h"
+#include "fd.h"
+#include "link.h"
+#include "netlink.h"
+#include "netns.h"
+#include "args.h"
+
+#if __has_include(<uv.h>)
+#include <uv.h>
+#else
+// cmake-js builds this Node-API addon against node-api-headers, which ship no uv.h. The few libuv calls we need are
+// part of libuv 1.x's stable public ABI and exported by every Node binary (napi_get_uv_event_loop hands us the
+// loop), so they are declared here. A handle is opaque storage larger than any libuv 1.x uv_poll_t (≈160 bytes on
+// x86_64) whose first member is `void* data`, as UV_HANDLE_FIELDS defines for every handle.
+extern "C" {
+struct uv_loop_s;
+typedef struct uv_loop_s uv_loop_t;
+typedef struct alignas(16) uv_poll_s {
+  void* data;
+  unsigned char opaque[504];
+} uv_poll_t;
+typedef struct uv_handle_s uv_handle_t;
+typedef void (*uv_poll_cb)(uv_poll_t* handle, int status, int events);
+typedef void (*uv_close_cb)(uv_handle_t* handle);
+enum { UV_READABLE = 1 };
+int uv_poll_init(uv_loop_t* loop, uv_poll_t* handle, int fd);
+int uv_poll_start(uv_poll_t* handle, int events, uv_poll_cb cb);
+int uv_poll_stop(uv_poll_t* handle);
+void uv_close(uv_handle_t* handle, uv_close_cb close_cb);
+}
+#endif
+
+namespace macvtap {
+
+namespace {
+
+// Large enough for any rtnetlink datagram (dump chunks are at most 32 KiB): a truncated one is reported as an overrun.
+constexpr size_t kRecvBuffer = 64 * 1024;
+// Datagrams read per libuv callback: bounds the time one batch holds the event loop.
+constexpr int kDatagramsPerBatch = 64;
+constexpr size_t kHdr = NLMSG_ALIGN(sizeof(nlmsghdr));
+
+/** The socket made inside the namespace on a worker thread, before the main thread starts watching it. */
+struct OpenedSocket {
+  FileDescriptor fd;
+  uint32_t portid = 0;
+};
+
+OpenedSocket OpenEventSocket(const NetnsRef& ns, int rcvbuf) {
+  OpenedSocket out;
+  {
+    NetnsGuard guard(ns);
+    int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0) ThrowSys(errno, "socket", {}, {}, "AF_NETLINK NETLINK_ROUTE");
+    out.fd.reset(fd);
+  }
+  CheckThreadNetns();
+  int fd = out.fd.get();
+  // A small buffer by choice: a slow reader gets ENOBUFS (and resynchronises) instead of the kernel queueing
+  // megabytes of stale notifications for it.
+  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0) {
+    ThrowSys(errno, "setsockopt(SO_RCVBUF)");
+  }
+  sockaddr_nl addr{};
+  addr.nl_family = AF_NETLINK;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) ThrowSys(errno, "bind");
+  int group = RTNLGRP_LINK;
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
+    ThrowSys(errno, "setsockopt(NETLINK_ADD_MEMBERSHIP)", {}, {}, "RTNLGRP_LINK");
+  }
+  socklen_t alen = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) < 0) ThrowSys(errno, "getsockname");
+  out.portid = addr.nl_pid;
+  return out;
+}
+
+/**
+ * One watcher. Alive while its socket is open (it holds a reference to itself, dropped by Close) and while JS holds
+ * its close/dump functions. Everything here runs on the main thread.
+ */
+class Watch : public std::enable_shared_from_this<Watch> {
+ public:
+  Watch(Napi::Env env, OpenedSocket sock, Napi::Function callback)
+      : env_(env), fd_(std::move(sock.fd)), portid_(sock.portid), buf_(kRecvBuffer),
+        context_(std::make_unique<Napi::AsyncContext>(env, "macvtap:linkWatch")) {
+    callback_ = Napi::Persistent(callback);
+  }
+
+  /** Starts the uv_poll_t; throws a SysError-shaped JS error when libuv refuses. */
+  void Start() {
+    struct uv_loop_s* loop = nullptr;
+    if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) {
+      throw MakeError(env_, SysError{EINVAL, "uv_poll_init", {}, {}, {}, "no libuv loop"});
+    }
+    poll_ = new uv_poll_t;
+    int rc = uv_poll_init(loop, poll_, fd_.get());
+    if (rc < 0) {
+      delete poll_;
+      poll_ = nullptr;
+      throw MakeError(env_, SysError{-rc, "uv_poll_init", {}, {}, {}, {}});
+    }
+    poll_->data = this;
+    rc = uv_poll_start(poll_, UV_READABLE, OnPoll);
+    if (rc < 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+      throw MakeError(env_, SysError{-rc, "uv_poll_start", {}, {}, {}, {}});
+    }
+    self_ = shared_from_this();
+    napi_add_env_cleanup_hook(env_, OnEnvCleanup, this);
+  }
+
+  /** Asks for an RTM_GETLINK dump on this socket (deferred while one runs: the kernel allows one at a time). */
+  void Dump() {
+    if (closed_) return;
+    if (dump_running_) {
+      restart_pending_ = true;
+      return;
+    }
+    SendDump();
+  }
+
+  /** Idempotent: stops the poll, closes the handle and the socket, releases the callback. */
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    if (poll_ != nullptr) {
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    fd_.reset();  // after uv_poll_stop: libuv no longer watches the fd
+    callback_.Reset();
+    context_.reset();
+    std::shared_ptr<Watch> keep = std::move(self_);  // may be the last reference: released when `keep` goes
+  }
+
+ private:
+  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+    std::shared_ptr<Watch> w = static_cast<Watch*>(handle->data)->shared_from_this();
+    w->Drain(status);
+  }
+
+  static void OnEnvCleanup(void* arg) { static_cast<Watch*>(arg)->Close(); }
+
+  void SendDump() {
+    MessageBuilder m(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    m.AppendHeader(&ifi, sizeof ifi);
+    dump_seq_ = ++seq_;
+    const std::vector<uint8_t>& bytes = m.Finish(dump_seq_, portid_);
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    ssize_t n;
+    do {
+      n = ::sendto(fd_.get(), bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) throw MakeError(env_, SysError{errno, "RTM_GETLINK", {}, {}, {}, "link watcher dump"});
+    dump_running_ = true;
+    dump_intr_ = false;
+  }
+
+  Napi::Object Item(const char* type) {
+    Napi::Object o = Napi::Object::New(env_);
+    o.Set("type", type);
+    return o;
+  }
+
+  // One netlink message: a notification (seq 0, from the kernel), a part of our current dump, or a dump's end.
+  void HandleMessage(const nlmsghdr* h, Napi::Array& batch) {
+    bool ours = h->nlmsg_pid == portid_ && h->nlmsg_seq != 0;
+    if (ours && (h->nlmsg_seq != dump_seq_ || restart_pending_)) {
+      // A superseded dump: its parts are dropped, its end starts the dump that was asked for meanwhile.
+      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+        if (h->nlmsg_seq == dump_seq_) {
+          dump_running_ = false;
+          restart_pending_ = false;
+          SendDump();
+        }
+      }
+      return;
+    }
+    if (h->nlmsg_type == NLMSG_DONE && ours) {
+      dump_running_ = false;
+      Napi::Object o = Item("done");
+      o.Set("intr", dump_intr_ || (h->nlmsg_flags & NLM_F_DUMP_INTR) != 0);
+      batch.Set(batch.Length(), o);
+      return;
+    }
+    if (h->nlmsg_type == NLMSG_ERROR && ours) {
+      dump_running_ = false;
+      int err = DecodeNlmsgerr(h, nullptr);
+      Napi::Object o = Item("error");
+      o.Set("error", MakeError(env_, SysError{err > 0 ? err : EBADMSG, "RTM_GETLINK", {}, {}, {}, "link watcher dump"}).Value());
+      batch.Set(batch.Length(), o);
+      return;
+    }
+    if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) return;
+    if (h->nlmsg_len < kHdr + sizeof(ifinfomsg)) return;
+    ifinfomsg ifi;
+    memcpy(&ifi, reinterpret_cast<const uint8_t*>(h) + kHdr, sizeof ifi);
+    // The bridge also sends AF_BRIDGE port messages to RTNLGRP_LINK: they are not a link's state.
+    if (ifi.ifi_family != AF_UNSPEC) return;
+    if (ours && (h->nlmsg_flags & NLM_F_DUMP_INTR)) dump_intr_ = true;
+    std::vector<uint8_t> msg(reinterpret_cast<const uint8_t*>(h), reinterpret_cast<const uint8_t*>(h) + h->nlmsg_len);
+    bool removed = h->nlmsg_type == RTM_DELLINK;
+    if (removed) {
+      // ParseLink reads RTM_NEWLINK; a RTM_DELLINK carries the same attributes (the link's last state).
+      nlmsghdr copy;
+      memcpy(&copy, msg.data(), sizeof copy);
+      copy.nlmsg_type = RTM_NEWLINK;
+      memcpy(msg.data(), &copy, sizeof copy);
+    }
+    LinkInfo info;
+    try {
+      info = ParseLink(msg);
+    } catch (const SysException&) {
+      return;  // malformed: skipped, like a parser that meets a truncated attribute
+    }
+    Napi::Object o = Item(ours ? "dump" : removed ? "del" : "new");
+    o.Set("link", LinkInfoToJs(env_, info));
+    batch.Set(batch.Length(), o);
+  }
+
+  void Drain(int status) {
+    if (closed_) return;
+    Napi::HandleScope scope(env_);
+    Napi::Array batch = Napi::Array::New(env_);
+    bool failed = false;
+    if (status < 0) {
+      // libuv reports POLLERR as UV_EBADF and stops the handle. On a netlink socket POLLERR means sk_err is set, and
+      // that is ENOBUFS when notifications were dropped: read (and clear) it, and keep watching.
+      int so_error = 0;
+      socklen_t len = sizeof so_error;
+      if (getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 &&
+          uv_poll_start(poll_, UV_READABLE, OnPoll) == 0) {
+        if (so_error == ENOBUFS) batch.Set(batch.Length(), Item("overrun"));
+        status = 0;
+      }
+    }
+    if (status < 0) {
+      Napi::Object o = Item("error");
+      o.Set("error", MakeError(env_, SysError{-status, "uv_poll", {}, {}, {}, "link watcher"}).Value());
+      batch.Set(batch.Length(), o);
+      failed = true;
+    }
+    for (int i = 0; !failed && i < kDatagramsPerBatch; ++i) {
+      ssize_t n = ::recv(fd_.get(), buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == ENOBUFS) {
+          // The kernel dropped notifications: the socket still works, but our view is stale.
+          batch.Set(batch.Length(), Item("overrun"));
+          continue;
+        }
+        Napi::Object o = Item("error");
+        o.Set("error", MakeError(env_, SysError{errno, "recv", {}, {}, {}, "link watcher"}).Value());
+        batch.Set(batch.Length(), o);
+        failed = true;
+        break;
+      }
+      if (static_cast<size_t>(n) > buf_.size()) {
+        batch.Set(batch.Length(), Item("overrun"));
+        continue;
+      }
+      size_t len = static_cast<size_t>(n);
+      size_t off = 0;
+      while (len - off >= sizeof(nlmsghdr)) {
+        nlmsghdr h;
+        memcpy(&h, buf_.data() + off, sizeof h);
+        if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > len - off) break;
+        // Aligned copy: the buffer offset is 4-aligned, which nlmsghdr needs; HandleMessage copies what it keeps.
+        HandleMessage(reinterpret_cast<const nlmsghdr*>(buf_.data() + off), batch);
+        off += NLMSG_ALIGN(h.nlmsg_len);
+        if (off > len) break;
+      }
+    }
+    if (batch.Length() == 0 || closed_) return;
+    try {
+      callback_.MakeCallback(env_.Global(), {batch}, *context_);
+    } catch (const Napi::Error& e) {
+      // Nobody above us can catch it (we are in a libuv callback): make it an uncaught exception, as Node does.
+      napi_fatal_exception(env_, e.Value());
+    }
+  }
+
+  Napi::Env env_;
+  FileDescriptor fd_;
+  uint32_t portid_;
+  std::vector<uint8_t> buf_;
+  std::unique_ptr<Napi::AsyncContext> context_;
+  Napi::FunctionReference callback_;
+  uv_poll_t* poll_ = nullptr;
+  std::shared_ptr<Watch> self_;
+  bool closed_ = false;
+  uint32_t seq_ = 0;
+  uint32_t dump_seq_ = 0;
+  bool dump_running_ = false;
+  bool restart_pending_ = false;
+  bool dump_intr_ = false;
+};
+
+}  // namespace
+
+// linkWatch(ns, { rcvbuf }, onBatch): the socket is made in `ns` on a worker thread (the main thread never changes
+// namespace), then watched on the main thread.
+// Errno contract: rejects with 'open'/'setns' (the namespace), 'socket', 'setsockopt(SO_RCVBUF)', 'bind',
+// 'setsockopt(NETLINK_ADD_MEMBERSHIP)' (EPERM/ENOENT…), 'uv_poll_init'. Later failures arrive as batch items
+// { type: 'error', error } with syscall 'recv', 'uv_poll' or 'RTM_GETLINK'; ENOBUFS arrives as { type: 'overrun' }.
+// dump() throws 'RTM_GETLINK' when the request cannot be sent; close() never throws.
+Napi::Value JsLinkWatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[2].IsFunction() || !info[1].IsObject()) {
+    ThrowTypeError(env, "linkWatch(ns, { rcvbuf }, onBatch)");
+  }
+  NetnsRef ns = ReadNetns(info[0], "ns");
+  Napi::Value rb = info[1].As<Napi::Object>().Get("rcvbuf");
+  int rcvbuf = rb.IsNumber() ? rb.As<Napi::Number>().Int32Value() : 0;
+  auto callback = std::make_shared<Napi::FunctionReference>(Napi::Persistent(info[2].As<Napi::Function>()));
+  return PromiseWorker<std::shared_ptr<OpenedSocket>>::Start(
+      env, "macvtap:linkWatch",
+      [ns, rcvbuf]() { return std::make_shared<OpenedSocket>(OpenEventSocket(ns, rcvbuf)); },
+      [callback](Napi::Env env, std::shared_ptr<OpenedSocket>& sock) -> Napi::Value {
+        auto watch = std::make_shared<Watch>(env, std::move(*sock), callback->Value());
+        callback->Reset();
+        watch->Start();
+        Napi::Object handle = Napi::Object::New(env);
+        handle.Set("dump", Napi::Function::New(env, [watch](const Napi::CallbackInfo&) { watch->Dump(); }, "dump"));
+        handle.Set("close", Napi::Function::New(env, [watch](const Napi::CallbackInfo&) { watch->Close(); }, "close"));
+        return handle;
+      });
+}
+
+}  // namespace macvtap
