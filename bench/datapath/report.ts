@@ -115,6 +115,12 @@ export function formatDatapathReport(report: DatapathReport): string {
       `(${o.ratePps ? `sent at ${o.ratePps} packets/s` : 'sent as fast as possible'}); ${report.durationS.toFixed(0)} s in all.`,
     `         baseline for ratios: ${o.baseline}; placements ${o.placements.join(', ')}; poll ${o.polls.join(', ')}.`,
   ];
+  // Say what the brackets really cover: with few repetitions the order-statistic interval falls short of 95%.
+  const level = report.summary[0]?.value.ci.level;
+  if (level !== undefined) {
+    parts.push(`         [brackets]: order-statistic interval of the median over repetitions, real coverage ${Math.round(level * 100)}% ` +
+      `with ${o.reps} repetition${o.reps === 1 ? '' : 's'} (95% needs ≥ 6; ratios: per repetition pair).`);
+  }
   for (const u of report.unavailable) parts.push(`UNAVAILABLE ${u.label}: ${u.reason}`);
   for (const s of report.skipped) parts.push(`not measured: ${s}`);
   for (const placement of o.placements) for (const poll of o.polls) parts.push(...sections(report, placement, poll));
