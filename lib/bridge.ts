@@ -6,6 +6,7 @@ import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
 import { toLinkInfo } from './link.js';
 import type { CreateBridgeOptions, LinkInfo, LinkRef, NetnsOption, SetBridgePortOptions } from './types.js';
+import { createAlias } from './owner.js';
 import * as v from './validate.js';
 
 /**
@@ -23,12 +24,14 @@ import * as v from './validate.js';
  */
 export async function createBridge(options: CreateBridgeOptions): Promise<LinkInfo> {
   const opts = v.options('options', options);
-  v.knownKeys('options', opts, ['name', 'up', 'mtu', 'netns']);
+  v.knownKeys('options', opts, ['name', 'up', 'mtu', 'netns', 'owner']);
   if (opts.name === undefined) throw invalidValue('name', 'is required', undefined);
   const name = v.linkName('name', opts.name);
   const up = opts.up === undefined ? false : v.bool('up', opts.up);
   const req: Parameters<typeof binding.linkCreate>[0] = { kind: 'bridge', name, up };
   if (opts.mtu !== undefined) req.mtu = v.mtu('mtu', opts.mtu);
+  const alias = createAlias(opts, undefined);
+  if (alias !== undefined) req.alias = alias;
   const ns = v.nsOf(opts);
   return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
 }

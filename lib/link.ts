@@ -9,6 +9,7 @@ import type {
   CreateMacvtapOptions, CreateVethOptions, CreateVlanOptions, LinkInfo, LinkRef, ListLinksOptions, MacvtapMode,
   NetnsOption, OperState, SetLinkOptions,
 } from './types.js';
+import { createAlias } from './owner.js';
 import * as v from './validate.js';
 
 const IFF_UP = 0x1;
@@ -80,13 +81,15 @@ function linkFields(opts: { mac?: unknown; mtu?: unknown; txqlen?: unknown; up?:
 }
 
 /** Common fields of every create request: the shared link fields plus a chosen ifindex. */
-function commonCreate(opts: Parameters<typeof linkFields>[0] & { ifindex?: unknown }): Partial<NativeCreateLink> {
+function commonCreate(opts: Parameters<typeof linkFields>[0] & { ifindex?: unknown; owner?: unknown }): Partial<NativeCreateLink> {
   const req: Partial<NativeCreateLink> = linkFields(opts);
   if (opts.ifindex !== undefined) req.ifindex = v.ifindex('ifindex', opts.ifindex);
+  const alias = createAlias(opts, req.alias);
+  if (alias !== undefined) req.alias = alias;
   return req;
 }
 
-const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'netns'] as const;
+const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'netns', 'owner'] as const;
 
 /**
  * Creates a macvtap on a lower device and returns its info (with its tap char device).
@@ -130,7 +133,7 @@ export async function createMacvtap(options: CreateMacvtapOptions): Promise<Link
   return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
 }
 
-const VLAN_KEYS = ['lower', 'id', 'name', 'protocol', 'mtu', 'up', 'group', 'alias', 'netns'] as const;
+const VLAN_KEYS = ['lower', 'id', 'name', 'protocol', 'mtu', 'up', 'group', 'alias', 'netns', 'owner'] as const;
 
 /**
  * Creates an 802.1Q (or 802.1ad) VLAN sub-interface.
@@ -167,7 +170,7 @@ export async function createVlan(options: CreateVlanOptions): Promise<LinkInfo> 
   }
 }
 
-const VETH_KEYS = ['name', 'peer', 'mac', 'mtu', 'up', 'group', 'alias', 'netns'] as const;
+const VETH_KEYS = ['name', 'peer', 'mac', 'mtu', 'up', 'group', 'alias', 'netns', 'owner'] as const;
 
 /**
  * Creates a veth pair, the peer optionally directly in another namespace. (The lower device of choice where there is

@@ -120,6 +120,8 @@ export interface CreateBridgeOptions extends NetnsOption {
   /** Bring it up in the create request. Default `false`. */
   up?: boolean;
   mtu?: number;
+  /** Owner tag (default `'macvtap'`), as {@link CreateMacvtapOptions.owner}; `false`: no tag. */
+  owner?: string | false;
 }
 
 /** Options of {@link setBridgePort}; absent switches are left as they are. */
@@ -172,8 +174,14 @@ export interface CreateMacvtapOptions extends NetnsOption {
   up?: boolean;
   /** `IFLA_GROUP`, 0–2^32-1: lets {@link deleteGroup} remove many links in one grace period. */
   group?: number;
-  /** `IFLA_IFALIAS`, at most 255 bytes. */
+  /** `IFLA_IFALIAS`, at most 255 bytes. Given, it replaces the owner tag (see `owner`). */
   alias?: string;
+  /**
+   * Owner tag (default `'macvtap'`): the link gets `IFLA_IFALIAS` = `macvtap:<owner>:<pid>:<starttime>` naming this
+   * process, so {@link gc} can remove it once the process is gone. `false`: no tag. An explicit `alias` wins over the
+   * tag: the link then carries the caller's alias and is untagged (gc never touches it).
+   */
+  owner?: string | false;
   /**
    * Create with this ifindex (1–2^31-1). Choosing a high, random one avoids the `/dev/tapN` name clash between
    * namespaces; the kernel refuses one the namespace already has (`EEXIST` on 6.18, `EBUSY` on older kernels).
@@ -200,6 +208,12 @@ export interface CreateVlanOptions extends NetnsOption {
   up?: boolean;
   group?: number;
   alias?: string;
+  /**
+   * Owner tag (default `'macvtap'`): the link gets `IFLA_IFALIAS` = `macvtap:<owner>:<pid>:<starttime>` naming this
+   * process, so {@link gc} can remove it once the process is gone. `false`: no tag. An explicit `alias` wins over the
+   * tag: the link then carries the caller's alias and is untagged (gc never touches it).
+   */
+  owner?: string | false;
 }
 
 /** Options of {@link createVeth}. Equivalent to `ip link add NAME type veth peer name PEER [netns NS]`. */
@@ -211,6 +225,12 @@ export interface CreateVethOptions extends NetnsOption {
   up?: boolean;
   group?: number;
   alias?: string;
+  /**
+   * Owner tag (default `'macvtap'`): the link gets `IFLA_IFALIAS` = `macvtap:<owner>:<pid>:<starttime>` naming this
+   * process, so {@link gc} can remove it once the process is gone. `false`: no tag. An explicit `alias` wins over the
+   * tag: the link then carries the caller's alias and is untagged (gc never touches it).
+   */
+  owner?: string | false;
 }
 
 /** Changes {@link setLink} makes, in one `RTM_NEWLINK`. Equivalent to `ip link set dev LINK …`. */
