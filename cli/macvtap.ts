@@ -7,6 +7,7 @@ import { MacvtapError } from '../lib/index.js';
 import { UsageError } from './args.js';
 import { createCommand, deleteCommand, listCommand, showCommand } from './commands/links.js';
 import { execCommand } from './commands/exec.js';
+import { gcCommand } from './commands/gc.js';
 
 const USAGE = `Usage: macvtap <command> [options]
 
@@ -17,6 +18,7 @@ Links (equivalent to ip link add/show/del, over rtnetlink directly; --netns take
   list   [--all | --kind KIND] [--netns NS] [--json]        macvtaps by default
   show   DEV [--netns NS] [--json]
   delete DEV… | --group G [--netns NS]
+  gc     [--owner O] [--netns NS] [--dry-run] [--json]      delete links whose owner process is gone (owner tags)
 
 Queues:
   exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
@@ -38,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
     case 'show': return showCommand(rest);
     case 'delete': return deleteCommand(rest);
     case 'exec': return execCommand(rest);
+    case 'gc': return gcCommand(rest);
     case 'xml': {
       const { xmlCommand } = await import('./commands/xml.js');
       return xmlCommand(rest);

@@ -11,6 +11,7 @@ export { createTap } from './tun.js';
 export { setOffloads } from './ethtool.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
+export { gc } from './gc.js';
 export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';
 export { MacvtapError } from './errors.js';
 export type * from './types.js';

@@ -334,3 +334,19 @@ export interface WatchLinksOptions extends NetnsOption {
    */
   receiveBuffer?: number;
 }
+
+/** Options of {@link gc}. */
+export interface GcOptions extends NetnsOption {
+  /** Only links tagged by this owner (default: every owner's tagged links). */
+  owner?: string;
+  /** Report what would be removed without removing anything. Default `false`. */
+  dryRun?: boolean;
+}
+
+/** What {@link gc} found. */
+export interface GcResult {
+  /** Links whose owner process is gone (removed, or with `dryRun` to be removed), as they were before removal. */
+  removed: LinkInfo[];
+  /** Tagged links whose owner process is alive (left alone). Untagged links are in neither list. */
+  kept: LinkInfo[];
+}

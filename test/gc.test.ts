@@ -5,11 +5,17 @@
  * while a link tagged by a live process (this one) and an untagged link stay.
  * Everything happens in throwaway `mvt-` namespaces, removed after each test even when it fails.
  */
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { createBridge, createMacvtap, createVeth, getLink } from '../lib/index.js';
+import { createBridge, createMacvtap, createVeth, gc, getLink } from '../lib/index.js';
 import { ownerTag, parseOwnerTag, processStartTime } from '../lib/owner.js';
 import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Field 22 of /proc/self/stat, read independently of lib/owner.ts (comm may contain spaces and parentheses). */
 function selfStartTime(): string {
@@ -51,5 +57,121 @@ describePrivileged('owner tags on created links', () => {
     expect((await getLink('mvt-br0', o)).alias).toBe(ns.ipLink('mvt-br0').ifalias);
     await expect(createMacvtap({ lower: 'mvt-l0', owner: 'a:b', ...o })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/owner/) });
     await expect(createMacvtap({ lower: 'mvt-l0', owner: true as never, ...o })).rejects.toThrow(TypeError);
+  });
+});
+
+describePrivileged('gc', () => {
+  let ns: TestNetns;
+  beforeEach(() => {
+    ns = TestNetns.create();
+    ns.veth('mvt-l0', 'mvt-l1');
+  });
+  afterEach(() => ns.destroy());
+  afterAll(destroyAll);
+
+  /** name → alias of every link, as ip sees it (the independent view). */
+  function ipAliases(): Map<string, string | null> {
+    return new Map(ns.ipLinks().map((l) => [l.ifname, l.ifalias ?? null]));
+  }
+
+  it('removes dead and pid-reused owners (one by one and as a group), keeps live and untagged links, dry run first', async () => {
+    const o = { netns: ns.path };
+    const reused = `macvtap:gct:${process.pid}:1`; // our pid with another start time: a reused pid
+    const dead = 'macvtap:gct:4194304:12345'; // above the kernel's pid_max limit: never a live process
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-live', owner: 'gct', ...o });
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-other', owner: 'other', ...o });
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-untag', owner: false, ...o });
+    ns.ip('link', 'add', 'link', 'mvt-l0', 'name', 'mvt-user', 'type', 'macvtap');
+    ns.ip('link', 'set', 'mvt-user', 'alias', 'a user alias');
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-reuse', alias: reused, ...o });
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-dead0', alias: dead, ...o });
+
+    const dry = await gc({ owner: 'gct', dryRun: true, ...o });
+    expect(dry.removed.map((l) => l.name).sort()).toEqual(['mvt-dead0', 'mvt-reuse']);
+    expect(dry.kept.map((l) => l.name)).toEqual(['mvt-live']);
+    expect(ipAliases().has('mvt-dead0')).toBe(true);
+
+    // Two garbage links: deleted one by one.
+    expect((await gc({ owner: 'gct', ...o })).removed.map((l) => l.name).sort()).toEqual(['mvt-dead0', 'mvt-reuse']);
+    let left = ipAliases();
+    expect([...left.keys()].sort()).toEqual(['lo', 'mvt-l0', 'mvt-l1', 'mvt-live', 'mvt-other', 'mvt-untag', 'mvt-user']);
+
+    // Ten: moved to one fresh group and deleted in one RTM_DELLINK; the others keep their group.
+    for (let i = 0; i < 10; i++) await createMacvtap({ lower: 'mvt-l0', name: `mvt-d${i}`, alias: dead, group: 7, ...o });
+    const r = await gc(o); // every owner: 'other' is alive too
+    expect(r.removed.map((l) => l.name).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `mvt-d${i}`).sort());
+    expect(r.kept.map((l) => l.name).sort()).toEqual(['mvt-live', 'mvt-other']);
+    left = ipAliases();
+    expect([...left.keys()].sort()).toEqual(['lo', 'mvt-l0', 'mvt-l1', 'mvt-live', 'mvt-other', 'mvt-untag', 'mvt-user']);
+    expect(left.get('mvt-user')).toBe('a user alias');
+    expect(ns.ipLink('mvt-live').group).toBe('default');
+
+    await expect(gc({ owner: false as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(gc({ dryRun: 'yes' as never })).rejects.toThrow(TypeError);
+  });
+
+  it('after a child creating links and opening queues is SIGKILLed at random points (24 runs), nothing of it is left', async () => {
+    const entry = path.join(root, 'dist/lib/index.js');
+    expect(fs.existsSync(entry), 'run `npm run build:ts` first').toBe(true);
+    const o = { netns: ns.path };
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-mine', owner: 'kill', ...o });
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-plain', owner: false, ...o });
+    const code = `
+      import { createMacvtap, createVeth, createBridge, openTap } from ${JSON.stringify(entry)};
+      const o = { netns: ${JSON.stringify(ns.path)}, owner: 'kill' };
+      const run = process.argv[1];
+      const queues = [];
+      process.stdout.write('ready\\n');
+      for (let i = 0; i < 30; i++) {
+        const t = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-c' + run + '-%d', up: true, ...o });
+        queues.push(...await openTap(t.ifindex, { queues: 2, netns: o.netns }));
+        if (i % 5 === 0) await createVeth({ name: 'mvt-e' + run + 'x' + i, peer: { name: 'mvt-p' + run + 'x' + i }, ...o });
+        if (i % 7 === 0) await createBridge({ name: 'mvt-b' + run + 'x' + i, ...o });
+      }
+      process.stdout.write('done\\n');
+      setInterval(() => {}, 1000); // stays alive until killed`;
+    let removedTotal = 0;
+    for (let run = 0; run < 24; run++) {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', code, String(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<void>((res) => child.on('exit', () => res()));
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      await new Promise<void>((res, rej) => {
+        const t = setTimeout(() => rej(new Error(`child did not start: ${err}`)), 10_000);
+        child.stdout.once('data', () => { clearTimeout(t); res(); });
+      });
+      // A random point: before the first link, in the middle, or after all of them.
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
+      child.kill('SIGKILL');
+      await exited;
+      const pid = String(child.pid);
+      const before = [...ipAliases()].filter(([, a]) => a?.split(':')[2] === pid);
+      const r = await gc({ owner: 'kill', ...o });
+      removedTotal += r.removed.length;
+      expect(r.removed.map((l) => l.name).sort()).toEqual(before.map(([n]) => n).sort());
+      const after = ipAliases();
+      expect([...after].filter(([, a]) => a?.split(':')[2] === pid), `run ${run}`).toEqual([]);
+      expect(after.get('mvt-mine')).toBe(ownerTag('kill'));
+      expect(after.has('mvt-plain') && after.get('mvt-plain')).toBeNull();
+      expect(r.kept.map((l) => l.name)).toEqual(['mvt-mine']);
+    }
+    expect(removedTotal).toBeGreaterThan(0);
+    // The only links left are ours and the fixture's (veth peers of removed veths went with them).
+    expect([...ipAliases().keys()].sort()).toEqual(['lo', 'mvt-l0', 'mvt-l1', 'mvt-mine', 'mvt-plain']);
+  });
+
+  it('macvtap gc prints a table, or { removed, kept } with --json', async () => {
+    const cli = path.join(root, 'dist/cli/macvtap.js');
+    expect(fs.existsSync(cli), 'run `npm run build:ts` first').toBe(true);
+    const o = { netns: ns.path };
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-cli0', alias: 'macvtap:cli:4194304:1', ...o });
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-cli1', owner: 'cli', ...o });
+    const dry = execFileSync(process.execPath, [cli, 'gc', '--owner', 'cli', '--netns', ns.name, '--dry-run'], { encoding: 'utf8' });
+    expect(dry).toMatch(/^STATUS\s+IFINDEX\s+NAME\s+KIND\s+OWNER\s+PID$/m);
+    expect(dry).toMatch(/^would remove\s+\d+\s+mvt-cli0\s+macvtap\s+cli\s+4194304$/m);
+    expect(dry).toMatch(new RegExp(`^kept\\s+\\d+\\s+mvt-cli1\\s+macvtap\\s+cli\\s+${process.pid}$`, 'm'));
+    const json = JSON.parse(execFileSync(process.execPath, [cli, 'gc', '--owner', 'cli', '--netns', ns.name, '--json'], { encoding: 'utf8' })) as { removed: { name: string }[]; kept: { name: string }[] };
+    expect([json.removed.map((l) => l.name), json.kept.map((l) => l.name)]).toEqual([['mvt-cli0'], ['mvt-cli1']]);
+    expect(ipAliases().has('mvt-cli0')).toBe(false);
   });
 });

@@ -1,0 +1,82 @@
+/**
+ * Garbage collection of links whose creating process is gone: the owner tag (`lib/owner.ts`) names a pid and its start
+ * time; a link is garbage when that pid no longer exists or now belongs to another process (different start time).
+ */
+import { randomInt } from 'node:crypto';
+import { binding } from './binding.js';
+import { callNative, invalidValue } from './errors.js';
+import { toLinkInfo } from './link.js';
+import { ownerOption, parseOwnerTag, processStartTime } from './owner.js';
+import type { GcOptions, GcResult, LinkInfo } from './types.js';
+import * as v from './validate.js';
+
+/** Up to this many links are deleted one by one (≈16 ms each); more are deleted as one group (one grace period). */
+const ONE_BY_ONE_MAX = 3;
+
+function isNoDevice(e: unknown): boolean {
+  return (e as { code?: string } | null)?.code === 'ENODEV';
+}
+
+/**
+ * Removes the links whose owner process is gone, in one namespace. Only links carrying an owner tag
+ * (`macvtap:<owner>:<pid>:<starttime>`, see {@link CreateMacvtapOptions.owner}) are considered; a link without one
+ * is never touched. A tagged link is garbage when `/proc/<pid>/stat` is gone or shows another start time (the pid
+ * was reused). Run it in the pid namespace of the processes that create links (it reads this `/proc`).
+ *
+ * Up to 3 links are deleted one by one; more are moved to a fresh random `IFLA_GROUP` (one that no link of the
+ * namespace has) and deleted with one `RTM_DELLINK` of that group: one RCU grace period for all of them. Deleting a
+ * veth also removes its peer, and deleting a lower device removes the macvtaps on it (as the kernel always does).
+ *
+ * Equivalent to: `ip link del group G` after `ip link set dev X group G` for each dead owner's link.
+ *
+ * @example
+ * ```ts
+ * const { removed } = await gc({ owner: 'nova', netns: netnsPath('lab') });
+ * ```
+ * @returns `removed`: the garbage links (with `dryRun`, the ones that would be removed); `kept`: tagged links (of
+ *   `owner`, when given) whose process is alive.
+ * @throws TypeError/RangeError for bad options; {@link MacvtapError} from the dump or a delete (`ENODEV` of a link
+ *   that vanished meanwhile is not an error).
+ */
+export async function gc(options?: GcOptions): Promise<GcResult> {
+  const opts = v.options('options', options);
+  v.knownKeys('options', opts, ['owner', 'netns', 'dryRun']);
+  const owner = opts.owner === undefined ? undefined : ownerOption(opts.owner);
+  if (owner === false) throw invalidValue('owner', 'must be an owner name (gc only looks at tagged links)', false);
+  const dryRun = opts.dryRun === undefined ? false : v.bool('dryRun', opts.dryRun);
+  const ns = v.nsOf(opts);
+
+  const all = (await callNative(() => binding.linkList(null, ns))).map(toLinkInfo);
+  const removed: LinkInfo[] = [];
+  const kept: LinkInfo[] = [];
+  for (const link of all) {
+    const tag = parseOwnerTag(link.alias);
+    if (!tag || (owner !== undefined && tag.owner !== owner)) continue;
+    if (processStartTime(tag.pid) === tag.starttime) kept.push(link);
+    else removed.push(link);
+  }
+  if (dryRun || removed.length === 0) return { removed, kept };
+
+  if (removed.length <= ONE_BY_ONE_MAX) {
+    for (const link of removed) {
+      try {
+        await callNative(() => binding.linkDelete({ index: link.ifindex }, ns));
+      } catch (e) {
+        if (!isNoDevice(e)) throw e; // gone with its lower device or its veth peer
+      }
+    }
+    return { removed, kept };
+  }
+  const used = new Set(all.map((l) => l.group));
+  let group: number;
+  do group = randomInt(1, 0xffff_ffff); while (used.has(group));
+  await Promise.all(removed.map(async (link) => {
+    try {
+      await callNative(() => binding.linkSet({ index: link.ifindex }, { group }, ns));
+    } catch (e) {
+      if (!isNoDevice(e)) throw e;
+    }
+  }));
+  await callNative(() => binding.linkDeleteGroup(group, ns));
+  return { removed, kept };
+}
