@@ -293,7 +293,8 @@ function watchOptions(options: WatchLinksOptions | undefined): ConstructorParame
  * `ready` events, from an `RTNLGRP_LINK` subscription. The subscription is made first and the links are dumped on the
  * same socket second, so with `snapshot: true` the current links come first, then every later change, with no gap
  * and no duplicate. When the kernel drops notifications (`ENOBUFS`) the watcher dumps again and reports `resync`
- * followed by the differences.
+ * followed by the differences. The socket is read whenever the event loop runs, and events wait in memory until
+ * `next()` takes them: a consumer that stops calling `next()` without closing the watcher lets that queue grow.
  *
  * Equivalent to: `ip monitor link` (plus `ip link show` first with `snapshot`).
  *

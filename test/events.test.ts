@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
   createMacvtap, deleteLink, linkEvents, listLinks, setLink, watchLinks, type LinkEvent, type LinkWatcher,
@@ -222,6 +223,26 @@ describePrivileged('watchLinks', () => {
     expect(() => watchLinks({ bogus: 1 } as never)).toThrow(/bogus/);
     const w = watchLinks({ netns: '/run/netns/mvt-does-not-exist' });
     await expect(w.next()).rejects.toMatchObject({ name: 'MacvtapError', code: 'ENOENT', syscall: 'open' });
+  });
+
+  it('a worker_thread terminated with a live watcher tears it down (environment cleanup), the process goes on', async () => {
+    const entry = path.join(root, 'dist/lib/index.js');
+    expect(fs.existsSync(entry), 'run `npm run build:ts` first').toBe(true);
+    for (let i = 0; i < 3; i++) {
+      const worker = new Worker(`
+        import { parentPort } from 'node:worker_threads';
+        const { watchLinks } = await import(${JSON.stringify(entry)});
+        const w = watchLinks({ netns: ${JSON.stringify(ns.path)} });
+        for await (const ev of w) if (ev.type === 'ready') parentPort.postMessage('ready');`, { eval: true });
+      await new Promise<void>((res, rej) => { worker.once('message', () => res()); worker.once('error', rej); });
+      await worker.terminate();
+    }
+    // This environment's own watcher still works after the workers' cleanup.
+    const w = watch();
+    await collect(w, (ev) => ev.type === 'ready');
+    ns.ip('link', 'set', 'mvt-lo0', 'mtu', '1280');
+    const evs = await collect(w, (ev) => ev.type === 'changed');
+    expect(evs.at(-1)).toMatchObject({ link: { name: 'mvt-lo0', mtu: 1280 }, changes: ['mtu'] });
   });
 
   it('no handle keeps a process alive after break, return() or abort (the child exits by itself)', async () => {
