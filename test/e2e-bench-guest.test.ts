@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { measureTcgGuest, TCG_GUEST_LABEL, type GuestPath } from '../bench/guest/index.js';
 import { describePrivileged } from './helpers/netns.js';
-import { qemuUnavailable } from './helpers/qemu.js';
+import { qemuUnavailable } from '../bench/guest/qemu.js';
 
 const missing = qemuUnavailable();
 

@@ -1,7 +1,7 @@
 /**
  * End to end with libvirt: guests defined from our vif XML (`toInterfaceXml` inside `toDomainXml`), run by a private
  * libvirtd (test/helpers/libvirtd.ts) inside a throwaway namespace, booting the tiny TCG guest of
- * test/helpers/guest.ts. Scenario numbers are issue 4's:
+ * bench/guest/image.ts. Scenario numbers are issue 4's:
  * 3. libvirt manages the macvtap (`type='direct'`, bridge mode);
  * 4. libvirt uses our macvtap (`plugSelfManaged` → `type='ethernet' managed='no'`);
  * 5. VLAN plug — needs 802.1Q, which this host's kernel lacks: skipped here with that reason, runs where it exists.
@@ -11,11 +11,11 @@ import { statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getLink, listLinks, type LinkInfo } from '../lib/index.js';
 import { parseDomainInterfaces, plug, plugSelfManaged, removeVlan, toDomainXml, toInterfaceXml, type VifInput } from '../lib/vif/index.js';
-import { buildGuest, pingFrom, startGuestPeer, type GuestImage, type GuestTask } from './helpers/guest.js';
+import { buildGuest, pingFrom, startGuestPeer, type GuestImage, type GuestTask } from '../bench/guest/image.js';
 import { bootableDomain, freshTapIndex, Libvirtd, libvirtdUnavailable } from './helpers/libvirtd.js';
 import { novaVif } from './helpers/libvirt.js';
 import { describePrivileged, destroyAll, isRoot, makeTestbed, TestNetns, type Testbed } from './helpers/netns.js';
-import type { SerialLog } from './helpers/qemu.js';
+import type { SerialLog } from '../bench/guest/qemu.js';
 
 const missing = libvirtdUnavailable();
 

@@ -1,15 +1,15 @@
 /**
  * End to end with a real consumer: a QEMU (TCG) guest whose virtio-net NIC is backed by macvtap queues this package
  * opened and handed over — through spawn's stdio slots and through the `macvtap exec` CLI — in throwaway namespaces.
- * The guest (test/helpers/guest.ts) pings its peer, does a UDP request/response and a small TCP transfer; the peer
+ * The guest (bench/guest/image.ts) pings its peer, does a UDP request/response and a small TCP transfer; the peer
  * pings the guest back. Scenario numbers are issue 4's.
  */
 import { statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createMacvtap, deleteLink, getLink, openTap, type LinkInfo } from '../lib/index.js';
-import { buildGuest, pingFrom, startGuestPeer, xferSha256, type GuestImage, type GuestTask } from './helpers/guest.js';
+import { buildGuest, pingFrom, startGuestPeer, xferSha256, type GuestImage, type GuestTask } from '../bench/guest/image.js';
 import { describePrivileged, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
-import { countDeviceFds, qemuUnavailable, startQemu, type QemuGuest } from './helpers/qemu.js';
+import { countDeviceFds, qemuUnavailable, startQemu, type QemuGuest } from '../bench/guest/qemu.js';
 
 const missing = qemuUnavailable();
 

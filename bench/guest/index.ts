@@ -1,5 +1,5 @@
 /**
- * "TCG guest" measurement: the same tiny real guest (test/helpers/guest.ts: Debian cloud kernel + busybox) booted
+ * "TCG guest" measurement: the same tiny real guest (bench/guest/image.ts: Debian cloud kernel + busybox) booted
  * under QEMU **TCG** with its NIC on
  * - `macvtap`: a macvtap (bridge mode) over a veth, its queue fd opened by this package and handed to QEMU, or
  * - `tap+bridge`: a plain tap enslaved with the same veth to a Linux bridge, opened by QEMU itself by name,
@@ -17,8 +17,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
 import { createMacvtap, netnsPath, openTap } from '../../lib/index.js';
-import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../../test/helpers/guest.js';
-import { QEMU, startQemu, type QemuGuest, type QemuNet } from '../../test/helpers/qemu.js';
+import { buildGuest, pingFrom, type GuestImage, type GuestTask } from './image.js';
+import { QEMU, startQemu, type QemuGuest, type QemuNet } from './qemu.js';
 
 /** The label of every result of this module, so nobody reads them as KVM numbers. */
 export const TCG_GUEST_LABEL = 'TCG guest';

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
-import { dependencyMatching, extractDeb, candidateVersion } from './debpkg.js';
+import { dependencyMatching, extractDeb, candidateVersion } from '../../test/helpers/debpkg.js';
 
 /** The repository root: the nearest directory above this file with a package.json (also when run from dist/). */
 function repoRoot(): string {
