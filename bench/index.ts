@@ -221,6 +221,11 @@ export async function benchMain(argv: string[]): Promise<number> {
   if (sub === undefined || sub.startsWith('-') || sub === 'datapath') {
     return datapathMain(sub === 'datapath' ? rest : argv, ['macvtap', 'bench', ...argv].join(' '));
   }
+  if (sub === 'guest') {
+    // Loaded only when asked: it builds a guest from Debian packages and needs QEMU.
+    const { guestMain } = await import('./guest/cli.js');
+    return guestMain(rest);
+  }
   if (sub !== 'control') {
     process.stderr.write(`macvtap bench: unknown benchmark ${JSON.stringify(sub)}\n\n${DATAPATH_USAGE}`);
     return 2;

@@ -29,6 +29,13 @@ it('rejects bad input with the option named, exit 1, before touching the kernel'
   expect(r.stderr).toMatch(/"name" option/);
 });
 
+it('bench guest refuses bad counts with usage (exit 2) before building anything', () => {
+  const r = macvtap(['bench', 'guest', '--boots', '0']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/--boots takes a positive integer/);
+  expect(macvtap(['bench', 'guest', '--help']).stdout).toMatch(/TCG guest/);
+});
+
 describePrivileged('macvtap CLI', () => {
   let tb: Testbed;
   beforeEach(() => { tb = makeTestbed(7); });

@@ -18,6 +18,8 @@ import { TOPOLOGY_IDS } from './ids.js';
 /** Usage text of the datapath benchmark (part of `macvtap bench --help`). */
 export const DATAPATH_USAGE = `Usage: macvtap bench [options]            datapath benchmark (the default)
        macvtap bench control [options]    control-plane benchmark ('macvtap bench control --help')
+       macvtap bench guest [options]      "TCG guest": a real QEMU guest's boot-to-first-ping and ping RTT,
+                                          macvtap vs tap+Linux bridge ('macvtap bench guest --help')
        macvtap bench --compare a.json b.json
 
 Datapath: a native guest endpoint on a tap fd and a native UDP peer in another network namespace, joined by
