@@ -122,8 +122,10 @@ export async function runVm(o: VmOptions): Promise<number> {
 
   const qemu = findQemu();
   if (/\s/.test(projectDir)) throw new SetupError(`whitespace in ${projectDir}: the kernel command line cannot carry it`);
-  if (!existsSync(join(projectDir, 'dist', 'lib', 'index.js')) || !existsSync(join(projectDir, 'build', 'Release', 'macvtap.node'))) {
-    throw new SetupError(`the project is not built (dist/lib/index.js, build/Release/macvtap.node): run npm run compile first`);
+  // The guest loads whatever node-gyp-build finds here: a local build, else the prebuild.
+  const addon = [join('build', 'Release', 'macvtap.node'), join('prebuilds', 'linux-x64', 'macvtap.node')];
+  if (!existsSync(join(projectDir, 'dist', 'lib', 'index.js')) || !addon.some((a) => existsSync(join(projectDir, a)))) {
+    throw new SetupError(`the project is not built (dist/lib/index.js, and ${addon.join(' or ')}): run npm run compile first`);
   }
   let kernel: PreparedKernel;
   let initrd: string;
