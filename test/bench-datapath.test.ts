@@ -286,3 +286,14 @@ describePrivileged('macvtap bench (datapath)', () => {
     expect(ovsDirs(pid)).toEqual([]);
   }, 60_000);
 });
+
+describe('tap UDP GSO support by kernel release', () => {
+  it('is 6.2 and later (Debian 6.1 refuses the frames with EINVAL)', async () => {
+    const { tapUdpGsoSupported } = await import('../bench/datapath/run.js');
+    expect(tapUdpGsoSupported('6.1.0-56-amd64')).toBe(false);
+    expect(tapUdpGsoSupported('5.15.0')).toBe(false);
+    expect(tapUdpGsoSupported('6.2.0')).toBe(true);
+    expect(tapUdpGsoSupported('6.18.44-fc-v669')).toBe(true);
+    expect(tapUdpGsoSupported('7.0.1')).toBe(true);
+  });
+});

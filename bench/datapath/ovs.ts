@@ -39,6 +39,10 @@ function which(tool: string): string | null {
 
 /** The kernel datapath needs the `openvswitch` module (built in or loaded); this kernel has no module loading. */
 export function kernelDatapathAvailable(): boolean {
+  if (existsSync('/sys/module/openvswitch')) return true;
+  // A distribution kernel has it as a module that is not loaded yet (/sys/module appears only once it is): ask
+  // modprobe, quietly. On a kernel without modules or without the module this fails and the netdev datapath is used.
+  spawnSync('modprobe', ['-q', 'openvswitch'], { stdio: 'ignore', timeout: 10_000 });
   return existsSync('/sys/module/openvswitch');
 }
 

@@ -4,6 +4,7 @@
  * them alike and each repetition gives one pair per topology with the baseline. Tears everything down at the end,
  * also on failure (and on SIGINT/SIGTERM through bench/testbed.ts's hooks).
  */
+import { release as osRelease } from 'node:os';
 import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from '../../lib/datapath.js';
 import { cpuDelta, readCpuTimes } from './cpu.js';
 import { detectOvs, type OvsAvailability } from './ovs.js';
@@ -89,8 +90,20 @@ export function placementCpus(placement: DatapathRow['placement'], vcpus: number
   return placement === 'same-cpu' ? { guest: last, peer: last } : { guest: Math.max(0, last - 1), peer: last };
 }
 
+/**
+ * Whether taps take UDP GSO super-frames (`VIRTIO_NET_HDR_GSO_UDP_L4`, tap USO): Linux 6.2 and later. Earlier kernels
+ * refuse the write with EINVAL (seen on Debian's 6.1).
+ */
+export function tapUdpGsoSupported(release: string = osRelease()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 6 || (major === 6 && minor >= 2);
+}
+
 /** Whether a (topology, test) pair makes sense; `rtt-64-raw` only on tap topologies, GSO only through a tap. */
 export function testApplies(topology: TopologyId, test: DatapathRow['test']): boolean {
+  if (test === 'g2p-gso' && !tapUdpGsoSupported()) return false;
   if (topology === 'veth-direct') return test !== 'g2p-gso' && test !== 'rtt-64-raw';
   return true;
 }
@@ -307,7 +320,9 @@ export function skippedCombinations(opts: DatapathOptions, vcpus: number): strin
   if (opts.placements.includes('same-cpu') && opts.polls.includes('busy')) {
     out.push('same-cpu × busy: two spinning endpoints on one vCPU only hand over at scheduler ticks; that measures the scheduler, not the datapath');
   }
-  if (opts.topologies.includes('veth-direct') && opts.tests.includes('g2p-gso')) {
+  if (opts.tests.includes('g2p-gso') && !tapUdpGsoSupported()) {
+    out.push(`g2p-gso: this kernel (${osRelease()}) has no UDP GSO on taps (VIRTIO_NET_HDR_GSO_UDP_L4 needs Linux 6.2+)`);
+  } else if (opts.topologies.includes('veth-direct') && opts.tests.includes('g2p-gso')) {
     out.push('veth-direct × g2p-gso: no tap to take vnet-header GSO frames (its socket endpoint sends 1472-byte datagrams: see g2p-1500)');
   }
   if (opts.topologies.includes('veth-direct') && opts.tests.includes('rtt-64-raw')) out.push('veth-direct × rtt-64-raw: no tap');
