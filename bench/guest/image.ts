@@ -1,6 +1,6 @@
 /**
  * A tiny real guest for end-to-end tests: Debian's cloud kernel plus `busybox-static`, fetched with `apt-get download`
- * and unpacked with `dpkg -x` (test/helpers/debpkg.ts, never installed), and an initramfs whose `/init` loads the
+ * and unpacked with `dpkg -x` (bench/guest/debpkg.ts, never installed), and an initramfs whose `/init` loads the
  * virtio modules, configures the NIC from the kernel command line, runs a task against a peer, prints parseable
  * result lines on the serial console and powers off.
  *
@@ -24,14 +24,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
-import { dependencyMatching, extractDeb, candidateVersion } from '../../test/helpers/debpkg.js';
-
-/** The repository root: the nearest directory above this file with a package.json (also when run from dist/). */
-function repoRoot(): string {
-  let dir = import.meta.dirname;
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
+import { dependencyMatching, extractDeb, candidateVersion, repoRoot } from './debpkg.js';
 
 /** `<repo>/.cache/guest`. */
 export const guestCacheDir = join(repoRoot(), '.cache', 'guest');

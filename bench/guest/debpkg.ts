@@ -5,10 +5,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 
-/** `<repo>/.cache/debs`. */
-export const debCacheDir = resolve(import.meta.dirname, '..', '..', '.cache', 'debs');
+/** The repository root: the nearest directory above this file with a package.json (also when run from dist/). */
+export function repoRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/** `<repo>/.cache/debs`: the same cache whether this runs from the sources or from dist/. */
+export const debCacheDir = join(repoRoot(), '.cache', 'debs');
 
 function sh(cmd: string, args: string[], cwd?: string): string {
   try {
