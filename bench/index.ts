@@ -150,15 +150,18 @@ function notes(opts: ControlOptions): string[] {
         ? `Above ${opts.deleteSample} devices only ${opts.deleteSample} are deleted one by one and the rest by group ` +
           '("rest by group" rows); --delete-sample 0 deletes all one by one.'
         : 'All devices are deleted one by one (--delete-sample 0).'),
-    "macvtap create includes the library's RTM_GETLINK of the new link (createMacvtap returns its LinkInfo); the other " +
-      'configurations do not fetch the result. Lower device by ifindex for macvtap and netlink, by name for ip.',
+    "macvtap create returns the new link's full LinkInfo: the kernel's NLM_F_ECHO copy of it (a separate RTM_GETLINK " +
+      'when the echo shows an up link whose state has not settled), plus its tap char device from a per-namespace ' +
+      'sysfs; the other configurations do not fetch the result. Lower device by ifindex for macvtap and netlink, by ' +
+      'name for ip.',
     "'ip, 1 process/command' is timed from spawn to exit as seen from Node: fork/exec and ip's own namespace switch " +
       "(setns + private sysfs mount) are included, as a driver shelling out to ip pays them. 'ip -batch' is timed " +
       'inside its one process: a marker command (link show dev bp0) is written, its output awaited, then the phase and ' +
       'another marker; the fastest marker-only round trip (pipe wake-ups + one RTM_GETLINK) is subtracted.',
     'The netlink package runs in a helper process inside the namespace (its socket has no namespace option) and times ' +
-      'its own calls; this package is called in-process with { netns }, so every call also enters the namespace ' +
-      '(setns on a worker thread).',
+      "its own calls; this package is called in-process with { netns }: each call is a Promise served on libuv's " +
+      "thread pool (a hop that alone costs ≈40 µs on this VM, as fs.promises.stat does) with a pooled netlink socket " +
+      'of that namespace (setns only when the pool has none).',
     `Scaling windows: the ${opts.scale.map((c) => `${scalingWindow(c)} devices below ${c}`).join(', ')}; 'ip' per ` +
       'command is not run there. The userspace estimate is (configuration − ip -batch) per device, paired by repetition.',
     'Timings are wall clock on a shared 2-vCPU VM; other work on the machine shows up as spread.',
