@@ -3,7 +3,8 @@
  *
  * `bench [options]` runs the datapath benchmark (bench/datapath/), the package's main job as a tool; `bench --compare
  * a.json b.json` prints the change between two runs of either benchmark; `bench control` runs the control-plane benchmark ({@link runControl}): a table on stdout, progress on stderr, and
- * with `--json FILE` the full report (schema `macvtap-bench-control/1`, every raw repetition kept).
+ * with `--json FILE` the full report (schema `macvtap-bench-control/1`, every raw repetition kept), with `--html FILE`
+ * the same report as a self-contained page with charts.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -37,6 +38,7 @@ package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterw
   --configs A,B,…       subset of ${CONFIG_IDS.join(',')}
   --no-warmup           skip the untimed warm-up
   --json FILE           write the full report (schema ${SCHEMA_ID})
+  --html FILE           write a self-contained HTML report with charts (vega-lite, rendered to SVG)
   --quiet               no progress on stderr
 
 The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap bench' without 'control'.
@@ -64,7 +66,7 @@ function int(name: string, v: string | undefined, fallback: number, min: number,
 }
 
 /** Parses `control`'s options into the recorded option set (quick defaults first, explicit flags over them). */
-export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; quiet: boolean } {
+export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; html: string | undefined; quiet: boolean } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -82,6 +84,7 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
         'configs': { type: 'string' },
         'no-warmup': { type: 'boolean' },
         'json': { type: 'string' },
+        'html': { type: 'string' },
         'quiet': { type: 'boolean' },
       },
     });
@@ -116,7 +119,7 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
     configs,
     warmup: v['no-warmup'] !== true,
   };
-  return { opts, json: v.json, quiet: v.quiet === true };
+  return { opts, json: v.json, html: v.html, quiet: v.quiet === true };
 }
 
 function hostInfo(): ControlReport['host'] {
@@ -247,7 +250,7 @@ export async function benchMain(argv: string[]): Promise<number> {
     process.stderr.write('macvtap bench control: needs root (it creates a network namespace and links in it)\n');
     return 1;
   }
-  const { opts, json, quiet } = parsed;
+  const { opts, json, html, quiet } = parsed;
   const progress = quiet ? () => undefined : (line: string) => process.stderr.write(`bench: ${line}\n`);
   const command = ['macvtap', 'bench', ...argv].join(' ');
   try {
@@ -256,6 +259,12 @@ export async function benchMain(argv: string[]): Promise<number> {
     if (json) {
       writeFileSync(resolve(json), JSON.stringify(report, null, 2) + '\n');
       progress(`wrote ${resolve(json)}`);
+    }
+    if (html) {
+      // Loaded only when asked: vega and vega-lite are large.
+      const { renderControlHtml } = await import('./control-html.js');
+      writeFileSync(resolve(html), await renderControlHtml(report));
+      progress(`wrote ${resolve(html)}`);
     }
     process.stdout.write(formatReport(report));
     return 0;

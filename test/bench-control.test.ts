@@ -2,16 +2,17 @@
  * The control-plane benchmark, run for real but small: the compiled command (`macvtap bench control`, or the bench
  * entry itself when the CLI is not built) with tiny sizes. Checks the report's shape and counts, that every phase's
  * independent device count matched, and that its namespace and helper process are gone afterwards — also when the
- * run is interrupted with SIGINT. No test asserts a speed.
+ * run is interrupted with SIGINT; its `--html` report is opened in headless Chromium. No test asserts a speed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/schema.js';
-import { CONFIG_IDS } from '../bench/driver.js';
+import { CONFIG_IDS, CONFIG_LABELS } from '../bench/driver.js';
 import { medianInterval, pairedRatios, quantile, summarize } from '../bench/stats.js';
+import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
 import { describePrivileged } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -106,9 +107,14 @@ describe('bench statistics', () => {
 });
 
 describePrivileged('macvtap bench control', () => {
+  // The small run's reports, kept for the HTML test (the run's temporary directory goes in afterEach).
+  let smallReport: ControlReport | undefined;
+  let smallHtml = '';
+
   beforeAll(() => {
     // The benchmark runs compiled (its netlink helper is started as a separate node process).
-    if (!existsSync(benchJs) || !existsSync(join(root, 'dist/bench/drivers/netlink-worker.js'))) {
+    if (!existsSync(benchJs) || !existsSync(join(root, 'dist/bench/drivers/netlink-worker.js'))
+      || !existsSync(join(root, 'dist/bench/control-html.js'))) {
       spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
     }
     expect(existsSync(benchJs), `${benchJs} missing: run npm run build:ts`).toBe(true);
@@ -125,7 +131,7 @@ describePrivileged('macvtap bench control', () => {
     const run = startBench([
       'control', '--reps', String(reps), '--sizes', sizes.join(','), '--scale', scale.join(','),
       '--group-size', String(groupSize), '--calls', '40', '--ip-calls', '3', '--delete-sample', String(deleteSample),
-      '--json', jsonPath,
+      '--json', jsonPath, '--html', join(tmp, 'report.html'),
     ]);
     const { code } = await run.done;
     expect(code, run.stderr()).toBe(0);
@@ -133,6 +139,8 @@ describePrivileged('macvtap bench control', () => {
     expect(benchNamespaces(pid)).toEqual([]);
 
     const report: ControlReport = ControlReportSchema.parse(JSON.parse(readFileSync(jsonPath, 'utf8')));
+    smallReport = report;
+    smallHtml = readFileSync(join(tmp, 'report.html'), 'utf8');
     expect(report.schema).toBe('macvtap-bench-control/1');
     expect(report.command).toContain('bench control');
     expect(report.host.vcpus).toBeGreaterThan(0);
@@ -220,6 +228,43 @@ describePrivileged('macvtap bench control', () => {
     expect(table).toContain('macvtap (this package)');
     expect(table).toContain('ip -batch');
     expect(table).toContain('Targets');
+  }, 120_000);
+
+  it.skipIf(!chromium)('the small run\'s --html report draws every chart in headless Chromium, a series per configuration', () => {
+    expect(smallReport, 'the small run did not produce a report').toBeDefined();
+    const report = smallReport!;
+    tmp = mkdtempSync(join(tmpdir(), 'mvt-bench-control-html-'));
+    const htmlPath = join(tmp, 'report.html');
+    writeFileSync(htmlPath, smallHtml);
+    const dom = runChromium(tmp, ['--dump-dom', `file://${htmlPath}`]);
+    expect(dom.status, dom.stderr).toBe(0);
+    expect(dom.stdout).toContain('<h1>macvtap control-plane benchmark</h1>');
+    // Self-contained: nothing fetched, no script.
+    expect(smallHtml).not.toMatch(/<script|<link |src="http/);
+
+    const missing = new Set(report.unavailable.map((u) => u.id));
+    const ran = report.options.configs.filter((id) => !missing.has(id));
+    const charts = ['create', 'delete-group', 'scaling', 'getlink', 'ratios'];
+    for (const id of charts) {
+      expectDrawnChart(dom.stdout, id);
+      // Every configuration that ran is a series (a legend entry), in every chart.
+      const t = texts(figure(dom.stdout, id));
+      for (const c of ran) expect(t, `${id}: no series for ${CONFIG_LABELS[c]}`).toContain(CONFIG_LABELS[c]);
+    }
+    // The categories the small run measured: its lifecycle sizes, its group teardown, both getLink modes.
+    expect(texts(figure(dom.stdout, 'create'))).toEqual(expect.arrayContaining(report.options.sizes.map((n) => `N=${n}`)));
+    expect(texts(figure(dom.stdout, 'delete-group'))).toContain(`teardown, ${report.options.groupSize} devices`);
+    expect(texts(figure(dom.stdout, 'getlink'))).toEqual(expect.arrayContaining(['in sequence', `${report.options.parallelDepth} in flight`]));
+    // Ratios: a row per measured create size and the ip -batch reference axis.
+    const ratios = texts(figure(dom.stdout, 'ratios'));
+    expect(ratios).toEqual(expect.arrayContaining([...report.options.sizes.map((n) => `create+up, N=${n}`), '÷ ip -batch']));
+    // The printed report is on the page too.
+    expect(dom.stdout).toContain('Bulk teardown by group');
+
+    const png = join(tmp, 'report.png');
+    const shot = runChromium(tmp, [`--screenshot=${png}`, '--window-size=1200,2400', `file://${htmlPath}`]);
+    expect(shot.status, shot.stderr).toBe(0);
+    expect(readFileSync(png).subarray(1, 4).toString('latin1')).toBe('PNG');
   }, 120_000);
 
   it('removes its namespace and its netlink helper when interrupted with SIGINT mid-run', async () => {

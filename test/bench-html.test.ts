@@ -9,36 +9,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DatapathReportSchema, type DatapathReport } from '../bench/datapath/schema.js';
+import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
 import { describePrivileged } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..');
 const cliJs = join(root, 'dist/cli/macvtap.js');
-const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
 let tmp = '';
 let report: DatapathReport;
 let htmlPath = '';
-
-/** Runs headless Chromium with a private profile; returns stdout. */
-function runChromium(args: string[]): { stdout: string; status: number | null; stderr: string } {
-  const profile = mkdtempSync(join(tmp, 'chromium-'));
-  const r = spawnSync(chromium!, [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, ...args,
-  ], { encoding: 'utf8', timeout: 90_000, maxBuffer: 64 << 20 });
-  return { stdout: r.stdout, status: r.status, stderr: r.stderr };
-}
-
-/** The `<figure data-chart="id">…</figure>` of a dumped DOM. */
-function figure(dom: string, id: string): string {
-  const m = new RegExp(`<figure data-chart="${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}">([\\s\\S]*?)</figure>`).exec(dom);
-  return m?.[1] ?? '';
-}
-
-/** Texts of the SVG `<text>` elements (legend entries, axis labels). */
-function texts(svg: string): string[] {
-  return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!.replace(/&gt;/g, '>').replace(/&amp;/g, '&'));
-}
 
 describePrivileged('datapath HTML report in headless Chromium', () => {
   beforeAll(async () => {
@@ -66,20 +45,14 @@ describePrivileged('datapath HTML report in headless Chromium', () => {
   });
 
   it.skipIf(!chromium)('renders every chart as a non-empty SVG with the expected series, and screenshots', () => {
-    const dom = runChromium(['--dump-dom', `file://${htmlPath}`]);
+    const dom = runChromium(tmp, ['--dump-dom', `file://${htmlPath}`]);
     expect(dom.status, dom.stderr).toBe(0);
     expect(dom.stdout).toContain('<h1>macvtap datapath benchmark</h1>');
 
     const labels = [...new Set(report.rows.map((r) => r.label))];
     expect(labels.length).toBeGreaterThanOrEqual(4);
     for (const id of ['latency-rtt-64', 'latency-rtt-1400', 'latency-cdf', 'throughput-pps', 'throughput-gbps', 'cpu-per-packet', 'ratios']) {
-      const fig = figure(dom.stdout, id);
-      expect(fig, `chart ${id} missing`).toContain('<svg');
-      const size = /<svg[^>]*width="(\d+(?:\.\d+)?)"[^>]*height="(\d+(?:\.\d+)?)"/.exec(fig);
-      expect(Number(size?.[1]), id).toBeGreaterThan(50);
-      expect(Number(size?.[2]), id).toBeGreaterThan(50);
-      // Marks really drawn: paths with geometry, not just an empty frame.
-      expect((fig.match(/<path[^>]* d="M[^"]+"/g) ?? []).length, id).toBeGreaterThan(5);
+      expectDrawnChart(dom.stdout, id);
     }
     // One series per topology in the latency charts (legend entries), one per direction in the packet-rate chart.
     for (const id of ['latency-rtt-64', 'latency-cdf']) {
@@ -92,7 +65,7 @@ describePrivileged('datapath HTML report in headless Chromium', () => {
     expect(texts(figure(dom.stdout, 'latency-rtt-64'))).toEqual(expect.arrayContaining(['same-cpu, block', 'cross-cpu, block']));
 
     const png = join(tmp, 'report.png');
-    const shot = runChromium([`--screenshot=${png}`, '--window-size=1400,2400', `file://${htmlPath}`]);
+    const shot = runChromium(tmp, [`--screenshot=${png}`, '--window-size=1400,2400', `file://${htmlPath}`]);
     expect(shot.status, shot.stderr).toBe(0);
     expect(statSync(png).size).toBeGreaterThan(20_000);
     // A PNG, not an error page's bytes.

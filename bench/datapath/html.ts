@@ -4,18 +4,13 @@
  * Charts: latency percentiles per topology, the latency distribution (CDF of the merged histograms), packet and bit
  * rates with their 95% intervals, CPU per packet, and every topology's ratio to the baseline with its interval.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { renderPage, VEGA_LITE_SCHEMA as SCHEMA, type ChartSpec } from '../html.js';
 import { bucketCount, mergeBuckets } from '../stats.js';
 import { formatDatapathReport } from './report.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
 
-/** One chart of the report: its id (the `data-chart` attribute), title and vega-lite spec. */
-export interface ChartSpec {
-  id: string;
-  title: string;
-  spec: TopLevelSpec;
-}
+export type { ChartSpec } from '../html.js';
 
 const TEST_LABEL: Record<DatapathSummary['test'], string> = {
   'rtt-64': 'RTT 64 B',
@@ -29,11 +24,6 @@ const TEST_LABEL: Record<DatapathSummary['test'], string> = {
 };
 
 const configOf = (s: { placement: string; poll: string }): string => `${s.placement}, ${s.poll}`;
-const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
-
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
 
 /** Facet columns in run order (same-cpu block, cross-cpu block, cross-cpu busy …), not alphabetical. */
 function facetColumns(report: DatapathReport): { field: 'config'; type: 'nominal'; title: null; sort: string[] } {
@@ -196,43 +186,18 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
   return charts.filter((c): c is ChartSpec => c !== null);
 }
 
-/** Renders one vega-lite spec to an SVG string (headless Vega view, no DOM). */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
-}
-
 /** The whole HTML page: header facts, every chart as inline SVG, the printed report, the notes. */
 export async function renderHtml(report: DatapathReport): Promise<string> {
-  const charts = chartSpecs(report);
-  const figures: string[] = [];
-  for (const c of charts) {
-    const svg = await renderSvg(c.spec);
-    figures.push(`<figure data-chart="${escapeHtml(c.id)}"><figcaption>${escapeHtml(c.title)}</figcaption>${svg}</figure>`);
-  }
   const h = report.host;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>macvtap datapath benchmark</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
-figure{margin:24px 0;overflow-x:auto}figcaption{font-weight:600;margin-bottom:6px}
-pre{font:12px/1.3 ui-monospace,monospace;background:#f6f6f6;padding:12px;overflow-x:auto}
-dt{font-weight:600}dd{margin:0 0 6px 0}
-</style></head><body>
-<h1>macvtap datapath benchmark</h1>
-<dl>
-<dt>host</dt><dd>${escapeHtml(`${h.kernel} · ${h.cpu} · ${h.vcpus} vCPUs · node ${h.node}`)}</dd>
-<dt>Open vSwitch</dt><dd>${escapeHtml(h.ovs ? `${h.ovs.version}, datapath ${h.ovs.datapath}` : 'not available')}</dd>
-<dt>command</dt><dd><code>${escapeHtml(report.command)}</code></dd>
-<dt>run</dt><dd>${escapeHtml(`${report.startedAt}, ${report.durationS.toFixed(0)} s, ${report.options.reps} repetitions, baseline ${report.options.baseline}`)}</dd>
-</dl>
-${figures.join('\n')}
-<h2>Report</h2>
-<pre>${escapeHtml(formatDatapathReport(report))}</pre>
-</body></html>
-`;
+  return renderPage({
+    title: 'macvtap datapath benchmark',
+    facts: [
+      { term: 'host', text: `${h.kernel} · ${h.cpu} · ${h.vcpus} vCPUs · node ${h.node}` },
+      { term: 'Open vSwitch', text: h.ovs ? `${h.ovs.version}, datapath ${h.ovs.datapath}` : 'not available' },
+      { term: 'command', text: report.command, code: true },
+      { term: 'run', text: `${report.startedAt}, ${report.durationS.toFixed(0)} s, ${report.options.reps} repetitions, baseline ${report.options.baseline}` },
+    ],
+    charts: chartSpecs(report),
+    text: formatDatapathReport(report),
+  });
 }
