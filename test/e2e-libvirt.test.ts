@@ -6,7 +6,6 @@
  * 4. libvirt uses our macvtap (`plugSelfManaged` → `type='ethernet' managed='no'`);
  * 5. VLAN plug — needs 802.1Q, which this host's kernel lacks: skipped here with that reason, runs where it exists.
  */
-import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { getLink, listLinks, type LinkInfo } from '../lib/index.js';
@@ -14,7 +13,7 @@ import { parseDomainInterfaces, plug, plugSelfManaged, removeVlan, toDomainXml, 
 import { buildGuest, pingFrom, startGuestPeer, type GuestImage, type GuestTask } from '../bench/guest/image.js';
 import { bootableDomain, freshTapIndex, Libvirtd, libvirtdUnavailable } from './helpers/libvirtd.js';
 import { novaVif } from './helpers/libvirt.js';
-import { describePrivileged, destroyAll, isRoot, makeTestbed, TestNetns, type Testbed } from './helpers/netns.js';
+import { describePrivileged, destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
 import type { SerialLog } from '../bench/guest/qemu.js';
 
 const missing = libvirtdUnavailable();
@@ -30,18 +29,7 @@ function describeLibvirtd(name: string, fn: () => void): void {
   describePrivileged(name, fn);
 }
 
-/** `null` when the kernel can make 802.1Q VLANs, else why not. Probed with `ip` in a throwaway namespace. */
-const vlanUnsupported: string | null = (() => {
-  if (!isRoot) return 'not root';
-  const ns = TestNetns.create();
-  try {
-    ns.ip('link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1');
-    const r = spawnSync('ip', ['-n', ns.name, 'link', 'add', 'link', 'p0', 'name', 'p0.2', 'type', 'vlan', 'id', '2'], { encoding: 'utf8' });
-    return r.status === 0 ? null : 'kernel lacks 802.1Q';
-  } finally {
-    ns.destroy();
-  }
-})();
+const vlanUnsupported: string | null = vlanUnsupportedProbe();
 
 let undo: Array<() => unknown> = [];
 afterEach(async () => {

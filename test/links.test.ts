@@ -11,24 +11,10 @@ import {
   createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, listLinks, MacvtapError, setLink,
   type LinkInfo,
 } from '../lib/index.js';
-import { describePrivileged, destroyAll, isRoot, TestNetns, type IpLinkJson } from './helpers/netns.js';
+import { describePrivileged, destroyAll, TestNetns, type IpLinkJson, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
 import { testMac } from './helpers/frames.js';
 
-/**
- * `null` when the kernel makes 802.1Q VLANs, else ip's refusal. Kernels differ here: this host's 6.18 has no 802.1Q,
- * Debian's 6.1 (the second-kernel VM, test/vm/) loads `8021q` on demand. Probed with `ip`, not the code under test.
- */
-const vlanUnsupported: string | null = (() => {
-  if (!isRoot) return 'not root';
-  const ns = TestNetns.create();
-  try {
-    ns.ip('link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1');
-    const r = spawnSync('ip', ['-n', ns.name, 'link', 'add', 'link', 'p0', 'name', 'p0.2', 'type', 'vlan', 'id', '2'], { encoding: 'utf8' });
-    return r.status === 0 ? null : `kernel lacks 802.1Q (${r.stderr.trim()})`;
-  } finally {
-    ns.destroy();
-  }
-})();
+const vlanUnsupported: string | null = vlanUnsupportedProbe();
 
 /**
  * `getLink` once the kernel's link watcher has set the operstate that follows an up (it runs asynchronously, up to a

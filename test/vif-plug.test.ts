@@ -5,7 +5,6 @@
  * behaviour tests are written in full and skip with the reason "kernel lacks 802.1Q" when a probe (an `ip link add …
  * type vlan` in a throwaway namespace) fails; on a kernel with VLAN support (the second-kernel VM) they run.
  */
-import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, expect, test } from 'vitest';
 import { MacvtapError } from '../lib/index.js';
 import {
@@ -22,21 +21,10 @@ import {
 } from '../lib/vif/index.js';
 import { buildUdpFrame, vnetHdr } from './helpers/frames.js';
 import { libvirtValidateUnavailable, novaVif, validateDomain } from './helpers/libvirt.js';
-import { describePrivileged, destroyAll, isRoot, makeTestbed, TestNetns, type Testbed } from './helpers/netns.js';
+import { describePrivileged, destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
 import { UdpListener } from './helpers/peer.js';
 
-/** `null` when the kernel can make 802.1Q VLANs, else why not. Probed with `ip`, independent of the code under test. */
-const vlanUnsupported: string | null = (() => {
-  if (!isRoot) return 'not root';
-  const ns = TestNetns.create();
-  try {
-    ns.ip('link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1');
-    const r = spawnSync('ip', ['-n', ns.name, 'link', 'add', 'link', 'p0', 'name', 'p0.2', 'type', 'vlan', 'id', '2'], { encoding: 'utf8' });
-    return r.status === 0 ? null : 'kernel lacks 802.1Q';
-  } finally {
-    ns.destroy();
-  }
-})();
+const vlanUnsupported: string | null = vlanUnsupportedProbe();
 
 const spaces: Array<TestNetns | Testbed> = [];
 afterEach(() => {
