@@ -155,8 +155,13 @@ export interface NativeCreateLink {
   /** Sets `IFF_UP` in `ifi_flags`/`ifi_change` in the create message itself. */
   up?: boolean;
   group?: number;
-  /** `IFLA_IFALIAS`. */
+  /**
+   * `IFLA_IFALIAS`. The kernel ignores it in a create, so it is set by a change request right after the create, with
+   * `finalGroup` as `IFLA_GROUP` in the same request when given.
+   */
   alias?: string;
+  /** With `alias`: the group to set together with it (the create's own `group` is then a construction marker). */
+  finalGroup?: number;
   /** macvlan/macvtap: `IFLA_MACVLAN_MODE`. */
   macvlanMode?: number;
   /** macvlan/macvtap: `IFLA_MACVLAN_FLAGS`. */

@@ -6,7 +6,7 @@ import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
 import { toLinkInfo } from './link.js';
 import type { CreateBridgeOptions, LinkInfo, LinkRef, NetnsOption, SetBridgePortOptions } from './types.js';
-import { createAlias } from './owner.js';
+import { createOwnership } from './owner.js';
 import * as v from './validate.js';
 
 /**
@@ -30,8 +30,7 @@ export async function createBridge(options: CreateBridgeOptions): Promise<LinkIn
   const up = opts.up === undefined ? false : v.bool('up', opts.up);
   const req: Parameters<typeof binding.linkCreate>[0] = { kind: 'bridge', name, up };
   if (opts.mtu !== undefined) req.mtu = v.mtu('mtu', opts.mtu);
-  const alias = createAlias(opts, undefined);
-  if (alias !== undefined) req.alias = alias;
+  Object.assign(req, createOwnership(opts, undefined, undefined));
   const ns = v.nsOf(opts);
   return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
 }

@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
 import { toLinkInfo } from './link.js';
-import { ownerOption, parseOwnerTag, processStartTime } from './owner.js';
+import { constructionPid, ownerOption, parseOwnerTag, processStartTime } from './owner.js';
 import type { GcOptions, GcResult, LinkInfo } from './types.js';
 import * as v from './validate.js';
 
@@ -21,7 +21,9 @@ function isNoDevice(e: unknown): boolean {
  * Removes the links whose owner process is gone, in one namespace. Only links carrying an owner tag
  * (`macvtap:<owner>:<pid>:<starttime>`, see {@link CreateMacvtapOptions.owner}) are considered; a link without one
  * is never touched. A tagged link is garbage when `/proc/<pid>/stat` is gone or shows another start time (the pid
- * was reused). Run it in the pid namespace of the processes that create links (it reads this `/proc`).
+ * was reused). A link whose creator was killed between the create and the tag carries no alias but the construction
+ * marker group of its creator's pid (lib/owner.ts): it is garbage when that pid is gone, whatever `owner` says. Run it
+ * in the pid namespace of the processes that create links (it reads this `/proc`).
  *
  * Up to 3 links are deleted one by one; more are moved to a fresh random `IFLA_GROUP` (one that no link of the
  * namespace has) and deleted with one `RTM_DELLINK` of that group: one RCU grace period for all of them. Deleting a
@@ -51,8 +53,18 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
   const kept: LinkInfo[] = [];
   for (const link of all) {
     const tag = parseOwnerTag(link.alias);
-    if (!tag || (owner !== undefined && tag.owner !== owner)) continue;
-    if (processStartTime(tag.pid) === tag.starttime) kept.push(link);
+    if (tag) {
+      if (owner !== undefined && tag.owner !== owner) continue;
+      if (processStartTime(tag.pid) === tag.starttime) kept.push(link);
+      else removed.push(link);
+      continue;
+    }
+    // Half-made: created with the construction marker group, its creator gone before the tag was set. It names no
+    // owner, so any gc takes it; a live creator (still between its two requests) keeps it. Only the pid is known here
+    // (no start time fits the group), so a reused pid keeps it until that process is gone too.
+    const pid = link.alias === null ? constructionPid(link.group) : null;
+    if (pid === null) continue;
+    if (pid !== 0 && processStartTime(pid) !== null) kept.push(link);
     else removed.push(link);
   }
   if (dryRun || removed.length === 0) return { removed, kept };
@@ -69,7 +81,7 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
   }
   const used = new Set(all.map((l) => l.group));
   let group: number;
-  do group = randomInt(1, 0xffff_ffff); while (used.has(group));
+  do group = randomInt(1, 0xffff_ffff); while (used.has(group) || constructionPid(group) !== null);
   await Promise.all(removed.map(async (link) => {
     try {
       await callNative(() => binding.linkSet({ index: link.ifindex }, { group }, ns));

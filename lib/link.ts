@@ -9,7 +9,7 @@ import type {
   CreateMacvtapOptions, CreateVethOptions, CreateVlanOptions, LinkInfo, LinkRef, ListLinksOptions, MacvtapMode,
   NetnsOption, OperState, SetLinkOptions,
 } from './types.js';
-import { createAlias } from './owner.js';
+import { createOwnership } from './owner.js';
 import * as v from './validate.js';
 
 const IFF_UP = 0x1;
@@ -75,7 +75,7 @@ function linkFields(opts: { mac?: unknown; mtu?: unknown; txqlen?: unknown; up?:
   if (opts.mtu !== undefined) f.mtu = v.mtu('mtu', opts.mtu);
   if (opts.txqlen !== undefined) f.txqlen = v.u32('txqlen', opts.txqlen);
   if (opts.up !== undefined) f.up = v.bool('up', opts.up);
-  if (opts.group !== undefined) f.group = v.u32('group', opts.group);
+  if (opts.group !== undefined) f.group = v.group('group', opts.group);
   if (opts.alias !== undefined) f.alias = v.alias('alias', opts.alias);
   return f;
 }
@@ -84,9 +84,7 @@ function linkFields(opts: { mac?: unknown; mtu?: unknown; txqlen?: unknown; up?:
 function commonCreate(opts: Parameters<typeof linkFields>[0] & { ifindex?: unknown; owner?: unknown }): Partial<NativeCreateLink> {
   const req: Partial<NativeCreateLink> = linkFields(opts);
   if (opts.ifindex !== undefined) req.ifindex = v.ifindex('ifindex', opts.ifindex);
-  const alias = createAlias(opts, req.alias);
-  if (alias !== undefined) req.alias = alias;
-  return req;
+  return { ...req, ...createOwnership(opts, req.alias, req.group) };
 }
 
 const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'netns', 'owner'] as const;

@@ -67,11 +67,37 @@ export function ownerOption(v: unknown): string | false {
 }
 
 /**
- * The alias a create request carries: the caller's own `alias` when given (it wins, and the link is then untagged:
- * gc never touches it), otherwise the owner tag unless `owner` is `false`. @internal
+ * Groups `0x6d400000`–`0x6d7fffff` are reserved: a link the package is creating carries `0x6d400000 | pid` in
+ * `IFLA_GROUP` from the create request itself (the kernel honours the group at create but ignores `IFLA_IFALIAS`
+ * there), until the change request that follows sets its owner tag and its real group together. A creator killed
+ * between the two therefore leaves a link {@link gc} can still recognise as the package's own — by this marker and
+ * no alias — instead of an untagged one it must never touch. Linux pids fit the low 22 bits (`PID_MAX_LIMIT`).
  */
-export function createAlias(opts: { alias?: unknown; owner?: unknown }, alias: string | undefined): string | undefined {
+export const CONSTRUCTION_GROUP_BASE = 0x6d40_0000;
+const CONSTRUCTION_PID_MASK = 0x3f_ffff;
+
+/** The construction marker group of a pid. */
+export function constructionGroup(pid: number = process.pid): number {
+  return (CONSTRUCTION_GROUP_BASE | (pid & CONSTRUCTION_PID_MASK)) >>> 0;
+}
+
+/** The pid of a construction marker group, or `null` for any other group. */
+export function constructionPid(group: number): number | null {
+  return ((group & ~CONSTRUCTION_PID_MASK) >>> 0) === CONSTRUCTION_GROUP_BASE ? group & CONSTRUCTION_PID_MASK : null;
+}
+
+/**
+ * The ownership fields of a create request. The caller's own `alias` wins (the link is then untagged: gc never
+ * touches it); `owner: false` leaves it untagged too; otherwise the create carries the construction marker as its
+ * group and the owner tag plus the real group (`group`, or 0) are set right after. @internal
+ */
+export function createOwnership(
+  opts: { alias?: unknown; owner?: unknown },
+  alias: string | undefined,
+  group: number | undefined,
+): { alias?: string; group?: number; finalGroup?: number } {
   const owner = opts.owner === undefined ? DEFAULT_OWNER : ownerOption(opts.owner);
-  if (alias !== undefined) return alias;
-  return owner === false ? undefined : ownerTag(owner);
+  if (alias !== undefined) return { alias, ...(group !== undefined && { group }) };
+  if (owner === false) return group !== undefined ? { group } : {};
+  return { alias: ownerTag(owner), group: constructionGroup(), finalGroup: group ?? 0 };
 }

@@ -84,6 +84,18 @@ export function u32(option: string, v: unknown): number {
   return integer(option, v, 0, U32_MAX);
 }
 
+/**
+ * A link group: a u32 outside `0x6d400000`–`0x6d7fffff`, which the package reserves to mark links under
+ * construction (see lib/owner.ts): a user group there could make gc mistake an untagged link for a half-made one.
+ */
+export function group(option: string, v: unknown): number {
+  const g = u32(option, v);
+  if (g >= 0x6d40_0000 && g <= 0x6d7f_ffff) {
+    throw outOfRange(option, 'an integer >= 0 and <= 4294967295 outside 1832910848–1837105151 (0x6d400000–0x6d7fffff, reserved by macvtap for links under construction)', v);
+  }
+  return g;
+}
+
 export function mtu(option: string, v: unknown): number {
   return integer(option, v, MIN_MTU, MAX_MTU);
 }

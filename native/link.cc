@@ -387,9 +387,11 @@ LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
   LinkKey key;
   key.name = name;
   if (req.alias) {
-    // rtnl_create_link ignores IFLA_IFALIAS; the alias is set by a change request right after the create.
+    // rtnl_create_link ignores IFLA_IFALIAS; the alias is set by a change request right after the create, together
+    // with the final group when the create carried a construction marker in IFLA_GROUP (both or neither apply).
     MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, key);
     m.Put(IFLA_IFALIAS, req.alias->data(), req.alias->size());
+    if (req.final_group) m.PutU32(IFLA_GROUP, *req.final_group);
     sock->Ack(m, name);
     return GetWith(*sock, key, ns, true);
   }
@@ -589,6 +591,7 @@ CreateRequest ReadCreate(const Napi::Value& v) {
   if (auto x = OptInt(o, "group", 0, UINT32_MAX)) r.group = static_cast<uint32_t>(*x);
   r.up = OptBool(o, "up").value_or(false);
   r.alias = OptString(o, "alias");
+  if (auto x = OptInt(o, "finalGroup", 0, UINT32_MAX)) r.final_group = static_cast<uint32_t>(*x);
   if (auto x = OptInt(o, "macvlanMode", 0, UINT32_MAX)) r.macvlan_mode = static_cast<uint32_t>(*x);
   if (auto x = OptInt(o, "macvlanFlags", 0, UINT16_MAX)) r.macvlan_flags = static_cast<uint32_t>(*x);
   Napi::Value macs = o.Get("macvlanMacaddrs");

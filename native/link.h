@@ -86,6 +86,9 @@ struct CreateRequest {
   std::optional<uint32_t> mtu, txqlen, group;
   bool up = false;
   std::optional<std::string> alias;
+  // With `alias`: IFLA_GROUP set together with the alias, in the change request that follows the create (the create
+  // itself carries `group`, which lib/ uses as an atomic "under construction by pid" marker).
+  std::optional<uint32_t> final_group;
   std::optional<uint32_t> macvlan_mode, macvlan_flags;
   std::optional<std::vector<std::vector<uint8_t>>> macvlan_macaddrs;
   std::optional<uint16_t> vlan_id, vlan_protocol;

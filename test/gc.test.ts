@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
-import { createBridge, createMacvtap, createVeth, gc, getLink } from '../lib/index.js';
+import { createBridge, createMacvtap, createVeth, gc, getLink, setLink } from '../lib/index.js';
 import { ownerTag, parseOwnerTag, processStartTime } from '../lib/owner.js';
 import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
 
@@ -110,6 +110,40 @@ describePrivileged('gc', () => {
     await expect(gc({ dryRun: 'yes' as never })).rejects.toThrow(TypeError);
   });
 
+  it('a half-made link (construction marker group, no alias) is garbage when its creator pid is gone, kept while alive', async () => {
+    const o = { netns: ns.path };
+    // Made with ip, as a creator killed between its create and its tag leaves it: marker group 0x6d400000 | pid.
+    const deadPid = 0x3f_fffe; // above any pid this machine has handed out (pid_max is at most 0x400000)
+    expect(fs.existsSync(`/proc/${deadPid}`)).toBe(false);
+    ns.ip('link', 'add', 'link', 'mvt-l0', 'name', 'mvt-half0', 'type', 'macvtap');
+    ns.ip('link', 'set', 'mvt-half0', 'group', String((0x6d40_0000 | deadPid) >>> 0));
+    ns.ip('link', 'add', 'link', 'mvt-l0', 'name', 'mvt-half1', 'type', 'macvtap');
+    ns.ip('link', 'set', 'mvt-half1', 'group', String((0x6d40_0000 | process.pid) >>> 0));
+    // An untagged link in an ordinary group is never touched.
+    ns.ip('link', 'add', 'link', 'mvt-l0', 'name', 'mvt-other', 'type', 'macvtap');
+    ns.ip('link', 'set', 'mvt-other', 'group', '77');
+    const dry = await gc({ dryRun: true, ...o });
+    expect(dry.removed.map((l) => l.name)).toEqual(['mvt-half0']);
+    expect(dry.kept.map((l) => l.name)).toEqual(['mvt-half1']);
+    const r = await gc({ owner: 'anyone', ...o });
+    expect(r.removed.map((l) => l.name)).toEqual(['mvt-half0']);
+    expect(ipAliases().has('mvt-half0')).toBe(false);
+    expect(ipAliases().has('mvt-half1') && ipAliases().has('mvt-other')).toBe(true);
+  });
+
+  it('a tagged create never leaves the marker behind, and the caller cannot pick a reserved group', async () => {
+    const o = { netns: ns.path };
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-g0', group: 5, ...o });
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-g1', ...o });
+    expect(ns.ipLink('mvt-g0').group).toBe('5');
+    expect(ns.ipLink('mvt-g1').group).toBe('default');
+    for (const group of [0x6d40_0000, 0x6d7f_ffff, 0x6d40_0000 | process.pid]) {
+      await expect(createMacvtap({ lower: 'mvt-l0', group, ...o })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringMatching(/reserved/) });
+    }
+    await expect(setLink('mvt-g0', { group: 0x6d50_0000 }, o)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    expect(ns.ipLink('mvt-g0').group).toBe('5');
+  });
+
   it('after a child creating links and opening queues is SIGKILLed at random points (24 runs), nothing of it is left', async () => {
     const entry = path.join(root, 'dist/lib/index.js');
     expect(fs.existsSync(entry), 'run `npm run build:ts` first').toBe(true);
@@ -131,6 +165,7 @@ describePrivileged('gc', () => {
       process.stdout.write('done\\n');
       setInterval(() => {}, 1000); // stays alive until killed`;
     let removedTotal = 0;
+    let halfMade = 0;
     for (let run = 0; run < 24; run++) {
       const child = spawn(process.execPath, ['--input-type=module', '-e', code, String(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
       const exited = new Promise<void>((res) => child.on('exit', () => res()));
@@ -145,17 +180,25 @@ describePrivileged('gc', () => {
       child.kill('SIGKILL');
       await exited;
       const pid = String(child.pid);
-      const before = [...ipAliases()].filter(([, a]) => a?.split(':')[2] === pid);
+      // The child's links as ip sees them: tagged with its pid, or — killed between create and tag — no alias and
+      // the construction marker group 0x6d400000 | pid (ip prints groups in decimal).
+      const marker = String((0x6d40_0000 | (child.pid! & 0x3f_ffff)) >>> 0);
+      const half = ns.ipLinks().filter((l) => l.ifalias === undefined && l.group === marker).map((l) => l.ifname);
+      halfMade += half.length;
+      const before = [...[...ipAliases()].filter(([, a]) => a?.split(':')[2] === pid).map(([n]) => n), ...half];
       const r = await gc({ owner: 'kill', ...o });
       removedTotal += r.removed.length;
-      expect(r.removed.map((l) => l.name).sort()).toEqual(before.map(([n]) => n).sort());
+      expect(r.removed.map((l) => l.name).sort()).toEqual(before.sort());
       const after = ipAliases();
       expect([...after].filter(([, a]) => a?.split(':')[2] === pid), `run ${run}`).toEqual([]);
+      expect(ns.ipLinks().filter((l) => l.group === marker), `run ${run}`).toEqual([]);
       expect(after.get('mvt-mine')).toBe(ownerTag('kill'));
       expect(after.has('mvt-plain') && after.get('mvt-plain')).toBeNull();
       expect(r.kept.map((l) => l.name)).toEqual(['mvt-mine']);
     }
     expect(removedTotal).toBeGreaterThan(0);
+    // How often a kill landed between a create and its tag (those links are what the construction marker is for).
+    process.stdout.write(`gc kill test: ${removedTotal} links removed, ${halfMade} of them half-made\n`);
     // The only links left are ours and the fixture's (veth peers of removed veths went with them).
     expect([...ipAliases().keys()].sort()).toEqual(['lo', 'mvt-l0', 'mvt-l1', 'mvt-mine', 'mvt-plain']);
   });

@@ -1,12 +1,14 @@
 /** `macvtap gc`: removes the links whose owner process is gone (see the library's `gc`). */
 import { parseArgs } from 'node:util';
 import { gc, type LinkInfo } from '../../lib/index.js';
-import { parseOwnerTag } from '../../lib/owner.js';
+import { constructionPid, parseOwnerTag } from '../../lib/owner.js';
 import { netnsArg, printTable } from '../args.js';
 
 function row(status: string, l: LinkInfo): string[] {
   const tag = parseOwnerTag(l.alias);
-  return [status, String(l.ifindex), l.name, l.kind ?? '-', tag?.owner ?? '-', tag ? String(tag.pid) : '-'];
+  // A half-made link (creator killed before its tag) names no owner: its pid comes from the construction marker.
+  const pid = tag ? tag.pid : constructionPid(l.group);
+  return [status, String(l.ifindex), l.name, l.kind ?? '-', tag?.owner ?? (pid !== null ? '(half-made)' : '-'), pid !== null ? String(pid) : '-'];
 }
 
 /**
