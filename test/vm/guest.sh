@@ -9,7 +9,7 @@ stty -opost
 
 mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts 2>/dev/null || { mkdir -p /dev/pts && mount -t devpts devpts /dev/pts; }
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# /tmp is already a private tmpfs (init.sh mounts it before the project, which may live under the host's /tmp).
 # Device nodes of modules not loaded yet (/dev/net/tun, /dev/vhost-net, …), as systemd's kmod-static-nodes makes
 # them at boot: opening one makes the kernel load its module (char-major-M-N).
 while read -r mod dev spec; do

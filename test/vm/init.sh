@@ -32,6 +32,10 @@ mount -t 9p -o "$p9,ro" hostroot /mnt/host || fail "mount host root (9p)"
 mount -t tmpfs -o mode=0755 tmpfs /mnt/rw
 mkdir /mnt/rw/upper /mnt/rw/work
 mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /newroot || fail "mount overlay"
+# A private /tmp first, then the project: the project may itself live under the host's /tmp (a CI clone does), and
+# a /tmp mounted after it would hide it.
+mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp || fail "mount /tmp"
+mkdir -p "/newroot$project"
 mount -t 9p -o "$p9" project "/newroot$project" || fail "mount project (9p, rw)"
 mkdir -p "/newroot/usr/lib/modules/$kver"
 mount --bind "/newroot$modtree" "/newroot/usr/lib/modules/$kver" || fail "bind module tree"
