@@ -22,6 +22,7 @@ const S32_MAX = 0x7fff_ffff;
 /** The macvlan modes and their `IFLA_MACVLAN_MODE` values. */
 export const MODE_VALUES: Record<MacvtapMode, number> = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 };
 
+/** A non-null, non-array object. */
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -76,10 +77,12 @@ export function integer(option: string, v: unknown, min: number, max: number): n
   return v;
 }
 
+/** An ifindex: 1–2^31-1 (`ifi_index` is a signed int). */
 export function ifindex(option: string, v: unknown): number {
   return integer(option, v, 1, S32_MAX);
 }
 
+/** A 32-bit unsigned attribute value (`IFLA_TXQLEN`, `IFLA_GROUP`, …). */
 export function u32(option: string, v: unknown): number {
   return integer(option, v, 0, U32_MAX);
 }
@@ -96,10 +99,12 @@ export function group(option: string, v: unknown): number {
   return g;
 }
 
+/** An MTU in `ETH_MIN_MTU`–65535. */
 export function mtu(option: string, v: unknown): number {
   return integer(option, v, MIN_MTU, MAX_MTU);
 }
 
+/** A boolean (no truthiness: `1` or `'yes'` are refused). */
 export function bool(option: string, v: unknown): boolean {
   if (typeof v !== 'boolean') throw invalidType(option, 'a boolean', v);
   return v;
@@ -115,6 +120,7 @@ export function mac(option: string, v: unknown): string {
   return lower;
 }
 
+/** One of the macvlan/macvtap modes, by iproute2's name. */
 export function mode(option: string, v: unknown): MacvtapMode {
   if (typeof v !== 'string' || !Object.hasOwn(MODE_VALUES, v)) {
     throw invalidValue(option, `must be one of ${Object.keys(MODE_VALUES).map((m) => `'${m}'`).join(', ')}`, v);
