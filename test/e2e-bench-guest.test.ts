@@ -3,22 +3,13 @@
  * Checks the data is complete and consistent (not its values, which are TCG timings), and that nothing is left behind.
  */
 import { execFileSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { measureTcgGuest, TCG_GUEST_LABEL, type GuestPath } from '../bench/guest/index.js';
-import { describePrivileged } from './helpers/netns.js';
+import { describeNeeding } from './helpers/netns.js';
 import { qemuUnavailable } from '../bench/guest/qemu.js';
 
 const missing = qemuUnavailable();
 
-function describeQemu(name: string, fn: () => void): void {
-  if (missing) {
-    if (process.env.CI === 'true') throw new Error(`${name}: ${missing}, and CI must run it`);
-    process.stderr.write(`\n*** SKIPPING ${name}: ${missing} ***\n`);
-    describe.skip(`${name} [SKIPPED: ${missing}]`, fn);
-    return;
-  }
-  describePrivileged(name, fn);
-}
 
 const ourNamespaces = (): string[] =>
   execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
@@ -26,7 +17,7 @@ const ourNamespaces = (): string[] =>
     .map((l) => l.split(' ')[0]!)
     .filter((n) => n.startsWith(`mvt-bguest-${process.pid}-`));
 
-describeQemu('bench/guest: boot-to-first-ping and RTT, macvtap vs tap+bridge, labelled TCG guest', () => {
+describeNeeding('bench/guest: boot-to-first-ping and RTT, macvtap vs tap+bridge, labelled TCG guest', missing, () => {
   it('measures both paths, alternating, and returns plain data', async () => {
     const seen: GuestPath[] = [];
     const r = await measureTcgGuest({ boots: 1, pings: 5, onBoot: (p) => seen.push(p) });

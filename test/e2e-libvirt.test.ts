@@ -7,42 +7,21 @@
  * 5. VLAN plug — needs 802.1Q, which this host's kernel lacks: skipped here with that reason, runs where it exists.
  */
 import { statSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getLink, listLinks, type LinkInfo } from '../lib/index.js';
 import { parseDomainInterfaces, plug, plugSelfManaged, removeVlan, toDomainXml, toInterfaceXml, type VifInput } from '../lib/vif/index.js';
 import { buildGuest, pingFrom, startGuestPeer, type GuestImage, type GuestTask } from '../bench/guest/image.js';
 import { bootableDomain, freshTapIndex, Libvirtd, libvirtdUnavailable } from './helpers/libvirtd.js';
 import { novaVif } from './helpers/libvirt.js';
-import { describePrivileged, destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
+import { cleanupStack, describeNeeding, destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
 import type { SerialLog } from '../bench/guest/qemu.js';
 
 const missing = libvirtdUnavailable();
 
-/** Privileged suite that also needs libvirt and QEMU: skipped loudly without them, an error under CI=true. */
-function describeLibvirtd(name: string, fn: () => void): void {
-  if (missing) {
-    if (process.env.CI === 'true') throw new Error(`${name}: ${missing}, and CI must run it`);
-    process.stderr.write(`\n*** SKIPPING ${name}: ${missing} ***\n`);
-    describe.skip(`${name} [SKIPPED: ${missing}]`, fn);
-    return;
-  }
-  describePrivileged(name, fn);
-}
 
 const vlanUnsupported: string | null = vlanUnsupportedProbe();
 
-let undo: Array<() => unknown> = [];
-afterEach(async () => {
-  const steps = undo.reverse();
-  undo = [];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (e) {
-      process.stderr.write(`cleanup step failed: ${String(e)}\n`);
-    }
-  }
-});
+const defer = cleanupStack();
 afterAll(() => destroyAll());
 
 /** Same device number as the link's own? (libvirt opens `/dev/tap<ifindex>` without checking.) */
@@ -53,7 +32,7 @@ function nodeIsLinks(link: LinkInfo): boolean {
   return st.rdev === (((M & 0xfffff000n) << 32n) | ((M & 0xfffn) << 8n) | ((m & 0xffffff00n) << 12n) | (m & 0xffn));
 }
 
-describeLibvirtd('e2e: libvirt guests from our XML', () => {
+describeNeeding('e2e: libvirt guests from our XML', missing, () => {
   let guest: GuestImage;
   let tb: Testbed;
   let daemon: Libvirtd;
@@ -96,7 +75,7 @@ describeLibvirtd('e2e: libvirt guests from our XML', () => {
     const plugged = await plug(vif, { netns: tb.host.path });
     expect(plugged.source.up).toBe(true);
     const peer = await startGuestPeer(tb.peer.name);
-    undo.push(() => peer.stop());
+    defer(() => peer.stop());
 
     const name = `mvt-direct-${process.pid}`;
     const token = `direct${process.pid}`;
@@ -105,7 +84,7 @@ describeLibvirtd('e2e: libvirt guests from our XML', () => {
     const before = await listLinks({ netns: tb.host.path, kind: 'macvtap' });
     expect(before).toEqual([]);
     daemon.createDomain(name, xml);
-    undo.push(() => daemon.destroyDomain(name));
+    defer(() => daemon.destroyDomain(name));
 
     const during = await listLinks({ netns: tb.host.path, kind: 'macvtap' });
     expect(during).toHaveLength(1);
@@ -143,18 +122,18 @@ describeLibvirtd('e2e: libvirt guests from our XML', () => {
     }
     if (!sm) throw new Error('could not get a macvtap whose /dev/tapN is its own in 20 tries');
     const plugged = sm;
-    undo.push(() => plugged.unplug());
+    defer(() => plugged.unplug());
     // Our queue goes: libvirt opens its own, and frames must not be spread over a queue nobody reads.
     await Promise.all(plugged.queues.map((q) => q.close()));
     expect(plugged.config).toMatchObject({ type: 'ethernet', target: { dev: plugged.link.name, managed: false } });
 
     const peer = await startGuestPeer(tb.peer.name);
-    undo.push(() => peer.stop());
+    defer(() => peer.stop());
     const name = `mvt-ethernet-${process.pid}`;
     const token = `ethernet${process.pid}`;
     const { xml, serial } = bootableDomain(toDomainXml([plugged.xml], { name, memoryMiB: 256 }), guest, task(token), daemon.dir);
     daemon.createDomain(name, xml);
-    undo.push(() => daemon.destroyDomain(name));
+    defer(() => daemon.destroyDomain(name));
 
     await guestRuns(serial, '52:54:00:3d:61:0b', token);
     expect(pingFrom(tb.peer.name, guestIp, 3).received).toBe(3);
@@ -181,18 +160,18 @@ describeLibvirtd('e2e: libvirt guests from our XML', () => {
       tb.peer.ip('addr', 'add', '10.200.62.3/24', 'dev', 'p0.200');
       tb.peer.ip('link', 'set', 'p0.100', 'up');
       tb.peer.ip('link', 'set', 'p0.200', 'up');
-      undo.push(() => {
+      defer(() => {
         tb.peer.ip('link', 'del', 'p0.100');
         tb.peer.ip('link', 'del', 'p0.200');
       });
 
       const vif = vifOn(`${tb.lower}.100`, { address: '52:54:00:3d:62:0a', details: { macvtap_source: `${tb.lower}.100`, macvtap_mode: 'bridge', physical_interface: tb.lower, vlan: 100 } });
       const plugged = await plug(vif, { netns: tb.host.path });
-      undo.push(() => removeVlan(vif, { netns: tb.host.path }));
+      defer(() => removeVlan(vif, { netns: tb.host.path }));
       expect(plugged).toMatchObject({ vlanCreated: true, source: { kind: 'vlan', vlan: { id: 100 }, up: true } });
 
       const peer = await startGuestPeer(tb.peer.name, { address: '10.200.62.2' });
-      undo.push(() => peer.stop());
+      defer(() => peer.stop());
       const name = `mvt-vlan-${process.pid}`;
       const token = `vlan${process.pid}`;
       // The guest also probes VLAN 200's address, in its own subnet: no reply may come.
@@ -200,7 +179,7 @@ describeLibvirtd('e2e: libvirt guests from our XML', () => {
       const { xml, serial } = bootableDomain(toDomainXml([toInterfaceXml(vif)], { name, memoryMiB: 256 }), guest, t, daemon.dir);
       freshTapIndex(tb.host.name);
       daemon.createDomain(name, xml);
-      undo.push(() => daemon.destroyDomain(name));
+      defer(() => daemon.destroyDomain(name));
 
       const macvtaps = await listLinks({ netns: tb.host.path, kind: 'macvtap' });
       expect(macvtaps).toHaveLength(1);

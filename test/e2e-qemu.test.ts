@@ -5,45 +5,23 @@
  * pings the guest back. Scenario numbers are issue 4's.
  */
 import { statSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMacvtap, deleteLink, getLink, openTap, type LinkInfo } from '../lib/index.js';
 import { buildGuest, pingFrom, startGuestPeer, xferSha256, type GuestImage, type GuestTask } from '../bench/guest/image.js';
-import { describePrivileged, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
+import { cleanupStack, describeNeeding, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
 import { countDeviceFds, qemuUnavailable, startQemu, type QemuGuest } from '../bench/guest/qemu.js';
 
 const missing = qemuUnavailable();
 
-/** Privileged suite that also needs QEMU: skipped loudly without it, an error under CI=true. */
-function describeQemu(name: string, fn: () => void): void {
-  if (missing) {
-    if (process.env.CI === 'true') throw new Error(`${name}: ${missing}, and CI must run it`);
-    process.stderr.write(`\n*** SKIPPING ${name}: ${missing} ***\n`);
-    describe.skip(`${name} [SKIPPED: ${missing}]`, fn);
-    return;
-  }
-  describePrivileged(name, fn);
-}
 
 const XFER = 256 * 1024;
 
-/** Cleanup steps of the running test, undone in reverse order in afterEach (also when the test failed). */
-let undo: Array<() => unknown> = [];
-afterEach(async () => {
-  const steps = undo.reverse();
-  undo = [];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (e) {
-      process.stderr.write(`cleanup step failed: ${String(e)}\n`);
-    }
-  }
-});
+const defer = cleanupStack();
 afterAll(() => destroyAll());
 
 function testbed(subnet: number): Testbed {
   const tb = makeTestbed(subnet);
-  undo.push(() => tb.destroy());
+  defer(() => tb.destroy());
   return tb;
 }
 
@@ -73,7 +51,7 @@ function expectPeerReachesGuest(tb: Testbed, guestIp: string, mac: string): void
   expect(neigh[0]?.lladdr).toBe(mac);
 }
 
-describeQemu('e2e: QEMU guest over our fds', () => {
+describeNeeding('e2e: QEMU guest over our fds', missing, () => {
   let guest: GuestImage;
   beforeAll(() => {
     guest = buildGuest();
@@ -91,21 +69,21 @@ describeQemu('e2e: QEMU guest over our fds', () => {
     const link = await createMacvtap({ lower: tb.lower, name: 'mvtap0', mode: 'bridge', up: true, netns: tb.host.path });
     expect(link.tap).not.toBeNull();
     const peer = await startGuestPeer(tb.peer.name);
-    undo.push(() => peer.stop());
+    defer(() => peer.stop());
     const token = `q${queues}${via}${process.pid}`;
     const task = guestTask(tb, token);
 
     let vm: QemuGuest;
     if (via === 'spawn') {
       const q = await openTap(link.ifindex, { queues, netns: tb.host.path });
-      undo.push(() => Promise.all(q.map((x) => x.close())));
+      defer(() => Promise.all(q.map((x) => x.close())));
       vm = startQemu({ guest, task, mac: link.mac!, net: { type: 'fds', fds: q.map((x) => x.fd) } });
-      undo.push(() => vm.kill());
+      defer(() => vm.kill());
       // QEMU has its own copies now; ours go, so the queues live exactly as long as QEMU.
       await Promise.all(q.map((x) => x.close()));
     } else {
       vm = startQemu({ guest, task, mac: link.mac!, net: { type: 'exec', netns: tb.host.path, dev: link.name, queues } });
-      undo.push(() => vm.kill());
+      defer(() => vm.kill());
     }
     await vm.waitFor('BOOT', 60_000);
     // By now the CLI has exec'd QEMU in place: the PID holds exactly `queues` fds of this macvtap's device.
@@ -139,16 +117,16 @@ describeQemu('e2e: QEMU guest over our fds', () => {
     expect(theirs.tap!.minor).not.toBe(link.tap!.minor);
 
     const peerMine = await startGuestPeer(mine.peer.name);
-    undo.push(() => peerMine.stop());
+    defer(() => peerMine.stop());
     const peerOther = await startGuestPeer(other.peer.name);
-    undo.push(() => peerOther.stop());
+    defer(() => peerOther.stop());
 
     const q = await openTap(link.ifindex, { queues: 1, netns: mine.host.path });
-    undo.push(() => Promise.all(q.map((x) => x.close())));
+    defer(() => Promise.all(q.map((x) => x.close())));
     const token = `same-ifindex-${process.pid}`;
     const task = guestTask(mine, token);
     const vm = startQemu({ guest, task, mac: link.mac!, net: { type: 'fds', fds: q.map((x) => x.fd) } });
-    undo.push(() => vm.kill());
+    defer(() => vm.kill());
     await Promise.all(q.map((x) => x.close()));
 
     await vm.waitFor('BOOT', 60_000);

@@ -6,7 +6,7 @@
  * by `destroy()`/`destroyAll()`, and as a last resort synchronously on process exit and on SIGINT/SIGTERM.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { describe } from 'vitest';
+import { afterEach, describe } from 'vitest';
 
 /** True when the suite may create namespaces and links. */
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -27,6 +27,42 @@ export function describePrivileged(name: string, fn: () => void): void {
     return;
   }
   describe(name, fn);
+}
+
+/**
+ * {@link describePrivileged} for suites that also need a tool (QEMU, libvirtd, …): `missing` is why it is not there,
+ * or `null`. Without it the suite is skipped loudly, and under `CI=true` that is an error: CI installs every tool.
+ */
+export function describeNeeding(name: string, missing: string | null, fn: () => void): void {
+  if (missing) {
+    if (process.env.CI === 'true') throw new Error(`${name}: ${missing}, and CI must run it`);
+    process.stderr.write(`\n*** SKIPPING ${name}: ${missing} ***\n`);
+    describe.skip(`${name} [SKIPPED: ${missing}]`, fn);
+    return;
+  }
+  describePrivileged(name, fn);
+}
+
+/**
+ * A per-test stack of cleanup steps, undone in reverse order after each test (also when it failed); a failing step is
+ * reported and the others still run. Call once at the top level of a test file; push steps with the returned function.
+ */
+export function cleanupStack(): (step: () => unknown) => void {
+  let undo: Array<() => unknown> = [];
+  afterEach(async () => {
+    const steps = undo.reverse();
+    undo = [];
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (e) {
+        process.stderr.write(`cleanup step failed: ${String(e)}\n`);
+      }
+    }
+  });
+  return (step) => {
+    undo.push(step);
+  };
 }
 
 const live = new Set<string>();
