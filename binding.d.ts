@@ -146,7 +146,7 @@ export interface NativeCreateLink {
    * with an `RTM_GETLINK` on the same socket inside the same operation (`ENODEV`, syscall `'RTM_GETLINK'`, if absent).
    */
   link?: number | string;
-  /** `ifi_index`: create with this ifindex (`EEXIST` from 6.18 when taken, `EBUSY` from older kernels). */
+  /** `ifi_index`: create with this ifindex (`EEXIST` when taken: seen on 6.1 and 6.18). */
   ifindex?: number;
   /** `IFLA_ADDRESS`, `aa:bb:cc:dd:ee:ff`. */
   address?: string;

@@ -99,8 +99,8 @@ const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'gr
  * const tap = await createMacvtap({ lower: 'eth1', mode: 'bridge', mac: '52:54:00:12:34:56', up: true });
  * ```
  * @throws TypeError/RangeError for bad options, before anything is sent.
- * @throws {@link MacvtapError} `ENODEV` (no such lower), `EEXIST` (name or chosen ifindex taken; older kernels say
- *   `EBUSY` for the ifindex),
+ * @throws {@link MacvtapError} `ENODEV` (no such lower), `EEXIST` (name or chosen ifindex taken; the message says
+ *   which),
  *   `EINVAL` (e.g. a second passthru on one lower), `EPERM` (no `CAP_NET_ADMIN`).
  */
 export async function createMacvtap(options: CreateMacvtapOptions): Promise<LinkInfo> {

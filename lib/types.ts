@@ -184,7 +184,7 @@ export interface CreateMacvtapOptions extends NetnsOption {
   owner?: string | false;
   /**
    * Create with this ifindex (1–2^31-1). Choosing a high, random one avoids the `/dev/tapN` name clash between
-   * namespaces; the kernel refuses one the namespace already has (`EEXIST` on 6.18, `EBUSY` on older kernels).
+   * namespaces; the kernel refuses one the namespace already has with `EEXIST` (seen on 6.1 and 6.18).
    */
   ifindex?: number;
   /** passthru only: do not make the lower device promiscuous (`MACVLAN_FLAG_NOPROMISC`). */
