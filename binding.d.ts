@@ -181,7 +181,7 @@ export interface NativeSetLink {
   up?: boolean;
   mtu?: number;
   address?: string;
-  /** `IFLA_IFNAME`: rename (kernels before 6.x refuse while the link is up: `EBUSY`). */
+  /** `IFLA_IFNAME`: rename (while the link is up 6.1 refuses with `EBUSY`, 6.18 renames it). */
   name?: string;
   /** `IFLA_IFALIAS`; `''` removes the alias. */
   alias?: string;

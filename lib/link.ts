@@ -227,7 +227,7 @@ const SET_KEYS = ['up', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveT
  *
  * Equivalent to: `ip link set dev LINK [up|down] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]
  * [master BR | nomaster]`.
- * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up, on kernels older than 6.x), `EADDRINUSE` (a MAC
+ * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up: 6.1 refuses, 6.18 allows), `EADDRINUSE` (a MAC
  *   clash shows at up), `EINVAL`.
  */
 export async function setLink(link: LinkRef, change: SetLinkOptions, options?: NetnsOption): Promise<LinkInfo | null> {

@@ -239,7 +239,7 @@ export interface SetLinkOptions {
   up?: boolean;
   mtu?: number;
   mac?: string;
-  /** Rename. Kernels before 6.x refuse with `EBUSY` while the link is up; 6.18 renames live links. */
+  /** Rename. While the link is up 6.1 refuses with `EBUSY`; 6.18 renames it. */
   name?: string;
   /** `''` removes the alias. */
   alias?: string;
