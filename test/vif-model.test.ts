@@ -5,22 +5,11 @@ import { describe, expect, test } from 'vitest';
 import {
   InvalidVifError,
   VifDetailsMissingMacvtapParameters,
-  VifError,
   bandwidthFromQuota,
   kernelMacvtapMode,
   parseVif,
 } from '../lib/vif/index.js';
-import { novaVif } from './helpers/libvirt.js';
-
-function catchErr(fn: () => unknown): VifError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(VifError);
-    return e as VifError;
-  }
-  throw new Error('expected a VifError, nothing was thrown');
-}
+import { catchErr, novaVif } from './helpers/libvirt.js';
 
 describe('parseVif: accepted input', () => {
   test('a full Nova vif is normalized: Nova key names, lower-case MAC, no nulls, extra keys dropped', () => {

@@ -5,7 +5,6 @@
 import { describe, expect, test } from 'vitest';
 import {
   InvalidVifError,
-  VifError,
   VifXmlError,
   interfaceFromVif,
   interfaceToXml,
@@ -16,7 +15,7 @@ import {
   type InterfaceConfig,
   type InterfaceOptions,
 } from '../lib/vif/index.js';
-import { describeLibvirt, novaVif, validateDomains } from './helpers/libvirt.js';
+import { catchErr, describeLibvirt, novaVif, validateDomains } from './helpers/libvirt.js';
 
 /** Every XML document produced below, validated by libvirt at the end of the file. */
 const produced: Array<{ label: string; xml: string }> = [];
@@ -32,16 +31,6 @@ function xmlFor(label: string, over: Record<string, unknown>, options?: Interfac
 /** Parses what we produced: the independent structural view is the DOM of a second parser (the one we ship). */
 function parsed(xml: string): InterfaceConfig {
   return parseInterfaceXml(xml);
-}
-
-function catchErr(fn: () => unknown): VifError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(VifError);
-    return e as VifError;
-  }
-  throw new Error('expected a VifError, nothing was thrown');
 }
 
 const noVlan = { details: { macvtap_source: 'eth0', macvtap_mode: 'bridge', physical_interface: 'eth0' } };

@@ -10,8 +10,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe } from 'vitest';
-import type { VifInput } from '../../lib/vif/index.js';
+import { describe, expect } from 'vitest';
+import { VifError, type VifInput } from '../../lib/vif/index.js';
 
 /** Why libvirt validation cannot run here, or `null` when it can. */
 export const libvirtValidateUnavailable: string | null = (() => {
@@ -111,4 +111,15 @@ export function novaVif(over: Record<string, unknown> = {}): VifInput {
     profile: {},
     ...over,
   } as VifInput;
+}
+
+/** The `VifError` a call throws; fails the test when it throws something else or nothing. */
+export function catchErr(fn: () => unknown): VifError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(VifError);
+    return e as VifError;
+  }
+  throw new Error('expected a VifError, nothing was thrown');
 }
