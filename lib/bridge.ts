@@ -4,7 +4,7 @@
  */
 import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
-import { toLinkInfo } from './link.js';
+import { createLink } from './link.js';
 import type { CreateBridgeOptions, LinkInfo, LinkRef, NetnsOption, SetBridgePortOptions } from './types.js';
 import { createOwnership } from './owner.js';
 import * as v from './validate.js';
@@ -24,15 +24,14 @@ import * as v from './validate.js';
  */
 export async function createBridge(options: CreateBridgeOptions): Promise<LinkInfo> {
   const opts = v.options('options', options);
-  v.knownKeys('options', opts, ['name', 'up', 'mtu', 'netns', 'owner']);
+  v.knownKeys('options', opts, ['name', 'up', 'mtu', 'netns', 'owner', 'signal']);
   if (opts.name === undefined) throw invalidValue('name', 'is required', undefined);
   const name = v.linkName('name', opts.name);
   const up = opts.up === undefined ? false : v.bool('up', opts.up);
   const req: Parameters<typeof binding.linkCreate>[0] = { kind: 'bridge', name, up };
   if (opts.mtu !== undefined) req.mtu = v.mtu('mtu', opts.mtu);
   Object.assign(req, createOwnership(opts, undefined, undefined));
-  const ns = v.nsOf(opts);
-  return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
+  return createLink(req, v.nsOf(opts), v.signal(opts));
 }
 
 /**

@@ -85,6 +85,17 @@ export function callNativeSync<T>(fn: () => T): T {
   }
 }
 
+/**
+ * An `AbortError` like Node's own (`name` 'AbortError', `code` 'ABORT_ERR'), the signal's reason as its `cause`.
+ * @internal
+ */
+export function abortError(message: string, signal: AbortSignal): Error {
+  const e = new Error(message, { cause: signal.reason }) as Error & { code: string };
+  e.name = 'AbortError';
+  e.code = 'ABORT_ERR';
+  return e;
+}
+
 /** `TypeError` with Node's `ERR_INVALID_ARG_TYPE`. @internal */
 export function invalidType(name: string, expected: string, actual: unknown): TypeError {
   const err = new TypeError(`The "${name}" option must be ${expected}. Received ${describe(actual)}`);

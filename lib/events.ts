@@ -9,10 +9,12 @@
 import { EventEmitter } from 'node:events';
 import type { NativeLinkInfo, NativeLinkWatch, NativeLinkWatchItem } from '../binding.js';
 import { binding } from './binding.js';
-import { callNative, fromNative, invalidValue } from './errors.js';
+import { abortError, callNative, fromNative, invalidValue } from './errors.js';
 import { toLinkInfo } from './link.js';
 import type { LinkChange, LinkEvent, LinkInfo, WatchLinksOptions } from './types.js';
 import * as v from './validate.js';
+
+const WATCH_ABORTED = 'The link watcher was aborted';
 
 const DEFAULT_RECEIVE_BUFFER = 64 * 1024;
 
@@ -42,13 +44,6 @@ export function linkChanges(a: LinkInfo, b: LinkInfo): LinkChange[] {
   return out;
 }
 
-function abortError(signal: AbortSignal): Error {
-  const e = new Error('The link watcher was aborted', { cause: signal.reason }) as Error & { code: string };
-  e.name = 'AbortError';
-  e.code = 'ABORT_ERR';
-  return e;
-}
-
 /**
  * A running link watcher: an async iterator of {@link LinkEvent}s. Ending it (`break` out of `for await`,
  * {@link LinkWatcher.return}, {@link LinkWatcher.close} or the `signal`) closes its socket and libuv handle, after
@@ -71,7 +66,7 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
   readonly #kinds: Set<string | null> | null;
   readonly #snapshot: boolean;
   readonly #signal: AbortSignal | undefined;
-  readonly #onAbort = (): void => this.#fail(abortError(this.#signal as AbortSignal));
+  readonly #onAbort = (): void => this.#fail(abortError(WATCH_ABORTED, this.#signal as AbortSignal));
 
   /** @internal Use {@link watchLinks}. */
   constructor(opts: { ns: string | number | null; kinds: (string | null)[] | null; snapshot: boolean; rcvbuf: number; signal?: AbortSignal }) {
@@ -79,7 +74,7 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
     this.#snapshot = opts.snapshot;
     this.#signal = opts.signal;
     if (this.#signal?.aborted) {
-      this.#error = abortError(this.#signal);
+      this.#error = abortError(WATCH_ABORTED, this.#signal);
       this.#closed = true;
       return;
     }
@@ -281,10 +276,10 @@ function watchOptions(options: WatchLinksOptions | undefined): ConstructorParame
     kinds = [...opts.kinds];
   }
   const snapshot = opts.snapshot === undefined ? false : v.bool('snapshot', opts.snapshot);
-  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw invalidValue('signal', 'must be an AbortSignal', opts.signal);
+  const signal = v.signal(opts);
   const rcvbuf = opts.receiveBuffer === undefined ? DEFAULT_RECEIVE_BUFFER : v.integer('receiveBuffer', opts.receiveBuffer, 1024, 0x7fff_ffff);
   const out: ConstructorParameters<typeof LinkWatcher>[0] = { ns: v.nsOf(opts), kinds, snapshot, rcvbuf };
-  if (opts.signal !== undefined) out.signal = opts.signal;
+  if (signal !== undefined) out.signal = signal;
   return out;
 }
 

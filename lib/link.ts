@@ -4,10 +4,10 @@
  */
 import type { NativeCreateLink, NativeLinkInfo, NativeSetLink } from '../binding.js';
 import { binding } from './binding.js';
-import { callNative, invalidValue } from './errors.js';
+import { abortError, callNative, invalidValue } from './errors.js';
 import type {
   CreateMacvtapOptions, CreateVethOptions, CreateVlanOptions, LinkInfo, LinkRef, ListLinksOptions, MacvtapMode,
-  NetnsOption, OperState, SetLinkOptions,
+  Netns, NetnsOption, OperState, SetLinkOptions,
 } from './types.js';
 import { createOwnership } from './owner.js';
 import * as v from './validate.js';
@@ -87,7 +87,29 @@ function commonCreate(opts: Parameters<typeof linkFields>[0] & { ifindex?: unkno
   return { ...req, ...createOwnership(opts, req.alias, req.group) };
 }
 
-const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'netns', 'owner'] as const;
+/**
+ * Sends one create request. With a `signal` (see {@link CreateSignalOption}): aborted before, nothing is sent; aborted
+ * while the kernel works, the link it made is deleted before the promise rejects with an `AbortError`. Should that
+ * delete fail (other than `ENODEV`: someone removed it already), its error is thrown instead — the link may remain,
+ * and carries its owner tag for {@link gc}.
+ * @internal
+ */
+export async function createLink(req: NativeCreateLink, ns: Netns | null, signal: AbortSignal | undefined): Promise<LinkInfo> {
+  const aborted = (s: AbortSignal): Error => abortError(`The create of ${req.kind} link "${req.name}" was aborted`, s);
+  if (signal?.aborted) throw aborted(signal);
+  const info = toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
+  if (signal?.aborted) {
+    try {
+      await callNative(() => binding.linkDelete({ index: info.ifindex }, ns));
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'ENODEV') throw e;
+    }
+    throw aborted(signal);
+  }
+  return info;
+}
+
+const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'netns', 'owner', 'signal'] as const;
 
 /**
  * Creates a macvtap on a lower device and returns its info (with its tap char device).
@@ -128,10 +150,10 @@ export async function createMacvtap(options: CreateMacvtapOptions): Promise<Link
   if (macaddrs) req.macvlanMacaddrs = macaddrs;
   const ns = v.nsOf(opts);
   req.link = lowerRef(opts.lower);
-  return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
+  return createLink(req, ns, v.signal(opts));
 }
 
-const VLAN_KEYS = ['lower', 'id', 'name', 'protocol', 'mtu', 'up', 'group', 'alias', 'netns', 'owner'] as const;
+const VLAN_KEYS = ['lower', 'id', 'name', 'protocol', 'mtu', 'up', 'group', 'alias', 'netns', 'owner', 'signal'] as const;
 
 /**
  * Creates an 802.1Q (or 802.1ad) VLAN sub-interface.
@@ -159,7 +181,7 @@ export async function createVlan(options: CreateVlanOptions): Promise<LinkInfo> 
   const ns = v.nsOf(opts);
   req.link = lowerRef(opts.lower);
   try {
-    return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
+    return await createLink(req, ns, v.signal(opts));
   } catch (e) {
     if (e instanceof Error && (e as { code?: string }).code === 'EOPNOTSUPP') {
       e.message = `${e.message} (this kernel has no 802.1Q VLAN support: CONFIG_VLAN_8021Q is off or the 8021q module is missing)`;
@@ -168,7 +190,7 @@ export async function createVlan(options: CreateVlanOptions): Promise<LinkInfo> 
   }
 }
 
-const VETH_KEYS = ['name', 'peer', 'mac', 'mtu', 'up', 'group', 'alias', 'netns', 'owner'] as const;
+const VETH_KEYS = ['name', 'peer', 'mac', 'mtu', 'up', 'group', 'alias', 'netns', 'owner', 'signal'] as const;
 
 /**
  * Creates a veth pair, the peer optionally directly in another namespace. (The lower device of choice where there is
@@ -186,8 +208,7 @@ export async function createVeth(options: CreateVethOptions): Promise<LinkInfo> 
   if (opts.peer.mac !== undefined) peer.address = v.mac('peer.mac', opts.peer.mac);
   if (opts.peer.netns !== undefined) peer.netns = v.netns('peer.netns', opts.peer.netns);
   const req: NativeCreateLink = { kind: 'veth', name, ...commonCreate(opts), peer };
-  const ns = v.nsOf(opts);
-  return toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
+  return createLink(req, v.nsOf(opts), v.signal(opts));
 }
 
 /**

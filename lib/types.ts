@@ -16,6 +16,16 @@ export interface NetnsOption {
   netns?: Netns;
 }
 
+/** The `signal` option of the create calls. */
+export interface CreateSignalOption {
+  /**
+   * Aborts the create: aborted before the request is sent, nothing is sent; aborted while the kernel works on it, the
+   * link it made is deleted again before the promise rejects. Either way the promise rejects with an `AbortError`
+   * (`code` `'ABORT_ERR'`, the signal's reason as `cause`) and nothing is left behind.
+   */
+  signal?: AbortSignal;
+}
+
 /** A link, by name (`'eth0'`) or by ifindex (`7`). */
 export type LinkRef = string | number;
 
@@ -114,7 +124,7 @@ export interface BridgePortInfo {
 }
 
 /** Options of {@link createBridge}. Equivalent to `ip link add NAME type bridge [mtu N] [up]`. */
-export interface CreateBridgeOptions extends NetnsOption {
+export interface CreateBridgeOptions extends NetnsOption, CreateSignalOption {
   /** The bridge's name, 1–15 bytes. */
   name: string;
   /** Bring it up in the create request. Default `false`. */
@@ -154,7 +164,7 @@ export interface OffloadOptions {
 }
 
 /** Options of {@link createMacvtap}. Equivalent to `ip link add link LOWER name NAME type macvtap mode MODE …`. */
-export interface CreateMacvtapOptions extends NetnsOption {
+export interface CreateMacvtapOptions extends NetnsOption, CreateSignalOption {
   /** The lower device, by name or ifindex, in the same namespace (`IFLA_LINK`). Required. */
   lower: LinkRef;
   /**
@@ -194,7 +204,7 @@ export interface CreateMacvtapOptions extends NetnsOption {
 }
 
 /** Options of {@link createVlan}. Equivalent to `ip link add link LOWER name NAME type vlan id ID`. */
-export interface CreateVlanOptions extends NetnsOption {
+export interface CreateVlanOptions extends NetnsOption, CreateSignalOption {
   /** The lower (physical) device, by name or ifindex. */
   lower: LinkRef;
   /** 802.1Q VLAN id, 1–4094. */
@@ -217,7 +227,7 @@ export interface CreateVlanOptions extends NetnsOption {
 }
 
 /** Options of {@link createVeth}. Equivalent to `ip link add NAME type veth peer name PEER [netns NS]`. */
-export interface CreateVethOptions extends NetnsOption {
+export interface CreateVethOptions extends NetnsOption, CreateSignalOption {
   name: string;
   peer: { name: string; mac?: string; /** Create the peer directly in this namespace. */ netns?: Netns };
   mac?: string;

@@ -151,6 +151,13 @@ export function nsOf(opts: { netns?: unknown }): Netns | null {
   return opts.netns === undefined ? null : netns('netns', opts.netns);
 }
 
+/** The `signal` option of an options object: absent, or an `AbortSignal`. */
+export function signal(opts: { signal?: unknown }): AbortSignal | undefined {
+  if (opts.signal === undefined) return undefined;
+  if (!(opts.signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', opts.signal);
+  return opts.signal;
+}
+
 /** Rejects keys the options type does not have (a typo must not be silently ignored). */
 export function knownKeys(option: string, obj: object, keys: readonly string[]): void {
   for (const k of Object.keys(obj)) {

@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
-  createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, listLinks, MacvtapError, setLink,
-  type LinkInfo,
+  createBridge, createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, listLinks, MacvtapError, setLink,
+  watchLinks, type LinkInfo,
 } from '../lib/index.js';
 import { describePrivileged, destroyAll, TestNetns, type IpLinkJson, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
 import { testMac } from './helpers/frames.js';
@@ -23,6 +23,20 @@ const vlanUnsupported: string | null = vlanUnsupportedProbe();
 async function settled(ns: TestNetns, name: string): Promise<LinkInfo> {
   for (let i = 0; i < 60 && ns.ipLink(name).operstate === 'UNKNOWN'; i++) await new Promise((r) => setTimeout(r, 50));
   return getLink(name, { netns: ns.path });
+}
+
+/**
+ * Waits (bounded: 3 s) until two `ip -d -j link show` of the namespace 100 ms apart agree, so the kernel's
+ * asynchronous operstate updates after a create or up cannot land between our dump and ip's.
+ */
+async function quiesce(ns: TestNetns): Promise<void> {
+  let last = '';
+  for (let i = 0; i < 30; i++) {
+    const now = ns.ip('-d', '-j', 'link', 'show');
+    if (now === last) return;
+    last = now;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** The error a promise rejects with; fails the test when it resolves. */
@@ -251,6 +265,7 @@ describePrivileged('links', () => {
   it('listLinks with and without kind matches ip', async () => {
     await createMacvtap({ lower: 'mvt-l0', name: 'mvt-a', netns: ns.path });
     await createMacvtap({ lower: 'mvt-l0', name: 'mvt-b', mode: 'vepa', netns: ns.path });
+    await quiesce(ns);
     const all = await listLinks({ netns: ns.path });
     expect(all.map((l) => l.name).sort()).toEqual(ipNames(ns));
     for (const info of all) crossCheck(ns, info);
@@ -479,5 +494,45 @@ describePrivileged('links', () => {
     crossCheck(ns, v);
     expect(b.ipLink('mvt-vb').address).toBe(testMac(0x40, 2));
     expect(ipNames(ns)).not.toContain('mvt-vb');
+  });
+  it('an AbortSignal: aborted before, nothing is sent; aborted mid-create, the link the kernel made is deleted before the rejection', async () => {
+    const before = ipNames(ns);
+    const pre = new AbortController();
+    pre.abort(new Error('changed my mind'));
+    for (const p of [
+      createMacvtap({ lower: 'mvt-l0', name: 'mvt-ab0', netns: ns.path, signal: pre.signal }),
+      createVeth({ name: 'mvt-ab1', peer: { name: 'mvt-ab2' }, netns: ns.path, signal: pre.signal }),
+      createBridge({ name: 'mvt-ab3', netns: ns.path, signal: pre.signal }),
+    ]) {
+      const e = await rejection(p);
+      expect(e).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      expect((e as Error).cause).toBe(pre.signal.reason);
+    }
+    expect(ipNames(ns)).toEqual(before);
+
+    // Aborted right after the call: the request is already on its way, so the kernel makes the link; the link
+    // watcher (subscribed first) must see it added and removed again, and ip must not see it after the rejection.
+    // Bounded: the watcher rejects with an AbortError after 5 s.
+    const w = watchLinks({ netns: ns.path, signal: AbortSignal.timeout(5000) });
+    try {
+      // Creates after 'ready' are reported as events (before it, they are part of the watcher's starting state).
+      // next() by hand: leaving a for-await loop would close the watcher.
+      for (let r = await w.next(); r.value?.type !== 'ready'; r = await w.next()) if (r.done) throw new Error('the watcher ended before ready');
+      const mid = new AbortController();
+      const p = createMacvtap({ lower: 'mvt-l0', name: 'mvt-ab4', netns: ns.path, signal: mid.signal });
+      mid.abort();
+      expect(await rejection(p)).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      expect(ipNames(ns)).toEqual(before);
+      const seen: string[] = [];
+      for await (const ev of w) {
+        if (ev.type !== 'ready' && ev.type !== 'resync' && ev.link.name === 'mvt-ab4') seen.push(ev.type);
+        if (ev.type === 'removed' && ev.link.name === 'mvt-ab4') break;
+      }
+      expect(seen[0]).toBe('added');
+      expect(seen.at(-1)).toBe('removed');
+    } finally {
+      w.close();
+    }
+    await expect(createMacvtap({ lower: 'mvt-l0', netns: ns.path, signal: 'no' as unknown as AbortSignal })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
   });
 });
