@@ -5,7 +5,8 @@
  * to stdout; the runner exits with the command's exit status.
  *
  * Exit statuses of its own: 2 bad usage, 3 the guest cannot be had (no QEMU, no kernel package, no built project),
- * 4 the guest never reported a status (boot failure, crash), 124 timeout, 130 interrupted.
+ * 4 the guest never reported a status (boot failure, crash), 124 timeout (the guest's watchdog, which first prints
+ * what every task is doing, or ours), 130 interrupted.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -147,6 +148,9 @@ export async function runVm(o: VmOptions): Promise<number> {
     // The guest's hvc0 is a terminal; colours and cursor codes only make sense when ours is one too. Otherwise the
     // guest pipes the command's output (MVT_VM_PIPE, read by guest.sh), so it sees what it would see here.
     env.push(...(process.stdout.isTTY ? ['TERM=xterm-256color'] : ['NO_COLOR=1', 'MVT_VM_PIPE=1']), ...o.env);
+    // The guest's own watchdog (guest.sh) fires before ours, so a hang reports what every task was doing and the
+    // guest still writes its status; the margin covers boot, the dump and power-off.
+    env.push(`MVT_VM_WATCHDOG=${Math.max(10, o.timeout - (o.timeout > 300 ? 90 : 60))}`);
     writeFileSync(join(shareDir, 'env'), env.map((kv) => `${kv.slice(0, kv.indexOf('='))}=${shq(kv.slice(kv.indexOf('=') + 1))}`).join('\n') + '\n');
     const command = o.cmd ?? ['exec', './node_modules/.bin/vitest', 'run', ...o.vitestArgs.map(shq)].join(' ');
     writeFileSync(join(shareDir, 'cmd.sh'), `${command}\n`);
@@ -183,7 +187,11 @@ export async function runVm(o: VmOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
 
-    if (verdict === 'timeout') return 124;
+    if (verdict === 'timeout') {
+      const serial = readFileSync(join(ctl, 'serial.log'), 'utf8').trim().split('\n').slice(-60).join('\n');
+      if (serial) say(`last kernel/init console lines:\n${serial}`);
+      return 124;
+    }
     if (verdict === 'interrupted') return 130;
     const codeFile = join(shareDir, 'exit-code');
     if (!existsSync(codeFile)) {
