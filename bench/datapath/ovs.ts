@@ -7,7 +7,7 @@
  * The kernel datapath (`system`) is used when the `openvswitch` module is present, else the userspace `netdev`
  * datapath (experimental and slow per the OVS docs); the result is labelled with the one really used.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,17 +58,47 @@ export function detectOvs(): OvsAvailability {
   if (missing.length) return { available: false, reason: `Open vSwitch not installed (${missing.join(', ')} not found): ${OVS_INSTALL_HINT}` };
   const schema = SCHEMA_PATHS.find((p) => existsSync(p));
   if (!schema) return { available: false, reason: `Open vSwitch schema vswitch.ovsschema not found: ${OVS_INSTALL_HINT}` };
-  const v = spawnSync(tools['ovs-vswitchd'], ['--version'], { encoding: 'utf8' });
+  const v = spawnSync(tools['ovs-vswitchd'], ['--version'], { encoding: 'utf8', timeout: 10_000 });
   const version = (v.stdout || '').split('\n')[0]?.replace(/^ovs-vswitchd \(Open vSwitch\)\s*/, '').trim() || 'unknown';
   return { available: true, version, datapath: kernelDatapathAvailable() ? 'system' : 'netdev', tools, schema };
 }
 
+/**
+ * Runs one OVS tool, bounded by `timeoutMs` (then SIGKILL). Resolves with its stdout once it exited and its pipes
+ * closed — but a `--detach`ed daemon's child inherits those pipes, and one that hangs would hold them open for
+ * ever: 2 s after the exit the pipes are let go and the exit status decides.
+ */
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-      else resolve(String(stdout));
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => void (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => void (stderr += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    let settled = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.stdout.destroy();
+      child.stderr.destroy();
+      if (code === 0) return resolve(stdout);
+      const why = timedOut ? `no exit within ${timeoutMs / 1000} s (killed)` : signal ? `killed by ${signal}` : `exit ${code}`;
+      reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || why}`));
+    };
+    child.on('error', (e) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new Error(`${cmd}: ${e.message}`));
     });
+    child.on('close', finish);
+    child.on('exit', (code, signal) => void setTimeout(() => finish(code, signal), 2_000).unref());
   });
 }
 
@@ -215,7 +245,16 @@ export class OvsInstance {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    const daemons: [number, string][] = [[this.switchPid, 'ovs-vswitchd.ctl'], [this.dbPid, 'ovsdb-server.ctl']];
+    // A daemon whose start failed half-way may have written its pidfile without our reading it: take it from there,
+    // if it is still ours (its command line names our directory).
+    const pidOf = (known: number, file: string): number => {
+      if (known) return known;
+      const pid = readPid(join(this.dir, file));
+      return pid && cmdlineMentions(pid, this.dir) ? pid : 0;
+    };
+    const daemons: [number, string][] = [
+      [pidOf(this.switchPid, 'ovs-vswitchd.pid'), 'ovs-vswitchd.ctl'], [pidOf(this.dbPid, 'ovsdb-server.pid'), 'ovsdb-server.ctl'],
+    ];
     for (const [pid, ctl] of daemons) {
       if (!pid) continue;
       await run(this.tools['ovs-appctl'], ['-t', join(this.dir, ctl), 'exit'], this.env, 5_000).catch(() => undefined);
