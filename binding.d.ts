@@ -297,6 +297,13 @@ export interface Binding {
   linkCreate(req: NativeCreateLink, ns: NativeNetns): Promise<NativeLinkInfo>;
   /** `RTM_GETLINK` for one link. Rejects `ENODEV` when there is none. */
   linkGet(key: NativeLinkKey, ns: NativeNetns): Promise<NativeLinkInfo>;
+  /** linkGet on the calling thread (no libuv pool hop): blocks for one kernel round trip; errors are thrown. */
+  linkGetSync(key: NativeLinkKey, ns: NativeNetns): NativeLinkInfo;
+  /**
+   * Benchmark floor, not API: `count` synchronous `RTM_GETLINK` round trips of `ifindex` on a plain socket made in
+   * `ns`, timed in C; per-call nanoseconds.
+   */
+  rawGetLinkLoop(ifindex: number, count: number, ns: NativeNetns): Float64Array;
   /** `RTM_GETLINK` dump (`NLM_F_DUMP`, retried on `NLM_F_DUMP_INTR`), optionally only one `IFLA_INFO_KIND`. */
   linkList(kind: string | null, ns: NativeNetns): Promise<NativeLinkInfo[]>;
   /** `RTM_NEWLINK` on an existing link (no create flags). */

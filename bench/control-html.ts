@@ -122,10 +122,17 @@ export function controlChartSpecs(report: ControlReport): ChartSpec[] {
     });
   }
 
-  const getlinkLabel = (s: SummaryRow): string => (s.phase === 'getlink' ? 'in sequence' : `${report.options.parallelDepth} in flight`);
+  const getlinkLabel = (s: SummaryRow): string => {
+    switch (s.phase) {
+      case 'getlink': return 'in sequence';
+      case 'getlink-sync': return 'getLinkSync';
+      case 'getlink-raw': return 'C loop (floor)';
+      default: return `${report.options.parallelDepth} in flight`;
+    }
+  };
   const getlink = sum.filter((s) => s.scenario === 'getlink');
   charts.push(pointsWithRange(report, 'getlink',
-    'getLink(lo): cost per call, one RTM_GETLINK at a time and several in flight (µs per call, log scale; median, bar = min–max)',
+    'getLink(lo): cost per call — in sequence, several in flight, the blocking getLinkSync, and the same request in a C loop (µs per call, log scale; median, bar = min–max)',
     null, 'µs / call', getlink.map((s) => point(s, getlinkLabel(s))), [...new Set(getlink.map(getlinkLabel))], true));
 
   // Ratios per repetition pair. A ratio at or below 0 has no place on a log axis (left to the table); an interval
@@ -139,6 +146,8 @@ export function controlChartSpecs(report: ControlReport): ChartSpec[] {
       case 'create-window': return `scaling window ${s.devices! - s.n + 1}–${s.devices}`;
       case 'getlink': return 'getLink(lo)';
       case 'getlink-par': return `getLink(lo) ×${report.options.parallelDepth}`;
+      case 'getlink-sync': return 'getLinkSync(lo)';
+      case 'getlink-raw': return 'RTM_GETLINK lo in C';
       default: return `${s.phase}, ${s.n}`;
     }
   };

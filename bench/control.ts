@@ -180,6 +180,8 @@ async function getlink(d: ControlDriver, rep: number, opts: ControlOptions, out:
   if (d.getLinkParallel) {
     out.push(row({ ...base, phase: 'getlink-par' }, opts.calls, await d.getLinkParallel(opts.calls, opts.parallelDepth)));
   }
+  if (d.getLinkSyncLoop) out.push(row({ ...base, phase: 'getlink-sync' }, opts.calls, d.getLinkSyncLoop(opts.calls)));
+  if (d.getLinkRawLoop) out.push(row({ ...base, phase: 'getlink-raw' }, opts.calls, d.getLinkRawLoop(opts.calls)));
 }
 
 /** Configurations that take part in the scaling scenario. */

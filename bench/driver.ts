@@ -53,6 +53,10 @@ export interface ControlDriver {
   getLinkLoop(count: number): Promise<PhaseTiming>;
   /** `count` `RTM_GETLINK`s of `lo` with `depth` requests in flight (throughput), where the tool can pipeline. */
   getLinkParallel?(count: number, depth: number): Promise<PhaseTiming>;
+  /** `count` synchronous `RTM_GETLINK`s of `lo` through the tool's blocking call, where it has one. */
+  getLinkSyncLoop?(count: number): PhaseTiming;
+  /** The floor: the same request `count` times on a plain socket, timed in C (no JS, no parsing). */
+  getLinkRawLoop?(count: number): PhaseTiming;
   /**
    * Opens one queue of each macvtap (`/dev/tapN`, `TUNSETIFF`), then closes them all; the two are timed apart
    * because closing a tap queue waits an RCU grace period in the kernel (`tap_put_queue` → `synchronize_rcu`).

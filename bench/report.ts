@@ -25,6 +25,8 @@ const PHASE_LABEL: Record<RawRow['phase'], string> = {
   'create-window': 'create+up',
   'getlink': 'getLink(lo)',
   'getlink-par': 'getLink(lo) ×depth',
+  'getlink-sync': 'getLinkSync(lo)',
+  'getlink-raw': 'RTM_GETLINK lo in C',
 };
 
 /** Text table with a header rule; columns in `rightAlign` are right-aligned. */

@@ -16,11 +16,12 @@ export const SCENARIOS = ['lifecycle', 'teardown', 'scaling', 'getlink'] as cons
  * `RTM_DELLINK` per device), `delete-rest-group` (the lifecycle's devices beyond the one-by-one sample, by group),
  * `delete-group` (all of a group in one request), `create-fill` (scaling: devices made to reach the next window,
  * kept for completeness), `create-window` (scaling: the devices just below a checkpoint), `getlink` (sequential
- * `RTM_GETLINK lo`), `getlink-par` (the same with several in flight).
+ * `RTM_GETLINK lo`), `getlink-par` (the same with several in flight), `getlink-sync` (the blocking `getLinkSync`),
+ * `getlink-raw` (the same request in a C loop: the kernel's round trip, the floor for the native call overhead).
  */
 export const PHASES = [
   'create', 'open-queue', 'close-queue', 'delete', 'delete-rest-group', 'delete-group', 'create-fill', 'create-window', 'getlink',
-  'getlink-par',
+  'getlink-par', 'getlink-sync', 'getlink-raw',
 ] as const;
 
 const num = z.number().finite();

@@ -3,7 +3,7 @@
  *
  * @packageDocumentation
  */
-export { createMacvtap, createVlan, createVeth, getLink, listLinks, setLink, deleteLink, deleteGroup } from './link.js';
+export { createMacvtap, createVlan, createVeth, getLink, getLinkSync, listLinks, setLink, deleteLink, deleteGroup } from './link.js';
 export { openTap, TapQueue } from './tap.js';
 export { createBridge, setBridgePort } from './bridge.js';
 export { addAddress } from './address.js';

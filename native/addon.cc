@@ -8,6 +8,7 @@
 #include "events.h"
 #include "fdpass.h"
 #include "link.h"
+#include "rawbench.h"
 #include "ownership.h"
 #include "tap.h"
 #include "tun.h"
@@ -18,6 +19,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Ownership::Install(env);
   exports.Set("linkCreate", Napi::Function::New(env, JsLinkCreate, "linkCreate"));
   exports.Set("linkGet", Napi::Function::New(env, JsLinkGet, "linkGet"));
+  exports.Set("linkGetSync", Napi::Function::New(env, JsLinkGetSync, "linkGetSync"));
+  exports.Set("rawGetLinkLoop", Napi::Function::New(env, JsRawGetLinkLoop, "rawGetLinkLoop"));
   exports.Set("linkList", Napi::Function::New(env, JsLinkList, "linkList"));
   exports.Set("linkSet", Napi::Function::New(env, JsLinkSet, "linkSet"));
   exports.Set("linkDelete", Napi::Function::New(env, JsLinkDelete, "linkDelete"));

@@ -742,6 +742,23 @@ Napi::Value JsLinkGet(const Napi::CallbackInfo& info) {
 }
 
 /**
+ * linkGetSync(key, ns) → NativeLinkInfo, on the calling thread: the same exchange as linkGet without the libuv pool
+ * hop, so it blocks its caller for one kernel round trip (and, for a macvtap, a sysfs read). Errors as linkGet's,
+ * thrown.
+ */
+Napi::Value JsLinkGetSync(const Napi::CallbackInfo& info) {
+  LinkKey key = ReadLinkKey(info[0]);
+  NetnsRef ns = ReadNetns(info[1], "ns");
+  LinkInfo r;
+  try {
+    r = LinkGet(key, ns);
+  } catch (const SysException& e) {
+    throw MakeError(info.Env(), e.error());
+  }
+  return LinkInfoToJs(info.Env(), r);
+}
+
+/**
  * linkList(kind, ns) → Promise<NativeLinkInfo[]>. Equivalent to `ip -d link show [type KIND]`.
  * errno contract (syscall 'RTM_GETLINK'): EAGAIN the dump was interrupted by changes 11 times in a row; ENOBUFS the
  * socket overflowed; 'open'/'setns' with path when the namespace is unusable.

@@ -136,6 +136,7 @@ Napi::Object LinkInfoToJs(Napi::Env env, const LinkInfo& info);
 
 Napi::Value JsLinkCreate(const Napi::CallbackInfo& info);
 Napi::Value JsLinkGet(const Napi::CallbackInfo& info);
+Napi::Value JsLinkGetSync(const Napi::CallbackInfo& info);
 Napi::Value JsLinkList(const Napi::CallbackInfo& info);
 Napi::Value JsLinkSet(const Napi::CallbackInfo& info);
 Napi::Value JsLinkDelete(const Napi::CallbackInfo& info);

@@ -192,6 +192,15 @@ describePrivileged('macvtap bench control', () => {
         const gl = mine.filter((r) => r.rep === rep && r.scenario === 'getlink' && r.phase === 'getlink');
         expect(gl).toHaveLength(1);
         expect(gl[0]!.n).toBe(id === 'ip' ? 3 : 40);
+        // Only this package has a blocking call and the C floor; the floor is the cheaper of the two.
+        const phases = (p: string): typeof mine => mine.filter((r) => r.rep === rep && r.scenario === 'getlink' && r.phase === p);
+        if (id === 'macvtap') {
+          expect(phases('getlink-sync').map((r) => r.n)).toEqual([40]);
+          expect(phases('getlink-raw').map((r) => r.n)).toEqual([40]);
+          expect(phases('getlink-raw')[0]!.perOpUs).toBeLessThan(phases('getlink-sync')[0]!.perOpUs);
+        } else {
+          expect([...phases('getlink-sync'), ...phases('getlink-raw')]).toEqual([]);
+        }
       }
     }
     // Every independent count matched, and every timed value is a real number.
@@ -254,7 +263,7 @@ describePrivileged('macvtap bench control', () => {
     // The categories the small run measured: its lifecycle sizes, its group teardown, both getLink modes.
     expect(texts(figure(dom.stdout, 'create'))).toEqual(expect.arrayContaining(report.options.sizes.map((n) => `N=${n}`)));
     expect(texts(figure(dom.stdout, 'delete-group'))).toContain(`teardown, ${report.options.groupSize} devices`);
-    expect(texts(figure(dom.stdout, 'getlink'))).toEqual(expect.arrayContaining(['in sequence', `${report.options.parallelDepth} in flight`]));
+    expect(texts(figure(dom.stdout, 'getlink'))).toEqual(expect.arrayContaining(['in sequence', `${report.options.parallelDepth} in flight`, 'getLinkSync', 'C loop (floor)']));
     // Ratios: a row per measured create size and the ip -batch reference axis.
     const ratios = texts(figure(dom.stdout, 'ratios'));
     expect(ratios).toEqual(expect.arrayContaining([...report.options.sizes.map((n) => `create+up, N=${n}`), '÷ ip -batch']));

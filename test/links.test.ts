@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
-  createBridge, createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, listLinks, MacvtapError, setLink,
+  createBridge, createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, getLinkSync, listLinks, MacvtapError, setLink,
   watchLinks, type LinkInfo,
 } from '../lib/index.js';
 import { describePrivileged, destroyAll, TestNetns, type IpLinkJson, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
@@ -260,6 +260,26 @@ describePrivileged('links', () => {
     expect(err).toBeInstanceOf(MacvtapError);
     expect(err.code).toBe('ENODEV');
     expect(err.errno).toBe(-19);
+  });
+
+  it('getLinkSync answers what getLink answers (macvtap, its lower, lo; by name and index), at once; a missing link throws ENODEV', async () => {
+    const created = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-sync', mac: testMac(0x41, 1), up: true, netns: ns.path });
+    await quiesce(ns);
+    for (const ref of ['mvt-sync', created.ifindex, 'mvt-l0', 'lo'] as const) {
+      const sync = getLinkSync(ref, { netns: ns.path });
+      expect(sync).toEqual(await getLink(ref, { netns: ns.path }));
+      crossCheck(ns, sync);
+    }
+    expect(getLinkSync('mvt-sync', { netns: ns.path }).tap).toEqual(created.tap);
+    let err: unknown;
+    try {
+      getLinkSync('mvt-none', { netns: ns.path });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(MacvtapError);
+    expect(err).toMatchObject({ code: 'ENODEV', errno: -19, syscall: 'RTM_GETLINK' });
+    expect(() => getLinkSync('', { netns: ns.path })).toThrow(TypeError);
   });
 
   it('listLinks with and without kind matches ip', async () => {

@@ -3,7 +3,8 @@
  * driver would call it. Each create also returns the new link's info (the library answers with a `RTM_GETLINK` of the
  * result, which the other configurations do not fetch); that is part of what is measured.
  */
-import { createMacvtap, deleteGroup, deleteLink, getLink, openTap, type TapQueue } from '../../lib/index.js';
+import { binding } from '../../lib/binding.js';
+import { createMacvtap, deleteGroup, deleteLink, getLink, getLinkSync, openTap, type TapQueue } from '../../lib/index.js';
 import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
 import type { Testbed } from '../testbed.js';
 
@@ -33,6 +34,25 @@ export class MacvtapDriver implements ControlDriver {
   getLinkLoop(count: number): Promise<PhaseTiming> {
     const netns = this.tb.path;
     return timeEach(new Array<number>(count).fill(0), () => getLink('lo', { netns }));
+  }
+
+  getLinkSyncLoop(count: number): PhaseTiming {
+    const netns = this.tb.path;
+    const perOpMs = new Array<number>(count);
+    const t0 = performance.now();
+    let prev = t0;
+    for (let i = 0; i < count; i++) {
+      getLinkSync('lo', { netns });
+      const now = performance.now();
+      perOpMs[i] = now - prev;
+      prev = now;
+    }
+    return { totalMs: prev - t0, perOpMs };
+  }
+
+  getLinkRawLoop(count: number): PhaseTiming {
+    const perOpMs = Array.from(binding.rawGetLinkLoop(1, count, this.tb.path), (ns) => ns / 1e6);
+    return { totalMs: perOpMs.reduce((a, b) => a + b, 0), perOpMs };
   }
 
   /** `count` `getLink('lo')` calls with `depth` in flight (throughput; the addon runs them on libuv's pool). */
