@@ -106,6 +106,7 @@ function row(
   const r: RawRow = { ...base, n, totalMs: t.totalMs, perOpUs: (basis * 1000) / n };
   if (t.netMs !== undefined) r.netMs = t.netMs;
   if (t.startupMs !== undefined) r.startupMs = t.startupMs;
+  if (t.userCpuMs !== undefined) r.userCpuUs = (t.userCpuMs * 1000) / n;
   if (t.perOpMs && t.perOpMs.length > 0) {
     const p = percentiles(t.perOpMs);
     r.perOpPercentilesUs = { p50: p.p50 * 1000, p90: p.p90 * 1000, p99: p.p99 * 1000, max: p.max * 1000 };
@@ -148,17 +149,21 @@ async function teardown(tb: Testbed, d: ControlDriver, rep: number, opts: Contro
   out.push(row({ scenario: 'teardown', phase: 'delete-group', config: d.id, rep }, opts.groupSize, t, await verify(tb, 0, `${d.id} group delete`)));
 }
 
-/** Window of devices, just below checkpoint `c`, whose per-device create time is reported for it. */
-export function scalingWindow(c: number): number {
-  return Math.max(1, Math.min(256, Math.floor(c / 4)));
+/**
+ * Window of devices, just below checkpoint `c`, whose per-device create time is reported for it: up to 256, never
+ * reaching below the previous checkpoint `prev`. Large windows matter for the user-CPU figure, which getrusage
+ * splits from the total by sampled ticks.
+ */
+export function scalingWindow(c: number, prev = 0): number {
+  return Math.max(1, Math.min(256, c - prev));
 }
 
 /** Creates devices up to each checkpoint; times a window just below each; removes all by group (timed). */
 async function scaling(tb: Testbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
   const base = { scenario: 'scaling' as const, config: d.id, rep };
   let made = 0;
-  for (const c of opts.scale) {
-    const w = scalingWindow(c);
+  for (const [i, c] of opts.scale.entries()) {
+    const w = scalingWindow(c, opts.scale[i - 1] ?? 0);
     const fill = c - w - made;
     if (fill > 0) {
       const t = await d.create(names(d.id, made, fill).map((name) => ({ name, group: GROUP.scaling })));

@@ -31,6 +31,11 @@ export interface PhaseTiming {
   startupMs?: number;
   /** Per-operation wall times, ms, when the configuration can time each operation. */
   perOpMs?: number[];
+  /**
+   * In-process configurations only: user-mode CPU time of the whole process during the phase, ms (getrusage, all
+   * threads, so libuv's pool too; the kernel's work done in our syscalls is system time and is not in it).
+   */
+  userCpuMs?: number;
 }
 
 /** A macvtap to create. */

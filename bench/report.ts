@@ -71,7 +71,10 @@ function section(report: ControlReport, scenario: RawRow['scenario'], sizeHeader
   );
 }
 
-/** `macvtap − ip -batch` per created device at each scaling checkpoint, per repetition pair (the userspace estimate). */
+/**
+ * `macvtap − ip -batch` per created device at each scaling checkpoint, per repetition pair (an estimate of the
+ * userspace share), and this package's own user CPU per create (measured).
+ */
 function userspaceLines(report: ControlReport): string[] {
   const out: string[] = [];
   for (const cfg of ['macvtap', 'netlink'] as const) {
@@ -90,6 +93,14 @@ function userspaceLines(report: ControlReport): string[] {
     }
     if (cells.length) out.push(`  ${CONFIG_LABELS[cfg]} − ip -batch per device: ${cells.join(' · ')}`);
   }
+  // Measured directly for this package: its process's user-mode CPU per create (the kernel's work is not in it).
+  const user = report.options.scale.flatMap((c) => {
+    const v = report.rows
+      .filter((r) => r.config === 'macvtap' && r.scenario === 'scaling' && r.phase === 'create-window' && r.devices === c && r.userCpuUs !== undefined)
+      .map((r) => r.userCpuUs!);
+    return v.length ? [`N=${c}: ${num(median(v))} µs`] : [];
+  });
+  if (user.length) out.push(`  ${CONFIG_LABELS.macvtap}, user CPU per create: ${user.join(' · ')}`);
   return out;
 }
 

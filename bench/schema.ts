@@ -51,6 +51,8 @@ export const RawRowSchema = z.object({
   startupMs: num.nonnegative().optional(),
   /** Per operation, µs: `(netMs ?? totalMs) · 1000 / n`. */
   perOpUs: num,
+  /** In-process configurations: the process's user-mode CPU time per operation, µs (no kernel time in it). */
+  userCpuUs: num.nonnegative().optional(),
   /** Per-operation percentiles, µs, when the configuration timed each operation. */
   perOpPercentilesUs: PercentilesSchema.optional(),
   /** Independent count (`ip -j link show type macvtap`) after the phase: what should be there and what was. */

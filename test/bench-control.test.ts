@@ -182,6 +182,10 @@ describePrivileged('macvtap bench control', () => {
         if (id === 'ip') expect(sc).toHaveLength(0);
         else {
           expect(sc.filter((r) => r.phase === 'create-window').map((r) => r.devices)).toEqual(scale);
+          // Windows reach down to the previous checkpoint at most (16 below 16, 16 below 32).
+          expect(sc.filter((r) => r.phase === 'create-window').map((r) => r.n)).toEqual([16, 16]);
+          // Only this package runs in-process: its user CPU per create is measured, nobody else's.
+          for (const r of sc.filter((x) => x.phase === 'create-window')) expect(r.userCpuUs !== undefined).toBe(id === 'macvtap');
           const teardown = sc.filter((r) => r.phase === 'delete-group');
           expect(teardown.map((r) => r.n)).toEqual([scale.at(-1)]);
           // Fill + windows add up to the last checkpoint.

@@ -13,10 +13,12 @@ export class MacvtapDriver implements ControlDriver {
   readonly id = 'macvtap' as const;
   constructor(private readonly tb: Testbed) {}
 
-  create(specs: CreateSpec[]): Promise<PhaseTiming> {
+  async create(specs: CreateSpec[]): Promise<PhaseTiming> {
     const netns = this.tb.path;
     const lower = this.tb.lowerIndex;
-    return timeEach(specs, (s) => createMacvtap({ lower, name: s.name, mode: 'bridge', up: true, group: s.group, netns }));
+    const cpu0 = process.cpuUsage();
+    const t = await timeEach(specs, (s) => createMacvtap({ lower, name: s.name, mode: 'bridge', up: true, group: s.group, netns }));
+    return { ...t, userCpuMs: process.cpuUsage(cpu0).user / 1000 };
   }
 
   delete(names: string[]): Promise<PhaseTiming> {
