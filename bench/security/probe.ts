@@ -13,11 +13,11 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, type Topology } from '../datapath/topology.js';
-import { detectOvs } from '../datapath/ovs.js';
+import { detectOvs, type OvsAvailability } from '../datapath/ovs.js';
 import { captureMarked, PacketSocket } from './capture.js';
 import { frameAddrs, udpFrame, type FrameAddrs } from './frames.js';
 import {
-  CASES, cellOf, LEGEND, REPLY_CASES, type AttachmentRow, type CaseId, type CaseResult, type SecurityMatrix, type SecurityOptions,
+  CASES, cellOf, LEGEND, REPLY_CASES, type Attachment, type AttachmentRow, type CaseId, type CaseResult, type SecurityMatrix, type SecurityOptions,
 } from './schema.js';
 
 /** Defaults of `macvtap bench security` (and of the probe the datapath benchmark embeds). */
@@ -39,6 +39,8 @@ const BROADCAST_MAC = 'ff:ff:ff:ff:ff:ff';
 const BROADCAST_IP = '10.77.0.255';
 /** Gap between a claiming frame and the reply that follows it (reply phase). */
 const PACE_MS = 40;
+/** How long guest A keeps claiming B's MAC before the `stolen-mac` replies (see there). */
+const MOVE_SETTLE_MS = 1200;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Every probe payload starts with these bytes, then a per-case nonce, then the attempt number. */
 const MAGIC = Buffer.from('MVT-SPOOF');
@@ -186,6 +188,15 @@ async function probeTopology(t: Topology<AttachmentId>, wire: PacketSocket, opts
         // gets its chance; each reply follows one such frame by PACE_MS.
         const again = Buffer.concat([MAGIC, randomBytes(6)]);
         const keepClaiming = spec.from === 'guest-a' ? () => p.send('guest-a', spec.addrs, again) : undefined;
+        if (spec.id === 'stolen-mac') {
+          // Moving a MAC that a learning switch already has on another port can take effect late: OVS moves the entry
+          // at once but keeps forwarding by the old datapath flow until its revalidator runs (seen here: up to
+          // ≈0.7 s). The attacker keeps claiming B's MAC for MOVE_SETTLE_MS before the peer replies.
+          for (let waited = 0; waited < MOVE_SETTLE_MS; waited += PACE_MS) {
+            keepClaiming!();
+            await sleep(PACE_MS);
+          }
+        }
         repliesBack = (await p.exchange(spec.replyFrom, 'guest-a', reply, opts, keepClaiming)).reached;
       }
     }
@@ -229,60 +240,74 @@ function notes(ovsDatapath: 'system' | 'netdev' | null): string[] {
   return out;
 }
 
+/** Attachments probed one after another in each lane; `tap+ovs` alone, its daemons take seconds to start. */
+const LANES: Attachment[][] = [['tap+ovs'], ['macvtap-bridge', 'macvtap-vepa'], ['macvtap-private', 'tap+linuxbridge']];
+
+/** Builds, probes and tears down one attachment's testbed. */
+async function probeAttachment(id: Attachment, ovs: OvsAvailability, opts: SecurityOptions, hooks: SecurityHooks, namespaces: string[]): Promise<AttachmentRow> {
+  const t1 = performance.now();
+  const label = topologyLabel(id, ovs);
+  if (id === 'tap+ovs' && !ovs.available) {
+    return { attachment: id, label, guestA: null, guestB: null, unavailable: ovs.reason, cases: [], durationS: 0 };
+  }
+  const t = await buildTopology(id, ovs, { secondGuest: true });
+  let row: AttachmentRow;
+  try {
+    namespaces.push(t.guestNs.name, t.peerNs.name);
+    await hooks.onBuilt?.(t);
+    const wire = await PacketSocket.open(t.peerWire, t.peerNs.path);
+    try {
+      const cases = await probeTopology(t, wire, opts);
+      const a = tapOf(t.guest, 'guest A');
+      const b = tapOf(t.guest2, 'guest B');
+      row = {
+        attachment: id,
+        label,
+        guestA: { mac: a.mac, ip: a.ip, device: t.guestDevices[0]! },
+        guestB: { mac: b.mac, ip: b.ip, device: t.guestDevices[1]! },
+        unavailable: null,
+        cases,
+        durationS: 0,
+      };
+      await hooks.onProbed?.(t, row);
+    } finally {
+      wire.close();
+    }
+  } finally {
+    await t.destroy();
+  }
+  row.durationS = (performance.now() - t1) / 1000;
+  return row;
+}
+
 /**
- * Runs the probe on every attachment in `opts.attachments`, one at a time (each testbed is built, probed and torn
- * down before the next, also on failure; SIGINT/SIGTERM go through bench/testbed.ts's hooks). `tap+ovs` without Open
- * vSwitch installed is an `n/a` row; any other failure throws.
+ * Runs the probe on every attachment in `opts.attachments`. Each testbed is built, probed and torn down on its own
+ * (also on failure; SIGINT/SIGTERM go through bench/testbed.ts's hooks). Three lanes run side by side ({@link LANES}),
+ * so the probe costs about as long as the slowest lane; each lane has at most one capture waiting on libuv's pool at
+ * a time, which leaves a pool thread for the lanes' netlink calls. `tap+ovs` without Open vSwitch installed is an `n/a` row; any other failure throws (after both lanes ended).
  */
 export async function runSecurityProbe(opts: SecurityOptions, progress: SecurityProgress, hooks: SecurityHooks = {}): Promise<SecurityMatrix> {
   const startedAt = new Date();
   const t0 = performance.now();
   const ovs = detectOvs();
-  const rows: AttachmentRow[] = [];
   const namespaces: string[] = [];
+  const done = new Map<Attachment, AttachmentRow>();
+  const lane = async (ids: Attachment[]): Promise<void> => {
+    for (const id of ids) {
+      const row = await probeAttachment(id, ovs, opts, hooks, namespaces);
+      done.set(id, row);
+      progress.step(row.unavailable ? `${row.label}: n/a` : `${row.label} probed`);
+    }
+  };
   progress.phase('security', opts.attachments.length);
   try {
-    for (const id of opts.attachments) {
-      const t1 = performance.now();
-      const label = topologyLabel(id, ovs);
-      if (id === 'tap+ovs' && !ovs.available) {
-        rows.push({ attachment: id, label, guestA: null, guestB: null, unavailable: ovs.reason, cases: [], durationS: 0 });
-        progress.step(`${label}: n/a`);
-        continue;
-      }
-      const t = await buildTopology(id, ovs, { secondGuest: true });
-      let row: AttachmentRow;
-      try {
-        namespaces.push(t.guestNs.name, t.peerNs.name);
-        await hooks.onBuilt?.(t);
-        const wire = await PacketSocket.open(t.peerWire, t.peerNs.path);
-        try {
-          const cases = await probeTopology(t, wire, opts);
-          const a = tapOf(t.guest, 'guest A');
-          const b = tapOf(t.guest2, 'guest B');
-          row = {
-            attachment: id,
-            label,
-            guestA: { mac: a.mac, ip: a.ip, device: t.guestDevices[0]! },
-            guestB: { mac: b.mac, ip: b.ip, device: t.guestDevices[1]! },
-            unavailable: null,
-            cases,
-            durationS: 0,
-          };
-          await hooks.onProbed?.(t, row);
-        } finally {
-          wire.close();
-        }
-      } finally {
-        await t.destroy();
-      }
-      row.durationS = (performance.now() - t1) / 1000;
-      rows.push(row);
-      progress.step(`${label} probed`);
-    }
+    const lanes = LANES.map((l) => l.filter((id) => opts.attachments.includes(id)));
+    const settled = await Promise.allSettled(lanes.map(lane));
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
   } finally {
     progress.end();
   }
+  const rows = opts.attachments.map((id) => done.get(id)!);
   const ranOvs = ovs.available && opts.attachments.includes('tap+ovs');
   return {
     options: opts,
