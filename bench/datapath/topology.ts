@@ -75,7 +75,7 @@ export interface Topology<I extends AttachmentId = TopologyId> {
   guest: GuestSide;
   /** The second guest ({@link BuildOptions.secondGuest}), else null. */
   guest2: GuestSide | null;
-  /** Host-side devices in the guest namespace: the guests' (`mvt0`/`tap0`, `mvt1`/`tap1`; null for veth-direct). */
+  /** Host-side devices in the guest namespace: the guests' (`mvt0`/`tap0`, `mvt1`/`tap1`); empty for veth-direct. */
   guestDevices: string[];
   /** The peer namespace's end of the wire (`vp0`), where everything from the guest namespace arrives. */
   peerWire: string;
