@@ -287,6 +287,12 @@ export interface NativeLinkWatch {
   close(): void;
 }
 
+/** `packetOpen`'s result: the socket's fd (owned by the addon) and the bound link's ifindex in its namespace. */
+export interface NativePacketSocket {
+  fd: number;
+  ifindex: number;
+}
+
 /** The native addon. Each function's errno contract is documented next to its C++ definition. */
 export interface Binding {
   /**
@@ -349,6 +355,18 @@ export interface Binding {
   tapRead(fd: number, maxLength: number, timeoutMs: number): Promise<Buffer | null>;
   /** `write()` of one frame (vnet header first when the queue has one). Returns bytes written. Sync: never blocks long. */
   tapWrite(fd: number, frame: Buffer): number;
+
+  /**
+   * Opens an `AF_PACKET`/`SOCK_RAW` socket inside `ns`, bound to `ifname` for every ethertype (non-blocking,
+   * `PACKET_IGNORE_OUTGOING`): it sees every frame arriving on that link whatever its destination MAC. `tapWrite` on
+   * it sends one Ethernet frame out of the link. For the anti-spoofing probe (bench/security).
+   */
+  packetOpen(ifname: string, ns: NativeNetns): Promise<NativePacketSocket>;
+  /**
+   * Reads frames from `fd` (a packet socket or a tap queue) until `want` of them contain `marker` (1–256 bytes) or
+   * `timeoutMs` has passed; resolves the matching frames (at most `maxLength` bytes each), possibly none.
+   */
+  frameCapture(fd: number, marker: Buffer, want: number, timeoutMs: number, maxLength: number): Promise<Buffer[]>;
 
   /** Closes an fd the addon owns. Throws `EBADF` for an fd it does not own (so a double close is caught in `lib/`). */
   fdClose(fd: number): void;

@@ -2,7 +2,8 @@
  * Entry point of the benchmark area: `macvtap bench …` (the CLI imports this lazily) and `node dist/bench/index.js …`.
  *
  * `bench [options]` runs the datapath benchmark (bench/datapath/), the package's main job as a tool; `bench --compare
- * a.json b.json` prints the change between two runs of either benchmark; `bench control` runs the control-plane benchmark ({@link runControl}): a table on stdout, progress on stderr, and
+ * a.json b.json` prints the change between two runs of either benchmark; `bench security` runs the anti-spoofing probe
+ * (bench/security/); `bench control` runs the control-plane benchmark ({@link runControl}): a table on stdout, progress on stderr, and
  * with `--json FILE` the full report (schema `macvtap-bench-control/1`, every raw repetition kept), with `--html FILE`
  * the same report as a self-contained page with charts.
  */
@@ -202,7 +203,7 @@ export function buildReport(
  */
 export async function benchMain(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === 'help' || sub === '--help' || sub === '-h' || (sub !== 'control' && argv.includes('--help'))) {
+  if (sub === 'help' || sub === '--help' || sub === '-h' || (sub !== 'control' && sub !== 'security' && argv.includes('--help'))) {
     process.stdout.write(`${DATAPATH_USAGE}\n${BENCH_USAGE}`);
     return 0;
   }
@@ -226,6 +227,11 @@ export async function benchMain(argv: string[]): Promise<number> {
   // No subcommand (or only options): the datapath benchmark, the default. `datapath` is accepted as its name too.
   if (sub === undefined || sub.startsWith('-') || sub === 'datapath') {
     return datapathMain(sub === 'datapath' ? rest : argv, ['macvtap', 'bench', ...argv].join(' '));
+  }
+  if (sub === 'security') {
+    // The anti-spoofing probe (issue 5); loaded only when asked, like the guest benchmark.
+    const { securityMain } = await import('./security/index.js');
+    return securityMain(rest, ['macvtap', 'bench', ...argv].join(' '));
   }
   if (sub === 'guest') {
     // Loaded only when asked: it builds a guest from Debian packages and needs QEMU.

@@ -30,6 +30,7 @@ libvirt / Nova:
 
 Benchmark:
   bench  [datapath options] | bench control [options]       run 'macvtap bench --help'
+  bench security [--json FILE] [--html FILE] [--quiet]     anti-spoofing matrix per attachment
 `;
 
 async function main(argv: string[]): Promise<number> {

@@ -10,6 +10,7 @@
 #include "link.h"
 #include "rawbench.h"
 #include "ownership.h"
+#include "sniff.h"
 #include "tap.h"
 #include "tun.h"
 
@@ -40,6 +41,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, JsRecvFds, "recvFds"));
   exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
+  exports.Set("packetOpen", Napi::Function::New(env, JsPacketOpen, "packetOpen"));
+  exports.Set("frameCapture", Napi::Function::New(env, JsFrameCapture, "frameCapture"));
   InstallEndpoints(env, exports);
   return exports;
 }

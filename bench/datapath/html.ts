@@ -8,6 +8,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { renderPage, VEGA_LITE_SCHEMA as SCHEMA, type ChartSpec } from '../html.js';
 import { bucketCount, mergeBuckets } from '../stats.js';
 import { formatDatapathReport } from './report.js';
+import { securityChart } from '../security/html.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
 
 export type { ChartSpec } from '../html.js';
@@ -183,6 +184,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
       } as TopLevelSpec,
     });
   }
+  if (report.security) charts.push(securityChart(report.security));
   return charts.filter((c): c is ChartSpec => c !== null);
 }
 

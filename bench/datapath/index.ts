@@ -14,12 +14,16 @@ import { formatDatapathReport } from './report.js';
 import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, type DatapathOptions, type DatapathReport } from './schema.js';
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
 import { TOPOLOGY_IDS } from './ids.js';
+import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/probe.js';
+import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
 
 /** Usage text of the datapath benchmark (part of `macvtap bench --help`). */
 export const DATAPATH_USAGE = `Usage: macvtap bench [options]            datapath benchmark (the default)
        macvtap bench control [options]    control-plane benchmark ('macvtap bench control --help')
        macvtap bench guest [options]      "TCG guest": a real QEMU guest's boot-to-first-ping and ping RTT,
                                           macvtap vs tap+Linux bridge ('macvtap bench guest --help')
+       macvtap bench security [options]   anti-spoofing probe: forged MAC/IP, guest↔guest, snooping per
+                                          attachment ('macvtap bench security --help')
        macvtap bench --compare a.json b.json
 
 Datapath: a native guest endpoint on a tap fd and a native UDP peer in another network namespace, joined by
@@ -39,6 +43,7 @@ vSwitch (its own ovsdb-server/ovs-vswitchd in a temporary directory), all remove
   --throughput-ms N        length of each stream (default ${DATAPATH_DEFAULTS.throughputMs}; quick ${DATAPATH_QUICK.throughputMs})
   --rate PPS               stream send rate, packets/s on the wire (GSO: segments); default 0 = as fast as possible
   --no-warmup              skip the untimed warm-up
+  --no-security            skip the anti-spoofing probe (≈10 s) whose matrix the report embeds
   --json FILE              write the full report (schema ${DATAPATH_SCHEMA_ID}, every repetition)
   --html FILE              write a self-contained HTML report with charts (vega-lite, rendered to SVG)
   --quiet                  no progress on stderr
@@ -71,6 +76,8 @@ export interface DatapathArgs {
   json: string | undefined;
   html: string | undefined;
   quiet: boolean;
+  /** Run the anti-spoofing probe after the measurements and embed its matrix (`--no-security` turns it off). */
+  security: boolean;
 }
 
 /** Parses the datapath benchmark's options (quick defaults first, explicit flags over them). */
@@ -92,6 +99,7 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
         'throughput-ms': { type: 'string' },
         'rate': { type: 'string' },
         'no-warmup': { type: 'boolean' },
+        'no-security': { type: 'boolean' },
         'json': { type: 'string' },
         'html': { type: 'string' },
         'quiet': { type: 'boolean' },
@@ -119,7 +127,7 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
     ratePps: int('rate', v.rate, base.ratePps, 0, 100_000_000),
     warmup: v['no-warmup'] !== true,
   };
-  return { opts, json: v.json, html: v.html, quiet: v.quiet === true };
+  return { opts, json: v.json, html: v.html, quiet: v.quiet === true, security: v['no-security'] !== true };
 }
 
 /** Progress on stderr: a cli-progress bar per phase with ETA (periodic plain lines when stderr is not a terminal). */
@@ -151,6 +159,14 @@ export function stderrProgress(quiet: boolean): DatapathProgress {
     },
     end,
   };
+}
+
+/**
+ * The attachments the embedded anti-spoofing probe covers: those among the run's topologies, and macvtap-private
+ * (which only the probe builds) whenever a macvtap topology is in the run.
+ */
+export function securityAttachments(topologies: readonly string[]): Attachment[] {
+  return ATTACHMENTS.filter((a) => (a === 'macvtap-private' ? topologies.some((t) => t.startsWith('macvtap-')) : topologies.includes(a)));
 }
 
 /** Host facts recorded in the report. */
@@ -205,7 +221,7 @@ function notes(run: DatapathRun, opts: DatapathOptions): string[] {
 }
 
 /** Builds the report from a finished run and validates it against its schema. */
-export function buildDatapathReport(run: DatapathRun, opts: DatapathOptions, command: string): DatapathReport {
+export function buildDatapathReport(run: DatapathRun, opts: DatapathOptions, command: string, security?: SecurityMatrix): DatapathReport {
   const summary = summarizeDatapath(run.rows, opts.baseline);
   const report: DatapathReport = {
     schema: DATAPATH_SCHEMA_ID,
@@ -224,6 +240,7 @@ export function buildDatapathReport(run: DatapathRun, opts: DatapathOptions, com
     summary,
     targets: checkDatapathTargets(run.rows, summary),
   };
+  if (security) report.security = security;
   return DatapathReportSchema.parse(report) as DatapathReport;
 }
 
@@ -247,7 +264,11 @@ export async function datapathMain(args: string[], command: string): Promise<num
   const progress = stderrProgress(quiet);
   try {
     const run = await runDatapath(opts, Math.max(1, cpus().length), progress);
-    const report = buildDatapathReport(run, opts, command);
+    const attachments = securityAttachments(opts.topologies);
+    const security = parsed.security && attachments.length
+      ? await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments }, progress)
+      : undefined;
+    const report = buildDatapathReport(run, opts, command, security);
     if (json) {
       writeFileSync(resolve(json), JSON.stringify(report, null, 2) + '\n');
       progress.log(`wrote ${resolve(json)}`);

@@ -4,6 +4,7 @@
  */
 import { num, table } from '../report.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
+import { formatMatrix } from '../security/report.js';
 
 type Stats = NonNullable<DatapathSummary['vsBaseline']>;
 
@@ -135,5 +136,6 @@ export function formatDatapathReport(report: DatapathReport): string {
   const offl = Object.entries(report.offloads).filter(([, v]) => v.length);
   if (offl.length) parts.push('', 'Offload changes', ...offl.map(([k, v]) => `  ${k}: ${v.join(', ')}`));
   if (report.notes.length) parts.push('', 'Notes', ...report.notes.map((n) => `- ${n}`));
+  if (report.security) parts.push('', formatMatrix(report.security).trimEnd());
   return parts.join('\n') + '\n';
 }

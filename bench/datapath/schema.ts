@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { TOPOLOGY_IDS } from './ids.js';
+import { SecurityMatrixSchema } from '../security/schema.js';
 
 /** Schema id written into every report; bump the number on any incompatible change. */
 export const DATAPATH_SCHEMA_ID = 'macvtap-bench-datapath/1';
@@ -166,6 +167,8 @@ export const DatapathReportSchema = z.object({
   rows: z.array(DatapathRowSchema),
   summary: z.array(DatapathSummarySchema),
   targets: z.array(z.object({ name: z.string(), target: z.string(), value: z.string(), met: z.boolean().nullable() })),
+  /** The anti-spoofing matrix of the same run (bench/security/), unless `--no-security`; absent in older reports. */
+  security: SecurityMatrixSchema.optional(),
 });
 /** The report type. */
 export type DatapathReport = z.infer<typeof DatapathReportSchema>;

@@ -12,6 +12,11 @@
  *   checksums unfilled, so UDP would arrive with bad sums and be dropped).
  * - `veth-direct`: no tap at all; the guest side is a socket in the guest namespace — the floor.
  *
+ * The anti-spoofing probe (bench/security/) builds the same topologies plus `macvtap-private` (private mode, behind the
+ * same hairpinning external bridge as VEPA, so the switch would reflect guest↔guest traffic) and, with
+ * `{ secondGuest: true }`, a second guest on the same lower device or bridge (`mvt1` / `tap1`). The datapath benchmark
+ * asks for neither, so its topologies are exactly as described above.
+ *
  * Every link is made with the library; namespaces with `ip netns add` (bench/testbed.ts), OVS with its own tools.
  * Each topology is built once and kept for the whole run, so repetitions can interleave topologies cheaply.
  */
@@ -33,6 +38,9 @@ export const ADDR = {
   prefix: 24,
   /** The guest's MAC on plain taps (locally administered); on macvtaps the guest must use the macvtap's own MAC. */
   tapGuestMac: '02:00:00:77:00:01',
+  /** The second guest (anti-spoofing probe only): its IP, and its MAC on plain taps. */
+  guest2Ip: '10.77.0.3',
+  tapGuest2Mac: '02:00:00:77:00:02',
   peerPort: 7000,
   guestPort: 7001,
 } as const;
@@ -48,14 +56,29 @@ export interface Ns {
   path: string;
 }
 
+/** What {@link buildTopology} can build: the datapath benchmark's topologies and the probe's `macvtap-private`. */
+export type AttachmentId = TopologyId | 'macvtap-private';
+
+/** Extras of {@link buildTopology} that only the anti-spoofing probe asks for. */
+export interface BuildOptions {
+  /** A second guest on the same lower device / bridge: `mvt1` (same macvtap mode) or `tap1`. Default false. */
+  secondGuest?: boolean;
+}
+
 /** A built topology, ready for endpoints. */
-export interface Topology {
-  id: TopologyId;
+export interface Topology<I extends AttachmentId = TopologyId> {
+  id: I;
   /** Row label: the id, except OVS, labelled with the datapath really used (`ovs-system` / `ovs-netdev`). */
   label: string;
   guestNs: Ns;
   peerNs: Ns;
   guest: GuestSide;
+  /** The second guest ({@link BuildOptions.secondGuest}), else null. */
+  guest2: GuestSide | null;
+  /** Host-side devices in the guest namespace: the guests' (`mvt0`/`tap0`, `mvt1`/`tap1`); empty for veth-direct. */
+  guestDevices: string[];
+  /** The peer namespace's end of the wire (`vp0`), where everything from the guest namespace arrives. */
+  peerWire: string;
   /** Where the peer endpoint binds, and the MAC the guest sends to. */
   peer: { ip: string; mac: string };
   /** Offload changes made for this topology (`ethtool -K` equivalents), for the report. */
@@ -74,7 +97,7 @@ export interface UnavailableTopology {
 }
 
 /** The row label of a topology before it is built (OVS: the datapath it will use). */
-export function topologyLabel(id: TopologyId, ovs: OvsAvailability): string {
+export function topologyLabel(id: AttachmentId, ovs: OvsAvailability): string {
   if (id !== 'tap+ovs') return id;
   return ovs.available ? `ovs-${ovs.datapath}` : 'tap+ovs';
 }
@@ -88,7 +111,7 @@ function ensureMac(mac: string | null, what: string): string {
 class Builder {
   guestNs: Ns | null = null;
   peerNs: Ns | null = null;
-  queue: TapQueue | null = null;
+  queues: TapQueue[] = [];
   ovs: OvsInstance | null = null;
   private done = false;
 
@@ -97,7 +120,7 @@ class Builder {
     this.done = true;
     // The OVS daemon holds the tap as a port: stop it before the namespace goes.
     if (this.ovs) await this.ovs.stop();
-    if (this.queue) await this.queue.close().catch(() => undefined);
+    for (const q of this.queues) await q.close().catch(() => undefined);
     if (this.guestNs) deleteNamespace(this.guestNs.name);
     if (this.peerNs) deleteNamespace(this.peerNs.name);
   }
@@ -107,7 +130,13 @@ class Builder {
  * Builds one topology. `ovs` is {@link detectOvs}'s answer (only used for `tap+ovs`). Throws — after removing whatever
  * it had made — when a step fails.
  */
-export async function buildTopology(id: TopologyId, ovs: OvsAvailability = detectOvs()): Promise<Topology> {
+export async function buildTopology<I extends AttachmentId = TopologyId>(
+  id: I,
+  ovs: OvsAvailability = detectOvs(),
+  options: BuildOptions = {},
+): Promise<Topology<I>> {
+  const second = options.secondGuest === true;
+  if (second && id === 'veth-direct') throw new Error('veth-direct has no tap: it cannot carry a second guest');
   if (id === 'tap+ovs' && !ovs.available) throw new Error(ovs.reason);
   const b = new Builder();
   try {
@@ -124,7 +153,7 @@ export async function buildTopology(id: TopologyId, ovs: OvsAvailability = detec
     await setLink('vp0', { up: true }, { netns: p });
 
     let peerMac: string;
-    if (id === 'macvtap-vepa') {
+    if (id === 'macvtap-vepa' || id === 'macvtap-private') {
       // The external switch: a bridge in the peer namespace with hairpin on the port facing the VEPA.
       await createBridge({ name: 'brx', up: true, netns: p });
       await setLink('vp0', { master: 'brx' }, { netns: p });
@@ -137,22 +166,37 @@ export async function buildTopology(id: TopologyId, ovs: OvsAvailability = detec
     }
 
     let guest: GuestSide;
+    let guest2: GuestSide | null = null;
+    const guestDevices: string[] = [];
     if (id === 'veth-direct') {
       await addAddress('vg0', cidr(ADDR.guestIp), { netns: g });
       guest = { kind: 'socket', netns: g, ip: ADDR.guestIp };
-    } else if (id === 'macvtap-bridge' || id === 'macvtap-vepa') {
-      const mode = id === 'macvtap-bridge' ? 'bridge' : 'vepa';
-      const info = await createMacvtap({ lower: 'vh0', name: 'mvt0', mode, up: true, netns: g });
-      const [q] = await openTap('mvt0', { netns: g, vnetHdr: true });
-      b.queue = q!;
-      guest = tapSide(q!, ensureMac(info.mac, 'mvt0'));
+    } else if (id === 'macvtap-bridge' || id === 'macvtap-vepa' || id === 'macvtap-private') {
+      const mode = id === 'macvtap-bridge' ? 'bridge' : id === 'macvtap-vepa' ? 'vepa' : 'private';
+      const names = second ? ['mvt0', 'mvt1'] : ['mvt0'];
+      const sides: GuestSide[] = [];
+      for (const [i, name] of names.entries()) {
+        const info = await createMacvtap({ lower: 'vh0', name, mode, up: true, netns: g });
+        const [q] = await openTap(name, { netns: g, vnetHdr: true });
+        b.queues.push(q!);
+        sides.push(tapSide(q!, ensureMac(info.mac, name), i === 0 ? ADDR.guestIp : ADDR.guest2Ip));
+        guestDevices.push(name);
+      }
+      guest = sides[0]!;
+      guest2 = sides[1] ?? null;
     } else {
-      const q = await createTap({ name: 'tap0', vnetHdr: true, netns: g });
-      b.queue = q;
-      await setLink('tap0', { up: true }, { netns: g });
+      const names = second ? ['tap0', 'tap1'] : ['tap0'];
+      const sides: GuestSide[] = [];
+      for (const [i, name] of names.entries()) {
+        const q = await createTap({ name, vnetHdr: true, netns: g });
+        b.queues.push(q);
+        await setLink(name, { up: true }, { netns: g });
+        sides.push(tapSide(q, i === 0 ? ADDR.tapGuestMac : ADDR.tapGuest2Mac, i === 0 ? ADDR.guestIp : ADDR.guest2Ip));
+        guestDevices.push(name);
+      }
       if (id === 'tap+linuxbridge') {
         await createBridge({ name: 'br0', up: true, netns: g });
-        await setLink('tap0', { master: 'br0' }, { netns: g });
+        for (const name of names) await setLink(name, { master: 'br0' }, { netns: g });
         await setLink('vh0', { master: 'br0' }, { netns: g });
       } else {
         if (!ovs.available) throw new Error(ovs.reason);
@@ -160,9 +204,10 @@ export async function buildTopology(id: TopologyId, ovs: OvsAvailability = detec
         await setOffloads('vp0', { tx: false }, { netns: p });
         offloads.push('vh0 (guest ns): tx off', 'vp0 (peer ns): tx off');
         b.ovs = await OvsInstance.start(ovs, b.guestNs.name);
-        await b.ovs.addBridge('br0', ['tap0', 'vh0']);
+        await b.ovs.addBridge('br0', ['tap0', 'vh0', ...names.slice(1)]);
       }
-      guest = tapSide(q, ADDR.tapGuestMac);
+      guest = sides[0]!;
+      guest2 = sides[1] ?? null;
     }
 
     const guestNs = b.guestNs;
@@ -173,6 +218,9 @@ export async function buildTopology(id: TopologyId, ovs: OvsAvailability = detec
       guestNs,
       peerNs,
       guest,
+      guest2,
+      guestDevices,
+      peerWire: 'vp0',
       peer: { ip: ADDR.peerIp, mac: peerMac },
       offloads,
       ovs: b.ovs,
@@ -184,8 +232,8 @@ export async function buildTopology(id: TopologyId, ovs: OvsAvailability = detec
   }
 }
 
-function tapSide(q: TapQueue, mac: string): GuestSide {
+function tapSide(q: TapQueue, mac: string, ip: string = ADDR.guestIp): GuestSide {
   const size = q.vnetHdrSize;
   if (size !== 0 && size !== 10 && size !== 12) throw new Error(`unexpected vnet header size ${size} on ${q.device}`);
-  return { kind: 'tap', queue: q, fd: q.fd, vnetHdrSize: size, mac, ip: ADDR.guestIp };
+  return { kind: 'tap', queue: q, fd: q.fd, vnetHdrSize: size, mac, ip };
 }
