@@ -59,6 +59,10 @@ excluded=(
   # Packs the npm tarball, installs it into an empty directory and loads the *prebuilt* addon from there: what it
   # tests is the package, and with MACVTAP_ADDON set it would load build-asan instead, testing nothing of its own.
   test/package.test.ts
+  # Asserts that the benchmark endpoints' ping-pong latency agrees with sockperf's within 25%: a timing comparison,
+  # and the endpoints are the addon's own native loops, slowed by ASan's instrumentation (it failed here by that
+  # margin, with no sanitizer report). The endpoints still run under ASan in bench-datapath and datapath tests.
+  test/sockperf.test.ts
 )
 
 logdir=$(mktemp -d /tmp/mvt-san-XXXXXX)
@@ -97,7 +101,7 @@ if [ ${#files[@]} -eq 0 ]; then
 fi
 
 status=0
-"$sannode" "$root/node_modules/vitest/vitest.mjs" run "${args[@]}" || status=$?
+"$sannode" "$root/node_modules/vitest/vitest.mjs" run --config test/sanitizer/vitest.config.ts "${args[@]}" || status=$?
 
 if compgen -G "$logdir/report*" >/dev/null; then
   echo "test/sanitizer/run.sh: sanitizer reports (each fails the run):" >&2
