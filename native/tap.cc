@@ -1,7 +1,9 @@
 #include "tap.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
@@ -22,13 +24,45 @@ namespace macvtap {
 
 namespace {
 
+constexpr char kNodeDirPrefix[] = "macvtap-";
+
+// A private node lives only while its queues are being opened, but a process killed in that window (SIGKILL) leaves
+// its directory behind: a root-only 0600 node of a device that may be long gone. Directories are named
+// macvtap-<pid>-XXXXXX; this removes those of processes that no longer exist (a live pid, even a reused one, is left
+// alone). Only our own directories (same owner, a real directory) and only their tap<N> entries are touched.
+// Best effort: a failure here never stops the open.
+void SweepStaleNodeDirs(const std::string& base) {
+  DIR* d = ::opendir(base.c_str());
+  if (d == nullptr) return;
+  const size_t plen = sizeof kNodeDirPrefix - 1;
+  while (dirent* e = ::readdir(d)) {
+    if (strncmp(e->d_name, kNodeDirPrefix, plen) != 0) continue;
+    char* end = nullptr;
+    long pid = strtol(e->d_name + plen, &end, 10);
+    if (end == e->d_name + plen || *end != '-' || pid <= 0 || pid > INT32_MAX) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::string dir = base + "/" + e->d_name;
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) continue;
+    if (DIR* inner = ::opendir(dir.c_str())) {
+      while (dirent* f = ::readdir(inner)) {
+        if (strncmp(f->d_name, "tap", 3) == 0) ::unlink((dir + "/" + f->d_name).c_str());
+      }
+      ::closedir(inner);
+    }
+    ::rmdir(dir.c_str());
+  }
+  ::closedir(d);
+}
+
 // Removes the private node and its directory when the opens are done (or failed): the fds keep the device.
 class PrivateNode {
  public:
   PrivateNode(const std::string& device, int ifindex, dev_t dev) {
     // /run is tmpfs on Debian (never a nodev-mounted disk shared with others); /tmp is the fallback.
     std::string base = ::access("/run", W_OK) == 0 ? "/run" : "/tmp";
-    std::string tmpl = base + "/macvtap-XXXXXX";
+    SweepStaleNodeDirs(base);
+    std::string tmpl = base + "/" + kNodeDirPrefix + std::to_string(::getpid()) + "-XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) == nullptr) ThrowSys(errno, "mkdtemp", tmpl, device);
