@@ -54,7 +54,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   // Replaces node-addon-api's version, whose Error::New/ThrowAsJavaScriptException can throw out of the callback
   // (std::terminate) when the environment is being torn down (a worker_thread terminated with this in flight).
   void OnWorkComplete(Napi::Env env, napi_status status) override {
-    if (status != napi_cancelled) {
+    if (status != napi_cancelled && CanCallIntoJs(env)) {
       try {
         Napi::HandleScope scope(env);
         if (failed_) {

@@ -94,6 +94,22 @@ uint64_t TimevalUs(const timeval& tv) {
   return static_cast<uint64_t>(tv.tv_sec) * 1'000'000ull + static_cast<uint64_t>(tv.tv_usec);
 }
 
+/**
+ * Runs `fn` (which touches JS) from a thread-safe function call, unless the environment can no longer run JS (a
+ * worker being terminated, even while `fn` runs): then nothing is reported — nobody is left to see it.
+ */
+template <typename Fn>
+void OnJsThread(Napi::Env env, Fn fn) {
+  if (!CanCallIntoJs(env)) return;
+  try {
+    fn();
+  } catch (const Napi::Error& e) {
+    if (CanCallIntoJs(env)) napi_fatal_exception(env, e.Value());
+  }
+}
+
+void SettleDone(Napi::Env env, EndpointState* s);
+
 void ThreadMain(std::shared_ptr<EndpointState> s) {
   // Named so a leak check (and a human with top -H) can find endpoint threads.
   pthread_setname_np(pthread_self(), s->guest ? "mvt-guest" : "mvt-peer");
@@ -108,10 +124,12 @@ void ThreadMain(std::shared_ptr<EndpointState> s) {
       if (rc != 0) ThrowSys(rc, "pthread_setaffinity_np", {}, {}, "cpu " + std::to_string(s->cpu));
     }
     auto ready = [&s]() {
-      s->tsfn.NonBlockingCall([s](Napi::Env, Napi::Function) {
+      s->tsfn.NonBlockingCall([s](Napi::Env env, Napi::Function) {
         if (s->ready_settled || !s->ready) return;
-        s->ready_settled = true;
-        s->ready->Resolve(s->ready->Env().Undefined());
+        OnJsThread(env, [&]() {
+          s->ready_settled = true;
+          s->ready->Resolve(env.Undefined());
+        });
       });
     };
     if (s->guest) {
@@ -135,6 +153,14 @@ void ThreadMain(std::shared_ptr<EndpointState> s) {
     // Finished in the thread's last statements: this join is short.
     if (s->thread.joinable()) s->thread.join();
     if (s->registry) s->registry->Remove(s->id);
+    OnJsThread(env, [&]() { SettleDone(env, s.get()); });
+  });
+  s->tsfn.Release();
+}
+
+/** Rejects or resolves the endpoint's promises with its error or stats (main thread). */
+void SettleDone(Napi::Env env, EndpointState* s) {
+  {
     Napi::HandleScope scope(env);
     if (s->failed) {
       Napi::Value err = MakeError(env, s->error).Value();
@@ -183,8 +209,7 @@ void ThreadMain(std::shared_ptr<EndpointState> s) {
       }
       if (s->done) s->done->Resolve(o);
     }
-  });
-  s->tsfn.Release();
+  }
 }
 
 bool ParseIp(const std::string& text, uint32_t* out) { return inet_pton(AF_INET, text.c_str(), out) == 1; }

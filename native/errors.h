@@ -43,6 +43,15 @@ std::string ErrnoName(int err);
 /** The message text: `EEXIST: File exists, RTM_NEWLINK 'macvtap0' — kernel: <extack>`. */
 std::string FormatMessage(const SysError& e);
 
+/**
+ * Whether `env` can still run JavaScript. False while a worker_thread is being terminated: N-API calls that may run
+ * JS then fail with napi_pending_exception, and node-addon-api turns that failure into a fatal error (it wraps the
+ * non-object termination exception, which fails again). Every libuv-driven callback of ours (async work
+ * completions, the link watcher's poll, thread-safe function calls) checks this before touching JS, and gives up
+ * quietly: nobody is left to observe the result, and the environment's cleanup hooks release what it held.
+ */
+bool CanCallIntoJs(napi_env env);
+
 /** Builds the JS Error (main thread only). */
 Napi::Error MakeError(Napi::Env env, const SysError& e);
 

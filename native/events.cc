@@ -241,6 +241,19 @@ class Watch : public std::enable_shared_from_this<Watch> {
 
   void Drain(int status) {
     if (closed_) return;
+    // A terminating worker: nobody will read events any more; stop polling (the fd would stay readable).
+    if (!CanCallIntoJs(env_)) return Close();
+    try {
+      DrainBatch(status);
+    } catch (const Napi::Error& e) {
+      // Termination can also land while we are in N-API calls (it is requested from another thread).
+      if (!CanCallIntoJs(env_)) return Close();
+      // Nobody above us can catch it (we are in a libuv callback): make it an uncaught exception, as Node does.
+      napi_fatal_exception(env_, e.Value());
+    }
+  }
+
+  void DrainBatch(int status) {
     Napi::HandleScope scope(env_);
     Napi::Array batch = Napi::Array::New(env_);
     bool failed = false;
@@ -294,12 +307,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
       }
     }
     if (batch.Length() == 0 || closed_) return;
-    try {
-      callback_.MakeCallback(env_.Global(), {batch}, *context_);
-    } catch (const Napi::Error& e) {
-      // Nobody above us can catch it (we are in a libuv callback): make it an uncaught exception, as Node does.
-      napi_fatal_exception(env_, e.Value());
-    }
+    callback_.MakeCallback(env_.Global(), {batch}, *context_);
   }
 
   Napi::Env env_;

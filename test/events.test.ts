@@ -237,6 +237,29 @@ describePrivileged('watchLinks', () => {
       await new Promise<void>((res, rej) => { worker.once('message', () => res()); worker.once('error', rej); });
       await worker.terminate();
     }
+    // Terminated while events pour in: the termination (requested from this thread) lands in the middle of the
+    // watcher's callbacks, whose N-API calls then fail. That aborted the whole process once; it must not.
+    let flooding = true;
+    const flood = (async () => {
+      // Bounded in time: until the workers are done, at most 45 s.
+      const end = performance.now() + 45_000;
+      for (let i = 0; flooding && performance.now() < end; i++) await setLink('mvt-lo0', { mtu: 1300 + (i % 50) }, { netns: ns.path });
+    })();
+    try {
+      for (let i = 0; i < 10; i++) {
+        const worker = new Worker(`
+          import { parentPort } from 'node:worker_threads';
+          const { watchLinks } = await import(${JSON.stringify(entry)});
+          let n = 0;
+          for await (const ev of watchLinks({ netns: ${JSON.stringify(ns.path)} })) if (ev.type === 'changed' && ++n === 5) parentPort.postMessage('busy');`, { eval: true });
+        await new Promise<void>((res, rej) => { worker.once('message', () => res()); worker.once('error', rej); });
+        await new Promise((r) => setTimeout(r, i * 3));
+        await worker.terminate();
+      }
+    } finally {
+      flooding = false;
+      await flood;
+    }
     // This environment's own watcher still works after the workers' cleanup.
     const w = watch();
     await collect(w, (ev) => ev.type === 'ready');
