@@ -386,16 +386,31 @@ LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
   }
   LinkKey key;
   key.name = name;
+  std::optional<LinkInfo> info = FromEcho(echoed, name);
   if (req.alias) {
     // rtnl_create_link ignores IFLA_IFALIAS; the alias is set by a change request right after the create, together
     // with the final group when the create carried a construction marker in IFLA_GROUP (both or neither apply).
     MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, key);
     m.Put(IFLA_IFALIAS, req.alias->data(), req.alias->size());
     if (req.final_group) m.PutU32(IFLA_GROUP, *req.final_group);
-    sock->Ack(m, name);
-    return GetWith(*sock, key, ns, true);
+    try {
+      sock->Ack(m, name);
+    } catch (const SysException&) {
+      // Not left half-made: untagged, with its construction marker, it would wait for gc until this process is gone.
+      try {
+        MessageBuilder del = KeyedRequest(RTM_DELLINK, 0, key);
+        sock->Ack(del, name);
+      } catch (const SysException&) {
+        // Gone already, or refused: the marker still lets gc take it once this process has exited.
+      }
+      throw;
+    }
+    // The echo of the create plus the two fields just set is the link's state: no need to ask again.
+    if (info) {
+      info->alias = *req.alias;
+      if (req.final_group) info->group = *req.final_group;
+    }
   }
-  std::optional<LinkInfo> info = FromEcho(echoed, name);
   // No echo (kernel < 6.3): ask. Also ask when the echo shows a link brought up whose operstate linkwatch has not
   // computed yet (IF_OPER_UNKNOWN at the instant of the create): a later `ip link show` would disagree with it.
   if (!info || ((info->flags & IFF_UP) && info->operstate == kOperUnknown)) {

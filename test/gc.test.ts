@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { createBridge, createMacvtap, createVeth, gc, getLink, setLink } from '../lib/index.js';
+import { binding } from '../lib/binding.js';
 import { ownerTag, parseOwnerTag, processStartTime } from '../lib/owner.js';
 import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
 
@@ -142,6 +143,16 @@ describePrivileged('gc', () => {
     }
     await expect(setLink('mvt-g0', { group: 0x6d50_0000 }, o)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     expect(ns.ipLink('mvt-g0').group).toBe('5');
+  });
+
+  it('a create whose tag the kernel refuses is undone at once: no untagged, marker-carrying link is left to wait for gc', async () => {
+    // The library validates aliases (≤ 255 bytes), so the addon is called directly with one the kernel refuses
+    // (IFALIASZ): the create succeeds, the tag request fails, and the link must go with the error.
+    const before = [...ipAliases().keys()].sort();
+    const lower = ns.ipLink('mvt-l0').ifindex;
+    const req = { kind: 'macvtap' as const, name: 'mvt-badtag', link: lower, macvlanMode: 4, alias: 'x'.repeat(300), group: 0x6d40_0000 | process.pid, finalGroup: 0 };
+    await expect(binding.linkCreate(req, ns.path)).rejects.toMatchObject({ syscall: 'RTM_NEWLINK', device: 'mvt-badtag' });
+    expect([...ipAliases().keys()].sort()).toEqual(before);
   });
 
   it('after a child creating links and opening queues is SIGKILLed at random points (24 runs), nothing of it is left', async () => {
