@@ -255,7 +255,7 @@ export interface SetLinkOptions {
   alias?: string;
   group?: number;
   txqlen?: number;
-  /** Move the link into this namespace (`IFLA_NET_NS_FD`); its ifindex may change there. */
+  /** Move the link into this namespace (`IFLA_NET_NS_FD`); its ifindex may change there, and it arrives down (the kernel closes a device it moves). */
   moveToNetns?: Netns;
   /**
    * Enslave the link to this master (a bridge), by name or ifindex in the same namespace (`IFLA_MASTER`); `null`
