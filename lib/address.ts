@@ -30,8 +30,6 @@ export async function addAddress(link: LinkRef, address: string, options?: Netns
   const lenText = address.slice(slash + 1);
   if (!/^\d{1,3}$/.test(lenText)) throw invalidValue('address', 'must end in /LEN with a decimal prefix length', address);
   const prefixlen = v.integer('address prefix length', Number(lenText), 0, family === 4 ? 32 : 128);
-  const opts = v.options('options', options);
-  v.knownKeys('options', opts, ['netns']);
-  const ns = v.nsOf(opts);
+  const ns = v.netnsOnly(options);
   await callNative(() => binding.addrAdd(key, { family, address: ip, prefixlen }, ns));
 }

@@ -51,8 +51,6 @@ export async function setBridgePort(link: LinkRef, port: SetBridgePortOptions, o
   if (p.learning !== undefined) req.learning = v.bool('learning', p.learning);
   if (p.flood !== undefined) req.flood = v.bool('flood', p.flood);
   if (Object.keys(req).length === 0) throw invalidValue('port', 'must set at least one of hairpin, learning, flood', port);
-  const opts = v.options('options', options);
-  v.knownKeys('options', opts, ['netns']);
-  const ns = v.nsOf(opts);
+  const ns = v.netnsOnly(options);
   await callNative(() => binding.linkSetBridgePort(key, req, ns));
 }

@@ -25,8 +25,6 @@ export async function setOffloads(link: LinkRef, offloads: OffloadOptions, optio
   const req: OffloadOptions = {};
   for (const k of OFFLOAD_KEYS) if (o[k] !== undefined) req[k] = v.bool(k, o[k]);
   if (Object.keys(req).length === 0) throw invalidValue('offloads', `must set at least one of ${OFFLOAD_KEYS.join(', ')}`, offloads);
-  const opts = v.options('options', options);
-  v.knownKeys('options', opts, ['netns']);
-  const ns = v.nsOf(opts);
+  const ns = v.netnsOnly(options);
   await callNative(() => binding.ethtoolSetOffloads(key, req, ns));
 }

@@ -33,6 +33,7 @@ export async function sendFds(target: string | number, fds: number[], payload?: 
 export async function recvFds(source: string | number, options?: { timeout?: number }): Promise<{ fds: number[]; payload: Buffer }> {
   const s = endpoint('source', source);
   const opts = v.options('options', options);
+  v.knownKeys('options', opts, ['timeout']);
   const timeout = opts.timeout === undefined ? 10_000 : v.integer('timeout', opts.timeout, 0, 2 ** 31 - 1);
   const res = await callNative(() => binding.recvFds(s, timeout));
   // The addon tracks received fds as its own; the caller owns these ones, so stop tracking them.

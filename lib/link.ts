@@ -130,8 +130,9 @@ export async function createMacvtap(options: CreateMacvtapOptions): Promise<Link
   v.knownKeys('options', opts, MACVTAP_KEYS);
   if (opts.lower === undefined) throw invalidValue('lower', 'is required (the lower device, by name or ifindex)', undefined);
   v.linkRef('lower', opts.lower);
-  const name = v.linkName('name', opts.name ?? 'macvtap%d', true);
-  const mode = v.mode('mode', opts.mode ?? 'bridge');
+  // Absent means the default; null is not absent (it is refused like any other wrong type).
+  const name = v.linkName('name', opts.name === undefined ? 'macvtap%d' : opts.name, true);
+  const mode = v.mode('mode', opts.mode === undefined ? 'bridge' : opts.mode);
   let flags = 0;
   if (opts.nopromisc !== undefined && v.bool('nopromisc', opts.nopromisc)) {
     if (mode !== 'passthru') throw invalidValue('nopromisc', "applies only to mode 'passthru'", opts.nopromisc);
@@ -218,9 +219,8 @@ export async function createVeth(options: CreateVethOptions): Promise<LinkInfo> 
  * @throws {@link MacvtapError} `ENODEV` when there is no such link.
  */
 export async function getLink(link: LinkRef, options?: NetnsOption): Promise<LinkInfo> {
-  const opts = v.options('options', options);
   const key = v.linkRef('link', link);
-  const ns = v.nsOf(opts);
+  const ns = v.netnsOnly(options);
   return toLinkInfo(await callNative(() => binding.linkGet(key, ns)));
 }
 
@@ -236,9 +236,8 @@ export async function getLink(link: LinkRef, options?: NetnsOption): Promise<Lin
  * @throws TypeError/RangeError for bad arguments; {@link MacvtapError} `ENODEV` when there is no such link.
  */
 export function getLinkSync(link: LinkRef, options?: NetnsOption): LinkInfo {
-  const opts = v.options('options', options);
   const key = v.linkRef('link', link);
-  const ns = v.nsOf(opts);
+  const ns = v.netnsOnly(options);
   return toLinkInfo(callNativeSync(() => binding.linkGetSync(key, ns)));
 }
 
@@ -273,7 +272,7 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
   const key = v.linkRef('link', link);
   const c = v.options('change', change);
   v.knownKeys('change', c, SET_KEYS);
-  const opts = v.options('options', options);
+  const ns = v.netnsOnly(options);
   const req: NativeSetLink = linkFields(c);
   if (c.name !== undefined) req.name = v.linkName('name', c.name);
   if (c.moveToNetns !== undefined) req.netns = v.netns('moveToNetns', c.moveToNetns);
@@ -285,7 +284,6 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
       req.master = m.index ?? (m.name as string);
     }
   }
-  const ns = v.nsOf(opts);
   // Resolve to an ifindex first: a rename would otherwise leave us unable to find the link afterwards.
   const index = key.index ?? (await callNative(() => binding.linkGet(key, ns))).ifindex;
   await callNative(() => binding.linkSet({ index }, req, ns));
@@ -300,9 +298,8 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
  * @throws {@link MacvtapError} `ENODEV` when there is no such link.
  */
 export async function deleteLink(link: LinkRef, options?: NetnsOption): Promise<void> {
-  const opts = v.options('options', options);
   const key = v.linkRef('link', link);
-  const ns = v.nsOf(opts);
+  const ns = v.netnsOnly(options);
   await callNative(() => binding.linkDelete(key, ns));
 }
 
@@ -314,8 +311,7 @@ export async function deleteLink(link: LinkRef, options?: NetnsOption): Promise<
  * Equivalent to: `ip link del group GROUP`.
  */
 export async function deleteGroup(group: number, options?: NetnsOption): Promise<void> {
-  const opts = v.options('options', options);
   const g = v.integer('group', group, 1, 0xffff_ffff);
-  const ns = v.nsOf(opts);
+  const ns = v.netnsOnly(options);
   await callNative(() => binding.linkDeleteGroup(g, ns));
 }

@@ -110,6 +110,7 @@ export class TapQueue {
    */
   async read(options?: TapReadOptions): Promise<Buffer | null> {
     const opts = v.options('options', options);
+    v.knownKeys('options', opts, ['timeout', 'maxLength']);
     const timeout = opts.timeout === undefined ? 1000 : v.integer('timeout', opts.timeout, 0, 2 ** 31 - 1);
     const maxLength = opts.maxLength === undefined ? MAX_FRAME : v.integer('maxLength', opts.maxLength, 1, 1 << 20);
     const fd = this.#liveFd('read');

@@ -146,6 +146,16 @@ export function netns(option: string, v: unknown): Netns {
   throw invalidType(option, 'a namespace path (string) or fd (number)', v);
 }
 
+/**
+ * An options argument that may hold only `netns` (`{ netns? }` of getLink, deleteLink, …): refused when it is not an
+ * object or has any other key; its namespace as the addon takes it.
+ */
+export function netnsOnly(value: { netns?: unknown } | undefined): Netns | null {
+  const opts = options('options', value);
+  knownKeys('options', opts, ['netns']);
+  return nsOf(opts);
+}
+
 /** The `netns` option of an options object, as the addon takes it. */
 export function nsOf(opts: { netns?: unknown }): Netns | null {
   return opts.netns === undefined ? null : netns('netns', opts.netns);

@@ -17,19 +17,8 @@ import {
   type InterfaceOptions,
   type VifInput,
 } from '../lib/vif/index.js';
+import { prng } from '../bench/prng.js';
 import { describeLibvirt, validateDomains } from './helpers/libvirt.js';
-
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A candidate value and whether it is valid on its own. `undefined` as value means "leave the key out". */
 type Atom<T> = { v: T; ok: boolean };

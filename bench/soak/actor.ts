@@ -5,6 +5,7 @@
  * checks against `ip -d -j link show`.
  */
 import { createMacvtap, deleteLink, openTap, setLink, type MacvtapMode, type TapQueue } from '../../lib/index.js';
+import { prng } from '../prng.js';
 
 /** What the actor believes one of its links looks like. */
 export interface ModelLink {
@@ -31,18 +32,6 @@ const MODES: MacvtapMode[] = ['bridge', 'vepa', 'private'];
 export const OWNER_ALIAS = 'macvtap:soak:';
 const MAX_LINKS = 6;
 
-/** A small deterministic PRNG (mulberry32), so a failing run can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A soak actor over namespaces `netns` (paths), each holding a lower device `lower`. Names are `s<id>x<n>`, so
  * actors never touch each other's links.
@@ -59,7 +48,7 @@ export class Actor {
     readonly lower: string,
     seed: number,
   ) {
-    this.#random = rng(seed);
+    this.#random = prng(seed);
   }
 
   /** The actor's model of its links, for the orchestrator's check. */
