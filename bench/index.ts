@@ -8,16 +8,15 @@
  * the same report as a self-contained page with charts.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, release } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { compareReports } from './compare.js';
 import { DEFAULTS, QUICK, runControl, scalingWindow } from './control.js';
 import { DATAPATH_USAGE, datapathMain } from './datapath/index.js';
 import { CONFIG_IDS, type ConfigId } from './driver.js';
+import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from './options.js';
 import { formatReport } from './report.js';
 import { ControlReportSchema, SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
 import { checkTargets, summarizeRows } from './summary.js';
@@ -45,9 +44,6 @@ package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterw
 The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap bench' without 'control'.
 `;
 
-/** A command-line mistake: printed with the usage, exit status 2. */
-class BenchUsageError extends Error {}
-
 const MAX_DEVICES = 8192;
 
 function intList(name: string, v: string | undefined, fallback: number[]): number[] {
@@ -59,61 +55,38 @@ function intList(name: string, v: string | undefined, fallback: number[]): numbe
   return out;
 }
 
-function int(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min || x > max) throw new BenchUsageError(`--${name} takes an integer ${min}–${max}, got ${JSON.stringify(v)}`);
-  return x;
-}
-
 /** Parses `control`'s options into the recorded option set (quick defaults first, explicit flags over them). */
 export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; html: string | undefined; quiet: boolean } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: false,
-      options: {
-        'quick': { type: 'boolean' },
-        'reps': { type: 'string' },
-        'sizes': { type: 'string' },
-        'scale': { type: 'string' },
-        'group-size': { type: 'string' },
-        'calls': { type: 'string' },
-        'ip-calls': { type: 'string' },
-        'delete-sample': { type: 'string' },
-        'configs': { type: 'string' },
-        'no-warmup': { type: 'boolean' },
-        'json': { type: 'string' },
-        'html': { type: 'string' },
-        'quiet': { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    throw new BenchUsageError((e as Error).message);
-  }
-  const v = parsed.values;
+  const v = parseBenchArgs(args, {
+    'quick': { type: 'boolean' },
+    'reps': { type: 'string' },
+    'sizes': { type: 'string' },
+    'scale': { type: 'string' },
+    'group-size': { type: 'string' },
+    'calls': { type: 'string' },
+    'ip-calls': { type: 'string' },
+    'delete-sample': { type: 'string' },
+    'configs': { type: 'string' },
+    'no-warmup': { type: 'boolean' },
+    'json': { type: 'string' },
+    'html': { type: 'string' },
+    'quiet': { type: 'boolean' },
+  }).values;
   const base = v.quick ? QUICK : DEFAULTS;
   const scale = intList('scale', v.scale, base.scale);
   for (let i = 1; i < scale.length; i++) {
     if (scale[i]! <= scale[i - 1]!) throw new BenchUsageError(`--scale checkpoints must ascend, got ${scale.join(',')}`);
   }
-  let configs: ConfigId[] = base.configs;
-  if (v.configs !== undefined) {
-    const want = v.configs.split(',').map((x) => x.trim()).filter(Boolean);
-    const bad = want.filter((x) => !(CONFIG_IDS as readonly string[]).includes(x));
-    if (bad.length || want.length === 0) throw new BenchUsageError(`--configs takes a subset of ${CONFIG_IDS.join(',')}, got ${JSON.stringify(v.configs)}`);
-    configs = CONFIG_IDS.filter((id) => want.includes(id));
-  }
+  const configs: ConfigId[] = listOption('configs', v.configs, CONFIG_IDS, base.configs);
   const opts: ControlOptions = {
     quick: v.quick === true,
-    reps: int('reps', v.reps, base.reps, 1, 100),
+    reps: intOption('reps', v.reps, base.reps, 1, 100),
     sizes: intList('sizes', v.sizes, base.sizes),
     scale,
-    groupSize: int('group-size', v['group-size'], base.groupSize, 1, MAX_DEVICES),
-    calls: int('calls', v.calls, base.calls, 1, 1_000_000),
-    ipCalls: int('ip-calls', v['ip-calls'], base.ipCalls, 1, 100_000),
-    deleteSample: int('delete-sample', v['delete-sample'], base.deleteSample, 0, MAX_DEVICES),
+    groupSize: intOption('group-size', v['group-size'], base.groupSize, 1, MAX_DEVICES),
+    calls: intOption('calls', v.calls, base.calls, 1, 1_000_000),
+    ipCalls: intOption('ip-calls', v['ip-calls'], base.ipCalls, 1, 100_000),
+    deleteSample: intOption('delete-sample', v['delete-sample'], base.deleteSample, 0, MAX_DEVICES),
     parallelDepth: base.parallelDepth,
     configs,
     warmup: v['no-warmup'] !== true,
@@ -262,16 +235,8 @@ export async function benchMain(argv: string[]): Promise<number> {
   try {
     const run = await runControl(opts, progress);
     const report = buildReport(run, opts, command);
-    if (json) {
-      writeFileSync(resolve(json), JSON.stringify(report, null, 2) + '\n');
-      progress(`wrote ${resolve(json)}`);
-    }
-    if (html) {
-      // Loaded only when asked: vega and vega-lite are large.
-      const { renderControlHtml } = await import('./control-html.js');
-      writeFileSync(resolve(html), await renderControlHtml(report));
-      progress(`wrote ${resolve(html)}`);
-    }
+    // The HTML renderer is loaded only when asked: vega and vega-lite are large.
+    await writeReports(report, json, html, async (r) => (await import('./control-html.js')).renderControlHtml(r), progress);
     process.stdout.write(formatReport(report));
     return 0;
   } catch (e) {

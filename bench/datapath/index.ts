@@ -3,11 +3,9 @@
  * against its own schema before it is written), progress on stderr with cli-progress, the table on stdout, `--json`
  * and `--html` files.
  */
-import { writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../options.js';
 import { OVS_INSTALL_HINT } from './ovs.js';
 import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type DatapathProgress, type DatapathRun } from './run.js';
 import { formatDatapathReport } from './report.js';
@@ -51,25 +49,6 @@ vSwitch (its own ovsdb-server/ovs-vswitchd in a temporary directory), all remove
 Open vSwitch: ${OVS_INSTALL_HINT}.
 `;
 
-/** A command-line mistake: printed with the usage, exit status 2. */
-export class DatapathUsageError extends Error {}
-
-function list<T extends string>(name: string, v: string | undefined, allowed: readonly T[], fallback: T[]): T[] {
-  if (v === undefined) return fallback;
-  const want = v.split(',').map((x) => x.trim()).filter(Boolean);
-  const bad = want.filter((x) => !(allowed as readonly string[]).includes(x));
-  if (bad.length || want.length === 0) throw new DatapathUsageError(`--${name} takes a subset of ${allowed.join(',')}, got ${JSON.stringify(v)}`);
-  // Keep the canonical order (the interleave order), whatever order was typed.
-  return allowed.filter((x) => want.includes(x));
-}
-
-function int(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min || x > max) throw new DatapathUsageError(`--${name} takes an integer ${min}–${max}, got ${JSON.stringify(v)}`);
-  return x;
-}
-
 /** Parsed command line of the datapath benchmark. */
 export interface DatapathArgs {
   opts: DatapathOptions;
@@ -82,49 +61,39 @@ export interface DatapathArgs {
 
 /** Parses the datapath benchmark's options (quick defaults first, explicit flags over them). */
 export function parseDatapathArgs(args: string[]): DatapathArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: false,
-      options: {
-        'quick': { type: 'boolean' },
-        'reps': { type: 'string' },
-        'topologies': { type: 'string' },
-        'placement': { type: 'string' },
-        'poll': { type: 'string' },
-        'tests': { type: 'string' },
-        'baseline': { type: 'string' },
-        'latency-ms': { type: 'string' },
-        'throughput-ms': { type: 'string' },
-        'rate': { type: 'string' },
-        'no-warmup': { type: 'boolean' },
-        'no-security': { type: 'boolean' },
-        'json': { type: 'string' },
-        'html': { type: 'string' },
-        'quiet': { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    throw new DatapathUsageError((e as Error).message);
-  }
-  const v = parsed.values;
+  const v = parseBenchArgs(args, {
+    'quick': { type: 'boolean' },
+    'reps': { type: 'string' },
+    'topologies': { type: 'string' },
+    'placement': { type: 'string' },
+    'poll': { type: 'string' },
+    'tests': { type: 'string' },
+    'baseline': { type: 'string' },
+    'latency-ms': { type: 'string' },
+    'throughput-ms': { type: 'string' },
+    'rate': { type: 'string' },
+    'no-warmup': { type: 'boolean' },
+    'no-security': { type: 'boolean' },
+    'json': { type: 'string' },
+    'html': { type: 'string' },
+    'quiet': { type: 'boolean' },
+  }).values;
   const base = v.quick ? DATAPATH_QUICK : DATAPATH_DEFAULTS;
   const baseline = v.baseline ?? base.baseline;
   if (!(TOPOLOGY_IDS as readonly string[]).includes(baseline)) {
-    throw new DatapathUsageError(`--baseline takes one of ${TOPOLOGY_IDS.join(',')}, got ${JSON.stringify(baseline)}`);
+    throw new BenchUsageError(`--baseline takes one of ${TOPOLOGY_IDS.join(',')}, got ${JSON.stringify(baseline)}`);
   }
   const opts: DatapathOptions = {
     quick: v.quick === true,
-    reps: int('reps', v.reps, base.reps, 1, 100),
-    topologies: list('topologies', v.topologies, TOPOLOGY_IDS, base.topologies),
-    placements: list('placement', v.placement, PLACEMENTS, base.placements),
-    polls: list('poll', v.poll, POLLS, base.polls),
-    tests: list('tests', v.tests, TESTS, base.tests),
+    reps: intOption('reps', v.reps, base.reps, 1, 100),
+    topologies: listOption('topologies', v.topologies, TOPOLOGY_IDS, base.topologies),
+    placements: listOption('placement', v.placement, PLACEMENTS, base.placements),
+    polls: listOption('poll', v.poll, POLLS, base.polls),
+    tests: listOption('tests', v.tests, TESTS, base.tests),
     baseline: baseline as DatapathOptions['baseline'],
-    latencyMs: int('latency-ms', v['latency-ms'], base.latencyMs, 10, 600_000),
-    throughputMs: int('throughput-ms', v['throughput-ms'], base.throughputMs, 10, 600_000),
-    ratePps: int('rate', v.rate, base.ratePps, 0, 100_000_000),
+    latencyMs: intOption('latency-ms', v['latency-ms'], base.latencyMs, 10, 600_000),
+    throughputMs: intOption('throughput-ms', v['throughput-ms'], base.throughputMs, 10, 600_000),
+    ratePps: intOption('rate', v.rate, base.ratePps, 0, 100_000_000),
     warmup: v['no-warmup'] !== true,
   };
   return { opts, json: v.json, html: v.html, quiet: v.quiet === true, security: v['no-security'] !== true };
@@ -250,7 +219,7 @@ export async function datapathMain(args: string[], command: string): Promise<num
   try {
     parsed = parseDatapathArgs(args);
   } catch (e) {
-    if (e instanceof DatapathUsageError) {
+    if (e instanceof BenchUsageError) {
       process.stderr.write(`macvtap bench: ${e.message}\n\n${DATAPATH_USAGE}`);
       return 2;
     }
@@ -269,15 +238,7 @@ export async function datapathMain(args: string[], command: string): Promise<num
       ? await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments }, progress)
       : undefined;
     const report = buildDatapathReport(run, opts, command, security);
-    if (json) {
-      writeFileSync(resolve(json), JSON.stringify(report, null, 2) + '\n');
-      progress.log(`wrote ${resolve(json)}`);
-    }
-    if (html) {
-      const { renderHtml } = await import('./html.js');
-      writeFileSync(resolve(html), await renderHtml(report));
-      progress.log(`wrote ${resolve(html)}`);
-    }
+    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderHtml(r), progress.log);
     process.stdout.write(formatDatapathReport(report));
     return 0;
   } catch (e) {

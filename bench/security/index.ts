@@ -2,12 +2,10 @@
  * `macvtap bench security`: the anti-spoofing conformance probe (issue 5) — options, the report object (validated
  * against its schema before it is written), progress on stderr, the matrix on stdout, `--json` and `--html` files.
  */
-import { writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { stderrProgress } from '../datapath/index.js';
 import { OVS_INSTALL_HINT } from '../datapath/ovs.js';
+import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../options.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from './probe.js';
 import { formatSecurityReport } from './report.js';
 import { ATTACHMENTS, SECURITY_SCHEMA_ID, SecurityReportSchema, type SecurityMatrix, type SecurityOptions, type SecurityReport } from './schema.js';
@@ -31,47 +29,20 @@ afterwards. Needs root. The datapath benchmark ('macvtap bench') runs it too and
 Open vSwitch: ${OVS_INSTALL_HINT}.
 `;
 
-/** A command-line mistake: printed with the usage, exit status 2. */
-export class SecurityUsageError extends Error {}
-
-function int(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min || x > max) throw new SecurityUsageError(`--${name} takes an integer ${min}–${max}, got ${JSON.stringify(v)}`);
-  return x;
-}
-
 /** Parses `security`'s options. */
 export function parseSecurityArgs(args: string[]): { opts: SecurityOptions; json: string | undefined; html: string | undefined; quiet: boolean } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: false,
-      options: {
-        'attachments': { type: 'string' },
-        'attempts': { type: 'string' },
-        'wait-ms': { type: 'string' },
-        'json': { type: 'string' },
-        'html': { type: 'string' },
-        'quiet': { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    throw new SecurityUsageError((e as Error).message);
-  }
-  const v = parsed.values;
-  let attachments = SECURITY_DEFAULTS.attachments;
-  if (v.attachments !== undefined) {
-    const want = v.attachments.split(',').map((x) => x.trim()).filter(Boolean);
-    const bad = want.filter((x) => !(ATTACHMENTS as readonly string[]).includes(x));
-    if (bad.length || want.length === 0) throw new SecurityUsageError(`--attachments takes a subset of ${ATTACHMENTS.join(',')}, got ${JSON.stringify(v.attachments)}`);
-    attachments = ATTACHMENTS.filter((x) => want.includes(x));
-  }
+  const v = parseBenchArgs(args, {
+    'attachments': { type: 'string' },
+    'attempts': { type: 'string' },
+    'wait-ms': { type: 'string' },
+    'json': { type: 'string' },
+    'html': { type: 'string' },
+    'quiet': { type: 'boolean' },
+  }).values;
   const opts: SecurityOptions = {
-    attachments,
-    attempts: int('attempts', v.attempts, SECURITY_DEFAULTS.attempts, 1, 20),
-    waitMs: int('wait-ms', v['wait-ms'], SECURITY_DEFAULTS.waitMs, 10, 10_000),
+    attachments: listOption('attachments', v.attachments, ATTACHMENTS, SECURITY_DEFAULTS.attachments),
+    attempts: intOption('attempts', v.attempts, SECURITY_DEFAULTS.attempts, 1, 20),
+    waitMs: intOption('wait-ms', v['wait-ms'], SECURITY_DEFAULTS.waitMs, 10, 10_000),
   };
   return { opts, json: v.json, html: v.html, quiet: v.quiet === true };
 }
@@ -99,7 +70,7 @@ export async function securityMain(args: string[], command: string): Promise<num
   try {
     parsed = parseSecurityArgs(args);
   } catch (e) {
-    if (e instanceof SecurityUsageError) {
+    if (e instanceof BenchUsageError) {
       process.stderr.write(`macvtap bench security: ${e.message}\n\n${SECURITY_USAGE}`);
       return 2;
     }
@@ -113,15 +84,7 @@ export async function securityMain(args: string[], command: string): Promise<num
   const progress = stderrProgress(quiet);
   try {
     const report = buildSecurityReport(await runSecurityProbe(opts, progress), command);
-    if (json) {
-      writeFileSync(resolve(json), JSON.stringify(report, null, 2) + '\n');
-      progress.log(`wrote ${resolve(json)}`);
-    }
-    if (html) {
-      const { renderSecurityHtml } = await import('./html.js');
-      writeFileSync(resolve(html), await renderSecurityHtml(report));
-      progress.log(`wrote ${resolve(html)}`);
-    }
+    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderSecurityHtml(r), progress.log);
     process.stdout.write(formatSecurityReport(report));
     return 0;
   } catch (e) {
