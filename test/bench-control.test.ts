@@ -12,6 +12,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/schema.js';
 import { CONFIG_IDS, CONFIG_LABELS } from '../bench/driver.js';
 import { medianInterval, pairedRatios, quantile, summarize } from '../bench/stats.js';
+import { benchNamespaces, reapBenchChild } from './helpers/benchchild.js';
 import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
 import { describePrivileged } from './helpers/netns.js';
 
@@ -22,13 +23,6 @@ const benchJs = join(root, 'dist/bench/index.js');
 /** The command line for `bench ARGS`: through the CLI when it is built, else the bench entry directly. */
 function benchCommand(args: string[]): string[] {
   return existsSync(cliJs) ? [cliJs, 'bench', ...args] : [benchJs, ...args];
-}
-
-/** Namespaces a given benchmark process made (`mvt-bench-<pid>-<n>`) that still exist. */
-function benchNamespaces(pid: number): string[] {
-  const dir = '/run/netns';
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((n) => n.startsWith(`mvt-bench-${pid}-`));
 }
 
 /** Pids of direct children of `pid` whose command line mentions `needle` (read from /proc, nothing killed). */
@@ -73,8 +67,7 @@ afterEach(() => {
         // Gone.
       }
     }
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const ns of benchNamespaces(c.pid)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    reapBenchChild(c);
   }
   if (tmp) rmSync(tmp, { recursive: true, force: true });
   tmp = '';

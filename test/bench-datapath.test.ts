@@ -5,7 +5,7 @@
  * after SIGINT mid-run. Plus the histogram merging the report relies on. No test asserts a speed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { mergeLatency } from '../bench/datapath/summary.js';
 import { detectOvs } from '../bench/datapath/ovs.js';
 import { TOPOLOGY_IDS } from '../bench/datapath/ids.js';
 import { bucketCount, bucketQuantile, mergeBuckets, quantile } from '../bench/stats.js';
+import { benchNamespaces, ovsDaemons, ovsDirs, reapBenchChild } from './helpers/benchchild.js';
 import { describePrivileged } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -21,31 +22,6 @@ const cliJs = join(root, 'dist/cli/macvtap.js');
 const ovs = detectOvs();
 
 /** Namespaces a given benchmark process made (`mvt-bench-<pid>-<n>`) that still exist. */
-function benchNamespaces(pid: number): string[] {
-  if (!existsSync('/run/netns')) return [];
-  return readdirSync('/run/netns').filter((n) => n.startsWith(`mvt-bench-${pid}-`));
-}
-
-/** OVS daemons of a given benchmark process: their command lines carry its private run directory. */
-function ovsDaemons(pid: number): number[] {
-  const needle = `mvt-bench-ovs-${pid}-`;
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle)) out.push(Number(e));
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return out;
-}
-
-/** The private OVS run directories of a given benchmark process still on disk. */
-function ovsDirs(pid: number): string[] {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith(`mvt-bench-ovs-${pid}-`));
-}
-
 const started: ChildProcess[] = [];
 let tmp = '';
 
@@ -68,19 +44,7 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
 
 afterEach(() => {
   // Whatever a failed test left: our children by pid, their OVS daemons by pid, their namespaces and run dirs.
-  for (const c of started.splice(0)) {
-    if (c.pid === undefined) continue;
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const p of ovsDaemons(c.pid)) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
-    for (const ns of benchNamespaces(c.pid)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    for (const d of ovsDirs(c.pid)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
-  }
+  for (const c of started.splice(0)) reapBenchChild(c);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
   tmp = '';
 });

@@ -6,7 +6,7 @@
  * and nothing (namespaces, OVS daemons, run directories) is left afterwards — also after SIGINT mid-run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { detectOvs } from '../bench/datapath/ovs.js';
 import type { AttachmentId, Topology } from '../bench/datapath/topology.js';
 import { FORGED, runSecurityProbe, SECURITY_DEFAULTS } from '../bench/security/probe.js';
 import { CASES, SecurityMatrixSchema, SecurityReportSchema, type AttachmentRow, type CaseId, type Cell, type SecurityMatrix } from '../bench/security/schema.js';
+import { benchNamespaces, ovsDaemons, ovsDirs, reapBenchChild } from './helpers/benchchild.js';
 import { cleanupStack, describeNeeding, describePrivileged } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -24,41 +25,9 @@ const quiet = { phase: () => undefined, step: () => undefined, log: () => undefi
 const defer = cleanupStack();
 
 /** Namespaces of a given process's testbeds (`mvt-bench-<pid>-<n>`) that still exist. */
-function benchNamespaces(pid: number): string[] {
-  return existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`mvt-bench-${pid}-`)) : [];
-}
-
-/** OVS daemons of a given process: their command lines name its private run directory. */
-function ovsDaemons(pid: number): number[] {
-  const needle = `mvt-bench-ovs-${pid}-`;
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((e) => {
-    try {
-      return readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle);
-    } catch {
-      return false;
-    }
-  }).map(Number);
-}
-
-function ovsDirs(pid: number): string[] {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith(`mvt-bench-ovs-${pid}-`));
-}
-
 const children: ChildProcess[] = [];
 afterEach(() => {
-  for (const c of children.splice(0)) {
-    if (c.pid === undefined) continue;
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    for (const p of ovsDaemons(c.pid)) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
-    for (const ns of benchNamespaces(c.pid)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-    for (const d of ovsDirs(c.pid)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
-  }
+  for (const c of children.splice(0)) reapBenchChild(c);
 });
 
 function cell(row: AttachmentRow | undefined, id: CaseId): Cell {
