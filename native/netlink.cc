@@ -394,7 +394,9 @@ std::vector<std::vector<uint8_t>> NetlinkSocket::Dump(MessageBuilder& msg) {
           memcpy(&err, reinterpret_cast<const uint8_t*>(h) + kHdrLen, sizeof err);
           if (err < 0) {
             SysError e;
-            e.err = -err;
+            // The same range check as DecodeNlmsgerr: -INT_MIN overflows, and no errno is above 4095.
+            e.err = err < -kMaxErrno ? EBADMSG : -err;
+            if (err < -kMaxErrno) e.detail = "malformed NLMSG_DONE";
             e.syscall = syscall;
             if ((h->nlmsg_flags & NLM_F_ACK_TLVS) && h->nlmsg_len > kHdrLen + sizeof(int)) {
               size_t off = Align(kHdrLen + sizeof(int));
