@@ -2,8 +2,9 @@
  * Fault injection in the native netlink layer (issue 8), through vitest: builds and runs native/fuzz/mvt-faults
  * (`npm run test:native`), which feeds NetlinkSocket crafted replies over the Transport seam — truncated messages,
  * wrong sequence numbers and port ids, ENOBUFS, EINTR (also from real signals on a real socket), interrupted dumps,
- * an error inside a multipart reply, MSG_TRUNC, extended acks — each case in its own child process bounded in time.
- * Needs clang-14 (libFuzzer's runtime comes with the fuzz build) and cmake: skipped loudly without them, an error in CI.
+ * an error inside a multipart reply, MSG_TRUNC, extended acks — each case in its own child process bounded in
+ * time. Needs clang-14 (libFuzzer's runtime comes with the fuzz build) and cmake: skipped loudly without them, an
+ * error in CI.
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
@@ -15,7 +16,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const cxx = process.env.MACVTAP_FUZZ_CXX ?? 'clang++-14';
 
 const missing = (() => {
-  if (spawnSync(cxx, ['--version']).status !== 0) return `${cxx} is not installed (apt-get install clang-14 libclang-rt-14-dev)`;
+  if (spawnSync(cxx, ['--version']).status !== 0) {
+    return `${cxx} is not installed (apt-get install clang-14 libclang-rt-14-dev)`;
+  }
   if (spawnSync('cmake', ['--version']).status !== 0) return 'cmake is not installed';
   return null;
 })();

@@ -105,8 +105,9 @@ function fuzzOne(target, seconds) {
   mkdirSync(artifacts, { recursive: true });
   const seeds = readdirSync(corpus).length;
   return new Promise((resolvePromise) => {
-    const child = spawn(join(binDir, target), [`-max_total_time=${seconds}`, '-timeout=10', '-rss_limit_mb=2048',
-      '-print_final_stats=1', `-artifact_prefix=${artifacts}/${target}-`, corpus], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [`-max_total_time=${seconds}`, '-timeout=10', '-rss_limit_mb=2048', '-print_final_stats=1',
+      `-artifact_prefix=${artifacts}/${target}-`, corpus];
+    const child = spawn(join(binDir, target), args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const keep = (d) => { log = (log + d.toString()).slice(-200_000); };
     child.stdout.on('data', keep);
