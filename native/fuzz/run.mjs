@@ -59,6 +59,8 @@ export function build(target = 'mvt-fuzz') {
 
 const ns = `mvt-fuzz-${process.pid}`;
 let nsMade = false;
+/** The fuzzer running now, killed by its pid if we are interrupted. */
+let current = null;
 
 function ip(...args) {
   const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 30_000 });
@@ -108,6 +110,7 @@ function fuzzOne(target, seconds) {
     const args = [`-max_total_time=${seconds}`, '-timeout=10', '-rss_limit_mb=2048', '-print_final_stats=1',
       `-artifact_prefix=${artifacts}/${target}-`, corpus];
     const child = spawn(join(binDir, target), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    current = child;
     let log = '';
     const keep = (d) => { log = (log + d.toString()).slice(-200_000); };
     child.stdout.on('data', keep);
@@ -116,6 +119,7 @@ function fuzzOne(target, seconds) {
     const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 120) * 1000);
     child.on('close', (code, signal) => {
       clearTimeout(killer);
+      current = null;
       const num = (re) => { const m = log.match(re); return m ? Number(m[1]) : null; };
       const cov = [...log.matchAll(/cov: (\d+) ft: (\d+) corp: (\d+)/g)].pop();
       const bad = /ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|check failed:/.test(log);
@@ -132,7 +136,11 @@ function fuzzOne(target, seconds) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   for (const sig of ['SIGINT', 'SIGTERM']) {
-    process.on(sig, () => { removeNamespace(); process.exit(130); });
+    process.on(sig, () => {
+      if (current) current.kill('SIGKILL');
+      removeNamespace();
+      process.exit(130);
+    });
   }
   if (opts.faults) {
     build('mvt-faults');
