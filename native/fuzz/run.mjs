@@ -4,9 +4,10 @@
 // (as root, in a throwaway namespace mvt-fuzz-<pid>, removed on exit and on SIGINT/SIGTERM), then runs each target
 // for N seconds (default 60) on fuzz/corpus-<target>/. Fails on any crash, timeout or sanitizer report; prints each
 // target's executions, coverage and corpus size.
-// npm run test:native: builds and runs only the fault-injection program (mvt-faults).
+// npm run test:native (--faults): builds the fault-injection program (mvt-faults) and runs it on crafted replies and,
+// as root, on replies recorded for it into a temporary directory.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,7 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const buildDir = join(root, 'build-fuzz');
 const binDir = join(buildDir, 'native/fuzz');
 const fuzzDir = join(root, 'fuzz');
-export const TARGETS = ['fuzz_netlink', 'fuzz_attrs', 'fuzz_link', 'fuzz_events', 'fuzz_frame'];
+const TARGETS = ['fuzz_netlink', 'fuzz_attrs', 'fuzz_link', 'fuzz_events', 'fuzz_frame'];
 const CXX = process.env.MACVTAP_FUZZ_CXX ?? 'clang++-14';
 
 function parseArgs(argv) {
@@ -45,14 +46,14 @@ function run(cmd, args, options = {}) {
   return r;
 }
 
-/** Configures and builds `target` (default: everything in native/fuzz) with clang into build-fuzz/. */
-export function build(target = 'mvt-fuzz') {
+/** Configures and builds `targets` (default: everything in native/fuzz) with clang into build-fuzz/. */
+function build(targets = ['mvt-fuzz']) {
   if (spawnSync(CXX, ['--version']).status !== 0) {
     throw new Error(`${CXX} not found: apt-get install clang-14 libclang-rt-14-dev (or set MACVTAP_FUZZ_CXX)`);
   }
   run('cmake', ['-S', root, '-B', buildDir, '-DMACVTAP_FUZZ=ON', `-DCMAKE_CXX_COMPILER=${CXX}`,
     '-DCMAKE_BUILD_TYPE=RelWithDebInfo'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  run('cmake', ['--build', buildDir, '--target', target, '-j2']);
+  run('cmake', ['--build', buildDir, '--target', ...targets, '-j2']);
 }
 
 // ---- seeds ----
@@ -74,8 +75,8 @@ function removeNamespace() {
   spawnSync('ip', ['netns', 'del', ns], { timeout: 30_000 });
 }
 
-/** Records real replies and frames into fuzz/corpus-<target>/ (root only). Returns false when it was skipped. */
-function recordSeeds() {
+/** Records real replies and frames into `outDir`/corpus-<target>/ (root only). False when it was skipped. */
+function recordSeeds(outDir) {
   if (process.getuid?.() !== 0) {
     console.log('fuzz: NOT recording seeds (needs root for a namespace); running on the existing corpora only');
     return false;
@@ -91,7 +92,7 @@ function recordSeeds() {
     ip('-n', ns, 'link', 'add', 'link', 'mvt-va', 'name', 'mvt-tap0', 'type', 'macvtap', 'mode', 'bridge');
     ip('-n', ns, 'link', 'set', 'mvt-tap0', 'up');
     const mac = JSON.parse(ip('-n', ns, '-j', 'link', 'show', 'mvt-tap0'))[0].address;
-    run('ip', ['netns', 'exec', ns, join(binDir, 'mvt-record'), fuzzDir, mac], { timeout: 120_000 });
+    run('ip', ['netns', 'exec', ns, join(binDir, 'mvt-record'), outDir, mac], { timeout: 120_000 });
   } finally {
     removeNamespace();
   }
@@ -143,12 +144,18 @@ async function main() {
     });
   }
   if (opts.faults) {
-    build('mvt-faults');
-    run(join(binDir, 'mvt-faults'), [], { timeout: 10 * 60 * 1000 });
+    build(['mvt-faults', 'mvt-record']);
+    const recorded = mkdtempSync('/tmp/mvt-fuzz-rec-');
+    try {
+      const args = recordSeeds(recorded) ? ['--recorded', recorded] : [];
+      run(join(binDir, 'mvt-faults'), args, { timeout: 10 * 60 * 1000 });
+    } finally {
+      rmSync(recorded, { recursive: true, force: true });
+    }
     return;
   }
   build();
-  recordSeeds();
+  recordSeeds(fuzzDir);
   const targets = opts.only ? [opts.only] : TARGETS;
   const results = [];
   for (const t of targets) {
