@@ -3,8 +3,8 @@
  * (`npm run test:native`), which feeds NetlinkSocket crafted replies over the Transport seam — truncated messages,
  * wrong sequence numbers and port ids, ENOBUFS, EINTR (also from real signals on a real socket), interrupted dumps,
  * an error inside a multipart reply, MSG_TRUNC, extended acks — and real kernel replies recorded just before (in a
- * throwaway namespace mvt-fuzz-*), each case in its own child process bounded in time. Needs clang-14 (libFuzzer's runtime comes with the fuzz build) and cmake: skipped loudly without them, an
- * error in CI.
+ * throwaway namespace mvt-fuzz-*), each case in its own child process bounded in time. Needs clang-14 (libFuzzer's
+ * runtime comes with the fuzz build) and cmake: skipped loudly without them, an error in CI.
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
