@@ -14,8 +14,8 @@
 
 #include "async.h"
 #include "errors.h"
-#include "fd.h"
 #include "eventmsg.h"
+#include "fd.h"
 #include "link.h"
 #include "netlink.h"
 #include "netns.h"
