@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "check.h"
 #include "netlink.h"
@@ -30,6 +32,48 @@ void CheckOwn(const std::vector<uint8_t>& msg, uint32_t seq, const char* what) {
             h.nlmsg_type);
 }
 
+// Every well-formed message of `d` (nlmsg_ok walk), as [offset, offset + nlmsg_len).
+std::vector<std::pair<size_t, size_t>> Messages(const std::vector<uint8_t>& d) {
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t off = 0;
+  while (d.size() - off >= sizeof(nlmsghdr)) {
+    nlmsghdr h;
+    memcpy(&h, d.data() + off, sizeof h);
+    if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > d.size() - off) break;
+    out.emplace_back(off, off + h.nlmsg_len);
+    off += (static_cast<size_t>(h.nlmsg_len) + 3) & ~static_cast<size_t>(3);
+    if (off >= d.size()) break;
+  }
+  return out;
+}
+
+// The oracle for a successful Ack: the last datagram the socket consumed holds our ACK (NLMSG_ERROR, error 0).
+void CheckAcked(const ScriptTransport& t) {
+  MVT_CHECK(!t.delivered().empty(), "an ACK without receiving anything");
+  const std::vector<uint8_t>& d = t.delivered().back();
+  bool found = false;
+  for (auto [b, e] : Messages(d)) {
+    nlmsghdr h;
+    memcpy(&h, d.data() + b, sizeof h);
+    int err = -1;
+    if (e - b >= NLMSG_HDRLEN + sizeof err) memcpy(&err, d.data() + b + NLMSG_HDRLEN, sizeof err);
+    if (h.nlmsg_type == NLMSG_ERROR && h.nlmsg_seq == t.seq() && h.nlmsg_pid == ScriptTransport::kPortId && err == 0) {
+      found = true;
+    }
+  }
+  MVT_CHECK(found, "Ack succeeded without an ACK for seq %u in the last datagram", t.seq());
+}
+
+// The oracle for a successful Get: the answer is, byte for byte, a message the socket consumed.
+void CheckDelivered(const ScriptTransport& t, const std::vector<uint8_t>& reply) {
+  for (const auto& d : t.delivered()) {
+    for (auto [b, e] : Messages(d)) {
+      if (e - b == reply.size() && memcmp(d.data() + b, reply.data(), reply.size()) == 0) return;
+    }
+  }
+  MVT_CHECK(false, "Get answered %zu bytes the kernel never sent", reply.size());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -48,19 +92,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     switch (op) {
       case 0:
         sock.Ack(m, "mvt-fuzz0");
-        MVT_CHECK(t->recvs() > 0, "an ACK without receiving anything");
+        CheckAcked(*t);
         break;
       case 1:
         for (const auto& msg : sock.AckEcho(m, "mvt-fuzz0")) CheckOwn(msg, t->seq(), "echo");
+        CheckAcked(*t);
         break;
       case 2: {
         std::vector<uint8_t> reply = sock.Get(m, "mvt-fuzz0");
         CheckOwn(reply, t->seq(), "get");
+        CheckDelivered(*t, reply);
         break;
       }
       case 3: {
         for (const auto& msg : sock.Dump(m)) {
           CheckOwn(msg, t->seq(), "dump");
+          CheckDelivered(*t, msg);
           nlmsghdr h;
           memcpy(&h, msg.data(), sizeof h);
           MVT_CHECK(h.nlmsg_type != NLMSG_NOOP && h.nlmsg_type != NLMSG_OVERRUN, "dump returned type %u",

@@ -80,7 +80,10 @@ class ScriptTransport : public Transport {
     std::vector<uint8_t> d = Stamped(s);
     size_t n = d.size() < len ? d.size() : len;
     if (n > 0) memcpy(buf, d.data(), n);
-    if (!(flags & MSG_PEEK)) steps_.pop_front();
+    if (!(flags & MSG_PEEK)) {
+      delivered_.push_back(std::move(d));
+      steps_.pop_front();
+    }
     return static_cast<ssize_t>((flags & MSG_TRUNC) ? d.size() : n);
   }
 
@@ -91,6 +94,8 @@ class ScriptTransport : public Transport {
   size_t recvs() const { return recvs_; }
   size_t left() const { return steps_.size(); }
   const std::vector<uint8_t>& last_request() const { return last_request_; }
+  /** The datagrams consumed by non-peeking receives, as stamped (what the socket saw). */
+  const std::vector<std::vector<uint8_t>>& delivered() const { return delivered_; }
 
  private:
   std::vector<uint8_t> Stamped(const Step& s) const {
@@ -117,6 +122,7 @@ class ScriptTransport : public Transport {
   uint32_t seq_ = 0, prev_seq_ = 0;
   size_t sends_ = 0, recvs_ = 0;
   std::vector<uint8_t> last_request_;
+  std::vector<std::vector<uint8_t>> delivered_;
 };
 
 /**
