@@ -289,11 +289,16 @@ int OpenTap(const std::string& name, std::string* node_dir) {
   if (mkdtemp(tmpl) == nullptr) Die("mkdtemp");
   *node_dir = tmpl;
   std::string node = *node_dir + "/tap";
-  if (mknod(node.c_str(), S_IFCHR | 0600, makedev(maj, min)) < 0) Die("mknod");
-  int fd = open(node.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) Die("open " + node);
+  int fd = -1;
+  if (mknod(node.c_str(), S_IFCHR | 0600, makedev(maj, min)) == 0) {
+    fd = open(node.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  }
+  int err = errno;
+  // The open fd keeps the device; the node and its directory go at once, also when the open failed.
   unlink(node.c_str());
   rmdir(node_dir->c_str());
+  errno = err;
+  if (fd < 0) Die("mknod/open " + node);
   return fd;
 }
 
