@@ -164,7 +164,8 @@ async function main() {
     results.push(r);
     if (!r.ok) console.error(r.log.split('\n').slice(-60).join('\n'));
   }
-  console.log('\ntarget         seeds  executions   exec/s  coverage  features  corpus  result');
+  // start: corpus files before the run (recorded seeds + what earlier runs kept); corpus: libFuzzer's count at the end.
+  console.log('\ntarget         start  executions   exec/s  coverage  features  corpus  result');
   for (const r of results) {
     const rate = r.execs == null ? '-' : String(Math.round(r.execs / opts.seconds));
     console.log(`${r.target.padEnd(13)} ${String(r.seeds).padStart(6)} ${String(r.execs ?? '-').padStart(11)} ` +
