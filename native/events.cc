@@ -14,6 +14,7 @@
 
 #include "async.h"
 #include "errors.h"
+#include "eventmsg.h"
 #include "fd.h"
 #include "link.h"
 #include "netlink.h"
@@ -53,7 +54,6 @@ namespace {
 constexpr size_t kRecvBuffer = 64 * 1024;
 // Datagrams read per libuv callback: bounds the time one batch holds the event loop.
 constexpr int kDatagramsPerBatch = 64;
-constexpr size_t kHdr = NLMSG_ALIGN(sizeof(nlmsghdr));
 
 /** The socket made inside the namespace on a worker thread, before the main thread starts watching it. */
 struct OpenedSocket {
@@ -96,7 +96,7 @@ OpenedSocket OpenEventSocket(const NetnsRef& ns, int rcvbuf) {
 class Watch : public std::enable_shared_from_this<Watch> {
  public:
   Watch(Napi::Env env, OpenedSocket sock, Napi::Function callback)
-      : env_(env), fd_(std::move(sock.fd)), portid_(sock.portid), buf_(kRecvBuffer),
+      : env_(env), fd_(std::move(sock.fd)), portid_(sock.portid), decoder_(sock.portid), buf_(kRecvBuffer),
         context_(std::make_unique<Napi::AsyncContext>(env, "macvtap:linkWatch")) {
     callback_ = Napi::Persistent(callback);
   }
@@ -128,11 +128,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
   /** Asks for an RTM_GETLINK dump on this socket (deferred while one runs: the kernel allows one at a time). */
   void Dump() {
     if (closed_) return;
-    if (dump_running_) {
-      restart_pending_ = true;
-      return;
-    }
-    SendDump();
+    if (decoder_.RequestDump()) SendDump();
   }
 
   /** Idempotent: stops the poll, closes the handle and the socket, releases the callback. */
@@ -164,8 +160,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
     ifinfomsg ifi{};
     ifi.ifi_family = AF_UNSPEC;
     m.AppendHeader(&ifi, sizeof ifi);
-    dump_seq_ = ++seq_;
-    const std::vector<uint8_t>& bytes = m.Finish(dump_seq_, portid_);
+    const std::vector<uint8_t>& bytes = m.Finish(decoder_.NextDumpSeq(), portid_);
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
     ssize_t n;
@@ -173,8 +168,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
       n = ::sendto(fd_.get(), bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
     } while (n < 0 && errno == EINTR);
     if (n < 0) throw MakeError(env_, SysError{errno, "RTM_GETLINK", {}, {}, {}, "link watcher dump"});
-    dump_running_ = true;
-    dump_intr_ = false;
+    decoder_.DumpSent();
   }
 
   Napi::Object Item(const char* type) {
@@ -185,58 +179,34 @@ class Watch : public std::enable_shared_from_this<Watch> {
 
   // One netlink message: a notification (seq 0, from the kernel), a part of our current dump, or a dump's end.
   void HandleMessage(const nlmsghdr* h, Napi::Array& batch) {
-    bool ours = h->nlmsg_pid == portid_ && h->nlmsg_seq != 0;
-    if (ours && (h->nlmsg_seq != dump_seq_ || restart_pending_)) {
-      // A superseded dump: its parts are dropped, its end starts the dump that was asked for meanwhile.
-      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-        if (h->nlmsg_seq == dump_seq_) {
-          dump_running_ = false;
-          restart_pending_ = false;
-          SendDump();
-        }
+    bool send_dump = false;
+    LinkEvent ev = decoder_.Decode(h, &send_dump);
+    if (send_dump) SendDump();
+    switch (ev.type) {
+      case LinkEvent::Type::kSkip:
+        return;
+      case LinkEvent::Type::kDone: {
+        Napi::Object o = Item("done");
+        o.Set("intr", ev.intr);
+        batch.Set(batch.Length(), o);
+        return;
       }
-      return;
+      case LinkEvent::Type::kError: {
+        Napi::Object o = Item("error");
+        o.Set("error", MakeError(env_, SysError{ev.err, "RTM_GETLINK", {}, {}, {}, "link watcher dump"}).Value());
+        batch.Set(batch.Length(), o);
+        return;
+      }
+      case LinkEvent::Type::kDump:
+      case LinkEvent::Type::kNew:
+      case LinkEvent::Type::kDel: {
+        const char* type = ev.type == LinkEvent::Type::kDump ? "dump" : ev.type == LinkEvent::Type::kDel ? "del" : "new";
+        Napi::Object o = Item(type);
+        o.Set("link", LinkInfoToJs(env_, ev.link));
+        batch.Set(batch.Length(), o);
+        return;
+      }
     }
-    if (h->nlmsg_type == NLMSG_DONE && ours) {
-      dump_running_ = false;
-      Napi::Object o = Item("done");
-      o.Set("intr", dump_intr_ || (h->nlmsg_flags & NLM_F_DUMP_INTR) != 0);
-      batch.Set(batch.Length(), o);
-      return;
-    }
-    if (h->nlmsg_type == NLMSG_ERROR && ours) {
-      dump_running_ = false;
-      int err = DecodeNlmsgerr(h, nullptr);
-      Napi::Object o = Item("error");
-      o.Set("error", MakeError(env_, SysError{err > 0 ? err : EBADMSG, "RTM_GETLINK", {}, {}, {}, "link watcher dump"}).Value());
-      batch.Set(batch.Length(), o);
-      return;
-    }
-    if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) return;
-    if (h->nlmsg_len < kHdr + sizeof(ifinfomsg)) return;
-    ifinfomsg ifi;
-    memcpy(&ifi, reinterpret_cast<const uint8_t*>(h) + kHdr, sizeof ifi);
-    // The bridge also sends AF_BRIDGE port messages to RTNLGRP_LINK: they are not a link's state.
-    if (ifi.ifi_family != AF_UNSPEC) return;
-    if (ours && (h->nlmsg_flags & NLM_F_DUMP_INTR)) dump_intr_ = true;
-    std::vector<uint8_t> msg(reinterpret_cast<const uint8_t*>(h), reinterpret_cast<const uint8_t*>(h) + h->nlmsg_len);
-    bool removed = h->nlmsg_type == RTM_DELLINK;
-    if (removed) {
-      // ParseLink reads RTM_NEWLINK; a RTM_DELLINK carries the same attributes (the link's last state).
-      nlmsghdr copy;
-      memcpy(&copy, msg.data(), sizeof copy);
-      copy.nlmsg_type = RTM_NEWLINK;
-      memcpy(msg.data(), &copy, sizeof copy);
-    }
-    LinkInfo info;
-    try {
-      info = ParseLink(msg);
-    } catch (const SysException&) {
-      return;  // malformed: skipped, like a parser that meets a truncated attribute
-    }
-    Napi::Object o = Item(ours ? "dump" : removed ? "del" : "new");
-    o.Set("link", LinkInfoToJs(env_, info));
-    batch.Set(batch.Length(), o);
   }
 
   void Drain(int status) {
@@ -294,17 +264,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
         batch.Set(batch.Length(), Item("overrun"));
         continue;
       }
-      size_t len = static_cast<size_t>(n);
-      size_t off = 0;
-      while (len - off >= sizeof(nlmsghdr)) {
-        nlmsghdr h;
-        memcpy(&h, buf_.data() + off, sizeof h);
-        if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > len - off) break;
-        // Aligned copy: the buffer offset is 4-aligned, which nlmsghdr needs; HandleMessage copies what it keeps.
-        HandleMessage(reinterpret_cast<const nlmsghdr*>(buf_.data() + off), batch);
-        off += NLMSG_ALIGN(h.nlmsg_len);
-        if (off > len) break;
-      }
+      ForEachNlmsg(buf_.data(), static_cast<size_t>(n), [&](const nlmsghdr* h) { HandleMessage(h, batch); });
     }
     if (batch.Length() == 0 || closed_) return;
     callback_.MakeCallback(env_.Global(), {batch}, *context_);
@@ -313,17 +273,13 @@ class Watch : public std::enable_shared_from_this<Watch> {
   Napi::Env env_;
   FileDescriptor fd_;
   uint32_t portid_;
+  LinkEventDecoder decoder_;
   std::vector<uint8_t> buf_;
   std::unique_ptr<Napi::AsyncContext> context_;
   Napi::FunctionReference callback_;
   uv_poll_t* poll_ = nullptr;
   std::shared_ptr<Watch> self_;
   bool closed_ = false;
-  uint32_t seq_ = 0;
-  uint32_t dump_seq_ = 0;
-  bool dump_running_ = false;
-  bool restart_pending_ = false;
-  bool dump_intr_ = false;
 };
 
 }  // namespace

@@ -201,5 +201,43 @@ void SwapUdp4(uint8_t* p, const Parsed& f) {
   SwapBytes<2>(p + f.l4_off, p + f.l4_off + 2);
 }
 
+GuestVerdict GuestStep(uint8_t* buf, size_t n, const GuestIdentity& id, uint8_t* reply, size_t reply_cap) {
+  GuestVerdict v;
+  size_t vh = id.vnet_hdr;
+  if (n < vh + kEthLen) return v;
+  uint8_t* f = buf + vh;
+  size_t flen = n - vh;
+  v.frame_len = flen;
+  if (id.raw_echo && flen >= 42 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45 && f[23] == kProtoUdp) {
+    // The baseline: a fixed-offset swap and a write, no validation at all.
+    SwapBytes<6>(f, f + 6);
+    SwapBytes<4>(f + 26, f + 30);
+    SwapBytes<2>(f + 34, f + 36);
+    v.action = GuestAction::kEcho;
+    return v;
+  }
+  VnetHdr h;
+  if (vh) ReadVnet(buf, n, &h);
+  Parsed p = Parse(f, flen, !(h.flags & kVnetNeedsCsum));
+  if (p.kind == Kind::kArpRequest) {
+    if (p.arp_target_ip != id.ip || reply_cap < vh) return v;
+    size_t len = BuildArpReply(reply + vh, reply_cap - vh, f, p, id.mac, id.ip);
+    if (vh) WriteVnet(reply, reply_cap, vh, VnetHdr{});
+    v.action = GuestAction::kArpReply;
+    v.reply_len = vh + len;
+    return v;
+  }
+  static const uint8_t kBroadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  bool for_us = memcmp(f, id.mac, 6) == 0 || memcmp(f, kBroadcast, 6) == 0;
+  if (p.kind != Kind::kUdp4 || !p.ip_csum_ok || !p.udp_csum_ok || p.dst_ip != id.ip || !for_us) return v;
+  if (id.echo) {
+    SwapUdp4(f, p);
+    v.action = GuestAction::kEcho;
+  } else {
+    v.action = GuestAction::kReceived;
+  }
+  return v;
+}
+
 }  // namespace frame
 }  // namespace macvtap

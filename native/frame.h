@@ -96,5 +96,36 @@ size_t BuildUdp4(uint8_t* out, size_t cap, const UdpSpec& spec, size_t payload_l
  */
 void SwapUdp4(uint8_t* p, const Parsed& f);
 
+/** What the guest endpoint does with one received frame (GuestStep). */
+enum class GuestAction {
+  kIgnore,    // too short, not for us, bad checksum, an ARP request for another address, …
+  kArpReply,  // answer with the `reply_len` bytes (vnet header included) written to the reply buffer
+  kReceived,  // a UDP datagram for us, counted (sink / generate modes)
+  kEcho,      // the same, rewritten in place into its echo: write the `len` received bytes back
+};
+
+/** The guest's address and mode, as GuestStep needs them. */
+struct GuestIdentity {
+  uint8_t mac[6] = {0};
+  uint32_t ip = 0;  // network order
+  bool echo = false;      // echo UDP back (echo and raw-echo modes)
+  bool raw_echo = false;  // the baseline: swap at fixed offsets with no validation at all
+  size_t vnet_hdr = 0;    // 0, 10 or 12
+};
+
+struct GuestVerdict {
+  GuestAction action = GuestAction::kIgnore;
+  size_t reply_len = 0;  // kArpReply: vnet header + frame
+  size_t frame_len = 0;  // the Ethernet frame's length (without the vnet header)
+};
+
+/**
+ * The guest endpoint's per-frame logic, apart from its fd: `buf` holds `n` received bytes (vnet header, then the
+ * frame). Answers ARP requests for `id.ip` into `reply` (`reply_cap` bytes), accepts UDP/IPv4 for its MAC (or
+ * broadcast) and IP with valid checksums, and for kEcho rewrites the frame in place (SwapUdp4). Never reads or
+ * writes outside [buf, buf+n) and [reply, reply+reply_cap).
+ */
+GuestVerdict GuestStep(uint8_t* buf, size_t n, const GuestIdentity& id, uint8_t* reply, size_t reply_cap);
+
 }  // namespace frame
 }  // namespace macvtap

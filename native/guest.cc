@@ -48,7 +48,13 @@ class Guest {
  public:
   explicit Guest(EndpointState& s)
       : s_(s), g_(s.guest_cfg), fd_(s.fd.get()), vh_(static_cast<size_t>(g_.vnet_hdr_size)), rx_(kRxBuffer),
-        tx_(kRxBuffer) {}
+        tx_(kRxBuffer) {
+    memcpy(id_.mac, g_.mac, 6);
+    id_.ip = g_.ip;
+    id_.echo = g_.mode == GuestConfig::Mode::kEcho || g_.mode == GuestConfig::Mode::kRawEcho;
+    id_.raw_echo = g_.mode == GuestConfig::Mode::kRawEcho;
+    id_.vnet_hdr = vh_;
+  }
 
   void Run(const std::function<void()>& ready) {
     bool busy = s_.poll == PollMode::kBusy;
@@ -159,63 +165,32 @@ class Guest {
 
   void Handle(size_t n) {
     EndpointStats& st = s_.stats;
-    if (n < vh_ + frame::kEthLen) {
-      ++st.ignored;
-      return;
-    }
-    uint8_t* buf = rx_.data();
-    uint8_t* f = buf + vh_;
-    size_t flen = n - vh_;
-    if (g_.mode == GuestConfig::Mode::kRawEcho && flen >= 42 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45 &&
-        f[23] == frame::kProtoUdp) {
-      // The baseline: a fixed-offset swap and a write, no validation at all.
-      uint8_t t[6];
-      memcpy(t, f, 6), memcpy(f, f + 6, 6), memcpy(f + 6, t, 6);
-      memcpy(t, f + 26, 4), memcpy(f + 26, f + 30, 4), memcpy(f + 30, t, 4);
-      memcpy(t, f + 34, 2), memcpy(f + 34, f + 36, 2), memcpy(f + 36, t, 2);
-      ++st.rx_packets;
-      st.rx_bytes += flen;
-      WriteRx(n);
-      return;
-    }
-    frame::VnetHdr h;
-    if (vh_) frame::ReadVnet(buf, n, &h);
-    frame::Parsed p = frame::Parse(f, flen, !(h.flags & frame::kVnetNeedsCsum));
-    if (p.kind == frame::Kind::kArpRequest) {
-      if (p.arp_target_ip != g_.ip) {
+    frame::GuestVerdict v = frame::GuestStep(rx_.data(), n, id_, tx_arp_, sizeof tx_arp_);
+    switch (v.action) {
+      case frame::GuestAction::kIgnore:
         ++st.ignored;
         return;
-      }
-      size_t len = frame::BuildArpReply(tx_arp_ + vh_, sizeof tx_arp_ - vh_, f, p, g_.mac, g_.ip);
-      if (vh_) frame::WriteVnet(tx_arp_, sizeof tx_arp_, vh_, frame::VnetHdr{});
-      ssize_t w;
-      do w = ::write(fd_, tx_arp_, vh_ + len);
-      while (w < 0 && errno == EINTR);
-      if (w < 0) {
-        if (!IsSoftTxError(errno)) ThrowSys(errno, "write");
-        ++st.tx_errors;
+      case frame::GuestAction::kArpReply: {
+        ssize_t w;
+        do w = ::write(fd_, tx_arp_, v.reply_len);
+        while (w < 0 && errno == EINTR);
+        if (w < 0) {
+          if (!IsSoftTxError(errno)) ThrowSys(errno, "write");
+          ++st.tx_errors;
+          return;
+        }
+        ++st.arp_replies;
+        ++st.tx_packets;
+        st.tx_bytes += v.reply_len - vh_;
         return;
       }
-      ++st.arp_replies;
-      ++st.tx_packets;
-      st.tx_bytes += len;
-      return;
+      case frame::GuestAction::kReceived:
+      case frame::GuestAction::kEcho:
+        ++st.rx_packets;
+        st.rx_bytes += v.frame_len;
+        if (v.action == frame::GuestAction::kEcho) WriteRx(n);
+        return;
     }
-    if (p.kind != frame::Kind::kUdp4 || !p.ip_csum_ok || !p.udp_csum_ok || p.dst_ip != g_.ip || !ForUs(f)) {
-      ++st.ignored;
-      return;
-    }
-    ++st.rx_packets;
-    st.rx_bytes += flen;
-    if (g_.mode == GuestConfig::Mode::kEcho || g_.mode == GuestConfig::Mode::kRawEcho) {
-      frame::SwapUdp4(f, p);
-      WriteRx(n);
-    }
-  }
-
-  bool ForUs(const uint8_t* f) const {
-    static const uint8_t kBroadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    return memcmp(f, g_.mac, 6) == 0 || memcmp(f, kBroadcast, 6) == 0;
   }
 
   // Writes the (rewritten) received frame back, vnet header and all.
@@ -238,6 +213,7 @@ class Guest {
   size_t vh_;
   std::vector<uint8_t> rx_;
   std::vector<uint8_t> tx_;
+  frame::GuestIdentity id_;
   uint8_t tx_arp_[128] = {0};
   uint64_t generated_ = 0;
 };

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "linkmsg.h"
 #include "netns.h"
 
 namespace macvtap {
@@ -19,53 +20,6 @@ struct LinkKey {
   std::string name;
   /** "eth0" or "ifindex 7", for errors. */
   std::string Describe() const;
-};
-
-struct MacvlanInfo {
-  uint32_t mode = 0;
-  uint32_t flags = 0;
-  std::optional<uint32_t> macaddr_count;
-  std::vector<std::string> macaddrs;
-};
-
-struct VlanInfo {
-  uint16_t id = 0;
-  uint16_t protocol = 0;
-};
-
-/** IFLA_INFO_SLAVE_DATA of a bridge port (IFLA_BRPORT_*). */
-struct BridgePortInfo {
-  bool hairpin = false;
-  bool learning = false;
-  bool flood = false;
-};
-
-/** Everything decoded from one RTM_NEWLINK message (NativeLinkInfo). */
-struct LinkInfo {
-  int ifindex = 0;
-  std::string name;
-  std::optional<std::string> kind;
-  std::optional<std::string> address;
-  std::optional<std::string> broadcast;
-  uint32_t mtu = 0;
-  std::optional<uint32_t> min_mtu, max_mtu;
-  uint32_t txqlen = 0;
-  uint32_t flags = 0;
-  uint8_t operstate = 0;
-  std::optional<uint32_t> link;
-  std::optional<int32_t> link_netnsid;
-  std::optional<std::string> link_name;
-  std::optional<uint32_t> master;
-  uint32_t group = 0;
-  std::optional<std::string> alias;
-  std::optional<uint32_t> num_tx_queues, num_rx_queues;
-  std::optional<MacvlanInfo> macvlan;
-  std::optional<VlanInfo> vlan;
-  /** IFLA_INFO_SLAVE_KIND ("bridge", "bond", …). */
-  std::optional<std::string> slave_kind;
-  std::optional<BridgePortInfo> bridge_port;
-  bool has_tap_dev = false;
-  unsigned tap_major = 0, tap_minor = 0;
 };
 
 struct PeerRequest {
@@ -112,9 +66,6 @@ struct BridgePortRequest {
   std::optional<bool> hairpin, learning, flood;
 };
 
-/** Decodes one RTM_NEWLINK message; throws EBADMSG when it is too short to be one. */
-LinkInfo ParseLink(const std::vector<uint8_t>& msg);
-
 LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns);
 /** With `full`, also the lower device's name (linkName) and a macvtap's char device (tapDev, from sysfs). */
 LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool full = true);
@@ -125,9 +76,6 @@ void LinkDeleteGroup(uint32_t group, const NetnsRef& ns);
 void LinkSetBridgePort(const LinkKey& key, const BridgePortRequest& req, const NetnsRef& ns);
 /** The ifindex of `key` (no request when it is already an index), over a pooled socket of `ns`. */
 int ResolveIndex(NetlinkSocket& sock, const LinkKey& key);
-
-/** "aa:bb:cc:dd:ee:ff" for any hardware address length. */
-std::string FormatHwAddr(const uint8_t* data, size_t len);
 
 /** JS → C++ conversions shared with tap.cc (main thread; throw a JS TypeError on garbage). */
 LinkKey ReadLinkKey(const Napi::Value& v);

@@ -8,7 +8,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "errors.h"
+#include "syserror.h"
 
 namespace macvtap {
 
@@ -23,6 +23,18 @@ constexpr size_t kInitialRecvBuffer = 32 * 1024;
 constexpr size_t kMaxRecvBuffer = 16 * 1024 * 1024;
 // If the kernel does not answer within this time something is badly wrong (rtnl held forever); fail, do not hang.
 constexpr time_t kRecvTimeoutSeconds = 60;
+// Kernel errors are -errno, and errno values end at 4095 (MAX_ERRNO): anything else in an NLMSG_ERROR is garbage.
+constexpr int kMaxErrno = 4095;
+// A Transport may pass EINTR through (SocketTransport retries it itself): nothing was sent or consumed, so the call
+// is repeated, a bounded number of times so that a transport failing forever cannot spin forever.
+constexpr int kEintrRetries = 100;
+
+template <typename Call>
+ssize_t RetryEintr(Call call) {
+  ssize_t n = call();
+  for (int i = 0; n == -EINTR && i < kEintrRetries; ++i) n = call();
+  return n;
+}
 
 }  // namespace
 
@@ -182,6 +194,8 @@ int DecodeNlmsgerr(const nlmsghdr* h, std::string* extack) {
   const uint8_t* base = reinterpret_cast<const uint8_t*>(h);
   int error;
   memcpy(&error, base + kHdrLen, sizeof error);
+  // Negating INT_MIN would overflow, and a positive value would read as a negative "errno": both are malformed.
+  if (error > 0 || error < -kMaxErrno) return -EBADMSG;
   if (extack != nullptr && (h->nlmsg_flags & NLM_F_ACK_TLVS) && total >= kHdrLen + sizeof(nlmsgerr)) {
     // The TLVs follow struct nlmsgerr and, unless NETLINK_CAP_ACK trimmed it (NLM_F_CAPPED), the payload of the
     // request that failed; the embedded header tells how long that was.
@@ -254,7 +268,7 @@ NetlinkSocket::NetlinkSocket(std::unique_ptr<Transport> transport)
 uint32_t NetlinkSocket::Send(MessageBuilder& msg, const std::string& device) {
   uint32_t seq = ++seq_;
   const std::vector<uint8_t>& bytes = msg.Finish(seq, transport_->PortId());
-  ssize_t n = transport_->Send(bytes.data(), bytes.size());
+  ssize_t n = RetryEintr([&] { return transport_->Send(bytes.data(), bytes.size()); });
   if (n < 0) ThrowSys(static_cast<int>(-n), RtmName(msg.type()), {}, device);
   if (static_cast<size_t>(n) != bytes.size()) ThrowSys(EMSGSIZE, RtmName(msg.type()), {}, device, "short send");
   return seq;
@@ -262,7 +276,7 @@ uint32_t NetlinkSocket::Send(MessageBuilder& msg, const std::string& device) {
 
 size_t NetlinkSocket::RecvDatagram(const char* syscall, const std::string& device) {
   // Peek first so a datagram larger than the buffer is never truncated: grow to its real size, then read it.
-  ssize_t n = transport_->Recv(buf_.data(), buf_.size(), MSG_PEEK | MSG_TRUNC);
+  ssize_t n = RetryEintr([&] { return transport_->Recv(buf_.data(), buf_.size(), MSG_PEEK | MSG_TRUNC); });
   if (n < 0) {
     int err = static_cast<int>(-n);
     if (err == EAGAIN || err == EWOULDBLOCK) ThrowSys(ETIMEDOUT, syscall, {}, device, "no reply from the kernel");
@@ -273,7 +287,7 @@ size_t NetlinkSocket::RecvDatagram(const char* syscall, const std::string& devic
     if (static_cast<size_t>(n) > kMaxRecvBuffer) ThrowSys(EMSGSIZE, syscall, {}, device, "netlink reply too large");
     buf_.resize(static_cast<size_t>(n));
   }
-  n = transport_->Recv(buf_.data(), buf_.size(), 0);
+  n = RetryEintr([&] { return transport_->Recv(buf_.data(), buf_.size(), 0); });
   if (n < 0) ThrowSys(static_cast<int>(-n), syscall, {}, device);
   return static_cast<size_t>(n) > buf_.size() ? buf_.size() : static_cast<size_t>(n);
 }
@@ -318,8 +332,9 @@ void NetlinkSocket::AckCollect(MessageBuilder& msg, const std::string& device,
   uint32_t seq = Send(msg, device);
   Exchange(seq, type, device, [&](const nlmsghdr* h) {
     if (h->nlmsg_type != NLMSG_ERROR) {
-      // An NLM_F_ECHO copy (same port id and sequence): kept when asked for, never mistaken for the ack.
-      if (echoed != nullptr) {
+      // An NLM_F_ECHO copy (same port id and sequence): kept when asked for, never mistaken for the ack. Control
+      // messages (NOOP, DONE, OVERRUN) are not copies of anything.
+      if (echoed != nullptr && h->nlmsg_type >= NLMSG_MIN_TYPE) {
         const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
         echoed->emplace_back(p, p + h->nlmsg_len);
       }
@@ -351,6 +366,10 @@ std::vector<uint8_t> NetlinkSocket::Get(MessageBuilder& msg, const std::string& 
       e.device = device;
       throw SysException(std::move(e));
     }
+    if (h->nlmsg_type == NLMSG_NOOP) return false;
+    // NLMSG_DONE / NLMSG_OVERRUN are not an answer to a single request: returning them as one would be a wrong
+    // answer, not an error the caller can see.
+    if (h->nlmsg_type < NLMSG_MIN_TYPE) ThrowSys(EBADMSG, RtmName(type), {}, device, "unexpected control message");
     const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
     reply.assign(p, p + h->nlmsg_len);
     return true;
@@ -375,7 +394,9 @@ std::vector<std::vector<uint8_t>> NetlinkSocket::Dump(MessageBuilder& msg) {
           memcpy(&err, reinterpret_cast<const uint8_t*>(h) + kHdrLen, sizeof err);
           if (err < 0) {
             SysError e;
-            e.err = -err;
+            // The same range check as DecodeNlmsgerr: -INT_MIN overflows, and no errno is above 4095.
+            e.err = err < -kMaxErrno ? EBADMSG : -err;
+            if (err < -kMaxErrno) e.detail = "malformed NLMSG_DONE";
             e.syscall = syscall;
             if ((h->nlmsg_flags & NLM_F_ACK_TLVS) && h->nlmsg_len > kHdrLen + sizeof(int)) {
               size_t off = Align(kHdrLen + sizeof(int));

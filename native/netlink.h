@@ -166,7 +166,10 @@ class NetlinkSocket {
   std::vector<uint8_t> buf_;
 };
 
-/** Decodes an NLMSG_ERROR message into {errno (positive, 0 = ACK), extack}; throws EBADMSG when malformed. */
+/**
+ * Decodes an NLMSG_ERROR message (nlmsg_len already checked against the datagram) into {errno (positive, 0 = ACK),
+ * extack}; returns -EBADMSG when it is malformed: too short, or an error field outside [-4095, 0].
+ */
 int DecodeNlmsgerr(const nlmsghdr* h, std::string* extack);
 
 }  // namespace macvtap
