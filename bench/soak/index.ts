@@ -192,7 +192,7 @@ export async function soak(o: Options, log: (s: string) => void): Promise<Record
       if (diff.length) throw new Error(`state differs from ip after ${mainOps} main-thread operations:\n  ${diff.slice(0, 20).join('\n  ')}`);
       checks++;
       const s = (performance.now() - t0) / 1000;
-      global.gc?.();
+      (globalThis as { gc?: () => void }).gc?.();
       rss.push({ s, mib: rssMiB() });
       log(`check ${checks}: ${models.length} links agree with ip · ${s.toFixed(0)} s · RSS ${rss.at(-1)!.mib.toFixed(1)} MiB`);
     };
@@ -239,7 +239,7 @@ export async function soak(o: Options, log: (s: string) => void): Promise<Record
     const left = compare([], names);
     const fds = deviceFds();
     const dirs = privateDirs();
-    global.gc?.();
+    (globalThis as { gc?: () => void }).gc?.();
     const fd1 = fdCount();
     const warm = rss.find((r) => r.s >= Math.min(30, o.minutes * 60 * 0.25)) ?? rss[0]!;
     const last = rssMiB();

@@ -31,6 +31,9 @@ try {
   for (;;) {
     if (stopping) break;
     if (paused) {
+      // Each worker has its own V8 heap: collect it too, so RSS samples show what is really held (--expose-gc is
+      // inherited from the main thread's execArgv).
+      (globalThis as { gc?: () => void }).gc?.();
       port.postMessage({ type: 'paused', model: actor.model(), counts: actor.counts });
       await new Promise<void>((r) => (wake = r));
       wake = null;
