@@ -2,13 +2,19 @@
  * The "TCG guest" measurement (bench/guest) end to end, at its smallest: one boot per path, five pings each way.
  * Checks the data is complete and consistent (not its values, which are TCG timings), and that nothing is left behind.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { measureTcgGuest, TCG_GUEST_LABEL, type GuestPath } from '../bench/guest/index.js';
+import { parseDatapathArgs } from '../bench/datapath/index.js';
+import { DatapathReportSchema } from '../bench/datapath/schema.js';
 import { describeNeeding } from './helpers/netns.js';
 import { qemuUnavailable } from '../bench/guest/qemu.js';
 
 const missing = qemuUnavailable();
+const root = resolve(import.meta.dirname, '..');
 
 
 const ourNamespaces = (): string[] =>
@@ -50,4 +56,32 @@ describeNeeding('bench/guest: boot-to-first-ping and RTT, macvtap vs tap+bridge,
     await expect(measureTcgGuest({ boots: 0 })).rejects.toThrow(RangeError);
     await expect(measureTcgGuest({ pings: 1.5 })).rejects.toThrow(/integers/);
   });
+});
+
+describeNeeding('macvtap bench embeds the TCG guest row (issue 4: a row of the benchmark report, labelled)', missing, () => {
+  it('--guest: the datapath report carries the row in its text, its JSON (schema-valid) and its HTML', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mvt-bguest-report-'));
+    try {
+      const json = join(dir, 'r.json');
+      const html = join(dir, 'r.html');
+      const r = spawnSync(process.execPath, [
+        join(root, 'dist/cli/macvtap.js'), 'bench', '--quick', '--guest', '--guest-boots', '1', '--no-security',
+        '--topologies', 'macvtap-bridge', '--tests', 'rtt-64', '--placement', 'same-cpu', '--poll', 'block', '--quiet',
+        '--json', json, '--html', html,
+      ], { encoding: 'utf8', timeout: 300_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/TCG guest — a real guest under QEMU TCG[\s\S]*TCG guest: macvtap\s+1[\s\S]*TCG guest: tap\+bridge\s+1/);
+      const report = DatapathReportSchema.parse(JSON.parse(readFileSync(json, 'utf8')));
+      expect(report.tcgGuest?.label).toBe(TCG_GUEST_LABEL);
+      expect(report.tcgGuest?.paths.map((p) => [p.path, p.boots.length])).toEqual([['macvtap', 1], ['tap+bridge', 1]]);
+      expect(readFileSync(html, 'utf8')).toContain('TCG guest (QEMU software emulation, not KVM)');
+      // --quick alone leaves it out (the VM's --quick run would emulate a guest inside an emulator).
+      const q = parseDatapathArgs(['--quick']);
+      expect(q.guest).toBe(false);
+      expect(parseDatapathArgs([]).guest).toBe(true);
+      expect(() => parseDatapathArgs(['--guest', '--no-guest'])).toThrow(/exclude/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 320_000);
 });

@@ -8,6 +8,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { renderPage, VEGA_LITE_SCHEMA as SCHEMA, type ChartSpec } from '../html.js';
 import { bucketCount, mergeBuckets } from '../stats.js';
 import { formatDatapathReport } from './report.js';
+import { tcgGuestChart } from '../guest/html.js';
 import { securityChart } from '../security/html.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
 
@@ -185,6 +186,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
     });
   }
   if (report.security) charts.push(securityChart(report.security));
+  if (report.tcgGuest) charts.push(tcgGuestChart(report.tcgGuest));
   return charts.filter((c): c is ChartSpec => c !== null);
 }
 

@@ -12,6 +12,7 @@ import { formatDatapathReport } from './report.js';
 import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, type DatapathOptions, type DatapathReport } from './schema.js';
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
 import { TOPOLOGY_IDS } from './ids.js';
+import { measureTcgGuest, type TcgGuestResult } from '../guest/index.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/probe.js';
 import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
 
@@ -42,6 +43,9 @@ vSwitch (its own ovsdb-server/ovs-vswitchd in a temporary directory), all remove
   --rate PPS               stream send rate, packets/s on the wire (GSO: segments); default 0 = as fast as possible
   --no-warmup              skip the untimed warm-up
   --no-security            skip the anti-spoofing probe (≈10 s) whose matrix the report embeds
+  --guest / --no-guest     run / skip the "TCG guest" row: a real guest under QEMU TCG on macvtap and on tap+bridge
+                           (≈1 min; default on, off with --quick; needs qemu-system-x86, the guest is built once)
+  --guest-boots N          boots per path for that row (default 3)
   --json FILE              write the full report (schema ${DATAPATH_SCHEMA_ID}, every repetition)
   --html FILE              write a self-contained HTML report with charts (vega-lite, rendered to SVG)
   --quiet                  no progress on stderr
@@ -57,6 +61,10 @@ export interface DatapathArgs {
   quiet: boolean;
   /** Run the anti-spoofing probe after the measurements and embed its matrix (`--no-security` turns it off). */
   security: boolean;
+  /** Boot the TCG guest on both paths and embed its row (`--guest` / `--no-guest`; default: not with `--quick`). */
+  guest: boolean;
+  /** Boots per path for the TCG guest row. */
+  guestBoots: number;
 }
 
 /** Parses the datapath benchmark's options (quick defaults first, explicit flags over them). */
@@ -74,6 +82,9 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
     'rate': { type: 'string' },
     'no-warmup': { type: 'boolean' },
     'no-security': { type: 'boolean' },
+    'guest': { type: 'boolean' },
+    'no-guest': { type: 'boolean' },
+    'guest-boots': { type: 'string' },
     'json': { type: 'string' },
     'html': { type: 'string' },
     'quiet': { type: 'boolean' },
@@ -96,7 +107,10 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
     ratePps: intOption('rate', v.rate, base.ratePps, 0, 100_000_000),
     warmup: v['no-warmup'] !== true,
   };
-  return { opts, json: v.json, html: v.html, quiet: v.quiet === true, security: v['no-security'] !== true };
+  if (v.guest && v['no-guest']) throw new BenchUsageError('--guest and --no-guest exclude each other');
+  const guest = v.guest === true || (v['no-guest'] !== true && v.quick !== true);
+  const guestBoots = intOption('guest-boots', v['guest-boots'], 3, 1, 50);
+  return { opts, json: v.json, html: v.html, quiet: v.quiet === true, security: v['no-security'] !== true, guest, guestBoots };
 }
 
 /** Progress on stderr: a cli-progress bar per phase with ETA (periodic plain lines when stderr is not a terminal). */
@@ -190,7 +204,9 @@ function notes(run: DatapathRun, opts: DatapathOptions): string[] {
 }
 
 /** Builds the report from a finished run and validates it against its schema. */
-export function buildDatapathReport(run: DatapathRun, opts: DatapathOptions, command: string, security?: SecurityMatrix): DatapathReport {
+export function buildDatapathReport(
+  run: DatapathRun, opts: DatapathOptions, command: string, security?: SecurityMatrix, tcgGuest?: TcgGuestResult,
+): DatapathReport {
   const summary = summarizeDatapath(run.rows, opts.baseline);
   const report: DatapathReport = {
     schema: DATAPATH_SCHEMA_ID,
@@ -210,6 +226,7 @@ export function buildDatapathReport(run: DatapathRun, opts: DatapathOptions, com
     targets: checkDatapathTargets(run.rows, summary),
   };
   if (security) report.security = security;
+  if (tcgGuest) report.tcgGuest = tcgGuest;
   return DatapathReportSchema.parse(report) as DatapathReport;
 }
 
@@ -237,7 +254,12 @@ export async function datapathMain(args: string[], command: string): Promise<num
     const security = parsed.security && attachments.length
       ? await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments }, progress)
       : undefined;
-    const report = buildDatapathReport(run, opts, command, security);
+    let tcgGuest: TcgGuestResult | undefined;
+    if (parsed.guest) {
+      progress.log('TCG guest: booting the guest on macvtap and on tap+bridge (emulated; not KVM performance)');
+      tcgGuest = await measureTcgGuest({ boots: parsed.guestBoots, onBoot: (path, i, b) => progress.log(`TCG guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms`) });
+    }
+    const report = buildDatapathReport(run, opts, command, security, tcgGuest);
     await writeReports(report, json, html, async (r) => (await import('./html.js')).renderHtml(r), progress.log);
     process.stdout.write(formatDatapathReport(report));
     return 0;

@@ -4,6 +4,8 @@
  */
 import { num, table } from '../report.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
+import { formatTcgGuest } from '../guest/cli.js';
+import { TCG_GUEST_LABEL } from '../guest/index.js';
 import { formatMatrix } from '../security/report.js';
 
 type Stats = NonNullable<DatapathSummary['vsBaseline']>;
@@ -137,5 +139,9 @@ export function formatDatapathReport(report: DatapathReport): string {
   if (offl.length) parts.push('', 'Offload changes', ...offl.map(([k, v]) => `  ${k}: ${v.join(', ')}`));
   if (report.notes.length) parts.push('', 'Notes', ...report.notes.map((n) => `- ${n}`));
   if (report.security) parts.push('', formatMatrix(report.security).trimEnd());
+  if (report.tcgGuest) {
+    parts.push('', `${TCG_GUEST_LABEL} — a real guest under QEMU TCG (every instruction emulated): compares the two host attachments under one slow guest, never KVM performance`);
+    parts.push(formatTcgGuest(report.tcgGuest).trimEnd(), `note: ${report.tcgGuest.note}`);
+  }
   return parts.join('\n') + '\n';
 }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { TOPOLOGY_IDS } from './ids.js';
+import { TcgGuestResultSchema } from '../guest/schema.js';
 import { SecurityMatrixSchema } from '../security/schema.js';
 
 /** Schema id written into every report; bump the number on any incompatible change. */
@@ -169,6 +170,11 @@ export const DatapathReportSchema = z.object({
   targets: z.array(z.object({ name: z.string(), target: z.string(), value: z.string(), met: z.boolean().nullable() })),
   /** The anti-spoofing matrix of the same run (bench/security/), unless `--no-security`; absent in older reports. */
   security: SecurityMatrixSchema.optional(),
+  /**
+   * The "TCG guest" row of the same run (bench/guest/): a real guest under QEMU TCG on macvtap and on tap+bridge,
+   * unless `--no-guest` (and by default not with `--quick`); absent in older reports.
+   */
+  tcgGuest: TcgGuestResultSchema.optional(),
 });
 /** The report type. */
 export type DatapathReport = z.infer<typeof DatapathReportSchema>;

@@ -15,7 +15,8 @@ export const GUEST_USAGE = `Usage: macvtap bench guest [--boots N] [--pings N] [
   not KVM performance.
 `;
 
-function table(r: TcgGuestResult): string {
+/** The "TCG guest" rows as a text table, one per path. */
+export function formatTcgGuest(r: TcgGuestResult): string {
   const rows = r.paths.map((p) => [
     `${TCG_GUEST_LABEL}: ${p.path}`, String(p.boots.length), p.summary.bootToFirstPingMsMedian.toFixed(0),
     p.summary.guestUptimeAtFirstPingSMedian.toFixed(2), p.summary.peerRttMsP50.toFixed(3), p.summary.peerRttMsP90.toFixed(3),
@@ -54,7 +55,7 @@ export async function guestMain(argv: string[]): Promise<number> {
       onBoot: (path, i, b) => process.stderr.write(`bench guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms\n`),
     });
     if (values.json) writeFileSync(resolve(values.json), JSON.stringify(result, null, 2) + '\n');
-    process.stdout.write(table(result));
+    process.stdout.write(formatTcgGuest(result));
     process.stdout.write(`note: ${result.note}\n`);
     return 0;
   } catch (e) {

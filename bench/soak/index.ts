@@ -241,7 +241,10 @@ export async function soak(o: Options, log: (s: string) => void): Promise<Record
     const dirs = privateDirs();
     (globalThis as { gc?: () => void }).gc?.();
     const fd1 = fdCount();
+    // RSS is compared between checks (every actor paused, every heap collected, the workers alive): from the first
+    // check after the warm-up to the last one. After the teardown it is only reported (the workers' heaps are gone).
     const warm = rss.find((r) => r.s >= Math.min(30, o.minutes * 60 * 0.25)) ?? rss[0]!;
+    const lastCheck = rss.at(-1)!;
     const last = rssMiB();
     const counts = [...callers.map((a) => a.counts), ...workers.map((w) => w.counts)];
     const figures = {
@@ -253,7 +256,10 @@ export async function soak(o: Options, log: (s: string) => void): Promise<Record
       }, {}),
       checks,
       fds: { start: fd0, end: fd1 },
-      rssMiB: { afterWarmup: warm.mib, end: last, max: Math.max(...rss.map((r) => r.mib), last), bound: RSS_BOUND_MIB },
+      rssMiB: {
+        afterWarmup: warm.mib, lastCheck: lastCheck.mib, growth: lastCheck.mib - warm.mib, afterTeardown: last,
+        max: Math.max(...rss.map((r) => r.mib)), bound: RSS_BOUND_MIB,
+      },
       leftLinks: left, leftDeviceFds: fds, leftPrivateDirs: dirs,
     };
     const problems = [
@@ -261,7 +267,9 @@ export async function soak(o: Options, log: (s: string) => void): Promise<Record
       // The library's caches stay bounded (per-namespace netlink sockets, sysfs mounts): the end may hold a few more
       // fds than the start, never one per operation.
       ...(fd1 > fd0 + 16 ? [`fds grew from ${fd0} to ${fd1}`] : []),
-      ...(last - warm.mib > RSS_BOUND_MIB ? [`RSS grew ${(last - warm.mib).toFixed(1)} MiB (bound ${RSS_BOUND_MIB})`] : []),
+      ...(lastCheck.mib - warm.mib > RSS_BOUND_MIB
+        ? [`RSS grew ${(lastCheck.mib - warm.mib).toFixed(1)} MiB from ${warm.s.toFixed(0)} s to ${lastCheck.s.toFixed(0)} s (bound ${RSS_BOUND_MIB})`]
+        : []),
     ];
     if (problems.length) throw Object.assign(new Error(`soak found:\n  ${problems.join('\n  ')}`), { figures });
     return figures;

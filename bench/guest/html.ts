@@ -1,0 +1,34 @@
+/** The "TCG guest" row as a chart for the datapath report's HTML page. */
+import type { TopLevelSpec } from 'vega-lite';
+import { VEGA_LITE_SCHEMA, type ChartSpec } from '../html.js';
+import type { TcgGuestResult } from './index.js';
+
+/**
+ * Per path, every boot's boot-to-first-ping time and every peer → guest round trip (points), with the medians the
+ * table prints (ticks): two panels, one per measure.
+ */
+export function tcgGuestChart(r: TcgGuestResult): ChartSpec {
+  const values = r.paths.flatMap((p) => [
+    ...p.boots.map((b) => ({ path: p.path, measure: 'boot → first ping (ms)', value: b.bootToFirstPingMs })),
+    ...p.boots.flatMap((b) => b.peerRttMs.map((ms) => ({ path: p.path, measure: 'peer → guest RTT (ms)', value: ms }))),
+  ]);
+  return {
+    id: 'tcg-guest',
+    title: 'TCG guest (QEMU software emulation, not KVM): the same guest on macvtap and on tap+bridge — every boot and every round trip',
+    spec: {
+      $schema: VEGA_LITE_SCHEMA,
+      data: { values },
+      facet: { column: { field: 'measure', type: 'nominal', title: null } },
+      resolve: { scale: { x: 'independent' } },
+      spec: {
+        width: 300,
+        height: { step: 40 },
+        encoding: { y: { field: 'path', type: 'nominal', title: null } },
+        layer: [
+          { mark: { type: 'point', opacity: 0.5 }, encoding: { x: { field: 'value', type: 'quantitative', title: null } } },
+          { mark: { type: 'tick', thickness: 3, color: 'black' }, encoding: { x: { aggregate: 'median', field: 'value', type: 'quantitative' } } },
+        ],
+      },
+    } as TopLevelSpec,
+  };
+}
