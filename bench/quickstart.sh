@@ -22,7 +22,10 @@ apt-get update
 # openvswitch-switch: the tap+ovs topology (ovsdb-server, ovs-vswitchd, ovs-vsctl, ovs-appctl);
 # iproute2: ip netns add/del for the namespaces; ethtool: to inspect offloads by hand (the harness sets them itself);
 # cmake, g++, make, python3: the native addon's build (cmake-js); nodejs/npm: only when Node is missing.
-apt-get install -y --no-install-recommends ca-certificates openvswitch-switch iproute2 ethtool cmake g++ make python3
+# qemu-system-x86, cpio, xz-utils: the report's "TCG guest" row (a tiny guest built from Debian packages, booted under
+# QEMU TCG on macvtap and on tap+bridge).
+apt-get install -y --no-install-recommends ca-certificates openvswitch-switch iproute2 ethtool cmake g++ make python3 \
+  qemu-system-x86 cpio xz-utils
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt-get install -y --no-install-recommends nodejs npm

@@ -13,6 +13,7 @@ import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, typ
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
 import { TOPOLOGY_IDS } from './ids.js';
 import { measureTcgGuest, type TcgGuestResult } from '../guest/index.js';
+import { qemuUnavailable } from '../guest/qemu.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/probe.js';
 import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
 
@@ -254,12 +255,26 @@ export async function datapathMain(args: string[], command: string): Promise<num
     const security = parsed.security && attachments.length
       ? await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments }, progress)
       : undefined;
+    // The TCG guest row is an extra: without QEMU, or when the guest cannot be built or booted, the report says why
+    // instead of losing the run's measurements.
     let tcgGuest: TcgGuestResult | undefined;
+    let guestNote: string | undefined;
     if (parsed.guest) {
-      progress.log('TCG guest: booting the guest on macvtap and on tap+bridge (emulated; not KVM performance)');
-      tcgGuest = await measureTcgGuest({ boots: parsed.guestBoots, onBoot: (path, i, b) => progress.log(`TCG guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms`) });
+      const missing = qemuUnavailable();
+      if (missing) {
+        guestNote = `TCG guest row not measured: ${missing}.`;
+      } else {
+        progress.log('TCG guest: booting the guest on macvtap and on tap+bridge (emulated; not KVM performance)');
+        try {
+          tcgGuest = await measureTcgGuest({ boots: parsed.guestBoots, onBoot: (path, i, b) => progress.log(`TCG guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms`) });
+        } catch (e) {
+          guestNote = `TCG guest row failed: ${e instanceof Error ? e.message : String(e)}`;
+        }
+      }
+      if (guestNote) progress.log(guestNote);
     }
     const report = buildDatapathReport(run, opts, command, security, tcgGuest);
+    if (guestNote) report.notes.push(guestNote);
     await writeReports(report, json, html, async (r) => (await import('./html.js')).renderHtml(r), progress.log);
     process.stdout.write(formatDatapathReport(report));
     return 0;
