@@ -12,7 +12,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/schema.js';
 import { CONFIG_IDS, CONFIG_LABELS } from '../bench/driver.js';
 import { medianInterval, pairedRatios, quantile, summarize } from '../bench/stats.js';
-import { benchNamespaces, reapBenchChild } from './helpers/benchchild.js';
+import { benchNamespaces, ensureCompiled, reapBenchChild } from './helpers/benchchild.js';
 import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
 import { describePrivileged } from './helpers/netns.js';
 
@@ -105,11 +105,7 @@ describePrivileged('macvtap bench control', () => {
   let smallHtml = '';
 
   beforeAll(() => {
-    // The benchmark runs compiled (its netlink helper is started as a separate node process).
-    if (!existsSync(benchJs) || !existsSync(join(root, 'dist/bench/drivers/netlink-worker.js'))
-      || !existsSync(join(root, 'dist/bench/control-html.js'))) {
-      spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
-    }
+    ensureCompiled('dist/bench/index.js', 'dist/bench/drivers/netlink-worker.js', 'dist/bench/control-html.js');
     expect(existsSync(benchJs), `${benchJs} missing: run npm run build:ts`).toBe(true);
   }, 120_000);
 

@@ -14,7 +14,7 @@ import { mergeLatency } from '../bench/datapath/summary.js';
 import { detectOvs } from '../bench/datapath/ovs.js';
 import { TOPOLOGY_IDS } from '../bench/datapath/ids.js';
 import { bucketCount, bucketQuantile, mergeBuckets, quantile } from '../bench/stats.js';
-import { benchNamespaces, ovsDaemons, ovsDirs, reapBenchChild } from './helpers/benchchild.js';
+import { benchNamespaces, ensureCompiled, ovsDaemons, ovsDirs, reapBenchChild } from './helpers/benchchild.js';
 import { describePrivileged } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -130,9 +130,7 @@ function checkRows(report: DatapathReport, fixedRate: boolean): Set<string> {
 
 describePrivileged('macvtap bench (datapath)', () => {
   beforeAll(() => {
-    if (!existsSync(cliJs) || !existsSync(join(root, 'dist/bench/datapath/run.js'))) {
-      spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
-    }
+    ensureCompiled('dist/cli/macvtap.js', 'dist/bench/datapath/run.js');
     expect(existsSync(cliJs), `${cliJs} missing: run npm run build:ts`).toBe(true);
   }, 120_000);
 

@@ -3,12 +3,13 @@
  * chart is an inline SVG with drawn marks, the latency chart has a series per topology that ran and the throughput
  * chart one per direction, and a screenshot is taken. The report comes from a real (small) run of the compiled CLI.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DatapathReportSchema, type DatapathReport } from '../bench/datapath/schema.js';
+import { ensureCompiled } from './helpers/benchchild.js';
 import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
 import { describePrivileged } from './helpers/netns.js';
 
@@ -21,9 +22,7 @@ let htmlPath = '';
 
 describePrivileged('datapath HTML report in headless Chromium', () => {
   beforeAll(async () => {
-    if (!existsSync(cliJs) || !existsSync(join(root, 'dist/bench/datapath/html.js'))) {
-      spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
-    }
+    ensureCompiled('dist/cli/macvtap.js', 'dist/bench/datapath/html.js');
     tmp = mkdtempSync(join(tmpdir(), 'mvt-bench-html-test-'));
     htmlPath = join(tmp, 'report.html');
     const jsonPath = join(tmp, 'report.json');

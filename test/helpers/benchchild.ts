@@ -6,7 +6,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** Namespaces made by benchmark process `pid`. */
 export function benchNamespaces(pid: number): string[] {
@@ -43,4 +43,15 @@ export function reapBenchChild(c: ChildProcess): void {
   }
   for (const ns of benchNamespaces(c.pid)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
   for (const d of ovsDirs(c.pid)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+}
+
+const root = resolve(import.meta.dirname, '../..');
+
+/**
+ * The benchmark runs compiled (as a CLI child, with helpers started as separate node processes): compiles dist/
+ * (`tsc -p tsconfig.build.json`) when any of `files` (paths under the repository root) is missing.
+ */
+export function ensureCompiled(...files: string[]): void {
+  if (files.every((f) => existsSync(join(root, f)))) return;
+  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
 }
