@@ -160,55 +160,53 @@ void ThreadMain(std::shared_ptr<EndpointState> s) {
 
 /** Rejects or resolves the endpoint's promises with its error or stats (main thread). */
 void SettleDone(Napi::Env env, EndpointState* s) {
-  {
-    Napi::HandleScope scope(env);
-    if (s->failed) {
-      Napi::Value err = MakeError(env, s->error).Value();
-      if (!s->ready_settled && s->ready) s->ready->Reject(err);
-      s->ready_settled = true;
-      if (s->done) s->done->Reject(err);
-    } else {
-      if (!s->ready_settled && s->ready) s->ready->Resolve(env.Undefined());
-      s->ready_settled = true;
-      const EndpointStats& st = s->stats;
-      Napi::Object o = Napi::Object::New(env);
-      auto num = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
-      num("rxPackets", st.rx_packets);
-      num("rxBytes", st.rx_bytes);
-      num("txPackets", st.tx_packets);
-      num("txBytes", st.tx_bytes);
-      num("ignored", st.ignored);
-      num("txErrors", st.tx_errors);
-      num("arpReplies", st.arp_replies);
-      num("cpuUserUs", st.cpu_user_us);
-      num("cpuSysUs", st.cpu_sys_us);
-      num("elapsedNs", st.elapsed_ns);
-      if (st.latency && st.latency->count() > 0) {
-        const Histogram& h = *st.latency;
-        Napi::Object l = Napi::Object::New(env);
-        l.Set("count", static_cast<double>(h.count()));
-        l.Set("minNs", static_cast<double>(h.min()));
-        l.Set("maxNs", static_cast<double>(h.max()));
-        l.Set("meanNs", h.mean());
-        l.Set("p50Ns", static_cast<double>(h.Percentile(0.50)));
-        l.Set("p90Ns", static_cast<double>(h.Percentile(0.90)));
-        l.Set("p99Ns", static_cast<double>(h.Percentile(0.99)));
-        l.Set("p999Ns", static_cast<double>(h.Percentile(0.999)));
-        auto buckets = h.Buckets();
-        Napi::Array a = Napi::Array::New(env, buckets.size());
-        for (size_t i = 0; i < buckets.size(); ++i) {
-          Napi::Array pair = Napi::Array::New(env, 2);
-          pair.Set(0u, static_cast<double>(buckets[i].first));
-          pair.Set(1u, static_cast<double>(buckets[i].second));
-          a.Set(static_cast<uint32_t>(i), pair);
-        }
-        l.Set("buckets", a);
-        o.Set("latency", l);
-      } else {
-        o.Set("latency", env.Null());
+  Napi::HandleScope scope(env);
+  if (s->failed) {
+    Napi::Value err = MakeError(env, s->error).Value();
+    if (!s->ready_settled && s->ready) s->ready->Reject(err);
+    s->ready_settled = true;
+    if (s->done) s->done->Reject(err);
+  } else {
+    if (!s->ready_settled && s->ready) s->ready->Resolve(env.Undefined());
+    s->ready_settled = true;
+    const EndpointStats& st = s->stats;
+    Napi::Object o = Napi::Object::New(env);
+    auto num = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+    num("rxPackets", st.rx_packets);
+    num("rxBytes", st.rx_bytes);
+    num("txPackets", st.tx_packets);
+    num("txBytes", st.tx_bytes);
+    num("ignored", st.ignored);
+    num("txErrors", st.tx_errors);
+    num("arpReplies", st.arp_replies);
+    num("cpuUserUs", st.cpu_user_us);
+    num("cpuSysUs", st.cpu_sys_us);
+    num("elapsedNs", st.elapsed_ns);
+    if (st.latency && st.latency->count() > 0) {
+      const Histogram& h = *st.latency;
+      Napi::Object l = Napi::Object::New(env);
+      l.Set("count", static_cast<double>(h.count()));
+      l.Set("minNs", static_cast<double>(h.min()));
+      l.Set("maxNs", static_cast<double>(h.max()));
+      l.Set("meanNs", h.mean());
+      l.Set("p50Ns", static_cast<double>(h.Percentile(0.50)));
+      l.Set("p90Ns", static_cast<double>(h.Percentile(0.90)));
+      l.Set("p99Ns", static_cast<double>(h.Percentile(0.99)));
+      l.Set("p999Ns", static_cast<double>(h.Percentile(0.999)));
+      auto buckets = h.Buckets();
+      Napi::Array a = Napi::Array::New(env, buckets.size());
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        Napi::Array pair = Napi::Array::New(env, 2);
+        pair.Set(0u, static_cast<double>(buckets[i].first));
+        pair.Set(1u, static_cast<double>(buckets[i].second));
+        a.Set(static_cast<uint32_t>(i), pair);
       }
-      if (s->done) s->done->Resolve(o);
+      l.Set("buckets", a);
+      o.Set("latency", l);
+    } else {
+      o.Set("latency", env.Null());
     }
+    if (s->done) s->done->Resolve(o);
   }
 }
 

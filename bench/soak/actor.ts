@@ -38,7 +38,8 @@ const MAX_LINKS = 6;
  */
 export class Actor {
   readonly counts: ActorCounts = { ops: 0, byOp: {} };
-  readonly #links = new Map<string, ModelLink & { open: TapQueue[] }>();
+  /** The links with their open queues; `queues` of the model is derived from `open`. */
+  readonly #links = new Map<string, Omit<ModelLink, 'queues'> & { open: TapQueue[] }>();
   readonly #random: () => number;
   #next = 0;
 
@@ -85,14 +86,14 @@ export class Actor {
     this.counts.byOp[op] = (this.counts.byOp[op] ?? 0) + 1;
   }
 
-  async #run(op: string, links: (ModelLink & { open: TapQueue[] })[]): Promise<void> {
+  async #run(op: string, links: (Omit<ModelLink, 'queues'> & { open: TapQueue[] })[]): Promise<void> {
     switch (op) {
       case 'create': {
         const ns = this.#int(0, this.netns.length - 1);
         const l = { name: `s${this.id}x${this.#next++}`, ns, mode: this.#pick(MODES), mtu: this.#int(1280, 1500), up: this.#random() < 0.5 };
         await createMacvtap({ lower: this.lower, name: l.name, mode: l.mode, mtu: l.mtu, up: l.up, owner: 'soak', netns: this.netns[ns]! });
         // The default owner tag is the alias ip shows until a set replaces it.
-        this.#links.set(l.name, { ...l, alias: OWNER_ALIAS, queues: 0, open: [] });
+        this.#links.set(l.name, { ...l, alias: OWNER_ALIAS, open: [] });
         return;
       }
       case 'set': {
