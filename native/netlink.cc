@@ -160,25 +160,6 @@ std::string Attr::Str() const {
   return std::string(reinterpret_cast<const char*>(data), n);
 }
 
-void ForEachAttr(const uint8_t* data, size_t len, const std::function<void(const Attr&)>& fn) {
-  size_t off = 0;
-  while (len - off >= sizeof(nlattr)) {
-    nlattr a;
-    memcpy(&a, data + off, sizeof a);
-    // nla_ok: the header's length must cover the header and stay inside what is left.
-    if (a.nla_len < sizeof(nlattr) || a.nla_len > len - off) return;
-    Attr attr;
-    attr.type = a.nla_type & NLA_TYPE_MASK;
-    attr.data = data + off + kAttrHdrLen;
-    attr.len = a.nla_len - kAttrHdrLen;
-    if (a.nla_len < kAttrHdrLen) attr.len = 0;
-    fn(attr);
-    size_t step = Align(a.nla_len);
-    if (step > len - off) return;
-    off += step;
-  }
-}
-
 AttrTable::AttrTable(const uint8_t* data, size_t len, uint16_t maxtype) : attrs_(static_cast<size_t>(maxtype) + 1) {
   if (data == nullptr) return;
   ForEachAttr(data, len, [this, maxtype](const Attr& a) {
@@ -274,9 +255,10 @@ uint32_t NetlinkSocket::Send(MessageBuilder& msg, const std::string& device) {
   return seq;
 }
 
-size_t NetlinkSocket::RecvDatagram(const char* syscall, const std::string& device) {
-  // Peek first so a datagram larger than the buffer is never truncated: grow to its real size, then read it.
-  ssize_t n = RetryEintr([&] { return transport_->Recv(buf_.data(), buf_.size(), MSG_PEEK | MSG_TRUNC); });
+size_t NetlinkSocket::RecvDatagram(const char* syscall, const std::string& device, bool may_lose) {
+  // Without `may_lose`, peek first so a datagram larger than the buffer is never truncated: grow to its real size,
+  // then read it. With it, read at once; MSG_TRUNC still reports the real size of a datagram that did not fit.
+  ssize_t n = RetryEintr([&] { return transport_->Recv(buf_.data(), buf_.size(), may_lose ? MSG_TRUNC : MSG_PEEK | MSG_TRUNC); });
   if (n < 0) {
     int err = static_cast<int>(-n);
     if (err == EAGAIN || err == EWOULDBLOCK) ThrowSys(ETIMEDOUT, syscall, {}, device, "no reply from the kernel");
@@ -286,17 +268,21 @@ size_t NetlinkSocket::RecvDatagram(const char* syscall, const std::string& devic
   if (static_cast<size_t>(n) > buf_.size()) {
     if (static_cast<size_t>(n) > kMaxRecvBuffer) ThrowSys(EMSGSIZE, syscall, {}, device, "netlink reply too large");
     buf_.resize(static_cast<size_t>(n));
+    if (may_lose) return kLost;
+  } else if (may_lose) {
+    return static_cast<size_t>(n);
   }
   n = RetryEintr([&] { return transport_->Recv(buf_.data(), buf_.size(), 0); });
   if (n < 0) ThrowSys(static_cast<int>(-n), syscall, {}, device);
   return static_cast<size_t>(n) > buf_.size() ? buf_.size() : static_cast<size_t>(n);
 }
 
-void NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& device,
-                             const std::function<bool(const nlmsghdr*)>& fn) {
+bool NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& device,
+                             const std::function<bool(const nlmsghdr*)>& fn, bool may_lose) {
   const char* syscall = RtmName(type);
   for (;;) {
-    size_t len = RecvDatagram(syscall, device);
+    size_t len = RecvDatagram(syscall, device, may_lose);
+    if (len == kLost) return false;
     size_t off = 0;
     while (len - off >= sizeof(nlmsghdr)) {
       nlmsghdr h;
@@ -310,7 +296,7 @@ void NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& dev
       off = step > len - off ? len : off + step;
       // Replies to an earlier request on this socket (e.g. the tail of an abandoned dump) are not ours.
       if (h.nlmsg_pid != transport_->PortId() || h.nlmsg_seq != seq) continue;
-      if (fn(msg)) return;
+      if (fn(msg)) return true;
     }
   }
 }
@@ -354,27 +340,36 @@ void NetlinkSocket::AckCollect(MessageBuilder& msg, const std::string& device,
 std::vector<uint8_t> NetlinkSocket::Get(MessageBuilder& msg, const std::string& device) {
   msg.AddFlags(NLM_F_REQUEST);
   uint16_t type = msg.type();
-  uint32_t seq = Send(msg, device);
-  std::vector<uint8_t> reply;
-  Exchange(seq, type, device, [&](const nlmsghdr* h) {
-    if (h->nlmsg_type == NLMSG_ERROR) {
-      SysError e;
-      int err = DecodeNlmsgerr(h, &e.extack);
-      if (err == 0) return !reply.empty();  // a bare ACK: only complete if the answer came first
-      e.err = err < 0 ? -err : err;
-      e.syscall = RtmName(type);
-      e.device = device;
-      throw SysException(std::move(e));
-    }
-    if (h->nlmsg_type == NLMSG_NOOP) return false;
-    // NLMSG_DONE / NLMSG_OVERRUN are not an answer to a single request: returning them as one would be a wrong
-    // answer, not an error the caller can see.
-    if (h->nlmsg_type < NLMSG_MIN_TYPE) ThrowSys(EBADMSG, RtmName(type), {}, device, "unexpected control message");
-    const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
-    reply.assign(p, p + h->nlmsg_len);
-    return true;
-  });
-  return reply;
+  // A single answer to a read-only request: read without peeking first, and in the rare case the answer did not fit
+  // the buffer (now grown to its size), ask again. Replies to the lost attempt carry its sequence number and are
+  // skipped as stale. Two retries cover an answer that grew in between; a third loss is EMSGSIZE.
+  for (int attempt = 0; attempt < kGetAttempts; ++attempt) {
+    uint32_t seq = Send(msg, device);
+    std::vector<uint8_t> reply;
+    bool done = Exchange(
+        seq, type, device,
+        [&](const nlmsghdr* h) {
+          if (h->nlmsg_type == NLMSG_ERROR) {
+            SysError e;
+            int err = DecodeNlmsgerr(h, &e.extack);
+            if (err == 0) return !reply.empty();  // a bare ACK: only complete if the answer came first
+            e.err = err < 0 ? -err : err;
+            e.syscall = RtmName(type);
+            e.device = device;
+            throw SysException(std::move(e));
+          }
+          if (h->nlmsg_type == NLMSG_NOOP) return false;
+          // NLMSG_DONE / NLMSG_OVERRUN are not an answer to a single request: returning them as one would be a
+          // wrong answer, not an error the caller can see.
+          if (h->nlmsg_type < NLMSG_MIN_TYPE) ThrowSys(EBADMSG, RtmName(type), {}, device, "unexpected control message");
+          const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
+          reply.assign(p, p + h->nlmsg_len);
+          return true;
+        },
+        true);
+    if (done) return reply;
+  }
+  ThrowSys(EMSGSIZE, RtmName(type), {}, device, "netlink reply kept outgrowing the buffer");
 }
 
 std::vector<std::vector<uint8_t>> NetlinkSocket::Dump(MessageBuilder& msg) {

@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -89,8 +90,29 @@ class AttrTable {
   Attr none_;
 };
 
-/** Calls `fn` for every attribute in [data, data+len), in order (for lists such as IFLA_MACVLAN_MACADDR_DATA). */
-void ForEachAttr(const uint8_t* data, size_t len, const std::function<void(const Attr&)>& fn);
+/**
+ * Calls `fn` for every attribute in [data, data+len), in order (for lists such as IFLA_MACVLAN_MACADDR_DATA). A
+ * template, not a std::function: it runs for every attribute of every reply.
+ */
+template <typename Fn>
+void ForEachAttr(const uint8_t* data, size_t len, Fn&& fn) {
+  size_t off = 0;
+  while (len - off >= sizeof(nlattr)) {
+    nlattr a;
+    memcpy(&a, data + off, sizeof a);
+    // nla_ok: the header's length must cover the header and stay inside what is left.
+    if (a.nla_len < sizeof(nlattr) || a.nla_len > len - off) return;
+    Attr attr;
+    attr.type = a.nla_type & NLA_TYPE_MASK;
+    attr.data = data + off + NLA_HDRLEN;
+    attr.len = a.nla_len - NLA_HDRLEN;
+    if (a.nla_len < NLA_HDRLEN) attr.len = 0;
+    fn(attr);
+    size_t step = NLA_ALIGN(static_cast<size_t>(a.nla_len));
+    if (step > len - off) return;
+    off += step;
+  }
+}
 
 /**
  * Moves datagrams to and from the kernel. The seam for fault injection: a fake can feed crafted replies to
@@ -144,20 +166,28 @@ class NetlinkSocket {
   std::vector<std::vector<uint8_t>> Dump(MessageBuilder& msg);
 
   static constexpr int kDumpRetries = 10;
+  /** Sends of one Get whose answer was lost to a too-small buffer (see RecvDatagram). */
+  static constexpr int kGetAttempts = 3;
 
   /** See Transport::Fd. */
   int Fd() const { return transport_->Fd(); }
 
  private:
   uint32_t Send(MessageBuilder& msg, const std::string& device);
-  /** Receives one datagram into buf_ (grown to fit); returns its length. */
-  size_t RecvDatagram(const char* syscall, const std::string& device);
+  /**
+   * Receives one datagram into buf_ and returns its length. With `may_lose` false it peeks first and grows buf_ so
+   * nothing is ever cut; with `may_lose` true it reads at once (one system call less) and, when the datagram was
+   * longer than buf_, grows buf_ to its size and returns kLost: the datagram is gone, the caller asks again.
+   */
+  size_t RecvDatagram(const char* syscall, const std::string& device, bool may_lose = false);
+  static constexpr size_t kLost = static_cast<size_t>(-1);
   /**
    * Reads replies for `seq` and hands each to `fn` (stale or foreign messages are skipped). `fn` returns true
-   * when the exchange is complete.
+   * when the exchange is complete; then Exchange returns true. With `may_lose` (idempotent requests only) it
+   * returns false as soon as a datagram was lost to a too-small buffer, so the request can be sent again.
    */
-  void Exchange(uint32_t seq, uint16_t type, const std::string& device,
-                const std::function<bool(const nlmsghdr*)>& fn);
+  bool Exchange(uint32_t seq, uint16_t type, const std::string& device,
+                const std::function<bool(const nlmsghdr*)>& fn, bool may_lose = false);
 
   void AckCollect(MessageBuilder& msg, const std::string& device, std::vector<std::vector<uint8_t>>* echoed);
 

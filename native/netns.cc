@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <vector>
@@ -105,7 +107,7 @@ class NetlinkPool {
     std::unique_ptr<NetlinkSocket> out;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      SweepSome(&dead, 2);
+      if (SweepDue()) SweepSome(&dead, entries_.size());
       for (Entry& e : entries_) {
         if (!(e.id == id)) continue;
         e.used = ++clock_;
@@ -160,10 +162,21 @@ class NetlinkPool {
     std::vector<std::unique_ptr<NetlinkSocket>> idle;
   };
 
+  // A take checks the entries' paths at most every kSweepIntervalMs (a stat costs ~1 us, two per take were a fifth of
+  // a cheap getLinkSync), read from the coarse clock, which costs no system call.
+  bool SweepDue() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    int64_t now_ms = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+    if (now_ms - last_sweep_ms_ < kSweepIntervalMs) return false;
+    last_sweep_ms_ = now_ms;
+    return true;
+  }
+
   // Checks up to `n` entries (round robin) that were reached through a path: when the path no longer names the
   // namespace (`ip netns del` unmounted it, or a new namespace took the name) our sockets may be all that keeps it
   // alive, with its devices and /dev/tapN nodes, so they are closed. Namespaces only reached by fd or as the current
-  // one cannot be checked this way; the LRU bound limits them. A stat costs ~1 us, hence only a few per call.
+  // one cannot be checked this way; the LRU bound limits them.
   void SweepSome(std::vector<std::unique_ptr<NetlinkSocket>>* dead, size_t n) {
     for (size_t i = 0; i < n && !entries_.empty(); ++i) {
       if (cursor_ >= entries_.size()) cursor_ = 0;
@@ -183,6 +196,8 @@ class NetlinkPool {
   std::vector<Entry> entries_;
   uint64_t clock_ = 0;
   size_t cursor_ = 0;
+  int64_t last_sweep_ms_ = INT64_MIN / 2;
+  static constexpr int64_t kSweepIntervalMs = 50;
 };
 
 NetlinkPool& Pool() {

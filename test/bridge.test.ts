@@ -196,7 +196,7 @@ describePrivileged('netlink socket pool and the create echo', () => {
       a.destroy();
       let gone = false;
       for (let i = 0; i < 100 && !gone; i++) {
-        // Every pooled operation checks a couple of entries' paths.
+        // A pooled operation checks every entry's path, at most every 50 ms.
         await getLink('lo', { netns: b.path });
         gone = !b.ipLinks().some((l) => l.ifname === 'mvt-x1');
         if (!gone) await new Promise((r) => setTimeout(r, 20));

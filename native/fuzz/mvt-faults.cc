@@ -289,17 +289,34 @@ std::vector<Case> Cases() {
     MessageBuilder m = GetLink();
     EXPECT(NameOf(h.sock->Get(m, "mvt-f0")) == "mvt-f0", "answer");
   }});
-  c.push_back({"MSG_TRUNC: a 40 KiB reply (buffer 32 KiB) grows the buffer and arrives whole", [] {
+  c.push_back({"MSG_TRUNC: a 40 KiB answer (buffer 32 KiB) is lost once, asked for again, and arrives whole", [] {
     std::string alias(40000, 'a');
     alias[39999] = 'z';
     std::vector<uint8_t> big = Link(7, "mvt-f0", 0, alias);
     EXPECT(big.size() > 32 * 1024, "the reply is not larger than the buffer");
-    Harness h = Make({D(big)});
+    // The kernel answers each of the two requests; the first answer is cut by the 32 KiB read and dropped.
+    Harness h = Make({D(big), D(big)});
     MessageBuilder m = GetLink();
     std::vector<uint8_t> got = h.sock->Get(m, "mvt-f0");
+    EXPECT(h.t->sends() == 2, "sent " + std::to_string(h.t->sends()) + " times");
     EXPECT(got.size() == big.size(), "reply of " + std::to_string(got.size()) + " bytes");
     LinkInfo info = ParseLink(got);
     EXPECT(info.alias && *info.alias == alias, "alias damaged");
+    // The buffer has grown: the same answer now arrives with one request.
+    Harness h2 = Make({D(big), D(big), D(big)});
+    MessageBuilder m2 = GetLink();
+    h2.sock->Get(m2, "mvt-f0");
+    EXPECT(h2.sock->Get(m2, "mvt-f0").size() == big.size() && h2.t->sends() == 3, "no growth kept");
+  }});
+  c.push_back({"MSG_TRUNC: an answer outgrowing the buffer on every attempt is EMSGSIZE after kGetAttempts", [] {
+    std::deque<Step> steps;
+    for (int i = 0; i < NetlinkSocket::kGetAttempts; ++i) {
+      steps.push_back(D(Link(7, "mvt-f0", 0, std::string(static_cast<size_t>(40000 + 10000 * i), 'a'))));
+    }
+    Harness h = Make(std::move(steps));
+    MessageBuilder m = GetLink();
+    Throws([&] { h.sock->Get(m, "mvt-f0"); }, EMSGSIZE, "RTM_GETLINK");
+    EXPECT(h.t->sends() == static_cast<size_t>(NetlinkSocket::kGetAttempts), "sent " + std::to_string(h.t->sends()) + " times");
   }});
   c.push_back({"a datagram over 16 MiB is EMSGSIZE, not an allocation of any size", [] {
     std::vector<uint8_t> huge(17 * 1024 * 1024, 0);

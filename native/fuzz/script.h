@@ -78,13 +78,14 @@ class ScriptTransport : public Transport {
       return -err;
     }
     std::vector<uint8_t> d = Stamped(s);
-    size_t n = d.size() < len ? d.size() : len;
+    size_t full = d.size();
+    size_t n = full < len ? full : len;
     if (n > 0) memcpy(buf, d.data(), n);
     if (!(flags & MSG_PEEK)) {
       delivered_.push_back(std::move(d));
       steps_.pop_front();
     }
-    return static_cast<ssize_t>((flags & MSG_TRUNC) ? d.size() : n);
+    return static_cast<ssize_t>((flags & MSG_TRUNC) ? full : n);
   }
 
   uint32_t PortId() const override { return kPortId; }
