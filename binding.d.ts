@@ -8,10 +8,14 @@
  * Errors: every function throws (sync) or rejects (async) with a plain `Error` carrying {@link NativeErrorFields}.
  * `lib/errors.ts` turns them into `MacvtapError`.
  *
+ * Links: every function that returns a link returns what the registered {@link NativeLinkFactory} made of it.
+ *
  * Namespaces: `ns` is `null` (the calling thread's current network namespace), a path such as `/run/netns/NAME` or
  * `/proc/PID/ns/net`, or an open fd of a network namespace. Async work enters it with `setns(CLONE_NEWNET)` on the
  * worker thread only and leaves it before the thread is reused; the rest of the process never changes namespace.
  */
+
+import type { LinkInfo } from './lib/types.js';
 
 /** Fields on every error the addon throws or rejects with. */
 export interface NativeErrorFields {
@@ -38,66 +42,70 @@ export interface NativeLinkKey {
   name?: string;
 }
 
-/** `IFLA_LINKINFO`/`IFLA_INFO_DATA` for macvlan and macvtap. */
-export interface NativeMacvlanInfo {
-  /** `IFLA_MACVLAN_MODE`: MACVLAN_MODE_PRIVATE 1, VEPA 2, BRIDGE 4, PASSTHRU 8, SOURCE 16. */
-  mode: number;
-  /** `IFLA_MACVLAN_FLAGS`: MACVLAN_FLAG_NOPROMISC 1, MACVLAN_FLAG_NODST 2. */
-  flags: number;
-  /** `IFLA_MACVLAN_MACADDR_COUNT` (source mode), `null` when absent. */
-  macaddrCount: number | null;
-  /** `IFLA_MACVLAN_MACADDR_DATA` entries (source mode), lower-case `aa:bb:cc:dd:ee:ff`. */
-  macaddrs: string[];
-}
-
-/** Everything the addon decodes from one `RTM_NEWLINK` message. */
-export interface NativeLinkInfo {
-  ifindex: number;
-  name: string;
+/**
+ * What the addon hands every decoded `RTM_NEWLINK` (a create's echo, a get, each link of a list, a watcher's
+ * notification) to: one call with the fields in this order, and what it returns is what the link functions resolve
+ * with. `lib/binding.ts` registers `linkFromNative` (`lib/linkinfo.ts`) right after loading the addon, so the
+ * functions below are typed as returning {@link LinkInfo}. Building the object in JavaScript from a literal is ~5 µs
+ * cheaper per link than setting its properties one by one through N-API.
+ */
+export type NativeLinkFactory = (
+  ifindex: number,
+  /** `IFLA_IFNAME`. */
+  name: string,
   /** `IFLA_INFO_KIND` (`'macvtap'`, `'macvlan'`, `'veth'`, `'vlan'`, `'bridge'`, …), `null` for e.g. `lo`. */
-  kind: string | null;
+  kind: string | null,
   /** `IFLA_ADDRESS`, lower-case colon hex; `null` when the link has none. */
-  address: string | null;
+  address: string | null,
   /** `IFLA_BROADCAST`. */
-  broadcast: string | null;
-  mtu: number;
-  minMtu: number | null;
-  maxMtu: number | null;
+  broadcast: string | null,
+  mtu: number,
+  minMtu: number | null,
+  maxMtu: number | null,
   /** `IFLA_TXQLEN`. */
-  txqlen: number;
-  /** `ifi_flags` (`IFF_UP` 0x1, `IFF_BROADCAST`, `IFF_PROMISC` 0x100, `IFF_RUNNING` 0x40, `IFF_LOWER_UP` 0x10000, …). */
-  flags: number;
-  /** `IFLA_OPERSTATE` (`IF_OPER_UNKNOWN` 0, `NOTPRESENT` 1, `DOWN` 2, `LOWERLAYERDOWN` 3, `TESTING` 4, `DORMANT` 5, `UP` 6). */
-  operstate: number;
+  txqlen: number,
+  /** `ifi_flags` (`IFF_UP` 0x1, `IFF_PROMISC` 0x100, `IFF_RUNNING` 0x40, `IFF_LOWER_UP` 0x10000, …). */
+  flags: number,
+  /** `IFLA_OPERSTATE` (`IF_OPER_UNKNOWN` 0 … `UP` 6). */
+  operstate: number,
   /** `IFLA_LINK`: the lower device's ifindex (in `linkNetnsid`'s namespace when that is set). */
-  link: number | null;
+  link: number | null,
   /** `IFLA_LINK_NETNSID`: set when the lower device lives in another namespace. */
-  linkNetnsid: number | null;
-  /** The lower device's name, resolved with a second `RTM_GETLINK` when `link` is set and `linkNetnsid` is not. */
-  linkName: string | null;
+  linkNetnsid: number | null,
+  /** The lower's name: resolved by get and create (a second `RTM_GETLINK`) and list (from the dump); `null` in events. */
+  linkName: string | null,
   /** `IFLA_MASTER`. */
-  master: number | null;
+  master: number | null,
   /** `IFLA_GROUP`. */
-  group: number;
+  group: number,
   /** `IFLA_IFALIAS`. */
-  alias: string | null;
-  numTxQueues: number | null;
-  numRxQueues: number | null;
-  /** Present for kinds `macvlan` and `macvtap`. */
-  macvlan: NativeMacvlanInfo | null;
-  /** Present for kind `vlan`: `IFLA_VLAN_ID` and `IFLA_VLAN_PROTOCOL` (host byte order, 0x8100 / 0x88a8). */
-  vlan: { id: number; protocol: number } | null;
+  alias: string | null,
+  numTxQueues: number | null,
+  numRxQueues: number | null,
+  /** macvlan/macvtap: `IFLA_MACVLAN_MODE` (PRIVATE 1, VEPA 2, BRIDGE 4, PASSTHRU 8, SOURCE 16); `null` for other kinds. */
+  macvlanMode: number | null,
+  /** `IFLA_MACVLAN_FLAGS` (NOPROMISC 1, NODST 2); 0 for other kinds. */
+  macvlanFlags: number,
+  /** `IFLA_MACVLAN_MACADDR_DATA` (source mode), lower-case `aa:bb:cc:dd:ee:ff`; `null` when there are none. */
+  sourceMacs: string[] | null,
+  /** vlan: `IFLA_VLAN_ID`; `null` for other kinds. */
+  vlanId: number | null,
+  /** vlan: `IFLA_VLAN_PROTOCOL`, host byte order (0x8100 / 0x88a8); 0 for other kinds. */
+  vlanProtocol: number,
   /**
-   * macvtap only: the tap char device, read from `/sys/class/net/NAME/macvtap/tapIFINDEX/dev` through a sysfs mounted
-   * for the link's own namespace (a private mount namespace on a short-lived thread), so it is right even when
-   * another namespace has a macvtap with the same ifindex. `null` for other kinds.
+   * A bridge port's `IFLA_INFO_SLAVE_DATA` as bits: 1 `IFLA_BRPORT_MODE` (hairpin), 2 `_LEARNING`, 4
+   * `_UNICAST_FLOOD`; `null` when the link is no bridge port.
    */
-  tapDev: { major: number; minor: number } | null;
-  /** `IFLA_INFO_SLAVE_KIND` (`'bridge'` for a bridge port), `null` when the link has no master with slave data. */
-  slaveKind: string | null;
-  /** A bridge port's `IFLA_INFO_SLAVE_DATA`: `IFLA_BRPORT_MODE` (hairpin), `_LEARNING`, `_UNICAST_FLOOD`. */
-  bridgePort: NativeBridgePort | null;
-}
+  bridgePort: number | null,
+  /**
+   * macvtap only: the tap char device's major, read from `/sys/class/net/NAME/macvtap/tapIFINDEX/dev` through a
+   * sysfs mounted for the link's own namespace, so it is right even when another namespace has a macvtap with the
+   * same ifindex; `null` for other kinds or when sysfs could not be read.
+   */
+  tapMajor: number | null,
+  /** The tap char device's minor (0 when `tapMajor` is `null`). */
+  tapMinor: number,
+) => LinkInfo;
 
 /** A bridge port's switches (`IFLA_BRPORT_*`). In requests, an absent field is left unchanged. */
 export interface NativeBridgePort {
@@ -271,7 +279,7 @@ export interface NativeEndpoint {
 /** One item of a link watcher's batch (see {@link Binding.linkWatch}). */
 export type NativeLinkWatchItem =
   /** `new`/`del`: an `RTM_NEWLINK`/`RTM_DELLINK` notification; `dump`: a link of the dump asked for with `dump()`. */
-  | { type: 'new' | 'del' | 'dump'; link: NativeLinkInfo }
+  | { type: 'new' | 'del' | 'dump'; link: LinkInfo }
   /** The dump ended; `intr` when the kernel flagged it `NLM_F_DUMP_INTR` (the table changed under it: dump again). */
   | { type: 'done'; intr: boolean }
   /** `recv` failed with `ENOBUFS`: the kernel dropped notifications because the socket buffer was full. */
@@ -296,22 +304,27 @@ export interface NativePacketSocket {
 /** The native addon. Each function's errno contract is documented next to its C++ definition. */
 export interface Binding {
   /**
+   * Registers the {@link NativeLinkFactory} of this environment (main thread or worker); until it is called, every
+   * function that returns a link throws. `lib/binding.ts` calls it once, right after loading.
+   */
+  setLinkFactory(factory: NativeLinkFactory): void;
+  /**
    * `RTM_NEWLINK` with `NLM_F_CREATE|NLM_F_EXCL|NLM_F_ECHO`: the result is the kernel's echo of the new link (Linux
    * >= 6.3), or an `RTM_GETLINK` of it when no echo came (older kernels; or `MACVTAP_NO_NLM_ECHO=1` in the
    * environment, a test hook). Netlink sockets come from a small per-namespace pool (no `setns` when one is idle).
    */
-  linkCreate(req: NativeCreateLink, ns: NativeNetns): Promise<NativeLinkInfo>;
+  linkCreate(req: NativeCreateLink, ns: NativeNetns): Promise<LinkInfo>;
   /** `RTM_GETLINK` for one link. Rejects `ENODEV` when there is none. */
-  linkGet(key: NativeLinkKey, ns: NativeNetns): Promise<NativeLinkInfo>;
+  linkGet(key: NativeLinkKey, ns: NativeNetns): Promise<LinkInfo>;
   /** linkGet on the calling thread (no libuv pool hop): blocks for one kernel round trip; errors are thrown. */
-  linkGetSync(key: NativeLinkKey, ns: NativeNetns): NativeLinkInfo;
+  linkGetSync(key: NativeLinkKey, ns: NativeNetns): LinkInfo;
   /**
    * Benchmark floor, not API: `count` synchronous `RTM_GETLINK` round trips of `ifindex` on a plain socket made in
    * `ns`, timed in C; per-call nanoseconds.
    */
   rawGetLinkLoop(ifindex: number, count: number, ns: NativeNetns): Float64Array;
   /** `RTM_GETLINK` dump (`NLM_F_DUMP`, retried on `NLM_F_DUMP_INTR`), optionally only one `IFLA_INFO_KIND`. */
-  linkList(kind: string | null, ns: NativeNetns): Promise<NativeLinkInfo[]>;
+  linkList(kind: string | null, ns: NativeNetns): Promise<LinkInfo[]>;
   /** `RTM_NEWLINK` on an existing link (no create flags). */
   linkSet(key: NativeLinkKey, change: NativeSetLink, ns: NativeNetns): Promise<void>;
   /** `RTM_DELLINK` of one link. */

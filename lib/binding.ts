@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Binding } from '../binding.js';
+import { linkFromNative } from './linkinfo.js';
 
 /** The package root: the nearest directory above this file holding `CMakeLists.txt` (works from `lib/` and `dist/lib/`). */
 function packageRoot(): string {
@@ -43,7 +44,10 @@ function addonOverride(): string | undefined {
 
 function loadBinding(): Binding {
   const file = addonOverride();
-  return (file === undefined ? load(packageRoot()) : require(file)) as Binding;
+  const b = (file === undefined ? load(packageRoot()) : require(file)) as Binding;
+  // Once per environment (each worker thread loads the addon anew): how a decoded link becomes a LinkInfo.
+  b.setLinkFactory(linkFromNative);
+  return b;
 }
 
 /** The native addon, typed by hand in `binding.d.ts`. */

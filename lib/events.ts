@@ -7,10 +7,10 @@
  * notifications, the resync after `ENOBUFS`, and what changed between two states of a link.
  */
 import { EventEmitter } from 'node:events';
-import type { NativeLinkInfo, NativeLinkWatch, NativeLinkWatchItem } from '../binding.js';
+import type { NativeLinkWatch, NativeLinkWatchItem } from '../binding.js';
 import { binding } from './binding.js';
 import { abortError, callNative, fromNative, invalidValue } from './errors.js';
-import { toLinkInfo } from './link.js';
+import { copyLinkInfo } from './linkinfo.js';
 import type { LinkChange, LinkEvent, LinkInfo, WatchLinksOptions } from './types.js';
 import * as v from './validate.js';
 
@@ -19,10 +19,8 @@ const WATCH_ABORTED = 'The link watcher was aborted';
 const DEFAULT_RECEIVE_BUFFER = 64 * 1024;
 
 /** The public view of a native link, with the lower device's name taken from the same namespace's known links. */
-function publicInfo(n: NativeLinkInfo, known: Map<number, NativeLinkInfo>): LinkInfo {
-  const info = toLinkInfo(n);
-  if (info.lower && info.lower.netnsid === null) info.lower.name = known.get(info.lower.ifindex)?.name ?? null;
-  return info;
+function publicInfo(n: LinkInfo, known: Map<number, LinkInfo>): LinkInfo {
+  return copyLinkInfo(n, n.lower && n.lower.netnsid === null ? known.get(n.lower.ifindex)?.name ?? null : undefined);
 }
 
 /** What differs between two states of one link, in a fixed order. @internal */
@@ -56,9 +54,9 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
   #queue: LinkEvent[] = [];
   #waiters: { resolve: (r: IteratorResult<LinkEvent>) => void; reject: (e: unknown) => void }[] = [];
   /** The last known state of every link of the namespace (all kinds: lower names are resolved from it). */
-  #state = new Map<number, NativeLinkInfo>();
+  #state = new Map<number, LinkInfo>();
   /** The state being rebuilt from a dump plus the notifications that arrive while it runs; null when not dumping. */
-  #building: Map<number, NativeLinkInfo> | null = null;
+  #building: Map<number, LinkInfo> | null = null;
   /** Whether the running dump's first part has arrived (see #onBatch). */
   #dumpStarted = false;
   #ready = false;
@@ -206,7 +204,7 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
     }
   }
 
-  #apply(n: NativeLinkInfo): void {
+  #apply(n: LinkInfo): void {
     const prev = this.#state.get(n.ifindex);
     this.#state.set(n.ifindex, n);
     if (!this.#wanted(n.kind)) return;
@@ -220,7 +218,7 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
     if (changes.length > 0) this.#push({ type: 'changed', link, previous, changes });
   }
 
-  #remove(n: NativeLinkInfo): void {
+  #remove(n: LinkInfo): void {
     const prev = this.#state.get(n.ifindex);
     if (!prev) return; // never known (e.g. deleted before the dump reached it): nothing to report
     this.#state.delete(n.ifindex);
@@ -229,7 +227,7 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
 
   /** The dump is complete: report how it differs from what we knew, then go on with notifications. */
   #reconcile(): void {
-    const next = this.#building ?? new Map<number, NativeLinkInfo>();
+    const next = this.#building ?? new Map<number, LinkInfo>();
     const old = this.#state;
     this.#building = null;
     this.#state = next;

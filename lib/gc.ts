@@ -5,7 +5,6 @@
 import { randomInt } from 'node:crypto';
 import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
-import { toLinkInfo } from './link.js';
 import { constructionPid, ownerOption, parseOwnerTag, processStartTime } from './owner.js';
 import type { GcOptions, GcResult, LinkInfo } from './types.js';
 import * as v from './validate.js';
@@ -48,7 +47,7 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
   const dryRun = opts.dryRun === undefined ? false : v.bool('dryRun', opts.dryRun);
   const ns = v.nsOf(opts);
 
-  const all = (await callNative(() => binding.linkList(null, ns))).map(toLinkInfo);
+  const all = await callNative(() => binding.linkList(null, ns));
   const removed: LinkInfo[] = [];
   const kept: LinkInfo[] = [];
   for (const link of all) {

@@ -2,60 +2,19 @@
  * Link lifecycle over rtnetlink: create (macvtap, VLAN, veth), inspect, change, delete. Every call is one or two
  * netlink round trips on a worker thread; none blocks the event loop (a delete waits an RCU grace period, ≈16 ms).
  */
-import type { NativeCreateLink, NativeLinkInfo, NativeSetLink } from '../binding.js';
+import type { NativeCreateLink, NativeSetLink } from '../binding.js';
 import { binding } from './binding.js';
 import { abortError, callNative, callNativeSync, invalidValue } from './errors.js';
 import type {
-  CreateMacvtapOptions, CreateVethOptions, CreateVlanOptions, LinkInfo, LinkRef, ListLinksOptions, MacvtapMode,
-  Netns, NetnsOption, OperState, SetLinkOptions,
+  CreateMacvtapOptions, CreateVethOptions, CreateVlanOptions, LinkInfo, LinkRef, ListLinksOptions, Netns,
+  NetnsOption, SetLinkOptions,
 } from './types.js';
 import { createOwnership } from './owner.js';
 import * as v from './validate.js';
 
-const IFF_UP = 0x1;
-const IFF_PROMISC = 0x100;
-const IFF_LOWER_UP = 0x10000;
 const MACVLAN_FLAG_NOPROMISC = 1;
-const MACVLAN_FLAG_NODST = 2;
 const ETH_P_8021Q = 0x8100;
 const ETH_P_8021AD = 0x88a8;
-const OPERSTATES: OperState[] = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
-const MODE_NAMES = new Map(Object.entries(v.MODE_VALUES).map(([k, n]) => [n, k as MacvtapMode]));
-
-/** Decodes the addon's view of a link into the public {@link LinkInfo}. @internal */
-export function toLinkInfo(n: NativeLinkInfo): LinkInfo {
-  return {
-    name: n.name,
-    ifindex: n.ifindex,
-    kind: n.kind,
-    mac: n.address,
-    broadcast: n.broadcast,
-    mtu: n.mtu,
-    minMtu: n.minMtu,
-    maxMtu: n.maxMtu,
-    txqlen: n.txqlen,
-    up: (n.flags & IFF_UP) !== 0,
-    carrier: (n.flags & IFF_LOWER_UP) !== 0,
-    promisc: (n.flags & IFF_PROMISC) !== 0,
-    operstate: OPERSTATES[n.operstate] ?? 'unknown',
-    flags: n.flags,
-    lower: n.link === null ? null : { ifindex: n.link, name: n.linkName, netnsid: n.linkNetnsid },
-    master: n.master,
-    group: n.group,
-    alias: n.alias,
-    numTxQueues: n.numTxQueues,
-    numRxQueues: n.numRxQueues,
-    macvlan: n.macvlan && {
-      mode: MODE_NAMES.get(n.macvlan.mode) ?? 'bridge',
-      nopromisc: (n.macvlan.flags & MACVLAN_FLAG_NOPROMISC) !== 0,
-      nodst: (n.macvlan.flags & MACVLAN_FLAG_NODST) !== 0,
-      sourceMacs: n.macvlan.macaddrs,
-    },
-    vlan: n.vlan && { id: n.vlan.id, protocol: n.vlan.protocol === ETH_P_8021AD ? '802.1ad' : '802.1Q' },
-    tap: n.tapDev && { major: n.tapDev.major, minor: n.tapDev.minor, path: `/dev/tap${n.ifindex}` },
-    bridgePort: n.bridgePort && { hairpin: n.bridgePort.hairpin, learning: n.bridgePort.learning, flood: n.bridgePort.flood },
-  };
-}
 
 /**
  * The lower device as the addon takes it: an ifindex, or a name it resolves on the create's own netlink socket (one
@@ -97,7 +56,7 @@ function commonCreate(opts: Parameters<typeof linkFields>[0] & { ifindex?: unkno
 export async function createLink(req: NativeCreateLink, ns: Netns | null, signal: AbortSignal | undefined): Promise<LinkInfo> {
   const aborted = (s: AbortSignal): Error => abortError(`The create of ${req.kind} link "${req.name}" was aborted`, s);
   if (signal?.aborted) throw aborted(signal);
-  const info = toLinkInfo(await callNative(() => binding.linkCreate(req, ns)));
+  const info = await callNative(() => binding.linkCreate(req, ns));
   if (signal?.aborted) {
     try {
       await callNative(() => binding.linkDelete({ index: info.ifindex }, ns));
@@ -221,7 +180,7 @@ export async function createVeth(options: CreateVethOptions): Promise<LinkInfo> 
 export async function getLink(link: LinkRef, options?: NetnsOption): Promise<LinkInfo> {
   const key = v.linkRef('link', link);
   const ns = v.netnsOnly(options);
-  return toLinkInfo(await callNative(() => binding.linkGet(key, ns)));
+  return callNative(() => binding.linkGet(key, ns));
 }
 
 /**
@@ -238,7 +197,7 @@ export async function getLink(link: LinkRef, options?: NetnsOption): Promise<Lin
 export function getLinkSync(link: LinkRef, options?: NetnsOption): LinkInfo {
   const key = v.linkRef('link', link);
   const ns = v.netnsOnly(options);
-  return toLinkInfo(callNativeSync(() => binding.linkGetSync(key, ns)));
+  return callNativeSync(() => binding.linkGetSync(key, ns));
 }
 
 /**
@@ -255,7 +214,7 @@ export async function listLinks(options?: ListLinksOptions): Promise<LinkInfo[]>
     kind = opts.kind;
   }
   const ns = v.nsOf(opts);
-  return (await callNative(() => binding.linkList(kind, ns))).map(toLinkInfo);
+  return callNative(() => binding.linkList(kind, ns));
 }
 
 const SET_KEYS = ['up', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master'] as const;
@@ -288,7 +247,7 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
   const index = key.index ?? (await callNative(() => binding.linkGet(key, ns))).ifindex;
   await callNative(() => binding.linkSet({ index }, req, ns));
   if (req.netns !== undefined) return null;
-  return toLinkInfo(await callNative(() => binding.linkGet({ index }, ns)));
+  return callNative(() => binding.linkGet({ index }, ns));
 }
 
 /**

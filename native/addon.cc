@@ -18,6 +18,7 @@ namespace macvtap {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Ownership::Install(env);
+  exports.Set("setLinkFactory", Napi::Function::New(env, JsSetLinkFactory, "setLinkFactory"));
   exports.Set("linkCreate", Napi::Function::New(env, JsLinkCreate, "linkCreate"));
   exports.Set("linkGet", Napi::Function::New(env, JsLinkGet, "linkGet"));
   exports.Set("linkGetSync", Napi::Function::New(env, JsLinkGetSync, "linkGetSync"));

@@ -79,8 +79,9 @@ int ResolveIndex(NetlinkSocket& sock, const LinkKey& key);
 
 /** JS → C++ conversions shared with tap.cc (main thread; throw a JS TypeError on garbage). */
 LinkKey ReadLinkKey(const Napi::Value& v);
-/** JS conversion of a decoded link. */
-Napi::Object LinkInfoToJs(Napi::Env env, const LinkInfo& info);
+/** JS conversion of a decoded link: what the environment's link factory (setLinkFactory) returns for it. */
+Napi::Value LinkInfoToJs(Napi::Env env, const LinkInfo& info);
+Napi::Value JsSetLinkFactory(const Napi::CallbackInfo& info);
 
 Napi::Value JsLinkCreate(const Napi::CallbackInfo& info);
 Napi::Value JsLinkGet(const Napi::CallbackInfo& info);

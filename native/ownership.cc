@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "async.h"
+#include "envdata.h"
 #include "errors.h"
 
 namespace macvtap {
@@ -48,22 +49,22 @@ void Ownership::CloseHandles() {
   for (int fd : fds) ::close(fd);
 }
 
-namespace {
-// The environment's instance data: a holder, so workers can share ownership of the Ownership itself.
-struct Holder {
-  std::shared_ptr<Ownership> ownership;
-  ~Holder() { ownership->CloseHandles(); }
-};
-}  // namespace
+EnvData::~EnvData() { ownership->CloseHandles(); }
+
+EnvData& InstallEnvData(Napi::Env env) {
+  auto* data = new EnvData{std::make_shared<Ownership>(), {}};
+  env.SetInstanceData<EnvData>(data);  // deleted (→ CloseHandles) by node-addon-api's finalizer
+  return *data;
+}
+
+EnvData& GetEnvData(Napi::Env env) { return *env.GetInstanceData<EnvData>(); }
 
 void Ownership::Install(Napi::Env env) {
-  auto* holder = new Holder{std::make_shared<Ownership>()};
-  env.SetInstanceData<Holder>(holder);  // deleted (→ CloseHandles) by node-addon-api's finalizer
-  std::shared_ptr<Ownership> data = holder->ownership;
+  std::shared_ptr<Ownership> data = InstallEnvData(env).ownership;
   env.AddCleanupHook([data]() { data->CloseHandles(); });
 }
 
-std::shared_ptr<Ownership> Ownership::Of(Napi::Env env) { return env.GetInstanceData<Holder>()->ownership; }
+std::shared_ptr<Ownership> Ownership::Of(Napi::Env env) { return GetEnvData(env).ownership; }
 
 FdBatch::~FdBatch() {
   for (int fd : fds_) ::close(fd);
