@@ -120,7 +120,7 @@ void Complete(NetlinkSocket& sock, LinkInfo& info, const NetnsRef& ns, const std
     std::vector<TapDevQuery> q(1);
     q[0].name = info.name;
     q[0].ifindex = info.ifindex;
-    // get/list still answer when sysfs cannot be read (e.g. no CAP_SYS_ADMIN); tapDev is then null.
+    // get/list still answer when sysfs cannot be read (e.g. no CAP_SYS_ADMIN); the tap device is then null.
     if (ReadTapDevs(ns, q).err == 0 && q[0].found) {
       info.has_tap_dev = true;
       info.tap_major = q[0].major;
@@ -608,7 +608,10 @@ Napi::Value JsSetLinkFactory(const Napi::CallbackInfo& info) {
 }
 
 /**
- * linkCreate(req, ns) → Promise<NativeLinkInfo>. Equivalent to `ip link add … type KIND …` then `ip link show`.
+ * A "link" below is what the environment's link factory (setLinkFactory; NativeLinkFactory in binding.d.ts) returns
+ * for the decoded RTM_NEWLINK.
+ *
+ * linkCreate(req, ns) → Promise<link>. Equivalent to `ip link add … type KIND …` then `ip link show`.
  * errno contract (syscall 'RTM_NEWLINK', device = the name tried, extack = the kernel's reason):
  *   EEXIST      name taken (templates: 4096 numbers tried), or the chosen ifindex is taken (then the message says
  *               "ifindex N is already in use"; older kernels answered EBUSY)
@@ -627,9 +630,9 @@ Napi::Value JsLinkCreate(const Napi::CallbackInfo& info) {
 }
 
 /**
- * linkGet(key, ns) → Promise<NativeLinkInfo>. Equivalent to `ip -d link show DEV`.
+ * linkGet(key, ns) → Promise<link>. Equivalent to `ip -d link show DEV`.
  * errno contract (syscall 'RTM_GETLINK', device = name or "ifindex N"): ENODEV no such link; EINVAL malformed key
- * (kernel); 'open'/'setns' with path when the namespace is unusable. tapDev is null when sysfs cannot be read.
+ * (kernel); 'open'/'setns' with path when the namespace is unusable. The tap device is null when sysfs cannot be read.
  */
 Napi::Value JsLinkGet(const Napi::CallbackInfo& info) {
   LinkKey key = ReadLinkKey(info[0]);
@@ -640,7 +643,7 @@ Napi::Value JsLinkGet(const Napi::CallbackInfo& info) {
 }
 
 /**
- * linkGetSync(key, ns) → NativeLinkInfo, on the calling thread: the same exchange as linkGet without the libuv pool
+ * linkGetSync(key, ns) → link, on the calling thread: the same exchange as linkGet without the libuv pool
  * hop, so it blocks its caller for one kernel round trip (and, for a macvtap, a sysfs read). Errors as linkGet's,
  * thrown.
  */
@@ -657,7 +660,7 @@ Napi::Value JsLinkGetSync(const Napi::CallbackInfo& info) {
 }
 
 /**
- * linkList(kind, ns) → Promise<NativeLinkInfo[]>. Equivalent to `ip -d link show [type KIND]`.
+ * linkList(kind, ns) → Promise<link[]>. Equivalent to `ip -d link show [type KIND]`.
  * errno contract (syscall 'RTM_GETLINK'): EAGAIN the dump was interrupted by changes 11 times in a row; ENOBUFS the
  * socket overflowed; 'open'/'setns' with path when the namespace is unusable.
  */

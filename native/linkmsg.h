@@ -31,7 +31,7 @@ struct BridgePortInfo {
   bool flood = false;
 };
 
-/** Everything decoded from one RTM_NEWLINK message (NativeLinkInfo). */
+/** Everything decoded from one RTM_NEWLINK message (handed to the link factory: NativeLinkFactory in binding.d.ts). */
 struct LinkInfo {
   int ifindex = 0;
   std::string name;
