@@ -187,6 +187,8 @@ export interface NativeCreateLink {
 /** An `RTM_NEWLINK` change request on an existing link (no `NLM_F_CREATE`). Already validated by `lib/`. */
 export interface NativeSetLink {
   up?: boolean;
+  /** `IFF_PROMISC` in `ifi_change`/`ifi_flags`: the user's promiscuity request, as `ip link set promisc on|off`. */
+  promisc?: boolean;
   mtu?: number;
   address?: string;
   /** `IFLA_IFNAME`: rename (while the link is up 6.1 refuses with `EBUSY`, 6.18 renames it). */

@@ -217,12 +217,12 @@ export async function listLinks(options?: ListLinksOptions): Promise<LinkInfo[]>
   return callNative(() => binding.linkList(kind, ns));
 }
 
-const SET_KEYS = ['up', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master'] as const;
+const SET_KEYS = ['up', 'promisc', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master'] as const;
 
 /**
  * Changes a link in one request and returns its new info (`null` when it was moved to another namespace).
  *
- * Equivalent to: `ip link set dev LINK [up|down] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]
+ * Equivalent to: `ip link set dev LINK [up|down] [promisc on|off] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]
  * [master BR | nomaster]`.
  * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up: 6.1 refuses, 6.18 allows), `EADDRINUSE` (a MAC
  *   clash shows at up), `EINVAL`.
@@ -233,6 +233,7 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
   v.knownKeys('change', c, SET_KEYS);
   const ns = v.netnsOnly(options);
   const req: NativeSetLink = linkFields(c);
+  if (c.promisc !== undefined) req.promisc = v.bool('promisc', c.promisc);
   if (c.name !== undefined) req.name = v.linkName('name', c.name);
   if (c.moveToNetns !== undefined) req.netns = v.netns('moveToNetns', c.moveToNetns);
   if (c.master !== undefined) {

@@ -247,6 +247,11 @@ export interface CreateVethOptions extends NetnsOption, CreateSignalOption {
 export interface SetLinkOptions {
   /** Administrative state (`IFF_UP`). */
   up?: boolean;
+  /**
+   * Promiscuous mode as `ip link set dev LINK promisc on|off` asks for it (`IFF_PROMISC`): setting it twice counts
+   * once, and clearing it leaves promiscuity that a bridge or a macvlan took for its own needs.
+   */
+  promisc?: boolean;
   mtu?: number;
   mac?: string;
   /** Rename. While the link is up 6.1 refuses with `EBUSY`; 6.18 renames it. */

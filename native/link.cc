@@ -390,8 +390,13 @@ void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns) {
   }
   ifinfomsg ifi = IfInfo(0);
   if (change.up) {
-    ifi.ifi_change = IFF_UP;
-    ifi.ifi_flags = *change.up ? IFF_UP : 0;
+    ifi.ifi_change |= IFF_UP;
+    if (*change.up) ifi.ifi_flags |= IFF_UP;
+  }
+  // The user's promiscuity request (dev->gflags): idempotent, independent of what bridges or macvlans asked for.
+  if (change.promisc) {
+    ifi.ifi_change |= IFF_PROMISC;
+    if (*change.promisc) ifi.ifi_flags |= IFF_PROMISC;
   }
   MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, target, &ifi);
   if (change.name) m.PutString(IFLA_IFNAME, *change.name);
@@ -523,6 +528,7 @@ SetRequest ReadSet(const Napi::Value& v) {
   Napi::Object o = ReqObject(v, "change");
   SetRequest s;
   s.up = OptBool(o, "up");
+  s.promisc = OptBool(o, "promisc");
   if (auto x = OptInt(o, "mtu", 0, UINT32_MAX)) s.mtu = static_cast<uint32_t>(*x);
   s.address = OptMac(o, "address");
   s.name = OptString(o, "name");

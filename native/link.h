@@ -51,7 +51,7 @@ struct CreateRequest {
 
 /** NativeSetLink. */
 struct SetRequest {
-  std::optional<bool> up;
+  std::optional<bool> up, promisc;
   std::optional<uint32_t> mtu, group, txqlen;
   std::optional<std::vector<uint8_t>> address;
   std::optional<std::string> name, alias;

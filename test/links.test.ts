@@ -344,6 +344,26 @@ describePrivileged('links', () => {
     crossCheck(ns, info!);
   });
 
+  it('setLink promisc is the user\'s promiscuity request, as ip link set promisc on|off: counted once, undone once', async () => {
+    await createMacvtap({ lower: 'mvt-l0', name: 'mvt-pr0', up: true, netns: ns.path });
+    const o = { netns: ns.path };
+    const before = ns.ipLink('mvt-pr0').promiscuity ?? 0;
+    for (let i = 0; i < 2; i++) {
+      const info = await setLink('mvt-pr0', { promisc: true }, o);
+      expect(info?.promisc).toBe(true);
+      expect(ns.ipLink('mvt-pr0').flags).toContain('PROMISC');
+      expect(ns.ipLink('mvt-pr0').promiscuity).toBe(before + 1);
+    }
+    // Together with another flag in the same request: neither clobbers the other.
+    let info = await setLink('mvt-pr0', { promisc: false, up: false }, o);
+    expect(info).toMatchObject({ promisc: false, up: false });
+    expect(ns.ipLink('mvt-pr0').flags).not.toContain('PROMISC');
+    expect(ns.ipLink('mvt-pr0').promiscuity ?? 0).toBe(before);
+    info = await setLink('mvt-pr0', { up: true, promisc: true }, o);
+    expect(info).toMatchObject({ promisc: true, up: true });
+    crossCheck(ns, info!);
+  });
+
   it('renaming an up link: the library and ip get the same verdict from this kernel', async () => {
     ns.ip('link', 'add', 'link', 'mvt-l0', 'name', 'mvt-ipup', 'up', 'type', 'macvtap');
     let ipRenamed: boolean;

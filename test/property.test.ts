@@ -138,7 +138,7 @@ describePrivileged(`core calls, property-tested (seed ${SEED})`, () => {
       { name: 'createVeth', fields: ['name', 'peer', 'mac', 'mtu', 'up', 'group'], run: (x) => createVeth({ name: 'mvt-bv', peer: { name: 'mvt-bw' }, ...p, ...x } as never) },
       { name: 'createBridge', fields: ['name', 'up', 'mtu', 'owner'], run: (x) => createBridge({ name: 'mvt-bb', ...p, ...x } as never) },
       { name: 'createTap', fields: ['name', 'vnetHdr', 'up'], run: (x) => createTap({ name: 'mvt-bt', ...p, ...x } as never) },
-      { name: 'setLink', fields: ['mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'up', 'master', 'moveToNetns'],
+      { name: 'setLink', fields: ['mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'up', 'promisc', 'master', 'moveToNetns'],
         run: (x) => setLink('mvt-l0', { mtu: 1500, ...x } as never, p) },
       { name: 'openTap', fields: ['queues', 'vnetHdr', 'vnetHdrSize', 'nonblock', 'netns'], run: (x) => openTap('mvt-l0', { ...p, ...x } as never) },
       { name: 'getLink', fields: ['netns'], run: (x) => getLink('mvt-l0', { ...p, ...x } as never) },
@@ -162,7 +162,7 @@ describePrivileged(`core calls, property-tested (seed ${SEED})`, () => {
       let value = gen();
       // A value some fields legitimately take is not a break: skip those combinations (documented on the types).
       const accepts = (f: string, v: unknown): boolean =>
-        (typeof v === 'boolean' && ['up', 'vnetHdr', 'nonblock', 'snapshot', 'dryRun', 'tx', 'rx', 'sg', 'tso', 'gso', 'gro'].includes(f)) ||
+        (typeof v === 'boolean' && ['up', 'promisc', 'vnetHdr', 'nonblock', 'snapshot', 'dryRun', 'tx', 'rx', 'sg', 'tso', 'gso', 'gro'].includes(f)) ||
         (f === 'owner' && (v === false || (typeof v === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(v)))) ||
         (f === 'master' && v === null) ||
         (f === 'alias' && typeof v === 'string' && !v.includes('\0') && Buffer.byteLength(v) <= 255) ||

@@ -10,10 +10,10 @@
  * both guests' announcements), so learning switches start from the same, correct forwarding table.
  */
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, type Topology } from '../datapath/topology.js';
 import { detectOvs, type OvsAvailability } from '../datapath/ovs.js';
+import { setLink } from '../../lib/index.js';
 import { captureMarked, PacketSocket } from './capture.js';
 import { frameAddrs, udpFrame, type FrameAddrs } from './frames.js';
 import {
@@ -158,19 +158,19 @@ function caseSpecs(p: Parties): CaseSpec[] {
 }
 
 /**
- * Puts a link in promiscuous mode with `ip` (the library has no promisc switch): what libvirt does to a guest's
- * host-side device when the guest turns promiscuous mode on and its interface has `trustGuestRxFilters='yes'`.
+ * Puts a link in promiscuous mode (`ip link set promisc on`): what libvirt does to a guest's host-side device when
+ * the guest turns promiscuous mode on and its interface has `trustGuestRxFilters='yes'`.
  */
-function setPromisc(netnsName: string, dev: string): void {
-  const r = spawnSync('ip', ['-n', netnsName, 'link', 'set', 'dev', dev, 'promisc', 'on'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.status !== 0) throw new Error(`ip -n ${netnsName} link set dev ${dev} promisc on: ${(r.stderr || r.error?.message || '').trim()}`);
+async function setPromisc(netnsPath: string, dev: string): Promise<void> {
+  const info = await setLink(dev, { promisc: true }, { netns: netnsPath });
+  if (!info?.promisc) throw new Error(`setLink(${dev}, { promisc: true }) left it non-promiscuous`);
 }
 
 async function probeTopology(t: Topology<AttachmentId>, wire: PacketSocket, opts: SecurityOptions): Promise<CaseResult[]> {
   const p = new Parties(tapOf(t.guest, 'guest A'), tapOf(t.guest2, 'guest B'), wire, t.peer);
   const results = new Map<CaseId, CaseResult>();
   for (const spec of caseSpecs(p)) {
-    if (spec.id === 'promisc-guest') setPromisc(t.guestNs.name, t.guestDevices[0]!);
+    if (spec.id === 'promisc-guest') await setPromisc(t.guestNs.path, t.guestDevices[0]!);
     // A learning switch must know both guests and the peer before every case (stolen-mac moves B's MAC to A's port).
     if (!(await p.announce(opts))) throw new Error(`${t.label}: the peer never saw both guests' broadcasts: the testbed does not forward`);
     const sent = await p.exchange(spec.from, spec.target, spec.addrs, opts);
