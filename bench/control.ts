@@ -189,6 +189,11 @@ async function getlink(d: ControlDriver, rep: number, opts: ControlOptions, out:
   if (d.getLinkRawLoop) out.push(row({ ...base, phase: 'getlink-raw' }, opts.calls, d.getLinkRawLoop(opts.calls)));
 }
 
+/** `items` starting at index `k` (mod its length), wrapping around. */
+export function rotate<T>(items: readonly T[], k: number): T[] {
+  return items.map((_, i) => items[(i + k) % items.length] as T);
+}
+
 /** Configurations that take part in the scaling scenario. */
 const SCALING_CONFIGS: readonly ConfigId[] = ['macvtap', 'ip-batch', 'netlink'];
 
@@ -200,36 +205,36 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
   const startedAt = new Date();
   const t0 = performance.now();
   const tb = await Testbed.create();
-  const drivers: ControlDriver[] = [];
+  const allDrivers: ControlDriver[] = [];
   const unavailable: Unavailable[] = [];
   const rows: RawRow[] = [];
   try {
     for (const id of CONFIG_IDS) {
       if (!opts.configs.includes(id)) continue;
-      if (id === 'macvtap') drivers.push(new MacvtapDriver(tb));
-      else if (id === 'ip') drivers.push(new IpPerCommandDriver(tb));
-      else if (id === 'ip-batch') drivers.push(new IpBatchDriver(tb));
+      if (id === 'macvtap') allDrivers.push(new MacvtapDriver(tb));
+      else if (id === 'ip') allDrivers.push(new IpPerCommandDriver(tb));
+      else if (id === 'ip-batch') allDrivers.push(new IpBatchDriver(tb));
       else {
         const d = await NetlinkPackageDriver.start(tb);
         if ('reason' in d) {
           unavailable.push(d);
           progress(`netlink package unavailable: ${d.reason}`);
-        } else drivers.push(d);
+        } else allDrivers.push(d);
       }
     }
-    const scalers = drivers.filter((d) => SCALING_CONFIGS.includes(d.id));
+    const allScalers = allDrivers.filter((d) => SCALING_CONFIGS.includes(d.id));
 
     if (opts.warmup) {
       // Untimed: loads code paths, fills caches, lets the kernel allocate its per-namespace structures.
       progress('warm-up');
       const scratch: RawRow[] = [];
-      for (const d of drivers) {
+      for (const d of allDrivers) {
         await lifecycle(tb, d, 10, -1, { ...opts, deleteSample: 10 }, scratch);
         await d.getLinkLoop(d.id === 'ip' ? 5 : 200);
       }
     }
 
-    const steps = opts.reps * (opts.sizes.length * drivers.length + drivers.length + scalers.length + drivers.length);
+    const steps = opts.reps * (opts.sizes.length * allDrivers.length + allDrivers.length + allScalers.length + allDrivers.length);
     let done = 0;
     const tick = (what: string): void => {
       done++;
@@ -240,6 +245,11 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
 
     for (let rep = 0; rep < opts.reps; rep++) {
       const r = `rep ${rep + 1}/${opts.reps}`;
+      // Each repetition starts with the next configuration: whoever runs first after a phase meets the kernel still
+      // finishing the previous configuration's teardown (deferred sysfs and RCU work after a 4096-device group
+      // delete), and a fixed order gave that to this package every time.
+      const drivers = rotate(allDrivers, rep);
+      const scalers = rotate(allScalers, rep);
       for (const n of opts.sizes) {
         for (const d of drivers) {
           await lifecycle(tb, d, n, rep, opts, rows);
@@ -260,7 +270,7 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
       }
     }
   } finally {
-    for (const d of drivers) await d.close().catch(() => undefined);
+    for (const d of allDrivers) await d.close().catch(() => undefined);
     tb.destroy();
   }
   return { rows, unavailable, namespace: tb.name, startedAt: startedAt.toISOString(), durationS: (performance.now() - t0) / 1000 };

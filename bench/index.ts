@@ -28,7 +28,7 @@ Control-plane benchmark: this package vs 'ip' (one process per command) vs 'ip -
 package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterwards). Needs root.
 
   --quick               one repetition of small sizes (under a minute)
-  --reps N              repetitions, configurations interleaved within each (default ${DEFAULTS.reps}; quick ${QUICK.reps})
+  --reps N              repetitions, configurations interleaved within each, starting with the next one each time (default ${DEFAULTS.reps}; quick ${QUICK.reps})
   --sizes A,B,…         lifecycle device counts (default ${DEFAULTS.sizes.join(',')}; quick ${QUICK.sizes.join(',')})
   --scale A,B,…         scaling checkpoints, ascending (default ${DEFAULTS.scale.join(',')}; quick ${QUICK.scale.join(',')})
   --group-size N        devices removed by group in the teardown scenario (default ${DEFAULTS.groupSize})

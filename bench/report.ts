@@ -115,7 +115,7 @@ export function formatReport(report: ControlReport): string {
       (h.netlinkPackage ? ` · netlink ${h.netlinkPackage}` : ''),
     `command  ${report.command}`,
     `method   ${o.reps} repetition${o.reps === 1 ? '' : 's'}${o.warmup ? ' after a warm-up' : ''}, configurations interleaved ` +
-      `(${o.configs.join(', ')}) within each, one namespace ${report.namespace} (lower: veth), ${report.durationS.toFixed(0)} s.`,
+      `(${o.configs.join(', ')}) within each, the first one rotating, one namespace ${report.namespace} (lower: veth), ${report.durationS.toFixed(0)} s.`,
     `         median over repetitions, min–max, order-statistic CI of the median (its real coverage in brackets),`,
     `         "÷ ip -batch" = this configuration ÷ ip -batch per repetition pair (median [min–max]).`,
     `         ip -batch is timed between marker commands inside its process (its start and exit left out).`,

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/schema.js';
+import { rotate } from '../bench/control.js';
 import { CONFIG_IDS, CONFIG_LABELS } from '../bench/driver.js';
 import { medianInterval, pairedRatios, quantile, summarize } from '../bench/stats.js';
 import { benchNamespaces, ensureCompiled, reapBenchChild } from './helpers/benchchild.js';
@@ -71,6 +72,20 @@ afterEach(() => {
   }
   if (tmp) rmSync(tmp, { recursive: true, force: true });
   tmp = '';
+});
+
+describe('bench ordering', () => {
+  it('each repetition starts with the next configuration, every one once', () => {
+    const ids = ['macvtap', 'ip', 'ip-batch', 'netlink'];
+    expect([0, 1, 2, 3, 4].map((rep) => rotate(ids, rep))).toEqual([
+      ['macvtap', 'ip', 'ip-batch', 'netlink'],
+      ['ip', 'ip-batch', 'netlink', 'macvtap'],
+      ['ip-batch', 'netlink', 'macvtap', 'ip'],
+      ['netlink', 'macvtap', 'ip', 'ip-batch'],
+      ['macvtap', 'ip', 'ip-batch', 'netlink'],
+    ]);
+    expect(rotate([], 3)).toEqual([]);
+  });
 });
 
 describe('bench statistics', () => {
