@@ -100,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 2: {
         std::vector<uint8_t> reply = sock.Get(m, "mvt-fuzz0");
+        MVT_CHECK(t->requests() <= NetlinkSocket::kGetAttempts, "%zu get requests", t->requests());
         CheckOwn(reply, t->seq(), "get");
         CheckDelivered(*t, reply);
         break;
@@ -114,7 +115,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                     h.nlmsg_type);
           MVT_CHECK(!(h.nlmsg_flags & NLM_F_DUMP_INTR), "an interrupted dump's part was returned as data");
         }
-        MVT_CHECK(t->sends() <= NetlinkSocket::kDumpRetries + 1, "%zu dump requests", t->sends());
+        MVT_CHECK(t->requests() <= NetlinkSocket::kDumpRetries + 1, "%zu dump requests", t->requests());
         break;
       }
     }

@@ -56,6 +56,7 @@ class ScriptTransport : public Transport {
       steps_.pop_front();
       return -err;
     }
+    ++requests_;
     if (!steps_.empty() && steps_.front().kind == Step::Kind::kShortSend) {
       steps_.pop_front();
       return static_cast<ssize_t>(len / 2);
@@ -92,6 +93,8 @@ class ScriptTransport : public Transport {
 
   uint32_t seq() const { return seq_; }
   size_t sends() const { return sends_; }
+  /** Sends the "kernel" took (not failed by a kSendError step): an EINTR retry of one request is not a second. */
+  size_t requests() const { return requests_; }
   size_t recvs() const { return recvs_; }
   size_t left() const { return steps_.size(); }
   const std::vector<uint8_t>& last_request() const { return last_request_; }
@@ -121,7 +124,7 @@ class ScriptTransport : public Transport {
 
   std::deque<Step> steps_;
   uint32_t seq_ = 0, prev_seq_ = 0;
-  size_t sends_ = 0, recvs_ = 0;
+  size_t sends_ = 0, requests_ = 0, recvs_ = 0;
   std::vector<uint8_t> last_request_;
   std::vector<std::vector<uint8_t>> delivered_;
 };
