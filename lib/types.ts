@@ -68,7 +68,11 @@ export interface LinkInfo {
   carrier: boolean;
   /** `IFF_PROMISC`. */
   promisc: boolean;
-  /** `IFLA_OPERSTATE`. */
+  /**
+   * `IFLA_OPERSTATE`. The kernel's link watcher sets it asynchronously after a change of admin state or carrier, so
+   * a link just created or set `up` usually reads `'unknown'` until then (up to a second later; `ip link show`
+   * prints the same).
+   */
   operstate: OperState;
   /** Raw `ifi_flags`. */
   flags: number;

@@ -28,8 +28,6 @@ namespace {
 constexpr int kTemplateTries = 4096;
 // IFNAMSIZ includes the NUL: names have at most 15 bytes.
 constexpr size_t kMaxNameLen = IFNAMSIZ - 1;
-// IF_OPER_UNKNOWN from <linux/if.h>, which cannot be included next to <net/if.h>.
-constexpr uint8_t kOperUnknown = 0;
 
 std::string IndexName(int index) { return "ifindex " + std::to_string(index); }
 
@@ -88,8 +86,10 @@ std::string ExpandTemplate(const std::string& tmpl, uint64_t n) {
 }
 
 // Fills what one RTM_NEWLINK message does not say: the lower device's name (one more request unless the caller
-// already knows it: `known_lower`) and a macvtap's char device (from the namespace's cached sysfs).
-void Complete(NetlinkSocket& sock, LinkInfo& info, const NetnsRef& ns, const std::optional<std::string>& known_lower) {
+// already knows it: `known_lower`) and a macvtap's char device (from the namespace's cached sysfs; `ns_id`: the
+// namespace's identity from the netlink lease, when known).
+void Complete(NetlinkSocket& sock, LinkInfo& info, const NetnsRef& ns, const std::optional<std::string>& known_lower,
+              const NetnsId* ns_id) {
   if (info.link && !info.link_netnsid && *info.link != static_cast<uint32_t>(info.ifindex)) {
     char name[IFNAMSIZ] = {0};
     ifreq ifr{};
@@ -121,7 +121,7 @@ void Complete(NetlinkSocket& sock, LinkInfo& info, const NetnsRef& ns, const std
     q[0].name = info.name;
     q[0].ifindex = info.ifindex;
     // get/list still answer when sysfs cannot be read (e.g. no CAP_SYS_ADMIN); the tap device is then null.
-    if (ReadTapDevs(ns, q).err == 0 && q[0].found) {
+    if (ReadTapDevs(ns, q, ns_id).err == 0 && q[0].found) {
       info.has_tap_dev = true;
       info.tap_major = q[0].major;
       info.tap_minor = q[0].minor;
@@ -131,11 +131,12 @@ void Complete(NetlinkSocket& sock, LinkInfo& info, const NetnsRef& ns, const std
 
 // `full`: also resolve the lower device's name and the macvtap's char device (what linkGet promises); internal
 // lookups that only need the index or kind skip both.
-LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bool full) {
+LinkInfo GetWith(NetlinkSocket& sock, const LinkKey& key, const NetnsRef& ns, bool full,
+                 const NetnsId* ns_id = nullptr) {
   MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
   m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
   LinkInfo info = ParseLink(sock.Get(m, key.Describe()));
-  if (full) Complete(sock, info, ns, std::nullopt);
+  if (full) Complete(sock, info, ns, std::nullopt, ns_id);
   return info;
 }
 
@@ -307,20 +308,22 @@ LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
       if (req.final_group) info->group = *req.final_group;
     }
   }
-  // No echo (kernel < 6.3): ask. Also ask when the echo shows a link brought up whose operstate linkwatch has not
-  // computed yet (IF_OPER_UNKNOWN at the instant of the create): a later `ip link show` would disagree with it.
-  if (!info || ((info->flags & IFF_UP) && info->operstate == kOperUnknown)) {
+  // No echo (kernel < 6.3): ask. A link created up shows IF_OPER_UNKNOWN in the echo, and that is its state: the
+  // kernel's link watcher sets the operstate from a work item, up to a second later (linkwatch_schedule_work), so a
+  // second request at once almost always repeated the answer (seen: UP ~190 ms after the create) for ~40 µs.
+  if (!info) {
     MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
     m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
     info = ParseLink(sock->Get(m, name));
   }
-  Complete(*sock, *info, ns, req.link && info->link && *info->link == *req.link ? request.link_name : std::nullopt);
+  Complete(*sock, *info, ns, req.link && info->link && *info->link == *req.link ? request.link_name : std::nullopt,
+           sock.id());
   return *info;
 }
 
 LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool full) {
   NetlinkLease sock = AcquireNetlink(ns);
-  return GetWith(*sock, key, ns, full);
+  return GetWith(*sock, key, ns, full, sock.id());
 }
 
 std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const NetnsRef& ns) {
@@ -355,7 +358,7 @@ std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const Net
     }
     out.push_back(info);
   }
-  if (!queries.empty() && ReadTapDevs(ns, queries).err == 0) {
+  if (!queries.empty() && ReadTapDevs(ns, queries, sock.id()).err == 0) {
     size_t qi = 0;
     for (LinkInfo& info : out) {
       if (!info.kind || *info.kind != "macvtap") continue;

@@ -88,6 +88,8 @@ class NetlinkLease {
 
   NetlinkSocket* operator->() const { return sock_.get(); }
   NetlinkSocket& operator*() const { return *sock_; }
+  /** The identity of the socket's namespace as stat'ed when it was leased, or null when it could not be. */
+  const NetnsId* id() const { return cacheable_ ? &id_ : nullptr; }
 
  private:
   std::unique_ptr<NetlinkSocket> sock_;

@@ -199,10 +199,12 @@ bool AllFound(const std::vector<TapDevQuery>& queries) {
 
 }  // namespace
 
-SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
+SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, const NetnsId* known) {
   if (queries.empty()) return {};
   NetnsId target, init;
-  if (!IdentifyNetns(ns, &target)) {
+  if (known != nullptr) {
+    target = *known;
+  } else if (!IdentifyNetns(ns, &target)) {
     return Fail(errno, ns.kind == NetnsRef::Kind::kFd ? "fstat" : "stat",
                 ns.current() ? "/proc/thread-self/ns/net" : ns.Describe());
   }

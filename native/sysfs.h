@@ -24,8 +24,9 @@ struct TapDevQuery {
 /**
  * Fills `found/major/minor` for every query with one sysfs view of `ns` (one mount for any number of links).
  * A query whose file is missing (the link went away) stays `found = false`. Returns a SysError with err != 0 when
- * sysfs for the namespace could not be obtained at all (e.g. EPERM without CAP_SYS_ADMIN).
+ * sysfs for the namespace could not be obtained at all (e.g. EPERM without CAP_SYS_ADMIN). `known`: the namespace's
+ * identity when the caller has just stat'ed it (a netlink lease), so it is not stat'ed again.
  */
-SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries);
+SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, const NetnsId* known = nullptr);
 
 }  // namespace macvtap

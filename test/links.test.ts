@@ -6,6 +6,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
   createBridge, createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, getLinkSync, listLinks, MacvtapError, setLink,
@@ -15,6 +18,8 @@ import { describePrivileged, destroyAll, TestNetns, type IpLinkJson, vlanUnsuppo
 import { testMac } from './helpers/frames.js';
 
 const vlanUnsupported: string | null = vlanUnsupportedProbe();
+/** The compiled library, for children (built by `pretest`). */
+const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 
 /**
  * `getLink` once the kernel's link watcher has set the operstate that follows an up (it runs asynchronously, up to a
@@ -214,6 +219,59 @@ describePrivileged('links', () => {
     expect([...seen].sort()).toEqual([...names].sort());
     // Each returned info is the link the kernel made under that name.
     for (const i of infos) expect(ns.ipLink(i.name).ifindex).toBe(i.ifindex);
+  });
+
+  it('a create costs the requests it needs, as strace sees them: the create, the owner tag, a lookup of a lower given by name', async (ctx) => {
+    if (!fs.existsSync(DIST)) return ctx.skip(`needs the compiled library ${DIST} (npm run build:ts; the pretest script builds it)`);
+    if (spawnSync('strace', ['-V']).status !== 0) throw new Error('strace is missing (.ci/run installs it)');
+    // Kernels before 6.3 do not echo a created link (NLM_F_ECHO): the library then asks for it, one RTM_GETLINK more.
+    const [major = 0, minor = 0] = os.release().split('.').map(Number);
+    const noEcho = major < 6 || (major === 6 && minor < 3) ? 1 : 0;
+    const lowerIndex = ns.ipLink('mvt-l0').ifindex;
+    const netns = JSON.stringify(ns.path);
+    // A warm-up create first (pooled socket, cached sysfs mount), then each case between markers written to stderr.
+    const script = `
+      import { writeSync } from 'node:fs';
+      const lib = await import(${JSON.stringify(DIST)});
+      await lib.createMacvtap({ lower: ${lowerIndex}, name: 'mvt-warm', up: true, netns: ${netns} });
+      writeSync(2, 'MVT-MARK index\\n');
+      await lib.createMacvtap({ lower: ${lowerIndex}, name: 'mvt-c1', up: true, group: 3, netns: ${netns} });
+      writeSync(2, 'MVT-MARK name\\n');
+      await lib.createMacvtap({ lower: 'mvt-l0', name: 'mvt-c2', up: true, netns: ${netns} });
+      writeSync(2, 'MVT-MARK untagged\\n');
+      await lib.createMacvtap({ lower: ${lowerIndex}, name: 'mvt-c3', owner: false, netns: ${netns} });
+      writeSync(2, 'MVT-MARK end\\n');`;
+    const trace = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mvt-strace-')), 'trace');
+    try {
+      const r = spawnSync('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=sendto,sendmsg,write', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const counts = new Map<string, { newlink: number; getlink: number; other: number }>();
+      let current: string | null = null;
+      for (const line of fs.readFileSync(trace, 'utf8').split('\n')) {
+        const mark = /MVT-MARK (\w+)/.exec(line);
+        if (mark) {
+          current = mark[1]!;
+          counts.set(current, { newlink: 0, getlink: 0, other: 0 });
+          continue;
+        }
+        // The entry line of a call to a netlink socket (a call split by another thread's still names its type).
+        const req = /(?:sendto|sendmsg)\(\d+, .*?nlmsg_type=(\w+)/.exec(line);
+        if (!req || current === null) continue;
+        const c = counts.get(current)!;
+        if (req[1] === 'RTM_NEWLINK' || req[1] === '0x10') c.newlink++;
+        else if (req[1] === 'RTM_GETLINK' || req[1] === '0x12') c.getlink++;
+        else c.other++;
+      }
+      expect(Object.fromEntries(counts)).toEqual({
+        index: { newlink: 2, getlink: noEcho, other: 0 },
+        name: { newlink: 2, getlink: 1 + noEcho, other: 0 },
+        untagged: { newlink: 1, getlink: noEcho, other: 0 },
+        end: { newlink: 0, getlink: 0, other: 0 },
+      });
+    } finally {
+      fs.rmSync(path.dirname(trace), { recursive: true, force: true });
+    }
+    for (const name of ['mvt-c1', 'mvt-c2', 'mvt-c3']) crossCheck(ns, await getLink(name, { netns: ns.path }));
   });
 
   it('defaults the name to the macvtap%d template and the mode to bridge', async () => {

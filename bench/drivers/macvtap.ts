@@ -1,7 +1,8 @@
 /**
  * This package's configuration: the public API (`lib/index.ts`) called in-process with `{ netns }`, exactly as a
- * driver would call it. Each create also returns the new link's info (the library answers with a `RTM_GETLINK` of the
- * result, which the other configurations do not fetch); that is part of what is measured.
+ * driver would call it. Each create also sets the link's owner tag (a second `RTM_NEWLINK`, see `lib/owner.ts`) and
+ * returns the new link's info (the kernel's `NLM_F_ECHO` of the create, the lower's name and the tap device's
+ * major:minor from sysfs), which the other configurations do not do; that is part of what is measured.
  */
 import { binding } from '../../lib/binding.js';
 import { createMacvtap, deleteGroup, deleteLink, getLink, getLinkSync, openTap, type TapQueue } from '../../lib/index.js';
