@@ -125,10 +125,10 @@ function notes(opts: ControlOptions): string[] {
         ? `Above ${opts.deleteSample} devices only ${opts.deleteSample} are deleted one by one and the rest by group ` +
           '("rest by group" rows); --delete-sample 0 deletes all one by one.'
         : 'All devices are deleted one by one (--delete-sample 0).'),
-    "macvtap create returns the new link's full LinkInfo: the kernel's NLM_F_ECHO copy of it (a separate RTM_GETLINK " +
-      'when the echo shows an up link whose state has not settled), plus its tap char device from a per-namespace ' +
-      'sysfs; the other configurations do not fetch the result. Lower device by ifindex for macvtap and netlink, by ' +
-      'name for ip.',
+    "A macvtap create is two requests (the create, then its owner tag: the kernel ignores IFLA_IFALIAS at create) " +
+      "and returns the new link's full LinkInfo: the kernel's NLM_F_ECHO copy of it (a separate RTM_GETLINK on " +
+      'kernels before 6.3), plus its tap char device from a per-namespace sysfs; the other configurations make one ' +
+      'request and do not fetch the result. Lower device by ifindex for macvtap and netlink, by name for ip.',
     "'ip, 1 process/command' is timed from spawn to exit as seen from Node: fork/exec and ip's own namespace switch " +
       "(setns + private sysfs mount) are included, as a driver shelling out to ip pays them. 'ip -batch' is timed " +
       'inside its one process: a marker command (link show dev bp0) is written, its output awaited, then the phase and ' +
