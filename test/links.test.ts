@@ -325,6 +325,10 @@ describePrivileged('links', () => {
 
   it('getLinkSync answers what getLink answers (macvtap, its lower, lo; by name and index), at once; a missing link throws ENODEV', async () => {
     const created = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-sync', mac: testMac(0x41, 1), up: true, netns: ns.path });
+    // The link watcher may run up to a second after the up (longer than quiesce's 100 ms of stillness under an
+    // emulated CPU): wait for its operstate first.
+    await settled(ns, 'mvt-sync');
+    await settled(ns, 'mvt-l0');
     await quiesce(ns);
     for (const ref of ['mvt-sync', created.ifindex, 'mvt-l0', 'lo'] as const) {
       const sync = getLinkSync(ref, { netns: ns.path });
