@@ -46,17 +46,21 @@ function isNativeError(e: unknown): e is Error & NativeErrorFields {
 }
 
 /**
- * Turns an addon error into a {@link MacvtapError} (the addon's own stack ends at the event loop; `callerStack`, when
- * given, replaces it). `EPERM`/`EACCES` get a message saying what is missing.
+ * Turns an addon error into a {@link MacvtapError} (whose stack the caller sets: the addon's own ends at the event
+ * loop). `EPERM`/`EACCES` get a message saying what is missing.
  */
-export function fromNative(e: unknown, callerStack?: string): unknown {
+export function fromNative(e: unknown): unknown {
   if (!isNativeError(e)) return e;
   let message = e.message;
   if ((e.code === 'EPERM' || e.code === 'EACCES') && !/CAP_NET_ADMIN/.test(message)) {
     message += ' (this needs CAP_NET_ADMIN in the network namespace: run as root or grant the capability)';
   }
-  const err = new MacvtapError(e, message);
-  if (callerStack) err.stack = `${err.name}: ${message}\n${callerStack.split('\n').slice(1).join('\n')}`;
+  return new MacvtapError(e, message);
+}
+
+/** Gives a {@link MacvtapError} the stack of whoever called `below` (the frames of `below` and above left out). */
+function withStackBelow(err: unknown, below: (...args: never[]) => unknown): unknown {
+  if (err instanceof MacvtapError) Error.captureStackTrace(err, below);
   return err;
 }
 
@@ -71,20 +75,16 @@ export async function callNative<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    const err = fromNative(e);
-    if (err instanceof MacvtapError) Error.captureStackTrace(err, callNative);
-    throw err;
+    throw withStackBelow(fromNative(e), callNative);
   }
 }
 
-/** Same as {@link callNative} for synchronous addon calls. @internal */
+/** Same as {@link callNative} for synchronous addon calls: the error's stack is the caller's. @internal */
 export function callNativeSync<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    const holder: { stack?: string } = {};
-    Error.captureStackTrace(holder, callNativeSync);
-    throw fromNative(e, holder.stack);
+    throw withStackBelow(fromNative(e), callNativeSync);
   }
 }
 

@@ -9,12 +9,11 @@ import type {
   CreateMacvtapOptions, CreateVethOptions, CreateVlanOptions, LinkInfo, LinkRef, ListLinksOptions, Netns,
   NetnsOption, SetLinkOptions,
 } from './types.js';
+import { ETH_P_8021AD, MACVLAN_FLAG_NOPROMISC } from './linkinfo.js';
 import { createOwnership } from './owner.js';
 import * as v from './validate.js';
 
-const MACVLAN_FLAG_NOPROMISC = 1;
 const ETH_P_8021Q = 0x8100;
-const ETH_P_8021AD = 0x88a8;
 
 /**
  * The lower device as the addon takes it: an ifindex, or a name it resolves on the create's own netlink socket (one

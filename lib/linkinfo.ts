@@ -12,9 +12,11 @@ import { MODE_VALUES } from './validate.js';
 const IFF_UP = 0x1;
 const IFF_PROMISC = 0x100;
 const IFF_LOWER_UP = 0x10000;
-const MACVLAN_FLAG_NOPROMISC = 1;
+/** `MACVLAN_FLAG_NOPROMISC` (<linux/if_link.h>). @internal */
+export const MACVLAN_FLAG_NOPROMISC = 1;
 const MACVLAN_FLAG_NODST = 2;
-const ETH_P_8021AD = 0x88a8;
+/** `ETH_P_8021AD` (<linux/if_ether.h>). @internal */
+export const ETH_P_8021AD = 0x88a8;
 const BRPORT_HAIRPIN = 1;
 const BRPORT_LEARNING = 2;
 const BRPORT_FLOOD = 4;

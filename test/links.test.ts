@@ -16,6 +16,7 @@ import {
 } from '../lib/index.js';
 import { describePrivileged, destroyAll, TestNetns, type IpLinkJson, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
 import { testMac } from './helpers/frames.js';
+import { tracedChildEnv } from './helpers/sanitizer.js';
 
 const vlanUnsupported: string | null = vlanUnsupportedProbe();
 /** The compiled library, for children (built by `pretest`). */
@@ -243,9 +244,7 @@ describePrivileged('links', () => {
       writeSync(2, 'MVT-MARK end\\n');`;
     const trace = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mvt-strace-')), 'trace');
     try {
-      // Under the sanitizer run (test:asan) LeakSanitizer cannot work under ptrace and would fail the traced node at
-      // exit: leak checking off for this one child (ASan's other checks stay on).
-      const env = { ...process.env, ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'detect_leaks=0'].filter(Boolean).join(':') };
+      const env = tracedChildEnv();
       const r = spawnSync('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=sendto,sendmsg,write', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: 30_000 });
       expect(r.status, r.stderr).toBe(0);
       const counts = new Map<string, { newlink: number; getlink: number; other: number }>();

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { createMacvtap, createTap, linkEvents, listLinks, openTap, type TapQueue } from '../lib/index.js';
 import { novaVif } from './helpers/libvirt.js';
+import { tracedChildEnv } from './helpers/sanitizer.js';
 import { cleanupStack, describePrivileged, destroyAll, makeTestbed, TestNetns, type Testbed } from './helpers/netns.js';
 
 const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
@@ -217,9 +218,7 @@ describePrivileged('security', () => {
         const left = (await import('node:fs')).readdirSync(${JSON.stringify(NODE_BASE)}).filter((n) => n.startsWith('macvtap-' + process.pid + '-'));
         console.log(JSON.stringify({ path: q.path, left }));
         await q.close();`;
-      // Under the sanitizer run (test:asan) LeakSanitizer cannot work under ptrace and would fail the traced node at
-      // exit: leak checking off for this one child (ASan's other checks stay on).
-      const env = { ...process.env, ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'detect_leaks=0'].filter(Boolean).join(':') };
+      const env = tracedChildEnv();
       // -ff: one file per thread, so a call is never split into "<unfinished ...>" and "<... resumed>" lines by
       // another thread's call (it was, under load, and the rmdir line then did not end with "= 0").
       const r = await runChild('strace', ['-ff', '-qq', '-o', trace, '-e', 'trace=mkdir,chmod,mknod,mknodat,unlink,unlinkat,rmdir', process.execPath, ...nodeArgs(script)], env);
