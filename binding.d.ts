@@ -239,45 +239,6 @@ export interface NativeReceivedFds {
   payload: Buffer;
 }
 
-/** A datapath endpoint's configuration (lib/datapath.ts validates and defaults it; see its GuestConfig/PeerConfig). */
-export type NativeEndpointConfig =
-  | ({ kind: 'guest'; fd: number; vnetHdrSize: 0 | 10 | 12; mac: string; ip: string;
-      mode: 'echo' | 'sink' | 'generate' | 'raw-echo'; count?: number;
-      generate?: { dstMac: string; dstIp: string; srcPort: number; dstPort: number; payloadSize: number; ratePps: number;
-                   gsoSize?: number; count?: number } } & NativeEndpointCommon)
-  | ({ kind: 'peer'; netns: NativeNetns; bindIp: string; bindPort: number;
-      mode: 'echo' | 'sink' | 'generate' | 'pingpong'; target?: { ip: string; port: number }; payloadSize?: number;
-      ratePps?: number; count?: number; warmup?: number; batch?: number; timeoutMs?: number } & NativeEndpointCommon);
-
-/** Fields every endpoint has. */
-export interface NativeEndpointCommon {
-  cpu?: number;
-  poll: 'block' | 'busy';
-  /** 1 – 600000 (10 minutes). */
-  durationMs: number;
-}
-
-/** What an endpoint's thread measured (`done`). */
-export interface NativeEndpointStats {
-  rxPackets: number; rxBytes: number; txPackets: number; txBytes: number;
-  ignored: number; txErrors: number; arpReplies: number;
-  cpuUserUs: number; cpuSysUs: number; elapsedNs: number;
-  latency: {
-    count: number; minNs: number; maxNs: number; meanNs: number;
-    p50Ns: number; p90Ns: number; p99Ns: number; p999Ns: number;
-    buckets: [number, number][];
-  } | null;
-}
-
-/** A running endpoint as the addon returns it. */
-export interface NativeEndpoint {
-  id: number;
-  /** Resolves once the thread is set up (socket bound, CPU pinned); rejects like `done` when setup failed. */
-  ready: Promise<void>;
-  /** Resolves with the stats once the thread has ended and been joined; rejects on a setup or hard fd failure. */
-  done: Promise<NativeEndpointStats>;
-}
-
 /** One item of a link watcher's batch (see {@link Binding.linkWatch}). */
 export type NativeLinkWatchItem =
   /** `new`/`del`: an `RTM_NEWLINK`/`RTM_DELLINK` notification; `dump`: a link of the dump asked for with `dump()`. */
@@ -297,12 +258,6 @@ export interface NativeLinkWatch {
   close(): void;
 }
 
-/** `packetOpen`'s result: the socket's fd (owned by the addon) and the bound link's ifindex in its namespace. */
-export interface NativePacketSocket {
-  fd: number;
-  ifindex: number;
-}
-
 /** The native addon. Each function's errno contract is documented next to its C++ definition. */
 export interface Binding {
   /**
@@ -320,11 +275,6 @@ export interface Binding {
   linkGet(key: NativeLinkKey, ns: NativeNetns): Promise<LinkInfo>;
   /** linkGet on the calling thread (no libuv pool hop): blocks for one kernel round trip; errors are thrown. */
   linkGetSync(key: NativeLinkKey, ns: NativeNetns): LinkInfo;
-  /**
-   * Benchmark floor, not API: `count` synchronous `RTM_GETLINK` round trips of `ifindex` on a plain socket made in
-   * `ns`, timed in C; per-call nanoseconds.
-   */
-  rawGetLinkLoop(ifindex: number, count: number, ns: NativeNetns): Float64Array;
   /** `RTM_GETLINK` dump (`NLM_F_DUMP`, retried on `NLM_F_DUMP_INTR`), optionally only one `IFLA_INFO_KIND`. */
   linkList(kind: string | null, ns: NativeNetns): Promise<LinkInfo[]>;
   /** `RTM_NEWLINK` on an existing link (no create flags). */
@@ -353,14 +303,6 @@ export interface Binding {
   /** `SIOCETHTOOL` legacy set commands on a socket made inside `ns`. */
   ethtoolSetOffloads(key: NativeLinkKey, offloads: NativeOffloads, ns: NativeNetns): Promise<void>;
 
-  /**
-   * Starts a datapath endpoint on its own `std::thread` (never libuv's pool). The guest uses its own `dup` of `fd`;
-   * the caller's fd is never closed. Environment teardown stops and joins it.
-   */
-  endpointStart(config: NativeEndpointConfig): NativeEndpoint;
-  /** Asks an endpoint to stop (its `done` then resolves); `false` when it has already ended. */
-  endpointStop(id: number): boolean;
-
   /** Opens `queues` fds of a macvtap's char device, verified by `st_rdev`; see {@link NativeTapOpenResult}. */
   tapOpen(key: NativeLinkKey, opts: NativeTapOpenOptions, ns: NativeNetns): Promise<NativeTapOpenResult>;
   /**
@@ -370,18 +312,6 @@ export interface Binding {
   tapRead(fd: number, maxLength: number, timeoutMs: number): Promise<Buffer | null>;
   /** `write()` of one frame (vnet header first when the queue has one). Returns bytes written. Sync: never blocks long. */
   tapWrite(fd: number, frame: Buffer): number;
-
-  /**
-   * Opens an `AF_PACKET`/`SOCK_RAW` socket inside `ns`, bound to `ifname` for every ethertype (non-blocking,
-   * `PACKET_IGNORE_OUTGOING`): it sees every frame arriving on that link whatever its destination MAC. `tapWrite` on
-   * it sends one Ethernet frame out of the link. For the anti-spoofing probe (bench/security).
-   */
-  packetOpen(ifname: string, ns: NativeNetns): Promise<NativePacketSocket>;
-  /**
-   * Reads frames from `fd` (a packet socket or a tap queue) until `want` of them contain `marker` (1–256 bytes) or
-   * `timeoutMs` has passed; resolves the matching frames (at most `maxLength` bytes each), possibly none.
-   */
-  frameCapture(fd: number, marker: Buffer, want: number, timeoutMs: number, maxLength: number): Promise<Buffer[]>;
 
   /** Closes an fd the addon owns. Throws `EBADF` for an fd it does not own (so a double close is caught in `lib/`). */
   fdClose(fd: number): void;

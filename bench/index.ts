@@ -1,174 +1,14 @@
 /**
- * Entry point of the benchmark area: `macvtap bench …` (the CLI imports this lazily) and `node dist/bench/index.js …`.
+ * The harness's entry: `macvtap-bench …` (bin `cli.js`) and `macvtap bench …` (the library's CLI imports this package
+ * lazily, when it is installed).
  *
- * `bench [options]` runs the datapath benchmark (bench/datapath/), the package's main job as a tool; `bench --compare
- * a.json b.json` prints the change between two runs of either benchmark; `bench security` runs the anti-spoofing probe
- * (bench/security/); `bench control` runs the control-plane benchmark ({@link runControl}): a table on stdout, progress on stderr, and
- * with `--json FILE` the full report (schema `macvtap-bench-control/1`, every raw repetition kept), with `--html FILE`
- * the same report as a self-contained page with charts.
+ * `bench [options]` runs the datapath benchmark (datapath/), the main job; `bench --compare a.json b.json` prints the
+ * change between two runs of either benchmark; `bench security` runs the anti-spoofing probe (security/); `bench
+ * control` the control-plane benchmark (control/); `bench guest` the TCG guest row (guest/).
  */
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { cpus, release } from 'node:os';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { compareReports } from './compare.js';
-import { DEFAULTS, QUICK, runControl, scalingWindow } from './control.js';
+import { compareReports } from './report/compare.js';
+import { CONTROL_USAGE } from './control/index.js';
 import { DATAPATH_USAGE, datapathMain } from './datapath/index.js';
-import { CONFIG_IDS, type ConfigId } from './driver.js';
-import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from './options.js';
-import { formatReport } from './report.js';
-import { ControlReportSchema, SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
-import { checkTargets, summarizeRows } from './summary.js';
-
-/** Usage text of `macvtap bench control`. */
-export const BENCH_USAGE = `Usage: macvtap bench control [options]
-
-Control-plane benchmark: this package vs 'ip' (one process per command) vs 'ip -batch' vs the npm 'netlink'
-package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterwards). Needs root.
-
-  --quick               one repetition of small sizes (under a minute)
-  --reps N              repetitions, configurations interleaved within each, starting with the next one each time (default ${DEFAULTS.reps}; quick ${QUICK.reps})
-  --sizes A,B,…         lifecycle device counts (default ${DEFAULTS.sizes.join(',')}; quick ${QUICK.sizes.join(',')})
-  --scale A,B,…         scaling checkpoints, ascending (default ${DEFAULTS.scale.join(',')}; quick ${QUICK.scale.join(',')})
-  --group-size N        devices removed by group in the teardown scenario (default ${DEFAULTS.groupSize})
-  --calls N             getLink(lo) calls per repetition (default ${DEFAULTS.calls}; 'ip' per command: --ip-calls, ${DEFAULTS.ipCalls})
-  --ip-calls N
-  --delete-sample N     devices deleted one by one per lifecycle, the rest by group; 0 = all (default ${DEFAULTS.deleteSample})
-  --configs A,B,…       subset of ${CONFIG_IDS.join(',')}
-  --no-warmup           skip the untimed warm-up
-  --json FILE           write the full report (schema ${SCHEMA_ID})
-  --html FILE           write a self-contained HTML report with charts (vega-lite, rendered to SVG)
-  --quiet               no progress on stderr
-
-The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap bench' without 'control'.
-`;
-
-const MAX_DEVICES = 8192;
-
-function intList(name: string, v: string | undefined, fallback: number[]): number[] {
-  if (v === undefined) return fallback;
-  const out = v.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (out.length === 0 || out.some((x) => !Number.isInteger(x) || x < 1 || x > MAX_DEVICES)) {
-    throw new BenchUsageError(`--${name} takes comma-separated integers 1–${MAX_DEVICES}, got ${JSON.stringify(v)}`);
-  }
-  return out;
-}
-
-/** Parses `control`'s options into the recorded option set (quick defaults first, explicit flags over them). */
-export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; html: string | undefined; quiet: boolean } {
-  const v = parseBenchArgs(args, {
-    'quick': { type: 'boolean' },
-    'reps': { type: 'string' },
-    'sizes': { type: 'string' },
-    'scale': { type: 'string' },
-    'group-size': { type: 'string' },
-    'calls': { type: 'string' },
-    'ip-calls': { type: 'string' },
-    'delete-sample': { type: 'string' },
-    'configs': { type: 'string' },
-    'no-warmup': { type: 'boolean' },
-    'json': { type: 'string' },
-    'html': { type: 'string' },
-    'quiet': { type: 'boolean' },
-  }).values;
-  const base = v.quick ? QUICK : DEFAULTS;
-  const scale = intList('scale', v.scale, base.scale);
-  for (let i = 1; i < scale.length; i++) {
-    if (scale[i]! <= scale[i - 1]!) throw new BenchUsageError(`--scale checkpoints must ascend, got ${scale.join(',')}`);
-  }
-  const configs: ConfigId[] = listOption('configs', v.configs, CONFIG_IDS, base.configs);
-  const opts: ControlOptions = {
-    quick: v.quick === true,
-    reps: intOption('reps', v.reps, base.reps, 1, 100),
-    sizes: intList('sizes', v.sizes, base.sizes),
-    scale,
-    groupSize: intOption('group-size', v['group-size'], base.groupSize, 1, MAX_DEVICES),
-    calls: intOption('calls', v.calls, base.calls, 1, 1_000_000),
-    ipCalls: intOption('ip-calls', v['ip-calls'], base.ipCalls, 1, 100_000),
-    deleteSample: intOption('delete-sample', v['delete-sample'], base.deleteSample, 0, MAX_DEVICES),
-    parallelDepth: base.parallelDepth,
-    configs,
-    warmup: v['no-warmup'] !== true,
-  };
-  return { opts, json: v.json, html: v.html, quiet: v.quiet === true };
-}
-
-function hostInfo(): ControlReport['host'] {
-  const ipv = spawnSync('ip', ['-V'], { encoding: 'utf8' });
-  let netlinkPackage: string | null = null;
-  try {
-    const require = createRequire(import.meta.url);
-    netlinkPackage = (require('netlink/package.json') as { version: string }).version;
-  } catch {
-    // Not installed (it is a devDependency): the configuration reports itself unavailable.
-  }
-  const cpuList = cpus();
-  return {
-    kernel: `Linux ${release()}`,
-    cpu: cpuList[0]?.model.trim() ?? 'unknown',
-    vcpus: Math.max(1, cpuList.length),
-    node: process.version,
-    iproute2: (ipv.stdout || ipv.stderr || 'ip: not found').trim().replace(/^ip utility, /, ''),
-    netlinkPackage,
-  };
-}
-
-/** The notes printed under the tables and stored in the JSON: what each number includes. */
-function notes(opts: ControlOptions): string[] {
-  return [
-    "Opening a queue (/dev/tapN, TUNSETIFF) and closing it are measured for this package only: 'ip' and the netlink " +
-      'package cannot issue TUNSETIFF, so their lifecycle is create(+up) and delete. Closing a tap queue waits an ' +
-      'RCU grace period in the kernel (tap_put_queue → synchronize_rcu), like a one-by-one delete.',
-    'Deleting one device waits an RCU grace period in the kernel (≈16–23 ms here, the same for every tool). ' +
-      (opts.deleteSample > 0
-        ? `Above ${opts.deleteSample} devices only ${opts.deleteSample} are deleted one by one and the rest by group ` +
-          '("rest by group" rows); --delete-sample 0 deletes all one by one.'
-        : 'All devices are deleted one by one (--delete-sample 0).'),
-    "A macvtap create is two requests (the create, then its owner tag: the kernel ignores IFLA_IFALIAS at create) " +
-      "and returns the new link's full LinkInfo: the kernel's NLM_F_ECHO copy of it (a separate RTM_GETLINK on " +
-      'kernels before 6.3), plus its tap char device from a per-namespace sysfs; the other configurations make one ' +
-      'request and do not fetch the result. Lower device by ifindex for macvtap and netlink, by name for ip.',
-    "'ip, 1 process/command' is timed from spawn to exit as seen from Node: fork/exec and ip's own namespace switch " +
-      "(setns + private sysfs mount) are included, as a driver shelling out to ip pays them. 'ip -batch' is timed " +
-      'inside its one process: a marker command (link show dev bp0) is written, its output awaited, then the phase and ' +
-      'another marker; the fastest marker-only round trip (pipe wake-ups + one RTM_GETLINK) is subtracted.',
-    'The netlink package runs in a helper process inside the namespace (its socket has no namespace option) and times ' +
-      "its own calls; this package is called in-process with { netns }: each call is a Promise served on libuv's " +
-      "thread pool (a hop that alone costs ≈40 µs on this VM, as fs.promises.stat does) with a pooled netlink socket " +
-      'of that namespace (setns only when the pool has none).',
-    `Scaling windows: the ${opts.scale.map((c, i) => `${scalingWindow(c, opts.scale[i - 1] ?? 0)} devices below ${c}`).join(', ')}; ` +
-      "'ip' per command is not run there. The userspace estimate is (configuration − ip -batch) per device, paired by " +
-      "repetition; this package's user CPU per create is measured (getrusage of its process: user time only, which " +
-      'the kernel splits from the total by sampled ticks, so only windows of a few hundred creates are judged).',
-    'Timings are wall clock on a shared 2-vCPU VM; other work on the machine shows up as spread.',
-  ];
-}
-
-/** Builds the report object from a finished run (also used by tests to check the shape of a real run). */
-export function buildReport(
-  run: Awaited<ReturnType<typeof runControl>>,
-  opts: ControlOptions,
-  command: string,
-): ControlReport {
-  const report: ControlReport = {
-    schema: SCHEMA_ID,
-    host: hostInfo(),
-    command,
-    argv: [...process.argv],
-    options: opts,
-    namespace: run.namespace,
-    startedAt: run.startedAt,
-    durationS: run.durationS,
-    unavailable: run.unavailable,
-    notes: notes(opts),
-    rows: run.rows,
-    summary: summarizeRows(run.rows),
-    targets: checkTargets(run.rows, opts),
-  };
-  // Fail loudly here rather than write a file that does not match its own schema.
-  return ControlReportSchema.parse(report) as ControlReport;
-}
 
 /**
  * `macvtap bench …`. Returns the process exit status: 0 done, 1 the run failed, 2 usage error.
@@ -177,11 +17,11 @@ export function buildReport(
 export async function benchMain(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'help' || sub === '--help' || sub === '-h' || (sub !== 'control' && sub !== 'security' && argv.includes('--help'))) {
-    process.stdout.write(`${DATAPATH_USAGE}\n${BENCH_USAGE}`);
+    process.stdout.write(`${DATAPATH_USAGE}\n${CONTROL_USAGE}`);
     return 0;
   }
   if (sub === 'control' && rest.includes('--help')) {
-    process.stdout.write(BENCH_USAGE);
+    process.stdout.write(CONTROL_USAGE);
     return 0;
   }
   if (sub === '--compare') {
@@ -202,7 +42,7 @@ export async function benchMain(argv: string[]): Promise<number> {
     return datapathMain(sub === 'datapath' ? rest : argv, ['macvtap', 'bench', ...argv].join(' '));
   }
   if (sub === 'security') {
-    // The anti-spoofing probe (issue 5); loaded only when asked, like the guest benchmark.
+    // The anti-spoofing probe; loaded only when asked, like the guest benchmark.
     const { securityMain } = await import('./security/index.js');
     return securityMain(rest, ['macvtap', 'bench', ...argv].join(' '));
   }
@@ -211,49 +51,10 @@ export async function benchMain(argv: string[]): Promise<number> {
     const { guestMain } = await import('./guest/cli.js');
     return guestMain(rest);
   }
-  if (sub !== 'control') {
-    process.stderr.write(`macvtap bench: unknown benchmark ${JSON.stringify(sub)}\n\n${DATAPATH_USAGE}`);
-    return 2;
+  if (sub === 'control') {
+    const { controlMain } = await import('./control/index.js');
+    return controlMain(rest, ['macvtap', 'bench', ...argv].join(' '));
   }
-  let parsed;
-  try {
-    parsed = parseControlArgs(rest);
-  } catch (e) {
-    if (e instanceof BenchUsageError) {
-      process.stderr.write(`macvtap bench control: ${e.message}\n\n${BENCH_USAGE}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    process.stderr.write('macvtap bench control: needs root (it creates a network namespace and links in it)\n');
-    return 1;
-  }
-  const { opts, json, html, quiet } = parsed;
-  const progress = quiet ? () => undefined : (line: string) => process.stderr.write(`bench: ${line}\n`);
-  const command = ['macvtap', 'bench', ...argv].join(' ');
-  try {
-    const run = await runControl(opts, progress);
-    const report = buildReport(run, opts, command);
-    // The HTML renderer is loaded only when asked: vega and vega-lite are large.
-    await writeReports(report, json, html, async (r) => (await import('./control-html.js')).renderControlHtml(r), progress);
-    process.stdout.write(formatReport(report));
-    return 0;
-  } catch (e) {
-    process.stderr.write(`macvtap bench control: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return 1;
-  }
-}
-
-// Run directly (`node dist/bench/index.js control …`) as well as through the CLI.
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  benchMain(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  process.stderr.write(`macvtap bench: unknown benchmark ${JSON.stringify(sub)}\n\n${DATAPATH_USAGE}`);
+  return 2;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `macvtap` command. It sits above the library and the benchmark: the link commands use `lib/`, `bench` loads
- * `bench/` only when asked (a driver importing the library never loads the harness).
+ * The `macvtap` command. It sits above the library and the benchmark harness: the link commands use `lib/`; `bench`
+ * loads the separate `macvtap-bench` package only when asked, and says how to get it when it is not installed.
  */
 import { MacvtapError } from '../lib/index.js';
 import { UsageError } from './args.js';
@@ -33,6 +33,27 @@ Benchmark:
   bench security [--json FILE] [--html FILE] [--quiet]     anti-spoofing matrix per attachment
 `;
 
+/** The harness's package: a separate install (a driver that depends on `macvtap` never gets it). */
+const HARNESS = 'macvtap-bench';
+
+/** `macvtap bench …`: runs the harness's `benchMain`, loaded lazily; one line on how to get it when it is missing. */
+async function benchCommand(argv: string[]): Promise<number> {
+  let harness: { benchMain(argv: string[]): Promise<number> };
+  try {
+    // A variable specifier: the library is built without the harness's types, and nothing may bundle it in.
+    const specifier: string = HARNESS;
+    harness = (await import(specifier)) as typeof harness;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(`'${HARNESS}'`)) {
+      process.stderr.write(`macvtap bench: the benchmark harness is not installed: npm install ${HARNESS} (then run macvtap-bench or macvtap bench)\n`);
+      return 1;
+    }
+    throw e;
+  }
+  return harness.benchMain(argv);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -46,10 +67,7 @@ async function main(argv: string[]): Promise<number> {
       const { xmlCommand } = await import('./commands/xml.js');
       return xmlCommand(rest);
     }
-    case 'bench': {
-      const { benchMain } = await import('../bench/index.js');
-      return benchMain(rest);
-    }
+    case 'bench': return benchCommand(rest);
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(USAGE);
       return cmd === undefined ? 2 : 0;

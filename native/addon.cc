@@ -1,16 +1,14 @@
-// The one place that registers the addon's exports (typed in binding.d.ts). Each function's errno contract is
+// The one place that registers the library addon's exports (typed in binding.d.ts); the benchmark's natives are a
+// separate addon (native/bench/addon.cc). Each function's errno contract is
 // documented next to its definition.
 #include <napi.h>
 
 #include "address.h"
-#include "endpoint.h"
 #include "ethtool.h"
 #include "events.h"
 #include "fdpass.h"
 #include "link.h"
-#include "rawbench.h"
 #include "ownership.h"
-#include "sniff.h"
 #include "tap.h"
 #include "tun.h"
 
@@ -22,7 +20,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linkCreate", Napi::Function::New(env, JsLinkCreate, "linkCreate"));
   exports.Set("linkGet", Napi::Function::New(env, JsLinkGet, "linkGet"));
   exports.Set("linkGetSync", Napi::Function::New(env, JsLinkGetSync, "linkGetSync"));
-  exports.Set("rawGetLinkLoop", Napi::Function::New(env, JsRawGetLinkLoop, "rawGetLinkLoop"));
   exports.Set("linkList", Napi::Function::New(env, JsLinkList, "linkList"));
   exports.Set("linkSet", Napi::Function::New(env, JsLinkSet, "linkSet"));
   exports.Set("linkDelete", Napi::Function::New(env, JsLinkDelete, "linkDelete"));
@@ -42,9 +39,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, JsRecvFds, "recvFds"));
   exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
-  exports.Set("packetOpen", Napi::Function::New(env, JsPacketOpen, "packetOpen"));
-  exports.Set("frameCapture", Napi::Function::New(env, JsFrameCapture, "frameCapture"));
-  InstallEndpoints(env, exports);
   return exports;
 }
 

@@ -9,17 +9,17 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/schema.js';
-import { rotate } from '../bench/control.js';
-import { CONFIG_IDS, CONFIG_LABELS } from '../bench/driver.js';
-import { medianInterval, pairedRatios, quantile, summarize } from '../bench/stats.js';
+import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/control/schema.js';
+import { rotate } from '../bench/control/run.js';
+import { CONFIG_IDS, CONFIG_LABELS } from '../bench/control/driver.js';
+import { medianInterval, pairedRatios, quantile, summarize } from '../bench/report/stats.js';
 import { benchNamespaces, ensureCompiled, reapBenchChild } from './helpers/benchchild.js';
 import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
 import { describePrivileged } from './helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '..');
 const cliJs = join(root, 'dist/cli/macvtap.js');
-const benchJs = join(root, 'dist/bench/index.js');
+const benchJs = join(root, 'bench/dist/cli.js');
 
 /** The command line for `bench ARGS`: through the CLI when it is built, else the bench entry directly. */
 function benchCommand(args: string[]): string[] {
@@ -120,7 +120,7 @@ describePrivileged('macvtap bench control', () => {
   let smallHtml = '';
 
   beforeAll(() => {
-    ensureCompiled('dist/bench/index.js', 'dist/bench/drivers/netlink-worker.js', 'dist/bench/control-html.js');
+    ensureCompiled('bench/dist/index.js', 'bench/dist/control/drivers/netlink-worker.js', 'bench/dist/control/html.js');
     expect(existsSync(benchJs), `${benchJs} missing: run npm run build:ts`).toBe(true);
   }, 120_000);
 

@@ -11,9 +11,9 @@ import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatapathReportSchema, type DatapathReport, type DatapathRow } from '../bench/datapath/schema.js';
 import { mergeLatency } from '../bench/datapath/summary.js';
-import { detectOvs } from '../bench/datapath/ovs.js';
+import { detectOvs } from '../bench/testbed/ovs.js';
 import { TOPOLOGY_IDS } from '../bench/datapath/ids.js';
-import { bucketCount, bucketQuantile, mergeBuckets, quantile } from '../bench/stats.js';
+import { bucketCount, bucketQuantile, mergeBuckets, quantile } from '../bench/report/stats.js';
 import { benchNamespaces, ensureCompiled, ovsDaemons, ovsDirs, reapBenchChild } from './helpers/benchchild.js';
 import { describePrivileged } from './helpers/netns.js';
 
@@ -130,7 +130,7 @@ function checkRows(report: DatapathReport, fixedRate: boolean): Set<string> {
 
 describePrivileged('macvtap bench (datapath)', () => {
   beforeAll(() => {
-    ensureCompiled('dist/cli/macvtap.js', 'dist/bench/datapath/run.js');
+    ensureCompiled('dist/cli/macvtap.js', 'bench/dist/datapath/run.js');
     expect(existsSync(cliJs), `${cliJs} missing: run npm run build:ts`).toBe(true);
   }, 120_000);
 

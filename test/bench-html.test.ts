@@ -22,7 +22,7 @@ let htmlPath = '';
 
 describePrivileged('datapath HTML report in headless Chromium', () => {
   beforeAll(async () => {
-    ensureCompiled('dist/cli/macvtap.js', 'dist/bench/datapath/html.js');
+    ensureCompiled('dist/cli/macvtap.js', 'bench/dist/datapath/html.js');
     tmp = mkdtempSync(join(tmpdir(), 'mvt-bench-html-test-'));
     htmlPath = join(tmp, 'report.html');
     const jsonPath = join(tmp, 'report.json');

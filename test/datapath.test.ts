@@ -9,11 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeEach, expect, it, type TestContext } from 'vitest';
 import { createMacvtap, MacvtapError, openTap, type TapQueue } from '../lib/index.js';
-import { lostRoundTrips, startGuest, startPeer, type EndpointStats, type PollMode } from '../lib/datapath.js';
+import { lostRoundTrips, startGuest, startPeer, type EndpointStats, type PollMode } from '../bench/datapath/endpoints.js';
 import { describePrivileged, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
 
 const DIST_INDEX = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
-const DIST_DATAPATH = fileURLToPath(new URL('../dist/lib/datapath.js', import.meta.url));
+const DIST_DATAPATH = fileURLToPath(new URL('../bench/dist/datapath/endpoints.js', import.meta.url));
 const GUEST_MAC = '02:00:00:00:01:10';
 const GUEST_IP = '10.200.1.10';
 const PORT = 7777;

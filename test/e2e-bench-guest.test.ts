@@ -11,7 +11,7 @@ import { measureTcgGuest, TCG_GUEST_LABEL, type GuestPath } from '../bench/guest
 import { parseDatapathArgs } from '../bench/datapath/index.js';
 import { DatapathReportSchema } from '../bench/datapath/schema.js';
 import { describeNeeding } from './helpers/netns.js';
-import { qemuUnavailable } from '../bench/guest/qemu.js';
+import { qemuUnavailable } from '../bench/testbed/qemu.js';
 
 const missing = qemuUnavailable();
 const root = resolve(import.meta.dirname, '..');

@@ -7,9 +7,9 @@
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMacvtap, deleteLink, getLink, openTap, type LinkInfo } from '../lib/index.js';
-import { buildGuest, pingFrom, startGuestPeer, xferSha256, type GuestImage, type GuestTask } from '../bench/guest/image.js';
+import { buildGuest, pingFrom, startGuestPeer, xferSha256, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
 import { cleanupStack, describeNeeding, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
-import { countDeviceFds, qemuUnavailable, startQemu, type QemuGuest } from '../bench/guest/qemu.js';
+import { countDeviceFds, qemuUnavailable, startQemu, type QemuGuest } from '../bench/testbed/qemu.js';
 
 const missing = qemuUnavailable();
 

@@ -13,7 +13,7 @@ import {
   addAddress, createBridge, createMacvtap, createTap, createVeth, deleteGroup, deleteLink, gc, getLink, getLinkSync,
   listLinks, MacvtapError, openTap, setLink, setOffloads, watchLinks, type CreateMacvtapOptions,
 } from '../lib/index.js';
-import { prng } from '../bench/prng.js';
+import { prng } from '../bench/report/prng.js';
 import { describePrivileged, destroyAll, TestNetns, type IpLinkJson } from './helpers/netns.js';
 
 const SEED = Number(process.env.MVT_PROPERTY_SEED ?? 20261124);

@@ -1,24 +1,24 @@
 /**
- * The soak runner itself (bench/soak, `npm run soak`): a short real run must agree with ip at every check and leave
+ * The soak runner itself (test/soak, `npm run soak`): a short real run must agree with ip at every check and leave
  * nothing behind; bad options are refused with usage. CI runs it for 3 minutes on its own (.ci/run).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { describePrivileged } from './helpers/netns.js';
 
 const root = join(import.meta.dirname, '..');
-const entry = join(root, 'dist/bench/soak/index.js');
+const entry = join(root, 'test/soak/run.ts');
+const register = join(root, 'test/soak/register.mjs');
 
 function soak(args: string[]): ReturnType<typeof spawnSync> {
-  return spawnSync(process.execPath, ['--expose-gc', entry, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return spawnSync(process.execPath, ['--expose-gc', '--import', register, entry, ...args], { encoding: 'utf8', timeout: 120_000 });
 }
 
 describePrivileged('soak', () => {
   it('refuses bad options with exit status 2 and the usage', () => {
-    expect(existsSync(entry), 'run `npm run build:ts` first').toBe(true);
     const r = soak(['--minutes', 'soon']);
     expect(r.status).toBe(2);
     expect(String(r.stderr)).toMatch(/--minutes must be a number[\s\S]*usage: npm run soak/);

@@ -8,8 +8,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { expect, it } from 'vitest';
-import { startGuest, startPeer } from '../lib/datapath.js';
-import { ADDR, buildTopology, type Topology } from '../bench/datapath/topology.js';
+import { startGuest, startPeer } from '../bench/datapath/endpoints.js';
+import { ADDR, buildTopology, type Topology } from '../bench/testbed/topology.js';
 import { describePrivileged, TestNetns } from './helpers/netns.js';
 
 const sockperf = spawnSync('sockperf', ['--version'], { encoding: 'utf8' }).status === 0;

@@ -5,14 +5,14 @@
  * rates with their 95% intervals, CPU per packet, and every topology's ratio to the baseline with its interval.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { renderPage, VEGA_LITE_SCHEMA as SCHEMA, type ChartSpec } from '../html.js';
-import { bucketCount, mergeBuckets } from '../stats.js';
+import { renderPage, VEGA_LITE_SCHEMA as SCHEMA, type ChartSpec } from '../report/html.js';
+import { bucketCount, mergeBuckets } from '../report/stats.js';
 import { formatDatapathReport } from './report.js';
 import { tcgGuestChart } from '../guest/html.js';
 import { securityChart } from '../security/html.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
 
-export type { ChartSpec } from '../html.js';
+export type { ChartSpec } from '../report/html.js';
 
 const TEST_LABEL: Record<DatapathSummary['test'], string> = {
   'rtt-64': 'RTT 64 B',

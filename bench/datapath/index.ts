@@ -5,15 +5,15 @@
  */
 import { cpus, release } from 'node:os';
 import cliProgress from 'cli-progress';
-import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../options.js';
-import { OVS_INSTALL_HINT } from './ovs.js';
+import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
+import { OVS_INSTALL_HINT } from '../testbed/ovs.js';
 import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type DatapathProgress, type DatapathRun } from './run.js';
 import { formatDatapathReport } from './report.js';
 import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, type DatapathOptions, type DatapathReport } from './schema.js';
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
 import { TOPOLOGY_IDS } from './ids.js';
 import { measureTcgGuest, type TcgGuestResult } from '../guest/index.js';
-import { qemuUnavailable } from '../guest/qemu.js';
+import { qemuUnavailable } from '../testbed/qemu.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/probe.js';
 import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
 

@@ -2,7 +2,7 @@
  * The printed report of the datapath benchmark: per placement and poll mode, a latency table and a throughput/CPU
  * table with one row per topology, then the targets and the notes a reader needs (what each number includes).
  */
-import { num, table } from '../report.js';
+import { num, table } from '../report/text.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
 import { formatTcgGuest } from '../guest/cli.js';
 import { TCG_GUEST_LABEL } from '../guest/index.js';

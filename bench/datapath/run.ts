@@ -5,11 +5,11 @@
  * also on failure (and on SIGINT/SIGTERM through bench/testbed.ts's hooks).
  */
 import { release as osRelease } from 'node:os';
-import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from '../../lib/datapath.js';
+import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from './endpoints.js';
 import { cpuDelta, readCpuTimes } from './cpu.js';
-import { detectOvs, type OvsAvailability } from './ovs.js';
+import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import type { DatapathOptions, DatapathRow } from './schema.js';
-import { ADDR, buildTopology, topologyLabel, TOPOLOGY_IDS, type Topology, type TopologyId, type UnavailableTopology } from './topology.js';
+import { ADDR, buildTopology, topologyLabel, TOPOLOGY_IDS, type Topology, type TopologyId, type UnavailableTopology } from '../testbed/topology.js';
 
 /** Ethernet (14) + IPv4 (20) + UDP (8): bytes a frame carries besides the UDP payload (no FCS, no vnet header). */
 export const FRAME_OVERHEAD = 42;

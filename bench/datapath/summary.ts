@@ -3,7 +3,7 @@
  * latency percentiles from the merged histograms, ratios to the baseline per repetition pair) and judges the issue's
  * targets on them.
  */
-import { bucketCount, bucketQuantile, mergeBuckets, pairedRatios, summarize, type Summary } from '../stats.js';
+import { bucketCount, bucketQuantile, mergeBuckets, pairedRatios, summarize, type Summary } from '../report/stats.js';
 import type { DatapathOptions, DatapathRow, DatapathSummary } from './schema.js';
 
 type Key = Pick<DatapathRow, 'topology' | 'placement' | 'poll' | 'test'>;

@@ -1,6 +1,6 @@
 /** The "TCG guest" row as a chart for the datapath report's HTML page. */
 import type { TopLevelSpec } from 'vega-lite';
-import { VEGA_LITE_SCHEMA, type ChartSpec } from '../html.js';
+import { VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
 import type { TcgGuestResult } from './index.js';
 
 /**

@@ -16,9 +16,9 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
-import { createMacvtap, netnsPath, openTap } from '../../lib/index.js';
-import { buildGuest, pingFrom, type GuestImage, type GuestTask } from './image.js';
-import { QEMU, startQemu, type QemuGuest, type QemuNet } from './qemu.js';
+import { createMacvtap, netnsPath, openTap } from 'macvtap';
+import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../testbed/guest-image.js';
+import { QEMU, startQemu, type QemuGuest, type QemuNet } from '../testbed/qemu.js';
 
 /** The label of every result of this module, so nobody reads them as KVM numbers. */
 export const TCG_GUEST_LABEL = 'TCG guest';

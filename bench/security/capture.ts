@@ -1,18 +1,18 @@
 /**
- * The probe's two native tools (internal to the benchmark; the package's public entry does not export them): a packet
+ * The probe's two native tools (the harness addon's packet socket and capture): a packet
  * socket on a link of a namespace — the peer's view of its wire, which can also send frames onto it — and a bounded
  * wait for frames carrying a marker, on such a socket or on a tap queue's fd.
  * @internal
  */
-import { binding } from '../../lib/binding.js';
-import { callNative, callNativeSync } from '../../lib/errors.js';
+import { callNative, callNativeSync } from 'macvtap/internal';
+import { benchBinding as binding } from '../native.js';
 
 /** Longest frame kept from a capture (a probe frame is 60 bytes; room for a vnet header and a VLAN tag). */
 const KEEP = 256;
 
 /** An `AF_PACKET` socket bound to one link inside a namespace. Close it with {@link PacketSocket.close}. */
 export class PacketSocket {
-  /** The socket's fd (owned by the addon), -1 once closed. */
+  /** The socket's fd (owned by the harness addon), -1 once closed. */
   fd: number;
   /** The link's ifindex in its namespace. */
   readonly ifindex: number;
@@ -31,7 +31,7 @@ export class PacketSocket {
   /** Sends one Ethernet frame out of the link. */
   send(frame: Buffer): void {
     const fd = this.fd;
-    callNativeSync(() => binding.tapWrite(fd, frame));
+    callNativeSync(() => binding.frameWrite(fd, frame));
   }
 
   /** Closes the socket. Idempotent. */

@@ -2,7 +2,7 @@
  * The anti-spoofing matrix in the shared HTML page style: one vega-lite chart (rows = attachments, columns = cases, a
  * coloured cell with its text), for the standalone report and as an extra chart of the datapath report.
  */
-import { renderPage, VEGA_LITE_SCHEMA, type ChartSpec } from '../html.js';
+import { renderPage, VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
 import { CASES, CELLS, type SecurityMatrix, type SecurityReport } from './schema.js';
 import { cellText, formatSecurityReport } from './report.js';
 

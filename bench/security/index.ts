@@ -4,8 +4,8 @@
  */
 import { cpus, release } from 'node:os';
 import { stderrProgress } from '../datapath/index.js';
-import { OVS_INSTALL_HINT } from '../datapath/ovs.js';
-import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../options.js';
+import { OVS_INSTALL_HINT } from '../testbed/ovs.js';
+import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from './probe.js';
 import { formatSecurityReport } from './report.js';
 import { ATTACHMENTS, SECURITY_SCHEMA_ID, SecurityReportSchema, type SecurityMatrix, type SecurityOptions, type SecurityReport } from './schema.js';

@@ -11,11 +11,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
-import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, type Topology } from '../datapath/topology.js';
-import { detectOvs, type OvsAvailability } from '../datapath/ovs.js';
-import { setLink } from '../../lib/index.js';
+import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, type Topology } from '../testbed/topology.js';
+import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
+import { setLink } from 'macvtap';
 import { captureMarked, PacketSocket } from './capture.js';
-import { frameAddrs, udpFrame, type FrameAddrs } from './frames.js';
+import { frameAddrs, udpFrame, type FrameAddrs } from '../testbed/frames.js';
 import {
   CASES, cellOf, LEGEND, REPLY_CASES, type Attachment, type AttachmentRow, type CaseId, type CaseResult, type SecurityMatrix, type SecurityOptions,
 } from './schema.js';

@@ -3,8 +3,10 @@
  * `npm test` (the main config excludes it).
  */
 import { defineConfig } from 'vitest/config';
+import base from '../../vitest.config.js';
 
 export default defineConfig({
+  resolve: base.resolve,
   test: {
     include: ['test/hardening/leak.test.ts'],
     testTimeout: 60 * 60_000,

@@ -48,10 +48,10 @@ export function reapBenchChild(c: ChildProcess): void {
 const root = resolve(import.meta.dirname, '../..');
 
 /**
- * The benchmark runs compiled (as a CLI child, with helpers started as separate node processes): compiles dist/
- * (`tsc -p tsconfig.build.json`) when any of `files` (paths under the repository root) is missing.
+ * The benchmark runs compiled (as a CLI child, with helpers started as separate node processes): compiles dist/ and bench/dist/
+ * (`npm run build:ts`) when any of `files` (paths under the repository root) is missing.
  */
 export function ensureCompiled(...files: string[]): void {
   if (files.every((f) => existsSync(join(root, f)))) return;
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'ignore' });
+  spawnSync('npm', ['run', 'build:ts'], { cwd: root, stdio: 'ignore' });
 }

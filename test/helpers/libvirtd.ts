@@ -17,8 +17,8 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { create } from 'xmlbuilder2';
-import { kernelCmdline, type GuestImage, type GuestTask } from '../../bench/guest/image.js';
-import { SerialLog } from '../../bench/guest/qemu.js';
+import { kernelCmdline, type GuestImage, type GuestTask } from '../../bench/testbed/guest-image.js';
+import { SerialLog } from '../../bench/testbed/qemu.js';
 
 /** Why a private libvirtd cannot run here (a tool is missing), or `null`. */
 export function libvirtdUnavailable(): string | null {

@@ -17,8 +17,9 @@
 # process.execPath, and build-asan/node is first on PATH for `#!/usr/bin/env node` scripts. Worker threads live in
 # their process. Other programs run untouched.
 #
-# Which addon: MACVTAP_ADDON (read by lib/binding.ts) makes every one of those processes load exactly
-# build-asan/Release/macvtap.node; a process without the runtime that tried would fail loudly, never fall back.
+# Which addons: MACVTAP_ADDON (read by lib/binding.ts) makes every one of those processes load exactly
+# build-asan/Release/macvtap.node, and MACVTAP_BENCH_ADDON (bench/native.ts) the harness's
+# bench/build-asan/Release/macvtap_bench.node; a process without the runtime that tried would fail loudly, never fall back.
 #
 # Findings halt: ASan and UBSan abort the process on the first error (the addon is built with -fno-sanitize-recover),
 # LeakSanitizer reports at exit with exit code 23, with test/sanitizer/lsan.supp suppressing only Node's and V8's own
@@ -30,7 +31,9 @@ cd "$root"
 
 die() { echo "test/sanitizer/run.sh: $*" >&2; exit 1; }
 addon="$root/build-asan/Release/macvtap.node"
+bench_addon="$root/bench/build-asan/Release/macvtap_bench.node"
 [ -f "$addon" ] || die "$addon is missing: run npm run build:asan"
+[ -f "$bench_addon" ] || die "$bench_addon is missing: run npm run build:asan"
 [ -f "$root/dist/lib/index.js" ] || die "dist/ is missing: run npm run build:ts"
 case "$(ldd "$addon")" in *libasan.so*) ;; *) die "$addon is not an ASan build" ;; esac
 command -v patchelf >/dev/null || die "needs patchelf (apt-get install patchelf)"
@@ -69,6 +72,7 @@ logdir=$(mktemp -d /tmp/mvt-san-XXXXXX)
 trap 'rm -rf "$logdir"' EXIT
 
 export MACVTAP_ADDON="$addon"
+export MACVTAP_BENCH_ADDON="$bench_addon"
 export PATH="$root/build-asan/node:$PATH"
 # detect_leaks: LeakSanitizer at every process exit; halt_on_error: the first error ends the process (exit code 86
 # for ASan, 23 for leaks). log_path: reports go to pid-suffixed files in $logdir (printed below).

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { extractDeb } from '../../bench/guest/debpkg.js';
+import { extractDeb } from '../../bench/testbed/debpkg.js';
 import { type PreparedKernel, moduleLoadOrder, tool, vmCacheDir } from './kernel.js';
 
 /** What `init.sh` needs loaded before it can mount anything: virtio PCI transport, hvc0, 9p, overlay. */

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { dependencyMatching, extractDeb } from '../../bench/guest/debpkg.js';
+import { dependencyMatching, extractDeb } from '../../bench/testbed/debpkg.js';
 
 /** `<repo>/.cache/vm`: extracted vmlinux and initramfs per kernel version (git-ignored). */
 export const vmCacheDir = resolve(import.meta.dirname, '..', '..', '.cache', 'vm');

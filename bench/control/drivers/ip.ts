@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
-import { trackChild, type Testbed } from '../testbed.js';
+import { trackChild, type Testbed } from '../../testbed/netns.js';
 
 /** Runs `ip ARGS`, feeding `input` on stdin when given; resolves with the wall time in ms or rejects with stderr. */
 export function runIp(args: string[], input?: string): Promise<number> {

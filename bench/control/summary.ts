@@ -4,7 +4,7 @@
  */
 import { CONFIG_IDS } from './driver.js';
 import type { ControlOptions, RawRow, SummaryRow, Target } from './schema.js';
-import { pairedRatios, summarize, type Summary } from './stats.js';
+import { pairedRatios, summarize, type Summary } from '../report/stats.js';
 
 /** Phases whose natural unit is the whole operation (one group delete), not per device. */
 const WHOLE_PHASES = new Set<RawRow['phase']>(['delete-group', 'delete-rest-group']);

@@ -23,13 +23,13 @@
 import {
   addAddress, createBridge, createMacvtap, createTap, createVeth, getLink, openTap, setBridgePort, setLink, setOffloads,
   type TapQueue,
-} from '../../lib/index.js';
-import { createNamespace, deleteNamespace } from '../testbed.js';
+} from 'macvtap';
+import { createNamespace, deleteNamespace } from './netns.js';
 import { detectOvs, type OvsAvailability, OvsInstance } from './ovs.js';
 
-import type { TopologyId } from './ids.js';
+import type { TopologyId } from '../datapath/ids.js';
 
-export { TOPOLOGY_IDS, type TopologyId } from './ids.js';
+export { TOPOLOGY_IDS, type TopologyId } from '../datapath/ids.js';
 
 /** The guest's identity and the peer's, the same in every topology (each has its own namespaces). */
 export const ADDR = {

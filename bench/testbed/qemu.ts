@@ -10,7 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { kernelCmdline, parseResultLine, type GuestImage, type GuestTask, type ResultLine } from './image.js';
+import { kernelCmdline, parseResultLine, type GuestImage, type GuestTask, type ResultLine } from './guest-image.js';
 
 /** The QEMU binary the helpers run. */
 export const QEMU = 'qemu-system-x86_64';

@@ -4,9 +4,9 @@
  * (a change the repetitions of a alone do not explain).
  */
 import { readFileSync } from 'node:fs';
-import { ControlReportSchema } from './schema.js';
-import { DatapathReportSchema } from './datapath/schema.js';
-import { num, table } from './report.js';
+import { ControlReportSchema } from '../control/schema.js';
+import { DatapathReportSchema } from '../datapath/schema.js';
+import { num, table } from './text.js';
 
 interface Comparable {
   key: string;

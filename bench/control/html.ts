@@ -6,9 +6,10 @@
  * points are medians over repetitions and the bars through them span min–max.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { formatReport, num } from './report.js';
+import { formatReport } from './report.js';
+import { num } from '../report/text.js';
 import { CONFIG_LABELS } from './driver.js';
-import { renderPage, VEGA_LITE_SCHEMA, type ChartSpec } from './html.js';
+import { renderPage, VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
 import type { ControlReport, SummaryRow } from './schema.js';
 
 /** One plotted value: a configuration's median and min–max at a category of the x axis. */

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ControlDriver, CreateSpec, PhaseTiming, Unavailable } from '../driver.js';
-import { trackChild, type Testbed } from '../testbed.js';
+import { trackChild, type Testbed } from '../../testbed/netns.js';
 
 /** How long the helper may take to load the package and answer `ready`. */
 const START_TIMEOUT_MS = 15_000;

@@ -4,15 +4,8 @@
  */
 import { CONFIG_LABELS, type ConfigId } from './driver.js';
 import type { ControlReport, RawRow, SummaryRow } from './schema.js';
-import { median } from './stats.js';
-
-/** Three significant-ish digits, no exponent. */
-export function num(x: number): string {
-  const a = Math.abs(x);
-  if (a >= 100) return x.toFixed(0);
-  if (a >= 10) return x.toFixed(1);
-  return x.toFixed(2);
-}
+import { median } from '../report/stats.js';
+import { num, table } from '../report/text.js';
 
 const PHASE_LABEL: Record<RawRow['phase'], string> = {
   'create': 'create+up',
@@ -28,14 +21,6 @@ const PHASE_LABEL: Record<RawRow['phase'], string> = {
   'getlink-sync': 'getLinkSync(lo)',
   'getlink-raw': 'RTM_GETLINK lo in C',
 };
-
-/** Text table with a header rule; columns in `rightAlign` are right-aligned. */
-export function table(header: string[], body: string[][], rightAlign: Set<number>): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (rightAlign.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
-}
 
 /** Median p99 per operation across repetitions, µs, when the configuration timed operations one by one. */
 function p99Of(rows: RawRow[], s: SummaryRow): string {

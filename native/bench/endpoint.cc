@@ -326,7 +326,7 @@ void ReadPeer(const Napi::Object& o, EndpointState& s) {
 
 /**
  * endpointStart(cfg) → { id, ready: Promise<void>, done: Promise<NativeEndpointStats> }. `cfg.kind` is 'guest' or
- * 'peer' (fields as lib/datapath.ts's GuestConfig / PeerConfig, validated there). Starts a std::thread.
+ * 'peer' (fields as bench/datapath/endpoints.ts's GuestConfig / PeerConfig, validated there). Starts a std::thread.
  * Synchronous errors: TypeError/RangeError for bad config; 'dup' EBADF when the guest fd / netns fd is not open.
  * errno contract of the promises (both reject with the same error when setup fails):
  *   'pthread_setaffinity_np' EINVAL  the cpu is not available to this process

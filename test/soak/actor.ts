@@ -1,11 +1,11 @@
 /**
  * One soak actor: a loop of random operations on links it alone owns, shared by the async callers on the main
- * thread and the worker threads (bench/soak/worker.ts). Every operation is one the library promises to do right,
+ * thread and the worker threads (worker.ts). Every operation is one the library promises to do right,
  * on a state the actor knows, so any error is a finding; the actor's model of its links is what the orchestrator
  * checks against `ip -d -j link show`.
  */
 import { createMacvtap, deleteLink, openTap, setLink, type MacvtapMode, type TapQueue } from '../../lib/index.js';
-import { prng } from '../prng.js';
+import { prng } from '../../bench/report/prng.js';
 
 /** What the actor believes one of its links looks like. */
 export interface ModelLink {

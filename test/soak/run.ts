@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createVeth } from '../../lib/index.js';
-import { createNamespace, deleteNamespace } from '../testbed.js';
+import { createNamespace, deleteNamespace } from '../../bench/testbed/netns.js';
 import { Actor, OWNER_ALIAS, type ActorCounts, type ModelLink } from './actor.js';
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--callers K] [--workers W] [--check-every OPS] [--seed S] [--json FILE]
@@ -132,7 +132,7 @@ class WorkerActor {
 
   constructor(id: number, netns: string[], seed: number) {
     const here = dirname(fileURLToPath(import.meta.url));
-    this.worker = new Worker(join(here, 'worker.js'), { workerData: { id, netns, lower: LOWER, seed } });
+    this.worker = new Worker(join(here, 'worker.ts'), { workerData: { id, netns, lower: LOWER, seed } });
     this.worker.on('message', (m: { type: string; message?: string; model?: ModelLink[]; counts?: ActorCounts }) => {
       if (m.counts) this.counts = m.counts;
       if (m.type === 'failed') this.failure = new Error(`worker ${id}: ${m.message}`);

@@ -7,10 +7,9 @@
  * @internal
  */
 import { isIPv4 } from 'node:net';
+import { callNativeSync, fromNative, invalidType, invalidValue, validate as v } from 'macvtap/internal';
 import type { NativeEndpointConfig, NativeEndpointStats } from '../binding.js';
-import { binding } from './binding.js';
-import { callNativeSync, fromNative, invalidType, invalidValue } from './errors.js';
-import * as v from './validate.js';
+import { benchBinding as binding } from '../native.js';
 
 /** What one endpoint counted and measured. Guest byte counts are Ethernet frame bytes; peer counts are UDP payload. */
 export interface EndpointStats {

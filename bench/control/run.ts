@@ -19,14 +19,14 @@
  * Every create and delete phase is checked with an independent count (`ip -j link show type macvtap`).
  */
 import { execFile } from 'node:child_process';
-import { createMacvtap } from '../lib/index.js';
+import { createMacvtap } from 'macvtap';
 import { CONFIG_IDS, type ConfigId, type ControlDriver, type PhaseTiming, type Unavailable } from './driver.js';
 import { IpBatchDriver, IpPerCommandDriver } from './drivers/ip.js';
 import { MacvtapDriver } from './drivers/macvtap.js';
 import { NetlinkPackageDriver } from './drivers/netlink.js';
 import type { ControlOptions, RawRow } from './schema.js';
-import { percentiles } from './stats.js';
-import { Testbed } from './testbed.js';
+import { percentiles } from '../report/stats.js';
+import { Testbed } from '../testbed/netns.js';
 
 /** `IFLA_GROUP` values used by the scenarios (any non-zero value unused in a fresh namespace would do). */
 const GROUP = { lifecycle: 4201, teardown: 4202, scaling: 4203, warmup: 4204 } as const;

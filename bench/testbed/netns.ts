@@ -8,7 +8,7 @@
  * signal is re-raised, so the process still dies of it and its parent sees that).
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createVeth, getLink, netnsPath, setLink } from '../lib/index.js';
+import { createVeth, getLink, netnsPath, setLink } from 'macvtap';
 
 /** Namespace names this process made and has not deleted yet. */
 const liveNamespaces = new Set<string>();

@@ -11,8 +11,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { trackCleanup, trackDaemon } from '../testbed.js';
-import { processCpuSeconds } from './cpu.js';
+import { trackCleanup, trackDaemon } from './netns.js';
+import { processCpuSeconds } from '../datapath/cpu.js';
 
 /** OVS's own tools this harness runs. */
 const TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl'] as const;

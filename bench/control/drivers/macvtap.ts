@@ -4,10 +4,10 @@
  * returns the new link's info (the kernel's `NLM_F_ECHO` of the create, the lower's name and the tap device's
  * major:minor from sysfs), which the other configurations do not do; that is part of what is measured.
  */
-import { binding } from '../../lib/binding.js';
-import { createMacvtap, deleteGroup, deleteLink, getLink, getLinkSync, openTap, type TapQueue } from '../../lib/index.js';
+import { createMacvtap, deleteGroup, deleteLink, getLink, getLinkSync, openTap, type TapQueue } from 'macvtap';
+import { benchBinding } from '../../native.js';
 import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
-import type { Testbed } from '../testbed.js';
+import type { Testbed } from '../../testbed/netns.js';
 
 /** `macvtap` driver. */
 export class MacvtapDriver implements ControlDriver {
@@ -54,7 +54,7 @@ export class MacvtapDriver implements ControlDriver {
   }
 
   getLinkRawLoop(count: number): PhaseTiming {
-    const perOpMs = Array.from(binding.rawGetLinkLoop(1, count, this.tb.path), (ns) => ns / 1e6);
+    const perOpMs = Array.from(benchBinding.rawGetLinkLoop(1, count, this.tb.path), (ns) => ns / 1e6);
     return { totalMs: perOpMs.reduce((a, b) => a + b, 0), perOpMs };
   }
 

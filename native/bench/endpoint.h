@@ -24,7 +24,7 @@
 
 namespace macvtap {
 
-/** EndpointStats (lib/datapath.ts). */
+/** EndpointStats (bench/datapath/endpoints.ts). */
 struct EndpointStats {
   uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
   uint64_t ignored = 0, tx_errors = 0, arp_replies = 0;
