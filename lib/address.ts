@@ -1,9 +1,14 @@
 /** Interface addresses (`RTM_NEWADDR`): enough to give a testbed's endpoints their IPs without `ip addr`. */
-import { isIP } from 'node:net';
+import { createRequire } from 'node:module';
 import { binding } from './binding.js';
 import { callNative, invalidType, invalidValue } from './errors.js';
 import type { LinkRef, NetnsOption } from './types.js';
 import * as v from './validate.js';
+
+// node:net is loaded on the first call, not with the package: it pulls in streams, dns and more, which alone cost
+// more than the whole rest of `import('macvtap')` (bench/tools/footprint.mjs measures the import), for one isIP().
+const require = createRequire(import.meta.url);
+let isIP: ((input: string) => number) | undefined;
 
 /**
  * Adds an address with its prefix length to a link: `'10.0.0.1/24'` or `'fd00::1/64'` (IPv4 also gets the subnet's
@@ -25,6 +30,7 @@ export async function addAddress(link: LinkRef, address: string, options?: Netns
   const slash = address.lastIndexOf('/');
   if (slash < 0) throw invalidValue('address', "must carry a prefix length ('10.0.0.1/24')", address);
   const ip = address.slice(0, slash);
+  isIP ??= (require('node:net') as typeof import('node:net')).isIP;
   const family = isIP(ip);
   if (family !== 4 && family !== 6) throw invalidValue('address', 'must be an IPv4 or IPv6 address with /LEN', address);
   const lenText = address.slice(slash + 1);
