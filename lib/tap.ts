@@ -153,7 +153,7 @@ export async function openTap(link: LinkRef, options?: OpenTapOptions): Promise<
   const key = v.linkRef('link', link);
   const opts = v.options('options', options);
   v.knownKeys('options', opts, OPEN_KEYS);
-  const queues = opts.queues === undefined ? 1 : v.integer('queues', opts.queues, 1, v.MAX_QUEUES);
+  const queues = opts.queues === undefined ? 1 : v.integer('queues', opts.queues, 1, v.MAX_TAP_QUEUES);
   const vnetHdr = opts.vnetHdr === undefined ? true : v.bool('vnetHdr', opts.vnetHdr);
   let vnetHdrSize = 0;
   if (opts.vnetHdrSize !== undefined) {
