@@ -4,14 +4,15 @@
  *
  * The reader behaves like libvirt's own: element order does not matter (the grammar is an `<interleave>`), unknown
  * elements and attributes are ignored (a live domain's XML has `<address>`, `<alias name='net0'>`, …), and the values
- * it keeps are checked by the same schema that checks what we produce.
+ * it keeps are checked by the same check as what we produce.
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { create } from 'xmlbuilder2';
 import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces.js';
 import { VifXmlError, type VifIssue } from './errors.js';
-import { checkInterfaceConfig, interfaceConfigSchema, interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
-import { dropUndefined, formatIssues, toIssues, type Vif, type VifInput } from './model.js';
+import { checkInterfaceConfig, interfaceConfigIssues, interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
+import { dropUndefined, formatIssues, type Vif, type VifInput } from './model.js';
+import { isUuid, parseDecimal } from '../validate.js';
 
 const SERIALIZE = { prettyPrint: true, headless: true, wellFormed: true } as const;
 
@@ -145,10 +146,11 @@ function attr(el: XmlElement | undefined, name: string): string | undefined {
   return el && Object.hasOwn(el.attrs, name) ? el.attrs[name] : undefined;
 }
 
-/** Decimal (and, where libvirt allows it, `0x` hex) → number; anything else is passed on for the schema to reject. */
+/** Decimal (and, where libvirt allows it, `0x` hex) → number; anything else is passed on for the check to reject. */
 function num(v: string | undefined, hex = false): number | string | undefined {
   if (v === undefined) return undefined;
-  if (/^[0-9]+$/.test(v)) return Number(v);
+  const n = parseDecimal(v);
+  if (n !== undefined) return n;
   if (hex && /^0x[0-9a-fA-F]+$/.test(v)) return parseInt(v.slice(2), 16);
   return v;
 }
@@ -291,12 +293,9 @@ function checkRead(raw: Record<string, unknown>, where: string): InterfaceConfig
       issues: [{ path: 'type', message: 'must be "direct" or "ethernet"' }],
     });
   }
-  const r = interfaceConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issues: VifIssue[] = toIssues(r.error);
-    throw new VifXmlError(`${where}: ${formatIssues(issues)}`, { issues });
-  }
-  return dropUndefined(r.data);
+  const { issues, config } = interfaceConfigIssues(raw);
+  if (issues.length) throw new VifXmlError(`${where}: ${formatIssues(issues)}`, { issues });
+  return config;
 }
 
 /**
@@ -368,7 +367,7 @@ export function toDomainXml(interfaces: Array<InterfaceConfig | string>, options
   if (typeof name !== 'string' || name.length === 0 || /[\x00-\x1f\x7f]/.test(name)) {
     issues.push({ path: 'name', message: 'must be non-empty text without control characters' });
   }
-  if (options.uuid !== undefined && !/^([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$/.test(options.uuid)) {
+  if (options.uuid !== undefined && !isUuid(options.uuid)) {
     issues.push({ path: 'uuid', message: 'must be a UUID' });
   }
   const memoryMiB = options.memoryMiB ?? 64;
