@@ -18,7 +18,7 @@ function isNoDevice(e: unknown): boolean {
 
 /**
  * Removes the links whose owner process is gone, in one namespace. Only links carrying an owner tag
- * (`macvtap:<owner>:<pid>:<starttime>`, see {@link CreateMacvtapOptions.owner}) are considered; a link without one
+ * (`macvtap:<owner>:<pid>:<starttime>`, see {@link OwnerOption.owner}) are considered; a link without one
  * is never touched. A tagged link is garbage when `/proc/<pid>/stat` is gone or shows another start time (the pid
  * was reused). A link whose creator was killed between the create and the tag carries no alias but the construction
  * marker group of its creator's pid (lib/owner.ts): it is garbage when that pid is gone, whatever `owner` says. Run it
