@@ -1,5 +1,6 @@
 /** Shared argument helpers of the CLI commands. */
 import { netnsPath } from '../lib/index.js';
+import { parseDecimal } from '../lib/validate.js';
 
 /** `--netns` takes a name made by `ip netns add` or a path. */
 export function netnsArg(v: string | undefined): string | undefined {
@@ -9,14 +10,15 @@ export function netnsArg(v: string | undefined): string | undefined {
 
 /** A link given on the command line: digits are an ifindex. */
 export function linkArg(v: string): string | number {
-  return /^\d+$/.test(v) ? Number(v) : v;
+  return parseDecimal(v) ?? v;
 }
 
 /** An integer flag, or a usage error naming it. */
 export function intArg(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(v)}`);
-  return Number(v);
+  const n = parseDecimal(v);
+  if (n === undefined) throw new UsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(v)}`);
+  return n;
 }
 
 /** A mistake on the command line: printed with the usage text, exit code 2. */

@@ -9,7 +9,7 @@ import { constructionPid, ownerOption, parseOwnerTag, processStartTime } from '.
 import type { GcOptions, GcResult, LinkInfo } from './types.js';
 import * as v from './validate.js';
 
-/** Up to this many links are deleted one by one (≈16 ms each); more are deleted as one group (one grace period). */
+/** Up to this many links are deleted one by one (a grace period each); more are deleted as one group (one for all). */
 const ONE_BY_ONE_MAX = 3;
 
 function isNoDevice(e: unknown): boolean {
@@ -18,7 +18,7 @@ function isNoDevice(e: unknown): boolean {
 
 /**
  * Removes the links whose owner process is gone, in one namespace. Only links carrying an owner tag
- * (`macvtap:<owner>:<pid>:<starttime>`, see {@link CreateMacvtapOptions.owner}) are considered; a link without one
+ * (`macvtap:<owner>:<pid>:<starttime>`, see {@link OwnerOption.owner}) are considered; a link without one
  * is never touched. A tagged link is garbage when `/proc/<pid>/stat` is gone or shows another start time (the pid
  * was reused). A link whose creator was killed between the create and the tag carries no alias but the construction
  * marker group of its creator's pid (lib/owner.ts): it is garbage when that pid is gone, whatever `owner` says. Run it

@@ -67,8 +67,8 @@ export class TapQueue {
 
   /**
    * Closes the fd. Idempotent; a no-op after {@link detach}. The queue is closed for this object at once (`fd` becomes
-   * -1); the kernel's part (an RCU grace period, ≈11–14 ms per queue) runs off the event loop, and the promise
-   * resolves when it is done — await it when the queue must really be gone, e.g. before counting queues.
+   * -1); the kernel's part (an RCU grace period) runs off the event loop, and the promise resolves when it is done —
+   * await it when the queue must really be gone, e.g. before counting queues.
    */
   close(): Promise<void> {
     if (this.#state !== 'open') return Promise.resolve();
@@ -153,7 +153,7 @@ export async function openTap(link: LinkRef, options?: OpenTapOptions): Promise<
   const key = v.linkRef('link', link);
   const opts = v.options('options', options);
   v.knownKeys('options', opts, OPEN_KEYS);
-  const queues = opts.queues === undefined ? 1 : v.integer('queues', opts.queues, 1, v.MAX_QUEUES);
+  const queues = opts.queues === undefined ? 1 : v.integer('queues', opts.queues, 1, v.MAX_TAP_QUEUES);
   const vnetHdr = opts.vnetHdr === undefined ? true : v.bool('vnetHdr', opts.vnetHdr);
   let vnetHdrSize = 0;
   if (opts.vnetHdrSize !== undefined) {

@@ -26,6 +26,16 @@ export interface CreateSignalOption {
   signal?: AbortSignal;
 }
 
+/** The `owner` option of the create calls. */
+export interface OwnerOption {
+  /**
+   * Owner tag (default `'macvtap'`): the link gets `IFLA_IFALIAS` = `macvtap:<owner>:<pid>:<starttime>` naming this
+   * process, so {@link gc} can remove it once the process is gone. `false`: no tag. An explicit `alias` (where the
+   * call takes one) wins over the tag: the link then carries the caller's alias and is untagged (gc never touches it).
+   */
+  owner?: string | false;
+}
+
 /** A link, by name (`'eth0'`) or by ifindex (`7`). */
 export type LinkRef = string | number;
 
@@ -128,14 +138,12 @@ export interface BridgePortInfo {
 }
 
 /** Options of {@link createBridge}. Equivalent to `ip link add NAME type bridge [mtu N] [up]`. */
-export interface CreateBridgeOptions extends NetnsOption, CreateSignalOption {
+export interface CreateBridgeOptions extends NetnsOption, CreateSignalOption, OwnerOption {
   /** The bridge's name, 1–15 bytes. */
   name: string;
   /** Bring it up in the create request. Default `false`. */
   up?: boolean;
   mtu?: number;
-  /** Owner tag (default `'macvtap'`), as {@link CreateMacvtapOptions.owner}; `false`: no tag. */
-  owner?: string | false;
 }
 
 /** Options of {@link setBridgePort}; absent switches are left as they are. */
@@ -168,7 +176,7 @@ export interface OffloadOptions {
 }
 
 /** Options of {@link createMacvtap}. Equivalent to `ip link add link LOWER name NAME type macvtap mode MODE …`. */
-export interface CreateMacvtapOptions extends NetnsOption, CreateSignalOption {
+export interface CreateMacvtapOptions extends NetnsOption, CreateSignalOption, OwnerOption {
   /** The lower device, by name or ifindex, in the same namespace (`IFLA_LINK`). Required. */
   lower: LinkRef;
   /**
@@ -188,14 +196,8 @@ export interface CreateMacvtapOptions extends NetnsOption, CreateSignalOption {
   up?: boolean;
   /** `IFLA_GROUP`, 0–2^32-1: lets {@link deleteGroup} remove many links in one grace period. */
   group?: number;
-  /** `IFLA_IFALIAS`, at most 255 bytes. Given, it replaces the owner tag (see `owner`). */
+  /** `IFLA_IFALIAS`, at most 255 bytes. Given, it replaces the owner tag (see {@link OwnerOption.owner}). */
   alias?: string;
-  /**
-   * Owner tag (default `'macvtap'`): the link gets `IFLA_IFALIAS` = `macvtap:<owner>:<pid>:<starttime>` naming this
-   * process, so {@link gc} can remove it once the process is gone. `false`: no tag. An explicit `alias` wins over the
-   * tag: the link then carries the caller's alias and is untagged (gc never touches it).
-   */
-  owner?: string | false;
   /**
    * Create with this ifindex (1–2^31-1). Choosing a high, random one avoids the `/dev/tapN` name clash between
    * namespaces; the kernel refuses one the namespace already has with `EEXIST` (seen on 6.1 and 6.18).
@@ -208,7 +210,7 @@ export interface CreateMacvtapOptions extends NetnsOption, CreateSignalOption {
 }
 
 /** Options of {@link createVlan}. Equivalent to `ip link add link LOWER name NAME type vlan id ID`. */
-export interface CreateVlanOptions extends NetnsOption, CreateSignalOption {
+export interface CreateVlanOptions extends NetnsOption, CreateSignalOption, OwnerOption {
   /** The lower (physical) device, by name or ifindex. */
   lower: LinkRef;
   /** 802.1Q VLAN id, 1–4094. */
@@ -222,16 +224,10 @@ export interface CreateVlanOptions extends NetnsOption, CreateSignalOption {
   up?: boolean;
   group?: number;
   alias?: string;
-  /**
-   * Owner tag (default `'macvtap'`): the link gets `IFLA_IFALIAS` = `macvtap:<owner>:<pid>:<starttime>` naming this
-   * process, so {@link gc} can remove it once the process is gone. `false`: no tag. An explicit `alias` wins over the
-   * tag: the link then carries the caller's alias and is untagged (gc never touches it).
-   */
-  owner?: string | false;
 }
 
 /** Options of {@link createVeth}. Equivalent to `ip link add NAME type veth peer name PEER [netns NS]`. */
-export interface CreateVethOptions extends NetnsOption, CreateSignalOption {
+export interface CreateVethOptions extends NetnsOption, CreateSignalOption, OwnerOption {
   name: string;
   peer: { name: string; mac?: string; /** Create the peer directly in this namespace. */ netns?: Netns };
   mac?: string;
@@ -239,12 +235,6 @@ export interface CreateVethOptions extends NetnsOption, CreateSignalOption {
   up?: boolean;
   group?: number;
   alias?: string;
-  /**
-   * Owner tag (default `'macvtap'`): the link gets `IFLA_IFALIAS` = `macvtap:<owner>:<pid>:<starttime>` naming this
-   * process, so {@link gc} can remove it once the process is gone. `false`: no tag. An explicit `alias` wins over the
-   * tag: the link then carries the caller's alias and is untagged (gc never touches it).
-   */
-  owner?: string | false;
 }
 
 /** Changes {@link setLink} makes, in one `RTM_NEWLINK`. Equivalent to `ip link set dev LINK …`. */

@@ -1,6 +1,10 @@
 /**
  * Input validation, done in TypeScript before the kernel sees anything (better-sqlite3's habit): each check throws a
  * `TypeError`/`RangeError` naming the option. Limits are the kernel's (`IFNAMSIZ`, `ETH_MIN_MTU`, `MAX_TAP_QUEUES`, …).
+ *
+ * The rules themselves are non-throwing predicates ({@link isPlainObject}, {@link isInteger}, {@link parseDecimal},
+ * {@link macKind}, {@link linkNameFault}, {@link isUuid}): the throwing option checks here use them, and so does the
+ * vif layer, which collects every problem of a vif dict instead of throwing at the first.
  * @internal
  */
 import { invalidType, invalidValue, outOfRange } from './errors.js';
@@ -12,20 +16,84 @@ export const MAX_NAME_BYTES = 15;
 export const MIN_MTU = 68;
 /** `IP_MAX_MTU`-ish upper bound rtnetlink accepts for `IFLA_MTU` on these devices. */
 export const MAX_MTU = 65535;
-/** The tap driver's `MAX_TAP_QUEUES`. */
-export const MAX_QUEUES = 256;
+/** The tap driver's `MAX_TAP_QUEUES`: queues one macvtap/tap device can have open. */
+export const MAX_TAP_QUEUES = 256;
 /** `IFALIASZ - 1`. */
 export const MAX_ALIAS_BYTES = 255;
-const U32_MAX = 0xffff_ffff;
+/** The largest u32 (`IFLA_GROUP`, `IFLA_TXQLEN`, libvirt's `unsignedInt`). */
+export const U32_MAX = 0xffff_ffff;
 const S32_MAX = 0x7fff_ffff;
 
 /** The macvlan modes and their `IFLA_MACVLAN_MODE` values. */
 export const MODE_VALUES: Record<MacvtapMode, number> = { private: 1, vepa: 2, bridge: 4, passthru: 8, source: 16 };
 
+// ---------------------------------------------------------------------------------------------------------------
+// Predicates: the rules, without an error
+
 /** A non-null, non-array object. */
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** An integer number in `[min, max]`. */
+export function isInteger(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/** A decimal integer written with digits only (`'007'` → 7), as command lines, Neutron and XML attributes carry them. */
+export function parseDecimal(s: string): number | undefined {
+  return /^[0-9]+$/.test(s) ? Number(s) : undefined;
+}
+
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/**
+ * What kind of Ethernet address `v` is: six hex octets `aa:bb:cc:dd:ee:ff` (either case) are `'multicast'` when the
+ * low bit of the first octet is set (broadcast included), `'zero'` when all zero, `'unicast'` otherwise; anything else
+ * is `undefined`. A link's own address must be `'unicast'` (the kernel's `is_valid_ether_addr`, libvirt's
+ * `uniMacAddr`); a frame's destination may be any of the three.
+ */
+export function macKind(v: unknown): 'unicast' | 'multicast' | 'zero' | undefined {
+  if (typeof v !== 'string' || !MAC_RE.test(v)) return undefined;
+  if (parseInt(v.slice(0, 2), 16) & 1) return 'multicast';
+  return v === '00:00:00:00:00:00' ? 'zero' : 'unicast';
+}
+
+/** What is wrong with a link name; see {@link linkNameFault}. */
+export type LinkNameFault = 'empty' | 'dot' | 'char' | 'template' | 'percent' | 'length';
+
+/**
+ * Why the kernel would refuse `v` as a link name (`dev_valid_name`), or `undefined` when it accepts it: `'empty'`;
+ * `'dot'` (`.` or `..`); `'char'` (`/`, `:`, NUL or whitespace); `'length'` (over {@link MAX_NAME_BYTES} bytes). With
+ * `template`, one `%d` is allowed (`dev_alloc_name`) and counts as 4 bytes (`'template'`: another `%`); without, any
+ * `%` is a `'percent'` fault.
+ */
+export function linkNameFault(v: string, template = false): LinkNameFault | undefined {
+  if (v.length === 0) return 'empty';
+  if (v === '.' || v === '..') return 'dot';
+  if (/[/:\s\0]/.test(v)) return 'char';
+  const bytes = Buffer.byteLength(v);
+  let longest = bytes;
+  if (v.includes('%')) {
+    if (!template) return 'percent';
+    const percents = v.split('%').length - 1;
+    const templates = v.split('%d').length - 1;
+    if (percents !== templates || templates > 1) return 'template';
+    // The longest name the template can produce must still fit: reserve room for the number (up to 4 digits here).
+    longest = bytes - 2 + 4;
+  }
+  return longest > MAX_NAME_BYTES ? 'length' : undefined;
+}
+
+const UUID_RE = /^([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$/;
+
+/** A UUID as libvirt's `UUID` type takes it: 32 hex digits, bare or in the 8-4-4-4-12 form, either case. */
+export function isUuid(v: unknown): v is string {
+  return typeof v === 'string' && UUID_RE.test(v);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Option checks: throw Node-style errors naming the option
 
 /** Requires an options object (or `undefined`, which becomes `{}`). */
 export function options<T extends object>(name: string, v: T | undefined): T {
@@ -40,22 +108,15 @@ export function options<T extends object>(name: string, v: T | undefined): T {
  */
 export function linkName(option: string, v: unknown, template = false): string {
   if (typeof v !== 'string') throw invalidType(option, 'a string', v);
-  const bytes = Buffer.byteLength(v);
-  if (bytes === 0) throw invalidValue(option, 'must not be empty', v);
-  if (v === '.' || v === '..') throw invalidValue(option, 'must not be "." or ".."', v);
-  if (/[/:\s\0]/.test(v)) throw invalidValue(option, 'must not contain "/", ":", NUL or whitespace', v);
-  const percents = v.split('%').length - 1;
-  const templates = v.split('%d').length - 1;
-  if (template) {
-    if (percents !== templates || templates > 1) throw invalidValue(option, 'may hold one "%d" and no other "%"', v);
-    // The longest name the template can produce must still fit: reserve room for the number (up to 4 digits here).
-    const longest = templates ? bytes - 2 + 4 : bytes;
-    if (longest > MAX_NAME_BYTES) throw outOfRange(option, `at most ${MAX_NAME_BYTES} bytes long (a "%d" counts as 4)`, v);
-  } else {
-    if (percents) throw invalidValue(option, 'must not contain "%" (templates are only for new links)', v);
-    if (bytes > MAX_NAME_BYTES) throw outOfRange(option, `at most ${MAX_NAME_BYTES} bytes long`, v);
+  switch (linkNameFault(v, template)) {
+    case undefined: return v;
+    case 'empty': throw invalidValue(option, 'must not be empty', v);
+    case 'dot': throw invalidValue(option, 'must not be "." or ".."', v);
+    case 'char': throw invalidValue(option, 'must not contain "/", ":", NUL or whitespace', v);
+    case 'template': throw invalidValue(option, 'may hold one "%d" and no other "%"', v);
+    case 'percent': throw invalidValue(option, 'must not contain "%" (templates are only for new links)', v);
+    case 'length': throw outOfRange(option, `at most ${MAX_NAME_BYTES} bytes long${template ? ' (a "%d" counts as 4)' : ''}`, v);
   }
-  return v;
 }
 
 /** A link by name or ifindex. */
@@ -73,7 +134,7 @@ export function refText(v: LinkRef): string {
 /** An integer in `[min, max]`. */
 export function integer(option: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number') throw invalidType(option, 'a number', v);
-  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(option, `an integer >= ${min} and <= ${max}`, v);
+  if (!isInteger(v, min, max)) throw outOfRange(option, `an integer >= ${min} and <= ${max}`, v);
   return v;
 }
 
@@ -110,14 +171,15 @@ export function bool(option: string, v: unknown): boolean {
   return v;
 }
 
-/** A unicast, non-zero Ethernet address; returned lower-case. */
+/** A link's own Ethernet address: unicast, not all-zero (see {@link macKind}); returned lower-case. */
 export function mac(option: string, v: unknown): string {
   if (typeof v !== 'string') throw invalidType(option, 'a MAC address string', v);
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v)) throw invalidValue(option, 'must be six hex octets like "02:00:00:00:00:01"', v);
-  const lower = v.toLowerCase();
-  if (parseInt(lower.slice(0, 2), 16) & 1) throw invalidValue(option, 'must be a unicast address (the first octet is odd, which is multicast)', v);
-  if (lower === '00:00:00:00:00:00') throw invalidValue(option, 'must not be all zero', v);
-  return lower;
+  switch (macKind(v)) {
+    case 'unicast': return v.toLowerCase();
+    case undefined: throw invalidValue(option, 'must be six hex octets like "02:00:00:00:00:01"', v);
+    case 'multicast': throw invalidValue(option, 'must be a unicast address (the first octet is odd, which is multicast)', v);
+    case 'zero': throw invalidValue(option, 'must not be all zero', v);
+  }
 }
 
 /** One of the macvlan/macvtap modes, by iproute2's name. */

@@ -1,7 +1,7 @@
 /**
  * End to end with a real consumer: a QEMU (TCG) guest whose virtio-net NIC is backed by macvtap queues this package
  * opened and handed over — through spawn's stdio slots and through the `macvtap exec` CLI — in throwaway namespaces.
- * The guest (bench/guest/image.ts) pings its peer, does a UDP request/response and a small TCP transfer; the peer
+ * The guest (bench/testbed/guest-image.ts) pings its peer, does a UDP request/response and a small TCP transfer; the peer
  * pings the guest back. Scenario numbers are issue 4's.
  */
 import { statSync } from 'node:fs';

@@ -2,6 +2,7 @@
  * `<interface>` XML: every element and option, hostile strings, round trips, the reader's tolerance, and finally
  * libvirt's own schema check (`virt-xml-validate`) of every document these tests produced.
  */
+import { spawnSync } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import {
   InvalidVifError,
@@ -15,6 +16,7 @@ import {
   type InterfaceConfig,
   type InterfaceOptions,
 } from '../lib/vif/index.js';
+import { readXml, writeXml } from '../lib/vif/xml.js';
 import { catchErr, describeLibvirt, novaVif, validateDomains } from './helpers/libvirt.js';
 
 /** Every XML document produced below, validated by libvirt at the end of the file. */
@@ -268,6 +270,42 @@ describe('hostile strings', () => {
     for (const bad of ['a\nb', '', 'x\u0000']) {
       expect(catchErr(() => toDomainXml([], { name: bad }))).toBeInstanceOf(VifXmlError);
     }
+  });
+});
+
+/** What libxml2 (an independent parser) reads at `xpath` in `xml`; fails the test when xmllint calls it ill-formed. */
+function xmllintValue(xml: string, xpath: string): string {
+  const wellFormed = spawnSync('xmllint', ['--noout', '-'], { input: xml, encoding: 'utf8' });
+  expect(wellFormed.status, `xmllint --noout: ${wellFormed.stderr}\n${xml}`).toBe(0);
+  const r = spawnSync('xmllint', ['--xpath', `string(${xpath})`, '-'], { input: xml, encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.replace(/\n$/, ''); // xmllint ends what it prints with a newline
+}
+
+describeLibvirt('escaping: written once, read back exactly, by our reader and by libxml2', () => {
+  // Each of XML's five special characters, alone and together, and text that already looks escaped: a second
+  // escaping pass (or a missing one) would show as a difference.
+  const values = ['&', '<', '>', '"', "'", `&<>"'`, 'a&amp;b', '&lt;&gt;', '&#10;', '&#x26;', '&quot;&apos;', ']]>', '<x a="1"/>', "it's \"q\""];
+
+  test.each(values)('%j as an attribute value (profileid) and as text (domain name)', (value) => {
+    const xml = toDomainXml([interfaceFromVif(novaVif({ qbh_params: { profileid: value } }))], { name: value });
+    // Each special character is written as exactly one reference (the apostrophe needs none inside "…").
+    expect(xml).toContain(`profileid="${value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')}"`);
+    expect(xml).toContain(`<name>${value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</name>`);
+    expect(xmllintValue(xml, '//parameters/@profileid')).toBe(value);
+    expect(xmllintValue(xml, '/domain/name')).toBe(value);
+    expect(parseDomainInterfaces(xml)[0]!.virtualport).toStrictEqual({ type: '802.1Qbh', parameters: { profileid: value } });
+    const name = readXml(xml).children.find((c) => 'name' in c && c.name === 'name');
+    expect(name && 'children' in name ? name.children : undefined).toStrictEqual([{ text: value }]);
+  });
+
+  test('whitespace characters in attributes survive as references (tab, newline, carriage return)', () => {
+    const value = 'a\tb\nc\rd & "e"';
+    const xml = writeXml({ name: 'x', attrs: { v: value }, children: [{ text: 'f\rg <h>' }] });
+    expect(xml).toBe('<x v="a&#9;b&#10;c&#13;d &amp; &quot;e&quot;">f&#13;g &lt;h&gt;</x>');
+    expect(xmllintValue(xml, '/x/@v')).toBe(value);
+    expect(xmllintValue(xml, '/x')).toBe('f\rg <h>');
+    expect(readXml(xml)).toStrictEqual({ name: 'x', attrs: { v: value }, children: [{ text: 'f\rg <h>' }] });
   });
 });
 

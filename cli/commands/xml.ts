@@ -12,6 +12,7 @@ import {
   toDomainXml,
   type InterfaceOptions,
 } from '../../lib/vif/index.js';
+import { intArg, UsageError } from '../args.js';
 
 /** Usage of `macvtap xml`. */
 export const XML_USAGE = `Usage: macvtap xml --vif FILE|- [options]
@@ -48,17 +49,9 @@ const processIo: XmlCommandIo = {
   readStdin: () => readFileSync(0, 'utf8'),
 };
 
-class XmlUsageError extends Error {}
-
-function int(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^[0-9]+$/.test(v)) throw new XmlUsageError(`--${name} takes a non-negative integer, not ${JSON.stringify(v)}`);
-  return Number(v);
-}
-
 function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(v)) throw new XmlUsageError(`--${name} takes ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} takes ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
   return v as T;
 }
 
@@ -103,11 +96,11 @@ export async function xmlCommand(argv: string[], io: XmlCommandIo = processIo): 
 
   let options: InterfaceOptions;
   try {
-    if (values.vif === undefined) throw new XmlUsageError('--vif FILE is required');
+    if (values.vif === undefined) throw new UsageError('--vif FILE is required');
     const quota: Record<string, string> = {};
     for (const kv of values.quota ?? []) {
       const eq = kv.indexOf('=');
-      if (eq <= 0) throw new XmlUsageError(`--quota takes KEY=VALUE, not ${JSON.stringify(kv)}`);
+      if (eq <= 0) throw new UsageError(`--quota takes KEY=VALUE, not ${JSON.stringify(kv)}`);
       quota[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
     options = {
@@ -115,18 +108,18 @@ export async function xmlCommand(argv: string[], io: XmlCommandIo = processIo): 
       ...(values['target-dev'] !== undefined && { targetDev: values['target-dev'] }),
       ...(values.model !== undefined && { model: values.model as InterfaceOptions['model'] }),
       ...(values.driver !== undefined && { driverName: oneOf('driver', values.driver, ['vhost', 'qemu'] as const) }),
-      ...(values.vcpus !== undefined && { vcpus: int('vcpus', values.vcpus) }),
-      ...(values['max-tap-queues'] !== undefined && { maxTapQueues: int('max-tap-queues', values['max-tap-queues']) }),
-      ...(values['rx-queue-size'] !== undefined && { rxQueueSize: int('rx-queue-size', values['rx-queue-size']) }),
-      ...(values.mtu !== undefined && { mtu: int('mtu', values.mtu) }),
+      ...(values.vcpus !== undefined && { vcpus: intArg('vcpus', values.vcpus) }),
+      ...(values['max-tap-queues'] !== undefined && { maxTapQueues: intArg('max-tap-queues', values['max-tap-queues']) }),
+      ...(values['rx-queue-size'] !== undefined && { rxQueueSize: intArg('rx-queue-size', values['rx-queue-size']) }),
+      ...(values.mtu !== undefined && { mtu: intArg('mtu', values.mtu) }),
       ...(values['link-state'] !== undefined && { linkState: oneOf('link-state', values['link-state'], ['up', 'down'] as const) }),
       ...(values['trust-guest-rx-filters'] && { trustGuestRxFilters: true }),
-      ...(values['boot-order'] !== undefined && { bootOrder: int('boot-order', values['boot-order']) }),
+      ...(values['boot-order'] !== undefined && { bootOrder: intArg('boot-order', values['boot-order']) }),
       ...(values.alias !== undefined && { alias: values.alias }),
       ...(Object.keys(quota).length > 0 && { quota }),
     };
   } catch (e) {
-    if (!(e instanceof XmlUsageError)) throw e;
+    if (!(e instanceof UsageError)) throw e;
     io.stderr.write(`macvtap xml: ${e.message}\n\n${XML_USAGE}`);
     return 2;
   }

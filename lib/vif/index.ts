@@ -6,7 +6,7 @@
  * await plug(vif);                                   // VLAN device ensured, source device up
  * const xml = toInterfaceXml(vif, { vcpus: 4, quota: flavor.extra_specs });
  * ```
- * Imports the core only through `../index.js` and `../types.js`.
+ * Imports the core only through `../index.js`, `../types.js` and the validation predicates of `../validate.js`.
  */
 export { VifError, InvalidVifError, VifDetailsMissingMacvtapParameters, VifXmlError, VifPlugError } from './errors.js';
 export type { VifIssue, VifPlugErrorCode } from './errors.js';
@@ -14,21 +14,29 @@ export {
   VIF_MACVTAP_MODES,
   REQUIRED_MACVTAP_DETAILS,
   DETAIL_ALIASES,
-  vifSchema,
   parseVif,
   kernelMacvtapMode,
 } from './model.js';
-export type { Vif, VifInput, VifDetails, VifMacvtapMode } from './model.js';
+export type { Vif, VifInput, VifDetails, VifDetailsInput, VifNetwork, VifMacvtapMode, QbhParams, QbgParams } from './model.js';
 export {
   MAX_TAP_QUEUES,
   INTERFACE_MODELS,
   BANDWIDTH_QUOTA_KEYS,
-  interfaceConfigSchema,
   checkInterfaceConfig,
   bandwidthFromQuota,
   interfaceFromVif,
 } from './interface.js';
-export type { InterfaceConfig, InterfaceOptions, Bandwidth, HostOffloads, GuestOffloads, Virtualport } from './interface.js';
+export type {
+  InterfaceConfig,
+  InterfaceOptions,
+  InterfaceModel,
+  Bandwidth,
+  BandwidthRate,
+  Driver,
+  HostOffloads,
+  GuestOffloads,
+  Virtualport,
+} from './interface.js';
 export { interfaceToXml, toInterfaceXml, parseInterfaceXml, parseDomainInterfaces, toDomainXml } from './xml.js';
 export type { DomainOptions } from './xml.js';
 export { plug, unplug, removeVlan, plugSelfManaged, unplugSelfManaged } from './plug.js';

@@ -2,171 +2,242 @@
  * The typed form of one libvirt `<interface>` this layer produces and reads back: `type='direct'` (libvirt creates
  * the macvtap) or `type='ethernet'` with an unmanaged target (the caller created it, see `plugSelfManaged`).
  *
- * One zod schema checks both what `toInterfaceXml` is asked to produce and what `parseInterfaceXml` read, including
- * the cross-field rules libvirt enforces beyond its RelaxNG grammar, so a bad combination fails here with our error
- * instead of at `virsh define` time.
+ * One check ({@link checkInterfaceConfig}) covers both what `toInterfaceXml` is asked to produce and what
+ * `parseInterfaceXml` read, including the cross-field rules libvirt enforces beyond its RelaxNG grammar, so a bad
+ * combination fails here with our error instead of at `virsh define` time.
  */
-import { z } from 'zod';
-import { InvalidVifError } from './errors.js';
+import { isInteger, isPlainObject, MAX_TAP_QUEUES, parseDecimal, U32_MAX } from '../validate.js';
+import { InvalidVifError, type VifIssue } from './errors.js';
 import {
   VIF_MACVTAP_MODES,
+  boolean,
+  checkAt,
   dropUndefined,
   formatIssues,
-  ifnameSchema,
-  macSchema,
-  mtuSchema,
+  ifname,
+  integer,
+  mac,
+  mtu,
+  oneOf,
+  optional,
   parseVif,
-  qbgParamsSchema,
-  qbhParamsSchema,
-  toIssues,
+  readObject,
+  readQbgParams,
+  readQbhParams,
+  type Check,
+  type QbgParams,
+  type QbhParams,
   type Vif,
   type VifInput,
+  type VifMacvtapMode,
 } from './model.js';
 
-/** The Linux tap/macvtap queue limit (`MAX_TAP_QUEUES`): the default ceiling for multiqueue. */
-export const MAX_TAP_QUEUES = 256;
+export { MAX_TAP_QUEUES };
 
 /** NIC models libvirt's QEMU driver knows that a macvtap-backed interface is used with. */
 export const INTERFACE_MODELS = ['virtio', 'virtio-transitional', 'virtio-non-transitional', 'e1000', 'e1000e', 'rtl8139'] as const;
 
-const isVirtio = (model: string | undefined): boolean => model === undefined || model.startsWith('virtio');
+/** A NIC model of {@link INTERFACE_MODELS}. */
+export type InterfaceModel = (typeof INTERFACE_MODELS)[number];
 
-const onOff = z.boolean({ error: 'must be true or false' });
-const positiveInt = z.number({ error: 'must be a number' }).int({ error: 'must be an integer' }).min(1, { error: 'must be at least 1' });
-// libvirt's `speed`/`BurstSize`: unsignedInt with minInclusive 1.
-const rate = positiveInt.max(0xffffffff, { error: 'must fit 32 bits' });
-
-/** One direction of `<bandwidth>`: kilobytes/s (`average`, `peak`, `floor`) and kilobytes (`burst`). */
-export const bandwidthRateSchema = z.object({
-  average: rate.optional(),
-  peak: rate.optional(),
-  burst: rate.optional(),
-  floor: rate.optional(),
-});
+/** One direction of `<bandwidth>`: kilobytes/s (`average`, `peak`, `floor`) and kilobytes (`burst`), each 1–2^32-1. */
+export interface BandwidthRate {
+  average?: number;
+  peak?: number;
+  burst?: number;
+  floor?: number;
+}
 
 /** `<bandwidth>`: `inbound` is traffic to the guest, `outbound` traffic from it. */
-export const bandwidthSchema = z.object({
-  inbound: bandwidthRateSchema.optional(),
-  outbound: bandwidthRateSchema.optional(),
-});
+export interface Bandwidth {
+  inbound?: BandwidthRate;
+  outbound?: BandwidthRate;
+}
 
 /** `<driver><host …/>` offloads (what the host side of virtio-net may do). */
-export const hostOffloadsSchema = z.object({
-  csum: onOff.optional(),
-  gso: onOff.optional(),
-  tso4: onOff.optional(),
-  tso6: onOff.optional(),
-  ecn: onOff.optional(),
-  ufo: onOff.optional(),
-  mrgRxbuf: onOff.optional(),
-});
+export interface HostOffloads {
+  csum?: boolean;
+  gso?: boolean;
+  tso4?: boolean;
+  tso6?: boolean;
+  ecn?: boolean;
+  ufo?: boolean;
+  mrgRxbuf?: boolean;
+}
 
 /** `<driver><guest …/>` offloads (what the guest's virtio-net may negotiate). */
-export const guestOffloadsSchema = z.object({
-  csum: onOff.optional(),
-  tso4: onOff.optional(),
-  tso6: onOff.optional(),
-  ecn: onOff.optional(),
-  ufo: onOff.optional(),
-});
+export interface GuestOffloads {
+  csum?: boolean;
+  tso4?: boolean;
+  tso6?: boolean;
+  ecn?: boolean;
+  ufo?: boolean;
+}
 
 /** `<driver>` of a virtio interface. */
-export const driverSchema = z.object({
+export interface Driver {
   /** `vhost` (in-kernel backend) or `qemu` (userspace). */
-  name: z.enum(['vhost', 'qemu']).optional(),
-  /** Multiqueue: number of queue pairs. */
-  queues: positiveInt.max(MAX_TAP_QUEUES, { error: `must be at most ${MAX_TAP_QUEUES} (MAX_TAP_QUEUES)` }).optional(),
-  /** Virtio RX ring size: a power of two in 256–1024 (QEMU's limits). */
-  rxQueueSize: z
-    .number()
-    .int()
-    .refine((n) => n === 256 || n === 512 || n === 1024, { error: 'must be 256, 512 or 1024 (a power of two QEMU accepts)' })
-    .optional(),
-  host: hostOffloadsSchema.optional(),
-  guest: guestOffloadsSchema.optional(),
-});
+  name?: 'vhost' | 'qemu';
+  /** Multiqueue: number of queue pairs, 1–{@link MAX_TAP_QUEUES}. */
+  queues?: number;
+  /** Virtio RX ring size: 256, 512 or 1024 (powers of two QEMU accepts). */
+  rxQueueSize?: number;
+  host?: HostOffloads;
+  guest?: GuestOffloads;
+}
 
 /** `<virtualport>`: IEEE 802.1Qbg (VEPA/VSI) or 802.1Qbh (port profile) association parameters. */
-export const virtualportSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('802.1Qbg'), parameters: qbgParamsSchema.optional() }),
-  z.object({ type: z.literal('802.1Qbh'), parameters: qbhParamsSchema.optional() }),
-]);
-
-// libvirt only keeps user aliases that start with "ua-"; aliasName is [a-zA-Z0-9_\-.]+.
-const aliasSchema = z
-  .string({ error: 'must be a string' })
-  .regex(/^ua-[A-Za-z0-9_.-]+$/, { error: 'must be "ua-" followed by letters, digits, "_", "-" or "." (a libvirt user alias)' });
+export type Virtualport = { type: '802.1Qbg'; parameters?: QbgParams } | { type: '802.1Qbh'; parameters?: QbhParams };
 
 /**
  * One `<interface>`. Element and attribute names map one to one: `source` → `<source dev mode>`, `target` →
  * `<target dev managed>`, `linkState` → `<link state>`, `bootOrder` → `<boot order>`, `alias` → `<alias name>`,
  * `trustGuestRxFilters` → the attribute of `<interface>`.
  */
-export const interfaceConfigSchema = z
-  .object({
-    type: z.enum(['direct', 'ethernet'], { error: 'must be "direct" or "ethernet"' }),
-    mac: macSchema,
-    source: z.object({ dev: ifnameSchema, mode: z.enum(VIF_MACVTAP_MODES, { error: `must be one of ${VIF_MACVTAP_MODES.join(', ')}` }) }).optional(),
-    target: z.object({ dev: ifnameSchema, managed: z.boolean().optional() }).optional(),
-    model: z.enum(INTERFACE_MODELS, { error: `must be one of ${INTERFACE_MODELS.join(', ')}` }).optional(),
-    driver: driverSchema.optional(),
-    bandwidth: bandwidthSchema.optional(),
-    mtu: mtuSchema.optional(),
-    linkState: z.enum(['up', 'down']).optional(),
-    trustGuestRxFilters: z.boolean().optional(),
-    virtualport: virtualportSchema.optional(),
-    bootOrder: positiveInt.max(0xffffffff).optional(),
-    alias: aliasSchema.optional(),
-  })
-  .superRefine((c, ctx) => {
-    const issue = (path: (string | number)[], message: string): void => ctx.addIssue({ code: 'custom', path, message });
-    if (c.type === 'direct') {
-      if (!c.source) issue(['source'], 'type "direct" needs a source device and mode');
-      // qemuDomainNetSupportsMTU: libvirt refuses <mtu> on direct; the macvtap takes its source device's MTU.
-      if (c.mtu !== undefined) issue(['mtu'], 'libvirt refuses <mtu> on type "direct": set the source device MTU instead (plug does, from network.meta.mtu)');
-      if (c.target?.managed !== undefined) issue(['target', 'managed'], 'managed is only meaningful for type "ethernet"');
-    } else {
-      if (c.source) issue(['source'], 'type "ethernet" takes no source device');
-      if (!c.target) issue(['target'], 'type "ethernet" needs a target device');
-      if (c.virtualport) issue(['virtualport'], 'libvirt accepts <virtualport> only on bridge, network and direct interfaces');
-      if (c.trustGuestRxFilters !== undefined) issue(['trustGuestRxFilters'], 'libvirt supports trustGuestRxFilters only on type "direct"');
-    }
-    if (c.driver && !isVirtio(c.model)) issue(['driver'], `<driver> options need a virtio model, not ${c.model}`);
-    if (c.trustGuestRxFilters && !isVirtio(c.model)) issue(['trustGuestRxFilters'], 'trustGuestRxFilters needs a virtio model');
-    for (const dir of ['inbound', 'outbound'] as const) {
-      const r = c.bandwidth?.[dir];
-      if (!r) continue;
-      // virNetDevBandwidthParse: floor only inbound and only for type='network'; average is mandatory otherwise.
-      if (r.floor !== undefined) issue(['bandwidth', dir, 'floor'], 'libvirt accepts floor only on <inbound> of interfaces of type "network", not direct or ethernet');
-      if (r.average === undefined) issue(['bandwidth', dir, 'average'], 'libvirt requires average in every <inbound>/<outbound> (peak and burst need it)');
-    }
-  });
+export interface InterfaceConfig {
+  type: 'direct' | 'ethernet';
+  /** Unicast, not all-zero; lower case once checked. */
+  mac: string;
+  source?: { dev: string; mode: VifMacvtapMode };
+  target?: { dev: string; managed?: boolean };
+  model?: InterfaceModel;
+  driver?: Driver;
+  bandwidth?: Bandwidth;
+  /** 68–65535; `'ethernet'` only. */
+  mtu?: number;
+  linkState?: 'up' | 'down';
+  trustGuestRxFilters?: boolean;
+  virtualport?: Virtualport;
+  /** 1–2^32-1. */
+  bootOrder?: number;
+  /** A libvirt user alias: `ua-` and then `[A-Za-z0-9_.-]+`. */
+  alias?: string;
+}
 
-/** The typed form of one `<interface>`; see {@link interfaceConfigSchema}. */
-export type InterfaceConfig = z.output<typeof interfaceConfigSchema>;
-/** `<bandwidth>` in kilobytes/s and kilobytes. */
-export type Bandwidth = z.output<typeof bandwidthSchema>;
-/** `<driver><host>` offloads. */
-export type HostOffloads = z.output<typeof hostOffloadsSchema>;
-/** `<driver><guest>` offloads. */
-export type GuestOffloads = z.output<typeof guestOffloadsSchema>;
-/** `<virtualport>`. */
-export type Virtualport = z.output<typeof virtualportSchema>;
+const isVirtio = (model: string | undefined): boolean => model === undefined || model.startsWith('virtio');
+
+const positive = integer(1, U32_MAX);
+
+/** Checks an optional object at `path` with a check per known key (other keys are dropped); its known keys. */
+function optionalFields(issues: VifIssue[], path: string, v: unknown, fields: Record<string, Check>): Record<string, unknown> | undefined {
+  if (v === undefined) return undefined;
+  return readObject(issues, path, v, (o) => {
+    const out: Record<string, unknown> = {};
+    for (const [key, check] of Object.entries(fields)) if (checkAt(issues, `${path}.${key}`, o[key], check)) out[key] = o[key];
+    return out;
+  });
+}
+
+const ON_OFF = optional(boolean);
+const RATE = optional(positive);
+
+function readDriver(issues: VifIssue[], v: unknown): Driver | undefined {
+  const d = optionalFields(issues, 'driver', v, {
+    name: optional(oneOf(['vhost', 'qemu'])),
+    queues: optional(integer(1, MAX_TAP_QUEUES)),
+    rxQueueSize: optional((n) => (n === 256 || n === 512 || n === 1024 ? undefined : 'must be 256, 512 or 1024 (a power of two QEMU accepts)')),
+  });
+  if (d === undefined || !isPlainObject(v)) return undefined;
+  d.host = optionalFields(issues, 'driver.host', v.host, { csum: ON_OFF, gso: ON_OFF, tso4: ON_OFF, tso6: ON_OFF, ecn: ON_OFF, ufo: ON_OFF, mrgRxbuf: ON_OFF });
+  d.guest = optionalFields(issues, 'driver.guest', v.guest, { csum: ON_OFF, tso4: ON_OFF, tso6: ON_OFF, ecn: ON_OFF, ufo: ON_OFF });
+  return d as Driver;
+}
+
+const RATE_FIELDS = { average: RATE, peak: RATE, burst: RATE, floor: RATE };
+
+function readBandwidth(issues: VifIssue[], v: unknown): Bandwidth | undefined {
+  if (v === undefined) return undefined;
+  return readObject(issues, 'bandwidth', v, (b) => ({
+    inbound: optionalFields(issues, 'bandwidth.inbound', b.inbound, RATE_FIELDS),
+    outbound: optionalFields(issues, 'bandwidth.outbound', b.outbound, RATE_FIELDS),
+  }));
+}
+
+function readVirtualport(issues: VifIssue[], v: unknown): Virtualport | undefined {
+  if (v === undefined) return undefined;
+  return readObject(issues, 'virtualport', v, (vp): Virtualport | undefined => {
+    const params = vp.parameters;
+    if (vp.type === '802.1Qbh') return { type: vp.type, parameters: params === undefined ? undefined : readQbhParams(issues, 'virtualport.parameters', params) };
+    if (vp.type === '802.1Qbg') return { type: vp.type, parameters: params === undefined ? undefined : readQbgParams(issues, 'virtualport.parameters', params) };
+    return void issues.push({ path: 'virtualport.type', message: 'must be "802.1Qbg" or "802.1Qbh"' });
+  });
+}
+
+// libvirt only keeps user aliases that start with "ua-"; aliasName is [a-zA-Z0-9_\-.]+.
+const aliasCheck: Check = (v) => {
+  if (typeof v !== 'string') return 'must be a string';
+  return /^ua-[A-Za-z0-9_.-]+$/.test(v) ? undefined : 'must be "ua-" followed by letters, digits, "_", "-" or "." (a libvirt user alias)';
+};
+
+/** libvirt's rules beyond its grammar, for a config whose fields are each valid. */
+function crossFieldIssues(c: InterfaceConfig): VifIssue[] {
+  const issues: VifIssue[] = [];
+  const issue = (path: string, message: string): void => void issues.push({ path, message });
+  if (c.type === 'direct') {
+    if (!c.source) issue('source', 'type "direct" needs a source device and mode');
+    // qemuDomainNetSupportsMTU: libvirt refuses <mtu> on direct; the macvtap takes its source device's MTU.
+    if (c.mtu !== undefined) issue('mtu', 'libvirt refuses <mtu> on type "direct": set the source device MTU instead (plug does, from network.meta.mtu)');
+    if (c.target?.managed !== undefined) issue('target.managed', 'managed is only meaningful for type "ethernet"');
+  } else {
+    if (c.source) issue('source', 'type "ethernet" takes no source device');
+    if (!c.target) issue('target', 'type "ethernet" needs a target device');
+    if (c.virtualport) issue('virtualport', 'libvirt accepts <virtualport> only on bridge, network and direct interfaces');
+    if (c.trustGuestRxFilters !== undefined) issue('trustGuestRxFilters', 'libvirt supports trustGuestRxFilters only on type "direct"');
+  }
+  if (c.driver && !isVirtio(c.model)) issue('driver', `<driver> options need a virtio model, not ${c.model}`);
+  if (c.trustGuestRxFilters && !isVirtio(c.model)) issue('trustGuestRxFilters', 'trustGuestRxFilters needs a virtio model');
+  for (const dir of ['inbound', 'outbound'] as const) {
+    const r = c.bandwidth?.[dir];
+    if (!r) continue;
+    // virNetDevBandwidthParse: floor only inbound and only for type='network'; average is mandatory otherwise.
+    if (r.floor !== undefined) issue(`bandwidth.${dir}.floor`, 'libvirt accepts floor only on <inbound> of interfaces of type "network", not direct or ethernet');
+    if (r.average === undefined) issue(`bandwidth.${dir}.average`, 'libvirt requires average in every <inbound>/<outbound> (peak and burst need it)');
+  }
+  return issues;
+}
+
+/**
+ * Every problem of an {@link InterfaceConfig} (libvirt's grammar, then its semantic rules for direct/ethernet), and
+ * the config with its known keys only, `undefined`s dropped and the MAC in lower case. @internal
+ */
+export function interfaceConfigIssues(config: unknown): { issues: VifIssue[]; config: InterfaceConfig } {
+  const issues: VifIssue[] = [];
+  if (!isPlainObject(config)) return { issues: [{ path: '', message: 'an interface must be an object' }], config: config as InterfaceConfig };
+  const c = config;
+  checkAt(issues, 'type', c.type, oneOf(['direct', 'ethernet']));
+  checkAt(issues, 'mac', c.mac, mac);
+  const out = dropUndefined({
+    type: c.type,
+    mac: typeof c.mac === 'string' ? c.mac.toLowerCase() : c.mac,
+    source: optionalFields(issues, 'source', c.source, { dev: ifname, mode: oneOf(VIF_MACVTAP_MODES) }),
+    target: optionalFields(issues, 'target', c.target, { dev: ifname, managed: optional(boolean) }),
+    model: checkAt(issues, 'model', c.model, optional(oneOf(INTERFACE_MODELS))) ? c.model : undefined,
+    driver: readDriver(issues, c.driver),
+    bandwidth: readBandwidth(issues, c.bandwidth),
+    mtu: checkAt(issues, 'mtu', c.mtu, optional(mtu)) ? c.mtu : undefined,
+    linkState: checkAt(issues, 'linkState', c.linkState, optional(oneOf(['up', 'down']))) ? c.linkState : undefined,
+    trustGuestRxFilters: checkAt(issues, 'trustGuestRxFilters', c.trustGuestRxFilters, optional(boolean)) ? c.trustGuestRxFilters : undefined,
+    virtualport: readVirtualport(issues, c.virtualport),
+    bootOrder: checkAt(issues, 'bootOrder', c.bootOrder, optional(positive)) ? c.bootOrder : undefined,
+    alias: checkAt(issues, 'alias', c.alias, optional(aliasCheck)) ? c.alias : undefined,
+  }) as InterfaceConfig;
+  if (issues.length === 0) issues.push(...crossFieldIssues(out));
+  return { issues, config: out };
+}
 
 /**
  * Validates an {@link InterfaceConfig} (libvirt's grammar plus its semantic rules for direct/ethernet).
  * @throws {@link InvalidVifError} listing every problem.
  */
 export function checkInterfaceConfig(config: unknown, vifId?: string): InterfaceConfig {
-  const r = interfaceConfigSchema.safeParse(config);
-  if (!r.success) {
-    const issues = toIssues(r.error);
+  const { issues, config: c } = interfaceConfigIssues(config);
+  if (issues.length) {
     throw new InvalidVifError(`invalid interface${vifId === undefined ? '' : ` for vif ${vifId}`}: ${formatIssues(issues)}`, {
       ...(vifId === undefined ? {} : { vifId }),
       issues,
     });
   }
-  return dropUndefined(r.data);
+  return c;
 }
 
 /** Nova's flavor quota keys for vif bandwidth, plus `vif_inbound_floor`, and where each lands in {@link Bandwidth}. */
@@ -194,8 +265,8 @@ export function bandwidthFromQuota(extraSpecs: Record<string, unknown>): Bandwid
     const key = rawKey.startsWith('quota:') ? rawKey.slice('quota:'.length) : rawKey;
     if (!Object.hasOwn(BANDWIDTH_QUOTA_KEYS, key)) continue;
     const [dir, attr] = BANDWIDTH_QUOTA_KEYS[key as keyof typeof BANDWIDTH_QUOTA_KEYS];
-    const n = typeof value === 'number' ? value : typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
-    if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
+    const n = typeof value === 'string' ? parseDecimal(value) : value;
+    if (!isInteger(n, 1, U32_MAX)) {
       issues.push({ path: rawKey, message: `must be a positive integer (kilobytes${attr === 'burst' ? '' : '/s'}), got ${JSON.stringify(value)}` });
       continue;
     }
@@ -215,7 +286,7 @@ export interface InterfaceOptions {
   /** `<target dev>`: required for `'ethernet'`; for `'direct'` it names the macvtap libvirt creates. */
   targetDev?: string;
   /** `<model type>`; default `'virtio'`. */
-  model?: (typeof INTERFACE_MODELS)[number];
+  model?: InterfaceModel;
   /** Asks for multiqueue: `<driver name='vhost' queues='min(vcpus, maxTapQueues)'>` (only when that is above 1). */
   vcpus?: number;
   /** Ceiling for the queue count; default {@link MAX_TAP_QUEUES} (Nova's `max_queues`). */
@@ -249,12 +320,16 @@ export interface InterfaceOptions {
   alias?: string;
 }
 
-const optionsSchema = z.object({
-  form: z.enum(['direct', 'ethernet'], { error: 'must be "direct" or "ethernet"' }).optional(),
-  vcpus: positiveInt.optional(),
-  maxTapQueues: positiveInt.max(MAX_TAP_QUEUES, { error: `must be at most ${MAX_TAP_QUEUES}` }).optional(),
-  mtu: z.union([z.null(), mtuSchema]).optional(),
-});
+/** Problems of the options {@link interfaceFromVif} reads itself; the rest are checked in the config they become. */
+function optionIssues(options: unknown): VifIssue[] {
+  if (!isPlainObject(options)) return [{ path: '', message: 'options must be an object' }];
+  const issues: VifIssue[] = [];
+  checkAt(issues, 'form', options.form, optional(oneOf(['direct', 'ethernet'])));
+  checkAt(issues, 'vcpus', options.vcpus, optional(integer(1, Infinity)));
+  checkAt(issues, 'maxTapQueues', options.maxTapQueues, optional(integer(1, MAX_TAP_QUEUES)));
+  checkAt(issues, 'mtu', options.mtu, (v) => (v === null ? undefined : optional(mtu)(v)));
+  return issues;
+}
 
 /**
  * The {@link InterfaceConfig} for a vif: what `toInterfaceXml` renders. Validates the vif (if not already a parsed
@@ -264,9 +339,8 @@ const optionsSchema = z.object({
  */
 export function interfaceFromVif(vifInput: VifInput | Vif, options: InterfaceOptions = {}): InterfaceConfig {
   const vif = parseVif(vifInput);
-  const o = optionsSchema.safeParse(options);
-  if (!o.success) {
-    const issues = toIssues(o.error);
+  const issues = optionIssues(options);
+  if (issues.length) {
     throw new InvalidVifError(`invalid interface options for vif ${vif.id}: ${formatIssues(issues)}`, { vifId: vif.id, issues });
   }
   const form = options.form ?? 'direct';

@@ -13,9 +13,10 @@
  */
 import { MacvtapError, createMacvtap, createVlan, deleteLink, getLink, openTap, setLink, type TapQueue } from '../index.js';
 import type { LinkInfo, Netns } from '../types.js';
+import { isInteger, MAX_TAP_QUEUES } from '../validate.js';
 import { InvalidVifError, VifPlugError, type VifPlugErrorCode } from './errors.js';
-import { interfaceFromVif, MAX_TAP_QUEUES, type InterfaceConfig, type InterfaceOptions } from './interface.js';
-import { ifnameSchema, kernelMacvtapMode, parseVif, type Vif, type VifInput } from './model.js';
+import { interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
+import { ifname, kernelMacvtapMode, parseVif, type Vif, type VifInput } from './model.js';
 import { interfaceToXml } from './xml.js';
 
 /** Options of {@link plug}, {@link unplug} and {@link removeVlan}. */
@@ -269,7 +270,7 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
   const vif = parseVif(vifInput);
   const { netns } = options;
   const queues = options.queues ?? 1;
-  if (!Number.isInteger(queues) || queues < 1 || queues > MAX_TAP_QUEUES) {
+  if (!isInteger(queues, 1, MAX_TAP_QUEUES)) {
     throw new InvalidVifError(`queues must be an integer in 1–${MAX_TAP_QUEUES}, got ${String(queues)}`, {
       vifId: vif.id,
       issues: [{ path: 'queues', message: `must be an integer in 1–${MAX_TAP_QUEUES}` }],
@@ -277,11 +278,11 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
   }
   const name = options.name ?? vif.devname ?? 'macvtap%d';
   const provisional = name.replace('%d', '0');
-  const nameCheck = ifnameSchema.safeParse(provisional);
-  if (!nameCheck.success || (name.match(/%d/g)?.length ?? 0) > 1) {
+  const nameIssue = ifname(provisional) ?? ((name.match(/%d/g)?.length ?? 0) > 1 ? 'at most one %d' : undefined);
+  if (nameIssue !== undefined) {
     throw new InvalidVifError(`name ${JSON.stringify(name)} is not a device name or a template with one %d`, {
       vifId: vif.id,
-      issues: [{ path: 'name', message: nameCheck.success ? 'at most one %d' : nameCheck.error.issues[0]!.message }],
+      issues: [{ path: 'name', message: nameIssue }],
     });
   }
   const xmlOptions = (targetDev: string): InterfaceOptions => ({ ...options.xml, form: 'ethernet', targetDev, vcpus: queues });

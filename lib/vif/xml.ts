@@ -1,45 +1,74 @@
 /**
- * libvirt `<interface>` XML for a macvtap vif: built with xmlbuilder2 (every attribute and text value escaped by the
- * serializer, never by string concatenation) and read back into the same {@link InterfaceConfig}.
+ * libvirt `<interface>` XML for a macvtap vif, written and read with fast-xml-parser (its `XMLBuilder` and
+ * `XMLParser`): every attribute and text value is escaped exactly once, by {@link writeXml}, never by string
+ * concatenation, and read back into the same {@link InterfaceConfig}.
  *
  * The reader behaves like libvirt's own: element order does not matter (the grammar is an `<interleave>`), unknown
  * elements and attributes are ignored (a live domain's XML has `<address>`, `<alias name='net0'>`, …), and the values
- * it keeps are checked by the same schema that checks what we produce.
+ * it keeps are checked by the same check as what we produce.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { create } from 'xmlbuilder2';
-import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces.js';
+import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
 import { VifXmlError, type VifIssue } from './errors.js';
-import { checkInterfaceConfig, interfaceConfigSchema, interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
-import { dropUndefined, formatIssues, toIssues, type Vif, type VifInput } from './model.js';
+import { checkInterfaceConfig, interfaceConfigIssues, interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
+import { dropUndefined, formatIssues, type Vif, type VifInput } from './model.js';
+import { isUuid, parseDecimal } from '../validate.js';
 
-const SERIALIZE = { prettyPrint: true, headless: true, wellFormed: true } as const;
+/** An element as read or to be written: name, attributes (unescaped text), children in document order. @internal */
+export interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  children: XmlNode[];
+}
+/** A child of an {@link XmlElement}: an element or text. @internal */
+export type XmlNode = XmlElement | { text: string };
 
-/** The DOM node shape walked by {@link serialize} (xmlbuilder2's DOM, the subset used). */
-interface DomNode {
-  nodeType: number;
-  data?: string;
-  childNodes: ArrayLike<DomNode>;
-  attributes?: ArrayLike<{ name: string; value: string }>;
-  setAttribute?(name: string, value: string): void;
+const isElement = (n: XmlNode): n is XmlElement => 'name' in n;
+
+/** A new element; `text`, when given, is its one child. @internal */
+export function xmlElement(name: string, attrs: Record<string, string> = {}, text?: string): XmlElement {
+  return { name, attrs, children: text === undefined ? [] : [{ text }] };
 }
 
-/**
- * xmlbuilder2's serializer escapes `&` only where it does not already start something shaped like an entity
- * reference, so a value `a&amp;b` would be written raw and read back as `a&b`, and `&x;` would make the document
- * refer to an undefined entity. Escaping every `&` in the DOM first makes its output exact; the round-trip tests
- * (`&amp;`, `&#10;`, `&x;` in values) pin this down.
- */
-function serialize(doc: XMLBuilder): string {
-  const walk = (n: DomNode): void => {
-    if (n.nodeType === 3 && n.data !== undefined) n.data = n.data.replace(/&/g, '&amp;');
-    if (n.nodeType === 1 && n.attributes && n.setAttribute) {
-      for (const { name, value } of Array.from(n.attributes)) n.setAttribute(name, value.replace(/&/g, '&amp;'));
-    }
-    for (const c of Array.from(n.childNodes)) walk(c);
-  };
-  walk(doc.node as unknown as DomNode);
-  return doc.end(SERIALIZE);
+/** Appends a new element to `parent` (see {@link xmlElement}) and returns it. @internal */
+export function appendElement(parent: XmlElement, name: string, attrs: Record<string, string> = {}, text?: string): XmlElement {
+  const e = xmlElement(name, attrs, text);
+  parent.children.push(e);
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Writing
+
+// The builder's own entity replacement is off (it would also turn every ' and " in text into references): the two
+// value processors below are the one place values are escaped. Attributes also keep tab, newline and carriage return
+// as references, which attribute-value normalization would otherwise turn into spaces.
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;' };
+const escapeText = (s: string): string => s.replace(/[&<>\r]/g, (c) => ESCAPES[c]!);
+const escapeAttr = (s: string): string => s.replace(/[&<>"\t\n\r]/g, (c) => ESCAPES[c]!);
+
+const writer = new XMLBuilder({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  format: true,
+  indentBy: '  ',
+  suppressEmptyNode: true,
+  suppressBooleanAttributes: false,
+  processEntities: false,
+  tagValueProcessor: (_name, value) => escapeText(String(value)),
+  attributeValueProcessor: (_name, value) => escapeAttr(String(value)),
+});
+
+/** fast-xml-parser's document-order form of a node (`preserveOrder`). */
+type FxpNode = { [name: string]: FxpNode[] | string | Record<string, string> | undefined; ':@'?: Record<string, string> };
+
+function toFxp(n: XmlNode): FxpNode {
+  return isElement(n) ? { [n.name]: n.children.map(toFxp), ':@': n.attrs } : { '#text': n.text };
+}
+
+/** Serializes one element, pretty-printed with two-space indents, without XML declaration. @internal */
+export function writeXml(root: XmlElement): string {
+  return (writer.build([toFxp(root)]) as string).replace(/^\n/, '');
 }
 
 const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
@@ -55,37 +84,38 @@ function attrs(obj: Record<string, string | number | boolean | undefined>, fmt: 
   return out;
 }
 
-/** Appends `<interface>` for an already validated config under `parent`. */
-function appendInterface(parent: XMLBuilder, c: InterfaceConfig): void {
-  const iface = parent.ele('interface', attrs({ type: c.type, trustGuestRxFilters: c.trustGuestRxFilters }, yesNo));
-  iface.ele('mac', { address: c.mac });
-  if (c.source) iface.ele('source', { dev: c.source.dev, mode: c.source.mode });
+/** The `<interface>` element of an already validated config. */
+function interfaceElement(c: InterfaceConfig): XmlElement {
+  const iface = xmlElement('interface', attrs({ type: c.type, trustGuestRxFilters: c.trustGuestRxFilters }, yesNo));
+  appendElement(iface, 'mac', { address: c.mac });
+  if (c.source) appendElement(iface, 'source', { dev: c.source.dev, mode: c.source.mode });
   if (c.virtualport) {
-    const vp = iface.ele('virtualport', { type: c.virtualport.type });
-    if (c.virtualport.parameters) vp.ele('parameters', attrs({ ...c.virtualport.parameters }));
+    const vp = appendElement(iface, 'virtualport', { type: c.virtualport.type });
+    if (c.virtualport.parameters) appendElement(vp, 'parameters', attrs({ ...c.virtualport.parameters }));
   }
-  if (c.target) iface.ele('target', attrs({ dev: c.target.dev, managed: c.target.managed }, yesNo));
-  if (c.model) iface.ele('model', { type: c.model });
+  if (c.target) appendElement(iface, 'target', attrs({ dev: c.target.dev, managed: c.target.managed }, yesNo));
+  if (c.model) appendElement(iface, 'model', { type: c.model });
   if (c.driver) {
     const d = c.driver;
-    const drv = iface.ele('driver', attrs({ name: d.name, queues: d.queues, rx_queue_size: d.rxQueueSize }));
+    const drv = appendElement(iface, 'driver', attrs({ name: d.name, queues: d.queues, rx_queue_size: d.rxQueueSize }));
     if (d.host) {
       const h = d.host;
-      drv.ele('host', attrs({ csum: h.csum, gso: h.gso, tso4: h.tso4, tso6: h.tso6, ecn: h.ecn, ufo: h.ufo, mrg_rxbuf: h.mrgRxbuf }));
+      appendElement(drv, 'host', attrs({ csum: h.csum, gso: h.gso, tso4: h.tso4, tso6: h.tso6, ecn: h.ecn, ufo: h.ufo, mrg_rxbuf: h.mrgRxbuf }));
     }
-    if (d.guest) drv.ele('guest', attrs({ ...d.guest }));
+    if (d.guest) appendElement(drv, 'guest', attrs({ ...d.guest }));
   }
   if (c.bandwidth) {
-    const bw = iface.ele('bandwidth');
+    const bw = appendElement(iface, 'bandwidth');
     for (const dir of ['inbound', 'outbound'] as const) {
       const r = c.bandwidth[dir];
-      if (r) bw.ele(dir, attrs({ average: r.average, peak: r.peak, burst: r.burst, floor: r.floor }));
+      if (r) appendElement(bw, dir, attrs({ average: r.average, peak: r.peak, burst: r.burst, floor: r.floor }));
     }
   }
-  if (c.linkState) iface.ele('link', { state: c.linkState });
-  if (c.mtu !== undefined) iface.ele('mtu', { size: String(c.mtu) });
-  if (c.bootOrder !== undefined) iface.ele('boot', { order: String(c.bootOrder) });
-  if (c.alias) iface.ele('alias', { name: c.alias });
+  if (c.linkState) appendElement(iface, 'link', { state: c.linkState });
+  if (c.mtu !== undefined) appendElement(iface, 'mtu', { size: String(c.mtu) });
+  if (c.bootOrder !== undefined) appendElement(iface, 'boot', { order: String(c.bootOrder) });
+  if (c.alias) appendElement(iface, 'alias', { name: c.alias });
+  return iface;
 }
 
 /**
@@ -95,10 +125,7 @@ function appendInterface(parent: XMLBuilder, c: InterfaceConfig): void {
  * @throws {@link InvalidVifError} when the config breaks libvirt's rules.
  */
 export function interfaceToXml(config: InterfaceConfig): string {
-  const c = checkInterfaceConfig(config);
-  const doc = create();
-  appendInterface(doc, c);
-  return serialize(doc);
+  return writeXml(interfaceElement(checkInterfaceConfig(config)));
 }
 
 /**
@@ -122,16 +149,6 @@ export function toInterfaceXml(vif: VifInput | Vif, options: InterfaceOptions = 
 // ---------------------------------------------------------------------------------------------------------------
 // Reading
 
-/** An element as read: name, attributes (entities decoded), children in document order. */
-interface XmlElement {
-  name: string;
-  attrs: Record<string, string>;
-  children: XmlNode[];
-}
-type XmlNode = XmlElement | { text: string };
-
-const isElement = (n: XmlNode): n is XmlElement => 'name' in n;
-
 function childElements(el: XmlElement): XmlElement[] {
   return el.children.filter(isElement);
 }
@@ -145,10 +162,11 @@ function attr(el: XmlElement | undefined, name: string): string | undefined {
   return el && Object.hasOwn(el.attrs, name) ? el.attrs[name] : undefined;
 }
 
-/** Decimal (and, where libvirt allows it, `0x` hex) → number; anything else is passed on for the schema to reject. */
+/** Decimal (and, where libvirt allows it, `0x` hex) → number; anything else is passed on for the check to reject. */
 function num(v: string | undefined, hex = false): number | string | undefined {
   if (v === undefined) return undefined;
-  if (/^[0-9]+$/.test(v)) return Number(v);
+  const n = parseDecimal(v);
+  if (n !== undefined) return n;
   if (hex && /^0x[0-9a-fA-F]+$/.test(v)) return parseInt(v.slice(2), 16);
   return v;
 }
@@ -230,8 +248,8 @@ function readInterface(el: XmlElement): Record<string, unknown> {
   });
 }
 
-// fast-xml-parser in document-order mode. htmlEntities decodes character references in one pass (xmlbuilder2's reader
-// decodes `&amp;#10;` twice, into a newline); named references other than XML's five are refused before parsing.
+// fast-xml-parser in document-order mode. htmlEntities decodes character references (`&#10;`, `&#x41;`), each
+// reference once (`&amp;#10;` stays the text "&#10;"); named references other than XML's five are refused before parsing.
 const reader = new XMLParser({
   preserveOrder: true,
   ignoreAttributes: false,
@@ -245,22 +263,20 @@ const reader = new XMLParser({
   trimValues: true,
 });
 
-type FxpNode = Record<string, unknown> & { ':@'?: Record<string, string> };
-
 function toTree(nodes: FxpNode[]): XmlNode[] {
   const out: XmlNode[] = [];
   for (const n of nodes) {
     for (const [key, value] of Object.entries(n)) {
       if (key === ':@') continue;
       if (key === '#text') out.push({ text: String(value) });
-      else out.push({ name: key, attrs: { ...(n[':@'] ?? {}) }, children: toTree(value as FxpNode[]) });
+      else out.push({ name: key, attrs: { ...n[':@'] }, children: toTree(value as FxpNode[]) });
     }
   }
   return out;
 }
 
-/** Parses a document and returns its root element; refuses what is not well-formed, and DTDs. */
-function parseDocument(xml: unknown): XmlElement {
+/** Parses a document and returns its root element; refuses what is not well-formed, and DTDs. @internal */
+export function readXml(xml: unknown): XmlElement {
   if (typeof xml !== 'string') throw new VifXmlError(`expected an XML string, got ${xml === null ? 'null' : typeof xml}`);
   // No DTDs: libvirt's XML has none, and entity definitions are how hostile documents blow up.
   if (/<!DOCTYPE/i.test(xml)) throw new VifXmlError('XML with a DOCTYPE is refused (libvirt XML has none)');
@@ -291,12 +307,9 @@ function checkRead(raw: Record<string, unknown>, where: string): InterfaceConfig
       issues: [{ path: 'type', message: 'must be "direct" or "ethernet"' }],
     });
   }
-  const r = interfaceConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issues: VifIssue[] = toIssues(r.error);
-    throw new VifXmlError(`${where}: ${formatIssues(issues)}`, { issues });
-  }
-  return dropUndefined(r.data);
+  const { issues, config } = interfaceConfigIssues(raw);
+  if (issues.length) throw new VifXmlError(`${where}: ${formatIssues(issues)}`, { issues });
+  return config;
 }
 
 /**
@@ -307,7 +320,7 @@ function checkRead(raw: Record<string, unknown>, where: string): InterfaceConfig
  *   libvirt would refuse (with every problem in `issues`).
  */
 export function parseInterfaceXml(xml: string): InterfaceConfig {
-  const root = parseDocument(xml);
+  const root = readXml(xml);
   if (root.name !== 'interface') throw new VifXmlError(`expected an <interface> element, got <${root.name}>`);
   return checkRead(readInterface(root), '<interface>');
 }
@@ -319,7 +332,7 @@ export function parseInterfaceXml(xml: string): InterfaceConfig {
  * @throws {@link VifXmlError} as {@link parseInterfaceXml}, naming which interface is wrong.
  */
 export function parseDomainInterfaces(xml: string): InterfaceConfig[] {
-  const root = parseDocument(xml);
+  const root = readXml(xml);
   if (root.name !== 'domain') throw new VifXmlError(`expected a <domain> element, got <${root.name}>`);
   const out: InterfaceConfig[] = [];
   childElements(child(root, 'devices') ?? root)
@@ -329,15 +342,6 @@ export function parseDomainInterfaces(xml: string): InterfaceConfig[] {
       if (type === 'direct' || type === 'ethernet') out.push(checkRead(readInterface(e), `interface ${i}`));
     });
   return out;
-}
-
-/** Re-creates a read element (attributes, children, text) under `parent`. */
-function appendTree(parent: XMLBuilder, el: XmlElement): void {
-  const e = parent.ele(el.name, el.attrs);
-  for (const c of el.children) {
-    if (isElement(c)) appendTree(e, c);
-    else e.txt(c.text);
-  }
 }
 
 /** Options of {@link toDomainXml}. */
@@ -368,7 +372,7 @@ export function toDomainXml(interfaces: Array<InterfaceConfig | string>, options
   if (typeof name !== 'string' || name.length === 0 || /[\x00-\x1f\x7f]/.test(name)) {
     issues.push({ path: 'name', message: 'must be non-empty text without control characters' });
   }
-  if (options.uuid !== undefined && !/^([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$/.test(options.uuid)) {
+  if (options.uuid !== undefined && !isUuid(options.uuid)) {
     issues.push({ path: 'uuid', message: 'must be a UUID' });
   }
   const memoryMiB = options.memoryMiB ?? 64;
@@ -377,21 +381,20 @@ export function toDomainXml(interfaces: Array<InterfaceConfig | string>, options
   if (!Number.isInteger(vcpus) || vcpus < 1 || vcpus > 4096) issues.push({ path: 'vcpus', message: 'must be an integer in 1–4096' });
   if (issues.length) throw new VifXmlError(`invalid domain options: ${formatIssues(issues)}`, { issues });
 
-  const doc = create();
-  const dom = doc.ele('domain', { type: options.type ?? 'qemu' });
-  dom.ele('name').txt(name);
-  if (options.uuid) dom.ele('uuid').txt(options.uuid);
-  dom.ele('memory', { unit: 'MiB' }).txt(String(memoryMiB));
-  dom.ele('vcpu').txt(String(vcpus));
-  dom.ele('os').ele('type', { arch: 'x86_64' }).txt('hvm');
-  const devices = dom.ele('devices');
+  const dom = xmlElement('domain', { type: options.type ?? 'qemu' });
+  appendElement(dom, 'name', {}, name);
+  if (options.uuid) appendElement(dom, 'uuid', {}, options.uuid);
+  appendElement(dom, 'memory', { unit: 'MiB' }, String(memoryMiB));
+  appendElement(dom, 'vcpu', {}, String(vcpus));
+  appendElement(appendElement(dom, 'os'), 'type', { arch: 'x86_64' }, 'hvm');
+  const devices = appendElement(dom, 'devices');
   for (const i of interfaces) {
     if (typeof i === 'string') {
       parseInterfaceXml(i);
-      appendTree(devices, parseDocument(i));
+      devices.children.push(readXml(i));
     } else {
-      appendInterface(devices, checkInterfaceConfig(i));
+      devices.children.push(interfaceElement(checkInterfaceConfig(i)));
     }
   }
-  return serialize(doc);
+  return writeXml(dom);
 }

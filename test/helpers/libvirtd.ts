@@ -16,9 +16,9 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { create } from 'xmlbuilder2';
 import { kernelCmdline, type GuestImage, type GuestTask } from '../../bench/testbed/guest-image.js';
 import { SerialLog } from '../../bench/testbed/qemu.js';
+import { appendElement, readXml, writeXml, type XmlElement } from '../../lib/vif/xml.js';
 
 /** Why a private libvirtd cannot run here (a tool is missing), or `null`. */
 export function libvirtdUnavailable(): string | null {
@@ -260,25 +260,25 @@ export interface GuestDomain {
  * to a file in `dir`, no memory balloon. The `<interface>` elements are left exactly as given.
  */
 export function bootableDomain(domainXml: string, guest: GuestImage, task: GuestTask, dir: string): GuestDomain {
-  const doc = create(domainXml);
-  const dom = doc.root();
-  const child = (name: string) => dom.find((n) => n.node.nodeName === name, false, false);
-  const name = child('name')?.node.textContent ?? 'guest';
+  const dom = readXml(domainXml);
+  const child = (name: string): XmlElement | undefined => dom.children.find((n): n is XmlElement => 'name' in n && n.name === name);
+  const nameText = child('name')?.children[0];
+  const name = nameText && 'text' in nameText ? nameText.text : 'guest';
   const serialPath = join(dir, `${name}.console.log`);
   const os = child('os');
   if (!os) throw new Error('domain XML has no <os>');
-  os.ele('kernel').txt(guest.kernel);
-  os.ele('initrd').txt(guest.initrd);
-  os.ele('cmdline').txt(kernelCmdline(task));
-  dom.ele('features').ele('acpi');
-  for (const ev of ['on_poweroff', 'on_reboot', 'on_crash']) dom.ele(ev).txt('destroy');
+  appendElement(os, 'kernel', {}, guest.kernel);
+  appendElement(os, 'initrd', {}, guest.initrd);
+  appendElement(os, 'cmdline', {}, kernelCmdline(task));
+  appendElement(appendElement(dom, 'features'), 'acpi');
+  for (const ev of ['on_poweroff', 'on_reboot', 'on_crash']) appendElement(dom, ev, {}, 'destroy');
   const devices = child('devices');
   if (!devices) throw new Error('domain XML has no <devices>');
-  const serial = devices.ele('serial', { type: 'file' });
-  serial.ele('source', { path: serialPath });
-  serial.ele('target', { port: '0' });
-  devices.ele('memballoon', { model: 'none' });
-  return { xml: doc.end({ prettyPrint: true, headless: true }), serial: new SerialLog(serialPath) };
+  const serial = appendElement(devices, 'serial', { type: 'file' });
+  appendElement(serial, 'source', { path: serialPath });
+  appendElement(serial, 'target', { port: '0' });
+  appendElement(devices, 'memballoon', { model: 'none' });
+  return { xml: writeXml(dom), serial: new SerialLog(serialPath) };
 }
 
 /**
