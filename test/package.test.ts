@@ -137,6 +137,7 @@ describe('npm pack → install into an empty directory', () => {
       let err;
       try { await getLink('mvt-nonexist0'); } catch (e) { err = e; }
       const vif = parseVif({ id: '5e7a0c5e-1e3a-4c3e-9d1e-0b2a7e4c9f10', address: 'fa:16:3e:12:34:56', type: 'macvtap',
+        network: { bridge: null, meta: { mtu: 1500 } },
         details: { macvtap_source: 'eth1', macvtap_mode: 'bridge', physical_interface: 'eth1' } });
       console.log(JSON.stringify({ name: lo.name, ifindex: lo.ifindex, code: err?.code, isMacvtapError: err instanceof MacvtapError,
         xml: /<source dev="eth1" mode="bridge"\\/>/.test(toInterfaceXml(vif)) }));
