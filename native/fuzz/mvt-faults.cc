@@ -377,6 +377,49 @@ std::vector<Case> Cases() {
     MessageBuilder m = GetLink();
     Throws([&] { h.sock->Dump(m); }, ENOBUFS, "RTM_GETLINK");
   }});
+  // One control table for every request (DecodeStatus): the same error message means the same thing to all three.
+  c.push_back({"one decoding: an error with extack is the same error to ack, get and dump", [] {
+    for (int op = 0; op < 3; ++op) {
+      Harness h = Make({D(Err(-EPERM, "not allowed"))});
+      MessageBuilder m = op == 0 ? NewLink() : GetLink();
+      SysError e = Throws([&] {
+        if (op == 0) h.sock->Ack(m, "mvt-f0");
+        else if (op == 1) h.sock->Get(m, "mvt-f0");
+        else h.sock->Dump(m);
+      }, EPERM, op == 0 ? "RTM_NEWLINK" : "RTM_GETLINK");
+      EXPECT(e.extack == "not allowed", "op " + std::to_string(op) + ": extack '" + e.extack + "'");
+    }
+  }});
+  c.push_back({"one decoding: a malformed NLMSG_ERROR is EBADMSG saying so, to ack, get and dump", [] {
+    for (int op = 0; op < 3; ++op) {
+      Harness h = Make({D(Err(-5000))});
+      MessageBuilder m = op == 0 ? NewLink() : GetLink();
+      SysError e = Throws([&] {
+        if (op == 0) h.sock->Ack(m, "mvt-f0");
+        else if (op == 1) h.sock->Get(m, "mvt-f0");
+        else h.sock->Dump(m);
+      }, EBADMSG, op == 0 ? "RTM_NEWLINK" : "RTM_GETLINK");
+      EXPECT(e.detail == "malformed NLMSG_ERROR", "op " + std::to_string(op) + ": detail '" + e.detail + "'");
+    }
+  }});
+  c.push_back({"NOOP and OVERRUN answer nothing: ack, get and dump skip them and take the real answer", [] {
+    auto noise = [] { return Cat({Raw(NLMSG_NOOP, 0, nullptr, 0), Raw(NLMSG_OVERRUN, 0, nullptr, 0)}); };
+    Harness a = Make({D(noise()), D(Err(0))});
+    MessageBuilder m = NewLink();
+    a.sock->Ack(m, "mvt-f0");
+    EXPECT(a.t->left() == 0, "the ACK was not consumed");
+    Harness g = Make({D(noise()), D(Link(7, "mvt-f0"))});
+    MessageBuilder m2 = GetLink();
+    EXPECT(NameOf(g.sock->Get(m2, "mvt-f0")) == "mvt-f0", "get answer");
+    Harness d = Make({D(Cat({noise(), Link(1, "lo", NLM_F_MULTI), Done()}))});
+    MessageBuilder m3 = GetLink();
+    EXPECT(d.sock->Dump(m3).size() == 1, "dump answer");
+  }});
+  c.push_back({"a get answered by the end of a dump is EBADMSG, never an empty answer", [] {
+    Harness h = Make({D(Done())});
+    MessageBuilder m = GetLink();
+    Throws([&] { h.sock->Get(m, "mvt-f0"); }, EBADMSG, "RTM_GETLINK");
+  }});
   return c;
 }
 
