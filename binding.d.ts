@@ -46,8 +46,12 @@ export interface NativeLinkKey {
  * What the addon hands every decoded `RTM_NEWLINK` (a create's echo, a get, each link of a list, a watcher's
  * notification) to: one call with the fields in this order, and what it returns is what the link functions resolve
  * with. `lib/binding.ts` registers `linkFromNative` (`lib/linkinfo.ts`) right after loading the addon, so the
- * functions below are typed as returning {@link LinkInfo}. Building the object in JavaScript from a literal is ~5 µs
- * cheaper per link than setting its properties one by one through N-API.
+ * functions below are typed as returning {@link LinkInfo}. Building the object in JavaScript from a literal is
+ * cheaper than setting its properties one by one through N-API, each a call across the boundary.
+ *
+ * The order is the one table `MACVTAP_LINK_FACTORY_ARGS` in `native/link.cc`; {@link Binding.setLinkFactory} returns
+ * its names, and `test/linkinfo.test.ts` checks that they are the parameter names here and in `linkFromNative`, in the
+ * same order (the types alone would not catch two swapped numbers).
  */
 export type NativeLinkFactory = (
   ifindex: number,
@@ -307,9 +311,11 @@ export interface NativePacketSocket {
 export interface Binding {
   /**
    * Registers the {@link NativeLinkFactory} of this environment (main thread or worker); until it is called, every
-   * function that returns a link throws. `lib/binding.ts` calls it once, right after loading.
+   * function that returns a link throws. `lib/binding.ts` calls it once, right after loading. Returns the names of the
+   * arguments the factory is called with, in order. Throws a `TypeError` when `factory` declares another number of
+   * parameters (`factory.length`).
    */
-  setLinkFactory(factory: NativeLinkFactory): void;
+  setLinkFactory(factory: NativeLinkFactory): string[];
   /**
    * `RTM_NEWLINK` with `NLM_F_CREATE|NLM_F_EXCL|NLM_F_ECHO`: the result is the kernel's echo of the new link (Linux
    * >= 6.3), or an `RTM_GETLINK` of it when no echo came (older kernels; or `MACVTAP_NO_NLM_ECHO=1` in the
