@@ -10,6 +10,14 @@
  *
  * Links: every function that returns a link returns what the registered {@link NativeLinkFactory} made of it.
  *
+ * Handles: every native resource this surface hands out is a number, the fd it is built on, owned by the addon in a
+ * registry per environment (main thread, each worker thread): a tap queue's or tun device's fd, a received fd, and a
+ * link watcher (its netlink socket, with the libuv poll handle that watches it). `fdClose`/`fdCloseAsync` end a
+ * handle of any kind, `fdRelease` hands a plain fd away (a watcher cannot be), `ownedFds` lists them, and whatever is
+ * still owned when the environment exits is closed then. A number the addon does not own is refused with `EBADF`,
+ * never closed. The model is described once, in `native/ownership.h`. (The benchmark's `endpointStart` threads have
+ * ids of their own, outside this model.)
+ *
  * Namespaces: `ns` is `null` (the calling thread's current network namespace), a path such as `/run/netns/NAME` or
  * `/proc/PID/ns/net`, or an open fd of a network namespace. Async work enters it with `setns(CLONE_NEWNET)` on the
  * worker thread only and leaves it before the thread is reused; the rest of the process never changes namespace.
@@ -293,14 +301,6 @@ export type NativeLinkWatchItem =
   /** The socket failed (or the dump was refused); the watcher should be closed. */
   | { type: 'error'; error: Error & NativeErrorFields };
 
-/** A running link watcher. Its socket and libuv handle live until `close()` (or the environment's exit). */
-export interface NativeLinkWatch {
-  /** Sends an `RTM_GETLINK` dump on the watcher's own socket; one already running is superseded (its parts dropped). */
-  dump(): void;
-  /** Stops the `uv_poll_t`, closes it and the socket. Idempotent. */
-  close(): void;
-}
-
 /** `packetOpen`'s result: the socket's fd (owned by the addon) and the bound link's ifindex in its namespace. */
 export interface NativePacketSocket {
   fd: number;
@@ -344,11 +344,15 @@ export interface Binding {
   linkSetBridgePort(key: NativeLinkKey, port: Partial<NativeBridgePort>, ns: NativeNetns): Promise<void>;
   /**
    * Opens a non-blocking `NETLINK_ROUTE` socket in `ns` (on a worker thread), joined to `RTNLGRP_LINK`, with
-   * `SO_RCVBUF` = `rcvbuf` (0 leaves the system default), and watches it with a libuv `uv_poll_t` on the main thread:
-   * each time it is readable, up to 64 datagrams are decoded and passed to `onBatch` as one array. Only `AF_UNSPEC`
-   * link messages are reported (not the bridge's `AF_BRIDGE` port messages). `linkName` and `tapDev` are always null.
+   * `SO_RCVBUF` = `rcvbuf` (0 leaves the system default), watches it with a libuv `uv_poll_t` on the main thread and
+   * sends an `RTM_GETLINK` dump on it (subscribed first, dumped second: nothing falls in between). Each time the
+   * socket is readable, up to 64 datagrams are decoded and passed to `onBatch` as one array. `onBatch` returns `true`
+   * to have the addon dump again once the batch is handled (a dump running then is superseded: its parts are dropped);
+   * a dump that cannot be sent arrives as an `error` item. Only `AF_UNSPEC` link messages are reported (not the
+   * bridge's `AF_BRIDGE` port messages). In the links, `linkName` is null and so is the tap device (`tapMajor`).
+   * Resolves with the watcher's handle: `fdClose(handle)` stops the poll and closes it and the socket.
    */
-  linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => void): Promise<NativeLinkWatch>;
+  linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => boolean): Promise<number>;
   /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
   addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
   /**
@@ -389,16 +393,23 @@ export interface Binding {
    */
   frameCapture(fd: number, marker: Buffer, want: number, timeoutMs: number, maxLength: number): Promise<Buffer[]>;
 
-  /** Closes an fd the addon owns. Throws `EBADF` for an fd it does not own (so a double close is caught in `lib/`). */
+  /**
+   * Ends a handle the addon owns, of any kind (a link watcher stops polling first). Throws `EBADF` for a number it does
+   * not own (so a double close is caught in `lib/`).
+   */
   fdClose(fd: number): void;
   /**
-   * Stops owning an fd at once and closes it on a worker thread: closing a tap queue waits for an RCU grace period in
-   * the kernel (≈11–14 ms), which must not block the event loop. Rejects `EBADF` for an fd it does not own.
+   * Stops owning a handle at once and closes it; a plain fd is closed on a worker thread: closing a tap queue waits
+   * for an RCU grace period in the kernel, which must not block the event loop. Throws `EBADF` for a number it does
+   * not own.
    */
   fdCloseAsync(fd: number): Promise<void>;
-  /** Stops owning an fd without closing it (the `detach()` handoff). Throws `EBADF` for an fd it does not own. */
+  /**
+   * Stops owning a plain fd without closing it (the `detach()` handoff). Throws `EBADF` for a number it does not own,
+   * and for a link watcher (its socket is only ever closed).
+   */
   fdRelease(fd: number): void;
-  /** The fds the addon owns in this environment, ascending (for leak tests and diagnostics). */
+  /** The handles the addon owns in this environment (plain fds and watchers' sockets), ascending (leak tests). */
   ownedFds(): number[];
 
   /**
@@ -414,8 +425,8 @@ export interface Binding {
   recvFds(source: string | number, timeoutMs: number): Promise<NativeReceivedFds>;
 
   /**
-   * Replaces the process image (`execvp`) after clearing `FD_CLOEXEC` on `keepFds` (which the addon then stops
-   * owning). Returns only by throwing (`ENOENT`, `EACCES`, …).
+   * Replaces the process image (`execvp`) after clearing `FD_CLOEXEC` on `keepFds`, which the new program inherits
+   * (the registry goes with the old one). Returns only by throwing (`ENOENT`, `EACCES`, …); the fds then stay owned.
    */
   execvp(file: string, args: string[], keepFds: number[]): never;
 }
