@@ -1,6 +1,6 @@
 /**
  * Link lifecycle over rtnetlink: create (macvtap, VLAN, veth), inspect, change, delete. Every call is one or two
- * netlink round trips on a worker thread; none blocks the event loop (a delete waits an RCU grace period, ≈16 ms).
+ * netlink round trips on a worker thread; none blocks the event loop (a delete waits for an RCU grace period).
  */
 import type { NativeCreateLink, NativeSetLink } from '../binding.js';
 import { binding } from './binding.js';
@@ -184,11 +184,11 @@ export async function getLink(link: LinkRef, options?: NetnsOption): Promise<Lin
 
 /**
  * {@link getLink} without the thread hop: the request runs on the calling thread and blocks it for one kernel round
- * trip (≈6 µs for `lo` on this machine; a macvtap adds a sysfs read for its tap device). For hot paths — link state
- * checks inside event handlers, polling loops — where a Promise's trip through libuv's thread pool (≈40 µs here)
- * would dominate. Caveats: older kernels take the RTNL lock for `RTM_GETLINK`, so there the call can wait while
- * another process creates or deletes links (measured on 6.1 with links made and deleted beside it: waits of up to
- * 4 ms; on 6.18 none); the first call for a namespace also opens its netlink socket.
+ * trip (a macvtap adds a sysfs read for its tap device). For hot paths — link state checks inside event handlers,
+ * polling loops — where a Promise's trip through libuv's thread pool would cost several times the round trip itself
+ * (README, "Control plane", has the measurements). Caveats: older kernels take the RTNL lock for `RTM_GETLINK`, so
+ * there the call can wait while another process creates or deletes links (6.1 does; 6.18 does not); the first call
+ * for a namespace also opens its netlink socket.
  *
  * Equivalent to: `ip -d link show dev LINK`.
  * @throws TypeError/RangeError for bad arguments; {@link MacvtapError} `ENODEV` when there is no such link.
@@ -251,7 +251,7 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
 }
 
 /**
- * Deletes one link (waits the kernel's RCU grace period, ≈16 ms, off the event loop).
+ * Deletes one link (waits for the kernel's RCU grace period, off the event loop).
  *
  * Equivalent to: `ip link del dev LINK`.
  * @throws {@link MacvtapError} `ENODEV` when there is no such link.
@@ -263,9 +263,8 @@ export async function deleteLink(link: LinkRef, options?: NetnsOption): Promise<
 }
 
 /**
- * Deletes every link of a group in one `RTM_DELLINK`: one grace period for all of them (1000 links in well under a
- * second, where one by one takes ≈16 s). Group 0 (the default group, which holds `lo` and every untagged link) is
- * refused.
+ * Deletes every link of a group in one `RTM_DELLINK`: one grace period for all of them, where deleting them one by one
+ * waits one grace period per link. Group 0 (the default group, which holds `lo` and every untagged link) is refused.
  *
  * Equivalent to: `ip link del group GROUP`.
  */

@@ -1,4 +1,4 @@
-// Fault injection over the Transport seam (issue 8): NetlinkSocket fed crafted kernel replies — truncated
+// Fault injection over the Transport seam: NetlinkSocket fed crafted kernel replies — truncated
 // messages, wrong sequence numbers and port ids, ENOBUFS, EINTR, EAGAIN, interrupted dumps (retry, then EAGAIN after
 // kDumpRetries), an error inside a multipart reply, a datagram larger than the buffer (MSG_TRUNC), ACKs with extended
 // acks — and, on a real NETLINK_ROUTE socket, EINTR from a signal and replies sent by another socket. Each case must
