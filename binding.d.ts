@@ -292,7 +292,7 @@ export interface NativeEndpoint {
 
 /** One item of a link watcher's batch (see {@link Binding.linkWatch}). */
 export type NativeLinkWatchItem =
-  /** `new`/`del`: an `RTM_NEWLINK`/`RTM_DELLINK` notification; `dump`: a link of the dump asked for with `dump()`. */
+  /** `new`/`del`: an `RTM_NEWLINK`/`RTM_DELLINK` notification; `dump`: a link of the running dump (see `linkWatch`). */
   | { type: 'new' | 'del' | 'dump'; link: LinkInfo }
   /** The dump ended; `intr` when the kernel flagged it `NLM_F_DUMP_INTR` (the table changed under it: dump again). */
   | { type: 'done'; intr: boolean }
