@@ -10,6 +10,14 @@
  *
  * Links: every function that returns a link returns what the registered {@link NativeLinkFactory} made of it.
  *
+ * Handles: every native resource this surface hands out is a number, the fd it is built on, owned by the addon in a
+ * registry per environment (main thread, each worker thread): a tap queue's or tun device's fd, a received fd, and a
+ * link watcher (its netlink socket, with the libuv poll handle that watches it). `fdClose`/`fdCloseAsync` end a
+ * handle of any kind, `fdRelease` hands a plain fd away (a watcher cannot be), `ownedFds` lists them, and whatever is
+ * still owned when the environment exits is closed then. A number the addon does not own is refused with `EBADF`,
+ * never closed. The model is described once, in `native/ownership.h`. (The benchmark's `endpointStart` threads have
+ * ids of their own, outside this model.)
+ *
  * Namespaces: `ns` is `null` (the calling thread's current network namespace), a path such as `/run/netns/NAME` or
  * `/proc/PID/ns/net`, or an open fd of a network namespace. Async work enters it with `setns(CLONE_NEWNET)` on the
  * worker thread only and leaves it before the thread is reused; the rest of the process never changes namespace.
@@ -46,8 +54,12 @@ export interface NativeLinkKey {
  * What the addon hands every decoded `RTM_NEWLINK` (a create's echo, a get, each link of a list, a watcher's
  * notification) to: one call with the fields in this order, and what it returns is what the link functions resolve
  * with. `lib/binding.ts` registers `linkFromNative` (`lib/linkinfo.ts`) right after loading the addon, so the
- * functions below are typed as returning {@link LinkInfo}. Building the object in JavaScript from a literal is ~5 µs
- * cheaper per link than setting its properties one by one through N-API.
+ * functions below are typed as returning {@link LinkInfo}. Building the object in JavaScript from a literal is
+ * cheaper than setting its properties one by one through N-API, each a call across the boundary.
+ *
+ * The order is the one table `MACVTAP_LINK_FACTORY_ARGS` in `native/link.cc`; {@link Binding.setLinkFactory} returns
+ * its names, and `test/linkinfo.test.ts` checks that they are the parameter names here and in `linkFromNative`, in the
+ * same order (the types alone would not catch two swapped numbers).
  */
 export type NativeLinkFactory = (
   ifindex: number,
@@ -241,7 +253,7 @@ export interface NativeReceivedFds {
 
 /** One item of a link watcher's batch (see {@link Binding.linkWatch}). */
 export type NativeLinkWatchItem =
-  /** `new`/`del`: an `RTM_NEWLINK`/`RTM_DELLINK` notification; `dump`: a link of the dump asked for with `dump()`. */
+  /** `new`/`del`: an `RTM_NEWLINK`/`RTM_DELLINK` notification; `dump`: a link of the running dump (see `linkWatch`). */
   | { type: 'new' | 'del' | 'dump'; link: LinkInfo }
   /** The dump ended; `intr` when the kernel flagged it `NLM_F_DUMP_INTR` (the table changed under it: dump again). */
   | { type: 'done'; intr: boolean }
@@ -250,21 +262,15 @@ export type NativeLinkWatchItem =
   /** The socket failed (or the dump was refused); the watcher should be closed. */
   | { type: 'error'; error: Error & NativeErrorFields };
 
-/** A running link watcher. Its socket and libuv handle live until `close()` (or the environment's exit). */
-export interface NativeLinkWatch {
-  /** Sends an `RTM_GETLINK` dump on the watcher's own socket; one already running is superseded (its parts dropped). */
-  dump(): void;
-  /** Stops the `uv_poll_t`, closes it and the socket. Idempotent. */
-  close(): void;
-}
-
 /** The native addon. Each function's errno contract is documented next to its C++ definition. */
 export interface Binding {
   /**
    * Registers the {@link NativeLinkFactory} of this environment (main thread or worker); until it is called, every
-   * function that returns a link throws. `lib/binding.ts` calls it once, right after loading.
+   * function that returns a link throws. `lib/binding.ts` calls it once, right after loading. Returns the names of the
+   * arguments the factory is called with, in order. Throws a `TypeError` when `factory` declares another number of
+   * parameters (`factory.length`).
    */
-  setLinkFactory(factory: NativeLinkFactory): void;
+  setLinkFactory(factory: NativeLinkFactory): string[];
   /**
    * `RTM_NEWLINK` with `NLM_F_CREATE|NLM_F_EXCL|NLM_F_ECHO`: the result is the kernel's echo of the new link (Linux
    * >= 6.3), or an `RTM_GETLINK` of it when no echo came (older kernels; or `MACVTAP_NO_NLM_ECHO=1` in the
@@ -288,11 +294,15 @@ export interface Binding {
   linkSetBridgePort(key: NativeLinkKey, port: Partial<NativeBridgePort>, ns: NativeNetns): Promise<void>;
   /**
    * Opens a non-blocking `NETLINK_ROUTE` socket in `ns` (on a worker thread), joined to `RTNLGRP_LINK`, with
-   * `SO_RCVBUF` = `rcvbuf` (0 leaves the system default), and watches it with a libuv `uv_poll_t` on the main thread:
-   * each time it is readable, up to 64 datagrams are decoded and passed to `onBatch` as one array. Only `AF_UNSPEC`
-   * link messages are reported (not the bridge's `AF_BRIDGE` port messages). `linkName` and `tapDev` are always null.
+   * `SO_RCVBUF` = `rcvbuf` (0 leaves the system default), watches it with a libuv `uv_poll_t` on the main thread and
+   * sends an `RTM_GETLINK` dump on it (subscribed first, dumped second: nothing falls in between). Each time the
+   * socket is readable, up to 64 datagrams are decoded and passed to `onBatch` as one array. `onBatch` returns `true`
+   * to have the addon dump again once the batch is handled (a dump running then is superseded: its parts are dropped);
+   * a dump that cannot be sent arrives as an `error` item. Only `AF_UNSPEC` link messages are reported (not the
+   * bridge's `AF_BRIDGE` port messages). In the links, `linkName` is null and so is the tap device (`tapMajor`).
+   * Resolves with the watcher's handle: `fdClose(handle)` stops the poll and closes it and the socket.
    */
-  linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => void): Promise<NativeLinkWatch>;
+  linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => boolean): Promise<number>;
   /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
   addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
   /**
@@ -313,16 +323,23 @@ export interface Binding {
   /** `write()` of one frame (vnet header first when the queue has one). Returns bytes written. Sync: never blocks long. */
   tapWrite(fd: number, frame: Buffer): number;
 
-  /** Closes an fd the addon owns. Throws `EBADF` for an fd it does not own (so a double close is caught in `lib/`). */
+  /**
+   * Ends a handle the addon owns, of any kind (a link watcher stops polling first). Throws `EBADF` for a number it does
+   * not own (so a double close is caught in `lib/`).
+   */
   fdClose(fd: number): void;
   /**
-   * Stops owning an fd at once and closes it on a worker thread: closing a tap queue waits for an RCU grace period in
-   * the kernel (≈11–14 ms), which must not block the event loop. Rejects `EBADF` for an fd it does not own.
+   * Stops owning a handle at once and closes it; a plain fd is closed on a worker thread: closing a tap queue waits
+   * for an RCU grace period in the kernel, which must not block the event loop. Throws `EBADF` for a number it does
+   * not own.
    */
   fdCloseAsync(fd: number): Promise<void>;
-  /** Stops owning an fd without closing it (the `detach()` handoff). Throws `EBADF` for an fd it does not own. */
+  /**
+   * Stops owning a plain fd without closing it (the `detach()` handoff). Throws `EBADF` for a number it does not own,
+   * and for a link watcher (its socket is only ever closed).
+   */
   fdRelease(fd: number): void;
-  /** The fds the addon owns in this environment, ascending (for leak tests and diagnostics). */
+  /** The handles the addon owns in this environment (plain fds and watchers' sockets), ascending (leak tests). */
   ownedFds(): number[];
 
   /**
@@ -338,8 +355,8 @@ export interface Binding {
   recvFds(source: string | number, timeoutMs: number): Promise<NativeReceivedFds>;
 
   /**
-   * Replaces the process image (`execvp`) after clearing `FD_CLOEXEC` on `keepFds` (which the addon then stops
-   * owning). Returns only by throwing (`ENOENT`, `EACCES`, …).
+   * Replaces the process image (`execvp`) after clearing `FD_CLOEXEC` on `keepFds`, which the new program inherits
+   * (the registry goes with the old one). Returns only by throwing (`ENOENT`, `EACCES`, …); the fds then stay owned.
    */
   execvp(file: string, args: string[], keepFds: number[]): never;
 }

@@ -67,8 +67,8 @@ function withStackBelow(err: unknown, below: (...args: never[]) => unknown): unk
 /**
  * Runs one async addon call; an addon error becomes a {@link MacvtapError} here, after the await, so its stack is
  * V8's async stack trace: the awaiting callers (`at async createMacvtap`, `at async <your function>`), as Node's own
- * `fs/promises` errors have. (Capturing the caller's stack before every call instead cost 4–7 µs per call, paid by
- * every call that succeeds.)
+ * `fs/promises` errors have. (Capturing the caller's stack before every call instead cost a stack walk per call, paid
+ * by every call that succeeds.)
  * @internal
  */
 export async function callNative<T>(fn: () => Promise<T>): Promise<T> {

@@ -2,12 +2,13 @@
  * Link events: {@link watchLinks} (an async iterator) and {@link linkEvents} (an EventEmitter over it).
  *
  * The addon only owns the socket: a non-blocking `NETLINK_ROUTE` socket joined to `RTNLGRP_LINK`, watched by a libuv
- * poll handle, handing decoded messages over in batches. Everything else is here: the initial dump on that same
- * socket (subscribed first, dumped second, so nothing falls in between), the reconciliation of dump and
- * notifications, the resync after `ENOBUFS`, and what changed between two states of a link.
+ * poll handle, dumped once right after it subscribed (so nothing falls in between) and again whenever a batch
+ * handler asks, handing decoded messages over in batches. It is a handle like a tap queue's fd (`binding.d.ts`):
+ * `fdClose` ends it, and so does the environment's exit. Everything else is here: when to dump again, the
+ * reconciliation of dump and notifications, the resync after `ENOBUFS`, and what changed between two states of a link.
  */
 import { EventEmitter } from 'node:events';
-import type { NativeLinkWatch, NativeLinkWatchItem } from '../binding.js';
+import type { NativeLinkWatchItem } from '../binding.js';
 import { binding } from './binding.js';
 import { abortError, callNative, fromNative, invalidValue } from './errors.js';
 import { copyLinkInfo } from './linkinfo.js';
@@ -48,15 +49,19 @@ export function linkChanges(a: LinkInfo, b: LinkInfo): LinkChange[] {
  * which nothing of it keeps the process alive.
  */
 export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
-  #native: NativeLinkWatch | null = null;
+  /** The addon's handle of the watcher (its socket's fd), once `linkWatch` resolved; null before and once released. */
+  #handle: number | null = null;
   #closed = false;
   #error: unknown = null;
   #queue: LinkEvent[] = [];
   #waiters: { resolve: (r: IteratorResult<LinkEvent>) => void; reject: (e: unknown) => void }[] = [];
   /** The last known state of every link of the namespace (all kinds: lower names are resolved from it). */
   #state = new Map<number, LinkInfo>();
-  /** The state being rebuilt from a dump plus the notifications that arrive while it runs; null when not dumping. */
-  #building: Map<number, LinkInfo> | null = null;
+  /**
+   * The state being rebuilt from a dump plus the notifications that arrive while it runs; null when not dumping. The
+   * addon dumps once as soon as it watches, so the first dump is running from the start.
+   */
+  #building: Map<number, LinkInfo> | null = new Map();
   /** Whether the running dump's first part has arrived (see #onBatch). */
   #dumpStarted = false;
   #ready = false;
@@ -78,13 +83,12 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
     }
     this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
     callNative(() => binding.linkWatch(opts.ns, { rcvbuf: opts.rcvbuf }, (batch) => this.#onBatch(batch))).then(
-      (w) => {
+      (handle) => {
         if (this.#closed) {
-          w.close();
+          binding.fdClose(handle);
           return;
         }
-        this.#native = w;
-        this.#startDump();
+        this.#handle = handle;
       },
       (e: unknown) => this.#fail(e),
     );
@@ -134,8 +138,8 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
 
   #release(): void {
     this.#signal?.removeEventListener('abort', this.#onAbort);
-    this.#native?.close();
-    this.#native = null;
+    if (this.#handle !== null) binding.fdClose(this.#handle);
+    this.#handle = null;
   }
 
   #fail(e: unknown): void {
@@ -148,14 +152,10 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
     for (const w of waiters) w.reject(e);
   }
 
+  /** A new dump is about to run (asked for by returning `true` from the batch handler): its state starts empty. */
   #startDump(): void {
     this.#building = new Map();
     this.#dumpStarted = false;
-    try {
-      this.#native?.dump();
-    } catch (e) {
-      this.#fail(fromNative(e));
-    }
   }
 
   #wanted(kind: string | null): boolean {
@@ -168,9 +168,11 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
     else this.#queue.push(event);
   }
 
-  #onBatch(batch: NativeLinkWatchItem[]): void {
+  /** One batch from the addon; returns `true` to have it dump again once the batch is handled. */
+  #onBatch(batch: NativeLinkWatchItem[]): boolean {
+    let dump = false;
     for (const item of batch) {
-      if (this.#closed) return;
+      if (this.#closed) return false;
       switch (item.type) {
         case 'dump':
           this.#dumpStarted = true;
@@ -189,19 +191,26 @@ export class LinkWatcher implements AsyncIterableIterator<LinkEvent> {
           else if (this.#dumpStarted) this.#building.delete(item.link.ifindex);
           break;
         case 'done':
-          if (item.intr) this.#startDump(); // the table changed under the dump: its parts may be inconsistent
-          else this.#reconcile();
+          if (item.intr) {
+            // The table changed under the dump: its parts may be inconsistent.
+            this.#startDump();
+            dump = true;
+          } else {
+            this.#reconcile();
+          }
           break;
         case 'overrun':
           // Notifications were lost: only a fresh dump (superseding one that runs) tells the truth again.
           if (this.#ready) this.#resyncPending = true;
           this.#startDump();
+          dump = true;
           break;
         case 'error':
           this.#fail(fromNative(item.error));
-          return;
+          return false;
       }
     }
+    return dump;
   }
 
   #apply(n: LinkInfo): void {

@@ -9,7 +9,7 @@ import { constructionPid, ownerOption, parseOwnerTag, processStartTime } from '.
 import type { GcOptions, GcResult, LinkInfo } from './types.js';
 import * as v from './validate.js';
 
-/** Up to this many links are deleted one by one (a grace period each); more are deleted as one group (one for all). */
+/** Up to this many links are deleted one by one (a grace period each); more are deleted as one group (one in all). */
 const ONE_BY_ONE_MAX = 3;
 
 function isNoDevice(e: unknown): boolean {

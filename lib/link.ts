@@ -185,9 +185,9 @@ export async function getLink(link: LinkRef, options?: NetnsOption): Promise<Lin
 /**
  * {@link getLink} without the thread hop: the request runs on the calling thread and blocks it for one kernel round
  * trip (a macvtap adds a sysfs read for its tap device). For hot paths — link state checks inside event handlers,
- * polling loops — where a Promise's trip through libuv's thread pool would cost more than the round trip itself
- * (README's Control plane section measures both). Caveats: older kernels take the RTNL lock for `RTM_GETLINK`, so
- * there the call can wait while another process creates or deletes links (seen on 6.1, not on 6.18); the first call
+ * polling loops — where a Promise's trip through libuv's thread pool would cost several times the round trip itself
+ * (README, "Control plane", has the measurements). Caveats: older kernels take the RTNL lock for `RTM_GETLINK`, so
+ * there the call can wait while another process creates or deletes links (6.1 does; 6.18 does not); the first call
  * for a namespace also opens its netlink socket.
  *
  * Equivalent to: `ip -d link show dev LINK`.
@@ -263,8 +263,8 @@ export async function deleteLink(link: LinkRef, options?: NetnsOption): Promise<
 }
 
 /**
- * Deletes every link of a group in one `RTM_DELLINK`: one grace period for all of them, where deleting them one by
- * one waits one per link. Group 0 (the default group, which holds `lo` and every untagged link) is refused.
+ * Deletes every link of a group in one `RTM_DELLINK`: one grace period for all of them, where deleting them one by one
+ * waits one grace period per link. Group 0 (the default group, which holds `lo` and every untagged link) is refused.
  *
  * Equivalent to: `ip link del group GROUP`.
  */

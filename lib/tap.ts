@@ -67,8 +67,8 @@ export class TapQueue {
 
   /**
    * Closes the fd. Idempotent; a no-op after {@link detach}. The queue is closed for this object at once (`fd` becomes
-   * -1); the kernel's part (an RCU grace period) runs off the event loop, and the promise resolves when it is done —
-   * await it when the queue must really be gone, e.g. before counting queues.
+   * -1); the kernel's part (an RCU grace period per queue) runs off the event loop, and the promise resolves when it
+   * is done — await it when the queue must really be gone, e.g. before counting queues.
    */
   close(): Promise<void> {
     if (this.#state !== 'open') return Promise.resolve();

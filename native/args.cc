@@ -34,6 +34,11 @@ std::string ReqString(const Napi::Value& v, const char* what) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+bool ReqBool(const Napi::Value& v, const char* what) {
+  if (!v.IsBoolean()) ThrowTypeError(v.Env(), std::string("The \"") + what + "\" option must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
 namespace {
 bool Absent(const Napi::Value& v) { return v.IsUndefined() || v.IsNull(); }
 }  // namespace
@@ -53,8 +58,7 @@ std::optional<std::string> OptString(const Napi::Object& o, const char* key) {
 std::optional<bool> OptBool(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (Absent(v)) return std::nullopt;
-  if (!v.IsBoolean()) ThrowTypeError(v.Env(), std::string("The \"") + key + "\" option must be a boolean");
-  return v.As<Napi::Boolean>().Value();
+  return ReqBool(v, key);
 }
 
 std::vector<uint8_t> ParseMac(Napi::Env env, const std::string& s, const char* what) {

@@ -1,5 +1,8 @@
-// Reading JS inputs on the main thread. lib/ validates everything first; these checks only guarantee that garbage
-// from any other caller becomes a TypeError/RangeError instead of undefined behaviour or an abort.
+// Reading JS inputs on the main thread. lib/ validates and defaults everything first (binding.d.ts says what it
+// guarantees); these readers only convert, and refuse what cannot be converted: a missing required value, a value of
+// the wrong type, a number outside the C type it becomes (the ranges are the types', not the kernel's limits, which
+// lib/ checks), a MAC that is not six octets. Garbage from any other caller becomes a TypeError/RangeError instead of
+// undefined behaviour or an abort; it is never given a default here.
 #pragma once
 
 #include <napi.h>
@@ -18,6 +21,8 @@ Napi::Object ReqObject(const Napi::Value& v, const char* what);
 /** An integer in [min, max] (TypeError when not a number or not an integer, RangeError when out of range). */
 int64_t ReqInt(const Napi::Value& v, const char* what, int64_t min, int64_t max);
 std::string ReqString(const Napi::Value& v, const char* what);
+/** A boolean (TypeError otherwise). */
+bool ReqBool(const Napi::Value& v, const char* what);
 
 /** Object properties: `undefined` (and `null`) mean absent. */
 std::optional<int64_t> OptInt(const Napi::Object& o, const char* key, int64_t min, int64_t max);

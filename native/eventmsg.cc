@@ -4,8 +4,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <errno.h>
-
 #include <vector>
 
 #include "netlink.h"
@@ -37,8 +35,8 @@ LinkEvent LinkEventDecoder::Decode(const nlmsghdr* h, bool* send_dump) {
   *send_dump = false;
   bool ours = h->nlmsg_pid == portid_ && h->nlmsg_seq != 0;
   if (ours && (h->nlmsg_seq != dump_seq_ || restart_pending_)) {
-    // A superseded dump: its parts are dropped, its end starts the dump that was asked for meanwhile.
-    if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+    // A superseded dump: its parts are dropped, its end (or its error) starts the dump that was asked for meanwhile.
+    if (h->nlmsg_type == NLMSG_DONE || (h->nlmsg_type == NLMSG_ERROR && DecodeStatus(h).err != 0)) {
       if (h->nlmsg_seq == dump_seq_) {
         dump_running_ = false;
         restart_pending_ = false;
@@ -47,17 +45,20 @@ LinkEvent LinkEventDecoder::Decode(const nlmsghdr* h, bool* send_dump) {
     }
     return ev;
   }
-  if (h->nlmsg_type == NLMSG_DONE && ours) {
+  if ((h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) && ours) {
+    // The same decoding as NetlinkSocket's: an error ends the dump (in an NLMSG_ERROR, or carried by NLMSG_DONE); a
+    // bare ACK does not (the dump is not asked for with NLM_F_ACK), a clean NLMSG_DONE does.
+    SysError status = DecodeStatus(h);
+    if (status.err != 0) {
+      dump_running_ = false;
+      ev.type = LinkEvent::Type::kError;
+      ev.err = status.err;
+      return ev;
+    }
+    if (h->nlmsg_type == NLMSG_ERROR) return ev;
     dump_running_ = false;
     ev.type = LinkEvent::Type::kDone;
     ev.intr = dump_intr_ || (h->nlmsg_flags & NLM_F_DUMP_INTR) != 0;
-    return ev;
-  }
-  if (h->nlmsg_type == NLMSG_ERROR && ours) {
-    dump_running_ = false;
-    int err = DecodeNlmsgerr(h, nullptr);
-    ev.type = LinkEvent::Type::kError;
-    ev.err = err > 0 ? err : EBADMSG;
     return ev;
   }
   if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) return ev;

@@ -19,6 +19,7 @@
 #include "link.h"
 #include "netlink.h"
 #include "netns.h"
+#include "ownership.h"
 #include "args.h"
 
 #if __has_include(<uv.h>)
@@ -90,18 +91,23 @@ OpenedSocket OpenEventSocket(const NetnsRef& ns, int rcvbuf) {
 }
 
 /**
- * One watcher. Alive while its socket is open (it holds a reference to itself, dropped by Close) and while JS holds
- * its close/dump functions. Everything here runs on the main thread.
+ * One watcher: a handle of the environment's Ownership (ownership.h), registered as its socket's fd, which keeps it
+ * alive until it is closed (fdClose, or the environment's exit). Everything here runs on the main thread.
  */
-class Watch : public std::enable_shared_from_this<Watch> {
+class Watch : public OwnedObject, public std::enable_shared_from_this<Watch> {
  public:
   Watch(Napi::Env env, OpenedSocket sock, Napi::Function callback)
-      : env_(env), fd_(std::move(sock.fd)), portid_(sock.portid), decoder_(sock.portid), buf_(kRecvBuffer),
-        context_(std::make_unique<Napi::AsyncContext>(env, "macvtap:linkWatch")) {
+      : env_(env), owner_(Ownership::Of(env)), fd_(std::move(sock.fd)), portid_(sock.portid), decoder_(sock.portid),
+        buf_(kRecvBuffer), context_(std::make_unique<Napi::AsyncContext>(env, "macvtap:linkWatch")) {
     callback_ = Napi::Persistent(callback);
   }
 
-  /** Starts the uv_poll_t; throws a SysError-shaped JS error when libuv refuses. */
+  int fd() const { return fd_.get(); }
+
+  /**
+   * Starts the uv_poll_t, then sends the first dump (subscribed first, dumped second: nothing falls in between);
+   * throws a SysError-shaped JS error when libuv refuses or the dump cannot be sent.
+   */
   void Start() {
     struct uv_loop_s* loop = nullptr;
     if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) {
@@ -116,26 +122,25 @@ class Watch : public std::enable_shared_from_this<Watch> {
     }
     poll_->data = this;
     rc = uv_poll_start(poll_, UV_READABLE, OnPoll);
-    if (rc < 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-      throw MakeError(env_, SysError{-rc, "uv_poll_start", {}, {}, {}, {}});
-    }
-    self_ = shared_from_this();
-    napi_add_env_cleanup_hook(env_, OnEnvCleanup, this);
+    if (rc < 0) throw MakeError(env_, SysError{-rc, "uv_poll_start", {}, {}, {}, {}});
+    SysError e = Dump();
+    if (e.err != 0) throw MakeError(env_, e);
   }
 
-  /** Asks for an RTM_GETLINK dump on this socket (deferred while one runs: the kernel allows one at a time). */
-  void Dump() {
-    if (closed_) return;
-    if (decoder_.RequestDump()) SendDump();
+  /**
+   * Asks for an RTM_GETLINK dump on this socket (deferred while one runs: the kernel allows one at a time). Returns
+   * the error when the request cannot be sent (err 0 when it was sent or deferred).
+   */
+  SysError Dump() {
+    if (closed_ || !decoder_.RequestDump()) return {};
+    return SendDump();
   }
 
-  /** Idempotent: stops the poll, closes the handle and the socket, releases the callback. */
-  void Close() {
+  /** Idempotent: leaves the registry, stops the poll, closes the handle and the socket, releases the callback. */
+  void Close() override {
     if (closed_) return;
     closed_ = true;
-    napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    if (std::shared_ptr<Ownership> owner = owner_.lock()) owner->Forget(fd_.get(), this);
     if (poll_ != nullptr) {
       uv_poll_stop(poll_);
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
@@ -144,7 +149,6 @@ class Watch : public std::enable_shared_from_this<Watch> {
     fd_.reset();  // after uv_poll_stop: libuv no longer watches the fd
     callback_.Reset();
     context_.reset();
-    std::shared_ptr<Watch> keep = std::move(self_);  // may be the last reference: released when `keep` goes
   }
 
  private:
@@ -153,9 +157,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
     w->Drain(status);
   }
 
-  static void OnEnvCleanup(void* arg) { static_cast<Watch*>(arg)->Close(); }
-
-  void SendDump() {
+  SysError SendDump() {
     MessageBuilder m(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP);
     ifinfomsg ifi{};
     ifi.ifi_family = AF_UNSPEC;
@@ -167,8 +169,16 @@ class Watch : public std::enable_shared_from_this<Watch> {
     do {
       n = ::sendto(fd_.get(), bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel);
     } while (n < 0 && errno == EINTR);
-    if (n < 0) throw MakeError(env_, SysError{errno, "RTM_GETLINK", {}, {}, {}, "link watcher dump"});
+    if (n < 0) return SysError{errno, "RTM_GETLINK", {}, {}, {}, "link watcher dump"};
     decoder_.DumpSent();
+    return {};
+  }
+
+  /** One batch item { type: 'error', error } (syscall and the rest from `e`). */
+  Napi::Object ErrorItem(const SysError& e) {
+    Napi::Object o = Item("error");
+    o.Set("error", MakeError(env_, e).Value());
+    return o;
   }
 
   Napi::Object Item(const char* type) {
@@ -181,7 +191,10 @@ class Watch : public std::enable_shared_from_this<Watch> {
   void HandleMessage(const nlmsghdr* h, Napi::Array& batch) {
     bool send_dump = false;
     LinkEvent ev = decoder_.Decode(h, &send_dump);
-    if (send_dump) SendDump();
+    if (send_dump) {
+      SysError e = SendDump();
+      if (e.err != 0) batch.Set(batch.Length(), ErrorItem(e));
+    }
     switch (ev.type) {
       case LinkEvent::Type::kSkip:
         return;
@@ -191,12 +204,9 @@ class Watch : public std::enable_shared_from_this<Watch> {
         batch.Set(batch.Length(), o);
         return;
       }
-      case LinkEvent::Type::kError: {
-        Napi::Object o = Item("error");
-        o.Set("error", MakeError(env_, SysError{ev.err, "RTM_GETLINK", {}, {}, {}, "link watcher dump"}).Value());
-        batch.Set(batch.Length(), o);
+      case LinkEvent::Type::kError:
+        batch.Set(batch.Length(), ErrorItem(SysError{ev.err, "RTM_GETLINK", {}, {}, {}, "link watcher dump"}));
         return;
-      }
       case LinkEvent::Type::kDump:
       case LinkEvent::Type::kNew:
       case LinkEvent::Type::kDel: {
@@ -239,9 +249,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
       }
     }
     if (status < 0) {
-      Napi::Object o = Item("error");
-      o.Set("error", MakeError(env_, SysError{-status, "uv_poll", {}, {}, {}, "link watcher"}).Value());
-      batch.Set(batch.Length(), o);
+      batch.Set(batch.Length(), ErrorItem(SysError{-status, "uv_poll", {}, {}, {}, "link watcher"}));
       failed = true;
     }
     for (int i = 0; !failed && i < kDatagramsPerBatch; ++i) {
@@ -254,9 +262,7 @@ class Watch : public std::enable_shared_from_this<Watch> {
           batch.Set(batch.Length(), Item("overrun"));
           continue;
         }
-        Napi::Object o = Item("error");
-        o.Set("error", MakeError(env_, SysError{errno, "recv", {}, {}, {}, "link watcher"}).Value());
-        batch.Set(batch.Length(), o);
+        batch.Set(batch.Length(), ErrorItem(SysError{errno, "recv", {}, {}, {}, "link watcher"}));
         failed = true;
         break;
       }
@@ -267,10 +273,19 @@ class Watch : public std::enable_shared_from_this<Watch> {
       ForEachNlmsg(buf_.data(), static_cast<size_t>(n), [&](const nlmsghdr* h) { HandleMessage(h, batch); });
     }
     if (batch.Length() == 0 || closed_) return;
-    callback_.MakeCallback(env_.Global(), {batch}, *context_);
+    // onBatch returns true to ask for a dump (after an overrun, or a dump the kernel flagged interrupted): sent once
+    // the batch is handled; a failure to send it is the next batch.
+    Napi::Value again = callback_.MakeCallback(env_.Global(), {batch}, *context_);
+    if (closed_ || !again.IsBoolean() || !again.As<Napi::Boolean>().Value()) return;
+    SysError e = Dump();
+    if (e.err == 0) return;
+    Napi::Array failure = Napi::Array::New(env_, 1);
+    failure.Set(0u, ErrorItem(e));
+    callback_.MakeCallback(env_.Global(), {failure}, *context_);
   }
 
   Napi::Env env_;
+  std::weak_ptr<Ownership> owner_;
   FileDescriptor fd_;
   uint32_t portid_;
   LinkEventDecoder decoder_;
@@ -278,38 +293,48 @@ class Watch : public std::enable_shared_from_this<Watch> {
   std::unique_ptr<Napi::AsyncContext> context_;
   Napi::FunctionReference callback_;
   uv_poll_t* poll_ = nullptr;
-  std::shared_ptr<Watch> self_;
   bool closed_ = false;
 };
 
 }  // namespace
 
-// linkWatch(ns, { rcvbuf }, onBatch): the socket is made in `ns` on a worker thread (the main thread never changes
-// namespace), then watched on the main thread.
-// Errno contract: rejects with 'open'/'setns' (the namespace), 'socket', 'setsockopt(SO_RCVBUF)', 'bind',
-// 'setsockopt(NETLINK_ADD_MEMBERSHIP)' (EPERM/ENOENT…), 'uv_poll_init'. Later failures arrive as batch items
-// { type: 'error', error } with syscall 'recv', 'uv_poll' or 'RTM_GETLINK'; ENOBUFS arrives as { type: 'overrun' }.
-// dump() throws 'RTM_GETLINK' when the request cannot be sent; close() never throws.
+/**
+ * linkWatch(ns, { rcvbuf }, onBatch) → Promise<handle>: the socket is made in `ns` on a worker thread (the main thread
+ * never changes namespace), then watched on the main thread, and the first dump is sent on it. The handle is the
+ * socket's fd, owned like every handle (ownership.h): fdClose ends the watcher (stops the poll, closes the socket,
+ * releases onBatch), and so does the environment's exit. onBatch returning true asks for another dump.
+ * Errno contract: rejects with 'open'/'setns' (the namespace), 'socket', 'setsockopt(SO_RCVBUF)', 'bind',
+ * 'setsockopt(NETLINK_ADD_MEMBERSHIP)' (EPERM/ENOENT…), 'uv_poll_init'/'uv_poll_start', 'RTM_GETLINK' (the first dump
+ * could not be sent). Later failures arrive as batch items { type: 'error', error } with syscall 'recv', 'uv_poll'
+ * or 'RTM_GETLINK'; ENOBUFS arrives as { type: 'overrun' }.
+ */
 Napi::Value JsLinkWatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[2].IsFunction() || !info[1].IsObject()) {
     ThrowTypeError(env, "linkWatch(ns, { rcvbuf }, onBatch)");
   }
   NetnsRef ns = ReadNetns(info[0], "ns");
-  Napi::Value rb = info[1].As<Napi::Object>().Get("rcvbuf");
-  int rcvbuf = rb.IsNumber() ? rb.As<Napi::Number>().Int32Value() : 0;
+  int rcvbuf = static_cast<int>(ReqInt(info[1].As<Napi::Object>().Get("rcvbuf"), "rcvbuf", 0, INT32_MAX));
   auto callback = std::make_shared<Napi::FunctionReference>(Napi::Persistent(info[2].As<Napi::Function>()));
+  std::shared_ptr<Ownership> owner = Ownership::Of(env);
   return PromiseWorker<std::shared_ptr<OpenedSocket>>::Start(
       env, "macvtap:linkWatch",
       [ns, rcvbuf]() { return std::make_shared<OpenedSocket>(OpenEventSocket(ns, rcvbuf)); },
-      [callback](Napi::Env env, std::shared_ptr<OpenedSocket>& sock) -> Napi::Value {
+      [callback, owner](Napi::Env env, std::shared_ptr<OpenedSocket>& sock) -> Napi::Value {
         auto watch = std::make_shared<Watch>(env, std::move(*sock), callback->Value());
         callback->Reset();
-        watch->Start();
-        Napi::Object handle = Napi::Object::New(env);
-        handle.Set("dump", Napi::Function::New(env, [watch](const Napi::CallbackInfo&) { watch->Dump(); }, "dump"));
-        handle.Set("close", Napi::Function::New(env, [watch](const Napi::CallbackInfo&) { watch->Close(); }, "close"));
-        return handle;
+        int fd = watch->fd();
+        if (!owner->Adopt(fd, HandleKind::kLinkWatch, watch)) {
+          watch->Close();
+          throw MakeError(env, SysError{EBADF, "uv_poll_init", {}, {}, {}, "the environment is exiting"});
+        }
+        try {
+          watch->Start();
+        } catch (...) {
+          watch->Close();  // leaves the registry, closes the socket
+          throw;
+        }
+        return Napi::Number::New(env, fd);
       });
 }
 

@@ -310,7 +310,7 @@ LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
   }
   // No echo (kernel < 6.3): ask. A link created up shows IF_OPER_UNKNOWN in the echo, and that is its state: the
   // kernel's link watcher sets the operstate from a work item, up to a second later (linkwatch_schedule_work), so a
-  // second request at once almost always repeated the answer (seen: UP ~190 ms after the create) for ~40 µs.
+  // second request at once would almost always repeat the answer, for the price of another round trip.
   if (!info) {
     MessageBuilder m = KeyedRequest(RTM_GETLINK, 0, key);
     m.PutU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
@@ -454,6 +454,8 @@ void LinkDeleteGroup(uint32_t group, const NetnsRef& ns) {
 // ---- JS glue ----
 
 LinkKey ReadLinkKey(const Napi::Value& v) {
+  // The name's length stays checked here although lib/ checks it: ethtool.cc copies it into the 16-byte ifr_name,
+  // where a longer name would be cut and could name another link.
   Napi::Object o = ReqObject(v, "key");
   LinkKey key;
   std::optional<int64_t> index = OptInt(o, "index", 1, INT32_MAX);
@@ -470,26 +472,19 @@ LinkKey ReadLinkKey(const Napi::Value& v) {
 
 namespace {
 
+// NativeCreateLink, converted only: lib/ validated it (kind, name and template, lower, MTU, group, MACs, VLAN id) and
+// the kernel refuses what is wrong for it with an errno and its own message. Names and kinds go into attributes
+// whose length is written with them, so no value here can overrun anything.
 CreateRequest ReadCreate(const Napi::Value& v) {
   Napi::Env env = v.Env();
   Napi::Object o = ReqObject(v, "req");
   CreateRequest r;
   r.kind = ReqString(o.Get("kind"), "kind");
-  if (r.kind != "macvtap" && r.kind != "macvlan" && r.kind != "vlan" && r.kind != "veth" && r.kind != "bridge") {
-    ThrowTypeError(env, "The \"kind\" option must be 'macvtap', 'macvlan', 'vlan', 'veth' or 'bridge'");
-  }
   r.name = ReqString(o.Get("name"), "name");
-  if (r.name.empty() || r.name.find('\0') != std::string::npos) {
-    ThrowTypeError(env, "The \"name\" option must be a non-empty string");
-  }
   // `link`: the lower device's ifindex, or its name (resolved inside the operation).
   Napi::Value link = o.Get("link");
   if (link.IsString()) {
-    std::string lower = link.As<Napi::String>().Utf8Value();
-    if (lower.empty() || lower.size() > kMaxNameLen || lower.find('\0') != std::string::npos) {
-      ThrowTypeError(env, "The \"link\" option must be an ifindex or a name of 1-15 bytes");
-    }
-    r.link_name = lower;
+    r.link_name = link.As<Napi::String>().Utf8Value();
   } else if (auto x = OptInt(o, "link", 1, INT32_MAX)) {
     r.link = static_cast<uint32_t>(*x);
   }
@@ -513,7 +508,7 @@ CreateRequest ReadCreate(const Napi::Value& v) {
     }
     r.macvlan_macaddrs = std::move(list);
   }
-  if (auto x = OptInt(o, "vlanId", 0, 4095)) r.vlan_id = static_cast<uint16_t>(*x);
+  if (auto x = OptInt(o, "vlanId", 0, UINT16_MAX)) r.vlan_id = static_cast<uint16_t>(*x);
   if (auto x = OptInt(o, "vlanProtocol", 0, UINT16_MAX)) r.vlan_protocol = static_cast<uint16_t>(*x);
   Napi::Value peer = o.Get("peer");
   if (!peer.IsUndefined() && !peer.IsNull()) {
@@ -542,11 +537,7 @@ SetRequest ReadSet(const Napi::Value& v) {
   if (o.Has("netns") && !o.Get("netns").IsUndefined()) s.netns = ReadNetns(o.Get("netns"), "netns");
   Napi::Value master = o.Get("master");
   if (master.IsString()) {
-    std::string name = master.As<Napi::String>().Utf8Value();
-    if (name.empty() || name.size() > kMaxNameLen || name.find('\0') != std::string::npos) {
-      ThrowTypeError(o.Env(), "The \"master\" option must be an ifindex (0 = none) or a name of 1-15 bytes");
-    }
-    s.master_name = name;
+    s.master_name = master.As<Napi::String>().Utf8Value();
   } else if (auto x = OptInt(o, "master", 0, INT32_MAX)) {
     s.master = static_cast<uint32_t>(*x);
   }
@@ -557,63 +548,94 @@ Napi::Value ResolveNothing(Napi::Env env, Nothing&) { return env.Undefined(); }
 
 }  // namespace
 
+// The link factory's arguments, one row each, in the order they are passed: the parameter's name (as binding.d.ts's
+// NativeLinkFactory and lib/linkinfo.ts's linkFromNative spell it) and the value, an expression over `info` and the
+// helpers in LinkInfoToJs. The call and the names setLinkFactory returns are both expanded from this one table, so
+// the names the addon reports are the order it passes: test/linkinfo.test.ts compares them with both TypeScript
+// declarations, and setLinkFactory refuses a factory that declares another number of parameters.
+#define MACVTAP_LINK_FACTORY_ARGS(X)                                \
+  X(ifindex, num(info.ifindex))                                     \
+  X(name, str(info.name))                                           \
+  X(kind, opt_str(info.kind))                                       \
+  X(address, opt_str(info.address))                                 \
+  X(broadcast, opt_str(info.broadcast))                             \
+  X(mtu, num(info.mtu))                                             \
+  X(minMtu, opt_num(info.min_mtu))                                  \
+  X(maxMtu, opt_num(info.max_mtu))                                  \
+  X(txqlen, num(info.txqlen))                                       \
+  X(flags, num(info.flags))                                         \
+  X(operstate, num(info.operstate))                                 \
+  X(link, opt_num(info.link))                                       \
+  X(linkNetnsid, opt_num(info.link_netnsid))                        \
+  X(linkName, opt_str(info.link_name))                              \
+  X(master, opt_num(info.master))                                   \
+  X(group, num(info.group))                                         \
+  X(alias, opt_str(info.alias))                                     \
+  X(numTxQueues, opt_num(info.num_tx_queues))                       \
+  X(numRxQueues, opt_num(info.num_rx_queues))                       \
+  X(macvlanMode, info.macvlan ? num(info.macvlan->mode) : null)     \
+  X(macvlanFlags, num(info.macvlan ? info.macvlan->flags : 0))      \
+  X(sourceMacs, source_macs())                                      \
+  X(vlanId, info.vlan ? num(info.vlan->id) : null)                  \
+  X(vlanProtocol, num(info.vlan ? info.vlan->protocol : 0))         \
+  X(bridgePort, bridge_port())                                      \
+  X(tapMajor, info.has_tap_dev ? num(info.tap_major) : null)        \
+  X(tapMinor, num(info.has_tap_dev ? info.tap_minor : 0))
+
+namespace {
+
+#define MACVTAP_ARG_NAME(name, value) #name,
+constexpr const char* kLinkFactoryArgs[] = {MACVTAP_LINK_FACTORY_ARGS(MACVTAP_ARG_NAME)};
+#undef MACVTAP_ARG_NAME
+constexpr size_t kLinkFactoryArgCount = sizeof kLinkFactoryArgs / sizeof kLinkFactoryArgs[0];
+
+}  // namespace
+
 Napi::Value LinkInfoToJs(Napi::Env env, const LinkInfo& info) {
   Napi::FunctionReference& factory = GetEnvData(env).link_factory;
   if (factory.IsEmpty()) throw Napi::Error::New(env, "macvtap: internal error: setLinkFactory was not called");
-  // Positional, in NativeLinkFactory's order (binding.d.ts). One call into JS with plain values: the object is built
-  // by the factory, where V8 makes it from a literal, instead of property by property through N-API (~5 us a link).
+  // One call into JS with plain values: the object is built by the factory, where V8 makes it from a literal, instead
+  // of property by property through N-API (each a call across the boundary).
   napi_value null = env.Null();
   auto num = [&](double d) -> napi_value { return Napi::Number::New(env, d); };
   auto str = [&](const std::string& s) -> napi_value { return Napi::String::New(env, s); };
   auto opt_num = [&](const auto& o) -> napi_value { return o ? num(static_cast<double>(*o)) : null; };
   auto opt_str = [&](const std::optional<std::string>& o) -> napi_value { return o ? str(*o) : null; };
-  napi_value macaddrs = null;
-  if (info.macvlan && !info.macvlan->macaddrs.empty()) {
+  auto source_macs = [&]() -> napi_value {
+    if (!info.macvlan || info.macvlan->macaddrs.empty()) return null;
     Napi::Array a = Napi::Array::New(env, info.macvlan->macaddrs.size());
     for (size_t i = 0; i < info.macvlan->macaddrs.size(); ++i) a.Set(static_cast<uint32_t>(i), info.macvlan->macaddrs[i]);
-    macaddrs = a;
-  }
-  napi_value bridge_port = null;
-  if (info.bridge_port) {
-    bridge_port = num((info.bridge_port->hairpin ? 1 : 0) | (info.bridge_port->learning ? 2 : 0) | (info.bridge_port->flood ? 4 : 0));
-  }
-  const napi_value args[] = {
-      num(info.ifindex),
-      str(info.name),
-      opt_str(info.kind),
-      opt_str(info.address),
-      opt_str(info.broadcast),
-      num(info.mtu),
-      opt_num(info.min_mtu),
-      opt_num(info.max_mtu),
-      num(info.txqlen),
-      num(info.flags),
-      num(info.operstate),
-      opt_num(info.link),
-      opt_num(info.link_netnsid),
-      opt_str(info.link_name),
-      opt_num(info.master),
-      num(info.group),
-      opt_str(info.alias),
-      opt_num(info.num_tx_queues),
-      opt_num(info.num_rx_queues),
-      info.macvlan ? num(info.macvlan->mode) : null,
-      num(info.macvlan ? info.macvlan->flags : 0),
-      macaddrs,
-      info.vlan ? num(info.vlan->id) : null,
-      num(info.vlan ? info.vlan->protocol : 0),
-      bridge_port,
-      info.has_tap_dev ? num(info.tap_major) : null,
-      num(info.has_tap_dev ? info.tap_minor : 0),
+    return a;
   };
-  return factory.Call(env.Undefined(), sizeof args / sizeof args[0], args);
+  auto bridge_port = [&]() -> napi_value {
+    if (!info.bridge_port) return null;
+    return num((info.bridge_port->hairpin ? 1 : 0) | (info.bridge_port->learning ? 2 : 0) | (info.bridge_port->flood ? 4 : 0));
+  };
+#define MACVTAP_ARG_VALUE(name, value) value,
+  const napi_value args[] = {MACVTAP_LINK_FACTORY_ARGS(MACVTAP_ARG_VALUE)};
+#undef MACVTAP_ARG_VALUE
+  static_assert(sizeof args / sizeof args[0] == kLinkFactoryArgCount, "one value per named argument");
+  return factory.Call(env.Undefined(), kLinkFactoryArgCount, args);
 }
 
-/** setLinkFactory(fn): the function every decoded link is handed to from now on, in this environment. */
+/**
+ * setLinkFactory(fn) → string[]: `fn` is the function every decoded link is handed to from now on, in this
+ * environment; the result is its parameters' names in the order the addon passes them (MACVTAP_LINK_FACTORY_ARGS).
+ * Throws a TypeError when `fn` is not a function or does not declare one parameter per argument (a factory written
+ * for another argument list would read every field after the first difference from the wrong place).
+ */
 Napi::Value JsSetLinkFactory(const Napi::CallbackInfo& info) {
-  if (!info[0].IsFunction()) ThrowTypeError(info.Env(), "The \"factory\" argument must be a function");
-  GetEnvData(info.Env()).link_factory = Napi::Persistent(info[0].As<Napi::Function>());
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowTypeError(env, "The \"factory\" argument must be a function");
+  Napi::Function fn = info[0].As<Napi::Function>();
+  Napi::Value declared = fn.Get("length");
+  if (!declared.IsNumber() || declared.As<Napi::Number>().Int64Value() != static_cast<int64_t>(kLinkFactoryArgCount)) {
+    ThrowTypeError(env, "The \"factory\" argument must declare " + std::to_string(kLinkFactoryArgCount) + " parameters");
+  }
+  GetEnvData(env).link_factory = Napi::Persistent(fn);
+  Napi::Array names = Napi::Array::New(env, kLinkFactoryArgCount);
+  for (size_t i = 0; i < kLinkFactoryArgCount; ++i) names.Set(static_cast<uint32_t>(i), kLinkFactoryArgs[i]);
+  return names;
 }
 
 /**

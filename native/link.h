@@ -67,7 +67,7 @@ struct BridgePortRequest {
 };
 
 LinkInfo LinkCreate(const CreateRequest& req, const NetnsRef& ns);
-/** With `full`, also the lower device's name (linkName) and a macvtap's char device (tapDev, from sysfs). */
+/** With `full`, also the lower device's name (link_name) and a macvtap's char device (tap_major/tap_minor, sysfs). */
 LinkInfo LinkGet(const LinkKey& key, const NetnsRef& ns, bool full = true);
 std::vector<LinkInfo> LinkList(const std::optional<std::string>& kind, const NetnsRef& ns);
 void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns);

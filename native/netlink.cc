@@ -169,30 +169,48 @@ AttrTable::AttrTable(const uint8_t* data, size_t len, uint16_t maxtype) : attrs_
 
 const Attr& AttrTable::operator[](uint16_t type) const { return type < attrs_.size() ? attrs_[type] : none_; }
 
-int DecodeNlmsgerr(const nlmsghdr* h, std::string* extack) {
-  size_t total = h->nlmsg_len;
-  if (total < kHdrLen + sizeof(int)) return -EBADMSG;
+SysError DecodeStatus(const nlmsghdr* h) {
+  SysError s;
+  const bool done = h->nlmsg_type == NLMSG_DONE;
+  const size_t total = h->nlmsg_len;
   const uint8_t* base = reinterpret_cast<const uint8_t*>(h);
+  auto malformed = [&]() {
+    s.err = EBADMSG;
+    s.detail = done ? "malformed NLMSG_DONE" : "malformed NLMSG_ERROR";
+    return s;
+  };
+  if (total < kHdrLen + sizeof(int)) {
+    // An NLMSG_ERROR is its error field; an NLMSG_DONE without one only says the dump ended.
+    if (!done) return malformed();
+    return s;
+  }
   int error;
   memcpy(&error, base + kHdrLen, sizeof error);
+  // A dump's end carries 0 (or, from old kernels, the last part's length): not an error.
+  if (done && error >= 0) return s;
   // Negating INT_MIN would overflow, and a positive value would read as a negative "errno": both are malformed.
-  if (error > 0 || error < -kMaxErrno) return -EBADMSG;
-  if (extack != nullptr && (h->nlmsg_flags & NLM_F_ACK_TLVS) && total >= kHdrLen + sizeof(nlmsgerr)) {
-    // The TLVs follow struct nlmsgerr and, unless NETLINK_CAP_ACK trimmed it (NLM_F_CAPPED), the payload of the
-    // request that failed; the embedded header tells how long that was.
+  if (error > 0 || error < -kMaxErrno) return malformed();
+  s.err = -error;
+  if (!(h->nlmsg_flags & NLM_F_ACK_TLVS)) return s;
+  size_t off;
+  if (done) {
+    // NLMSG_DONE: the TLVs follow the error field.
+    off = kHdrLen + sizeof(int);
+  } else {
+    // NLMSG_ERROR: they follow struct nlmsgerr and, unless NETLINK_CAP_ACK trimmed it (NLM_F_CAPPED), the payload
+    // of the request that failed; the embedded header tells how long that was.
+    if (total < kHdrLen + sizeof(nlmsgerr)) return s;
     nlmsghdr orig;
     memcpy(&orig, base + kHdrLen + sizeof(int), sizeof orig);
-    size_t off = kHdrLen + sizeof(nlmsgerr);
-    if (!(h->nlmsg_flags & NLM_F_CAPPED) && orig.nlmsg_len > sizeof(nlmsghdr)) {
-      off += orig.nlmsg_len - sizeof(nlmsghdr);
-    }
-    off = Align(off);
-    if (off < total) {
-      AttrTable tlvs(base + off, total - off, NLMSGERR_ATTR_MAX);
-      *extack = tlvs[NLMSGERR_ATTR_MSG].Str();
-    }
+    off = kHdrLen + sizeof(nlmsgerr);
+    if (!(h->nlmsg_flags & NLM_F_CAPPED) && orig.nlmsg_len > sizeof(nlmsghdr)) off += orig.nlmsg_len - sizeof(nlmsghdr);
   }
-  return -error;
+  off = Align(off);
+  if (off < total) {
+    AttrTable tlvs(base + off, total - off, NLMSGERR_ATTR_MAX);
+    s.extack = tlvs[NLMSGERR_ATTR_MSG].Str();
+  }
+  return s;
 }
 
 // ---- SocketTransport ----
@@ -277,8 +295,9 @@ size_t NetlinkSocket::RecvDatagram(const char* syscall, const std::string& devic
   return static_cast<size_t>(n) > buf_.size() ? buf_.size() : static_cast<size_t>(n);
 }
 
-bool NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& device,
-                             const std::function<bool(const nlmsghdr*)>& fn, bool may_lose) {
+template <typename OnData, typename OnAck, typename OnDone>
+bool NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& device, OnData&& on_data, OnAck&& on_ack,
+                             OnDone&& on_done, bool may_lose) {
   const char* syscall = RtmName(type);
   for (;;) {
     size_t len = RecvDatagram(syscall, device, may_lose);
@@ -296,7 +315,26 @@ bool NetlinkSocket::Exchange(uint32_t seq, uint16_t type, const std::string& dev
       off = step > len - off ? len : off + step;
       // Replies to an earlier request on this socket (e.g. the tail of an abandoned dump) are not ours.
       if (h.nlmsg_pid != transport_->PortId() || h.nlmsg_seq != seq) continue;
-      if (fn(msg)) return true;
+      // The control table: what each kind of message means, for every request alike.
+      bool complete;
+      switch (h.nlmsg_type) {
+        case NLMSG_ERROR:
+        case NLMSG_DONE: {
+          SysError status = DecodeStatus(msg);
+          if (status.err != 0) {
+            status.syscall = syscall;
+            status.device = device;
+            throw SysException(std::move(status));
+          }
+          complete = h.nlmsg_type == NLMSG_ERROR ? on_ack(msg) : on_done(msg);
+          break;
+        }
+        default:
+          // NLMSG_NOOP, NLMSG_OVERRUN (which Linux never sends) and the other reserved types answer nothing.
+          complete = h.nlmsg_type >= NLMSG_MIN_TYPE && on_data(msg);
+          break;
+      }
+      if (complete) return true;
     }
   }
 }
@@ -314,27 +352,19 @@ void NetlinkSocket::AckCollect(MessageBuilder& msg, const std::string& device,
                                std::vector<std::vector<uint8_t>>* echoed) {
   // The flags are part of what this call means, not of the builder.
   msg.AddFlags(NLM_F_ACK | NLM_F_REQUEST);
-  uint16_t type = msg.type();
   uint32_t seq = Send(msg, device);
-  Exchange(seq, type, device, [&](const nlmsghdr* h) {
-    if (h->nlmsg_type != NLMSG_ERROR) {
-      // An NLM_F_ECHO copy (same port id and sequence): kept when asked for, never mistaken for the ack. Control
-      // messages (NOOP, DONE, OVERRUN) are not copies of anything.
-      if (echoed != nullptr && h->nlmsg_type >= NLMSG_MIN_TYPE) {
-        const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
-        echoed->emplace_back(p, p + h->nlmsg_len);
-      }
-      return false;
-    }
-    SysError e;
-    int err = DecodeNlmsgerr(h, &e.extack);
-    if (err == 0) return true;
-    e.err = err < 0 ? -err : err;
-    e.syscall = RtmName(type);
-    e.device = device;
-    if (err < 0) e.detail = "malformed NLMSG_ERROR";
-    throw SysException(std::move(e));
-  });
+  Exchange(
+      seq, msg.type(), device,
+      [&](const nlmsghdr* h) {
+        // An NLM_F_ECHO copy (same port id and sequence): kept when asked for, never mistaken for the ack.
+        if (echoed != nullptr) {
+          const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
+          echoed->emplace_back(p, p + h->nlmsg_len);
+        }
+        return false;
+      },
+      [](const nlmsghdr*) { return true; },    // the ACK ends it
+      [](const nlmsghdr*) { return false; });  // no dump was asked for: an end of one answers nothing
 }
 
 std::vector<uint8_t> NetlinkSocket::Get(MessageBuilder& msg, const std::string& device) {
@@ -349,22 +379,15 @@ std::vector<uint8_t> NetlinkSocket::Get(MessageBuilder& msg, const std::string& 
     bool done = Exchange(
         seq, type, device,
         [&](const nlmsghdr* h) {
-          if (h->nlmsg_type == NLMSG_ERROR) {
-            SysError e;
-            int err = DecodeNlmsgerr(h, &e.extack);
-            if (err == 0) return !reply.empty();  // a bare ACK: only complete if the answer came first
-            e.err = err < 0 ? -err : err;
-            e.syscall = RtmName(type);
-            e.device = device;
-            throw SysException(std::move(e));
-          }
-          if (h->nlmsg_type == NLMSG_NOOP) return false;
-          // NLMSG_DONE / NLMSG_OVERRUN are not an answer to a single request: returning them as one would be a
-          // wrong answer, not an error the caller can see.
-          if (h->nlmsg_type < NLMSG_MIN_TYPE) ThrowSys(EBADMSG, RtmName(type), {}, device, "unexpected control message");
           const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
           reply.assign(p, p + h->nlmsg_len);
           return true;
+        },
+        [&](const nlmsghdr*) { return !reply.empty(); },  // a bare ACK: only complete if the answer came first
+        [&](const nlmsghdr*) -> bool {
+          // The end of a dump is no answer to a single request: returning it as one would be a wrong answer, not
+          // an error the caller can see.
+          ThrowSys(EBADMSG, RtmName(type), {}, device, "unexpected control message");
         },
         true);
     if (done) return reply;
@@ -375,52 +398,34 @@ std::vector<uint8_t> NetlinkSocket::Get(MessageBuilder& msg, const std::string& 
 std::vector<std::vector<uint8_t>> NetlinkSocket::Dump(MessageBuilder& msg) {
   msg.AddFlags(NLM_F_REQUEST | NLM_F_DUMP);
   uint16_t type = msg.type();
-  const char* syscall = RtmName(type);
   for (int attempt = 0; attempt <= kDumpRetries; ++attempt) {
     std::vector<std::vector<uint8_t>> out;
     bool interrupted = false;
-    uint32_t seq = Send(msg, {});
-    Exchange(seq, type, {}, [&](const nlmsghdr* h) {
+    auto note = [&](const nlmsghdr* h) {
       if (h->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = true;
-      if (h->nlmsg_type == NLMSG_DONE) {
-        // Since Linux 4.x NLMSG_DONE carries the dump's own error (and extack TLVs after it).
-        if (h->nlmsg_len >= kHdrLen + sizeof(int)) {
-          int err;
-          memcpy(&err, reinterpret_cast<const uint8_t*>(h) + kHdrLen, sizeof err);
-          if (err < 0) {
-            SysError e;
-            // The same range check as DecodeNlmsgerr: -INT_MIN overflows, and no errno is above 4095.
-            e.err = err < -kMaxErrno ? EBADMSG : -err;
-            if (err < -kMaxErrno) e.detail = "malformed NLMSG_DONE";
-            e.syscall = syscall;
-            if ((h->nlmsg_flags & NLM_F_ACK_TLVS) && h->nlmsg_len > kHdrLen + sizeof(int)) {
-              size_t off = Align(kHdrLen + sizeof(int));
-              AttrTable tlvs(reinterpret_cast<const uint8_t*>(h) + off, h->nlmsg_len - off, NLMSGERR_ATTR_MAX);
-              e.extack = tlvs[NLMSGERR_ATTR_MSG].Str();
-            }
-            throw SysException(std::move(e));
-          }
-        }
-        return true;
-      }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        SysError e;
-        int err = DecodeNlmsgerr(h, &e.extack);
-        if (err == 0) return false;
-        e.err = err < 0 ? -err : err;
-        e.syscall = syscall;
-        throw SysException(std::move(e));
-      }
-      if (h->nlmsg_type == NLMSG_NOOP || h->nlmsg_type == NLMSG_OVERRUN) return false;
-      const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
-      out.emplace_back(p, p + h->nlmsg_len);
-      return false;
-    });
+    };
+    uint32_t seq = Send(msg, {});
+    Exchange(
+        seq, type, {},
+        [&](const nlmsghdr* h) {
+          note(h);
+          const uint8_t* p = reinterpret_cast<const uint8_t*>(h);
+          out.emplace_back(p, p + h->nlmsg_len);
+          return false;
+        },
+        [&](const nlmsghdr* h) {
+          note(h);
+          return false;  // an ACK does not end a dump: NLMSG_DONE does
+        },
+        [&](const nlmsghdr* h) {
+          note(h);
+          return true;
+        });
     // An interrupted dump may have skipped or repeated entries: its data is not an answer, so start over.
     if (!interrupted) return out;
   }
-  ThrowSys(EAGAIN, syscall, {}, {}, "dump interrupted by concurrent changes " + std::to_string(kDumpRetries + 1) +
-                                        " times");
+  ThrowSys(EAGAIN, RtmName(type), {}, {},
+           "dump interrupted by concurrent changes " + std::to_string(kDumpRetries + 1) + " times");
 }
 
 }  // namespace macvtap

@@ -9,12 +9,12 @@
 #include <string.h>
 #include <sys/types.h>
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "fd.h"
+#include "syserror.h"
 
 namespace macvtap {
 
@@ -182,12 +182,16 @@ class NetlinkSocket {
   size_t RecvDatagram(const char* syscall, const std::string& device, bool may_lose = false);
   static constexpr size_t kLost = static_cast<size_t>(-1);
   /**
-   * Reads replies for `seq` and hands each to `fn` (stale or foreign messages are skipped). `fn` returns true
-   * when the exchange is complete; then Exchange returns true. With `may_lose` (idempotent requests only) it
-   * returns false as soon as a datagram was lost to a too-small buffer, so the request can be sent again.
+   * Reads replies for `seq` (stale or foreign messages are skipped) and dispatches them through the one control
+   * table, as libmnl's mnl_cb_run does: NLMSG_NOOP, NLMSG_OVERRUN and the other reserved types are skipped; an
+   * NLMSG_ERROR or NLMSG_DONE that carries an error is thrown (DecodeStatus); a clean one goes to `on_ack(h)` /
+   * `on_done(h)`, every other message to `on_data(h)`. Each handler returns true when the exchange is complete; then
+   * Exchange returns true. With `may_lose` (idempotent requests only) it returns false as soon as a datagram was lost
+   * to a too-small buffer, so the request can be sent again. A template: it runs for every reply of every request.
    */
-  bool Exchange(uint32_t seq, uint16_t type, const std::string& device,
-                const std::function<bool(const nlmsghdr*)>& fn, bool may_lose = false);
+  template <typename OnData, typename OnAck, typename OnDone>
+  bool Exchange(uint32_t seq, uint16_t type, const std::string& device, OnData&& on_data, OnAck&& on_ack,
+                OnDone&& on_done, bool may_lose = false);
 
   void AckCollect(MessageBuilder& msg, const std::string& device, std::vector<std::vector<uint8_t>>* echoed);
 
@@ -197,9 +201,13 @@ class NetlinkSocket {
 };
 
 /**
- * Decodes an NLMSG_ERROR message (nlmsg_len already checked against the datagram) into {errno (positive, 0 = ACK),
- * extack}; returns -EBADMSG when it is malformed: too short, or an error field outside [-4095, 0].
+ * The one decoder of what a control message says about the request it answers (nlmsg_len already checked against
+ * the datagram): an NLMSG_ERROR (error 0 is the ACK) or an NLMSG_DONE (a dump's end; since Linux 4.x it carries the
+ * dump's own error). The result's `err` is 0 for an ACK or a clean end, else a positive errno with the kernel's
+ * extended-ack text in `extack`; a malformed message (an NLMSG_ERROR too short for its error field, an error field
+ * outside [-4095, 0]) is EBADMSG with `detail` saying so. The caller fills in `syscall` and `device`. Used by
+ * NetlinkSocket and by the link watcher's decoder (eventmsg.cc).
  */
-int DecodeNlmsgerr(const nlmsghdr* h, std::string* extack);
+SysError DecodeStatus(const nlmsghdr* h);
 
 }  // namespace macvtap

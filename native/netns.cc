@@ -148,12 +148,6 @@ class NetlinkPool {
     entries_.push_back(std::move(e));
   }
 
-  void Drain() {
-    std::vector<Entry> old;
-    std::lock_guard<std::mutex> lock(mutex_);
-    old.swap(entries_);
-  }
-
  private:
   struct Entry {
     NetnsId id;
@@ -162,8 +156,8 @@ class NetlinkPool {
     std::vector<std::unique_ptr<NetlinkSocket>> idle;
   };
 
-  // A take checks the entries' paths at most every kSweepIntervalMs (a stat costs ~1 us, two per take were a fifth of
-  // a cheap getLinkSync), read from the coarse clock, which costs no system call.
+  // A take checks the entries' paths at most every kSweepIntervalMs (a stat per entry is a system call, and two per
+  // take were a visible part of a cheap getLinkSync), read from the coarse clock, which costs no system call.
   bool SweepDue() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -238,7 +232,5 @@ NetlinkLease AcquireNetlink(const NetnsRef& ns) {
   if (!sock) sock = OpenNetlink(ns);
   return NetlinkLease(std::move(sock), id, true, std::move(path));
 }
-
-void DrainNetlinkPool() { Pool().Drain(); }
 
 }  // namespace macvtap

@@ -111,7 +111,4 @@ NetlinkLease AcquireNetlink(const NetnsRef& ns);
 constexpr size_t kNetlinkPoolNamespaces = 16;
 constexpr size_t kNetlinkPoolSockets = 4;
 
-/** Closes every pooled socket (tests; and lets deleted namespaces go at once). */
-void DrainNetlinkPool();
-
 }  // namespace macvtap

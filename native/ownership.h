@@ -1,31 +1,69 @@
-// Which fds the addon owns, per Node environment (main thread and each worker_thread separately). An owned fd is
-// closed by fdClose, handed away by fdRelease, or closed when the environment exits (cleanup hook), so a forgotten
-// TapQueue never outlives its environment.
+// The addon's handles: one model for every native resource JavaScript holds.
+//
+// A handle is a number: the fd the resource is built on, owned by the environment's Ownership registry (the main
+// thread and each worker_thread have their own). It is either
+//   - a plain fd (a tap queue, a tun device's fd, an fd received over SCM_RIGHTS), or
+//   - an fd with more behind it, an OwnedObject tagged with its kind (a link watcher: its netlink socket plus the
+//     libuv poll handle that watches it, events.cc).
+// Every handle ends in exactly one of three ways:
+//   - fdClose(handle) / fdCloseAsync(handle) close it (an object stops what it runs first);
+//   - fdRelease(fd) hands a plain fd away (detach()): the addon never closes it again; an object cannot be handed
+//     away (EBADF);
+//   - the environment exits: its cleanup hook closes whatever is still registered, so nothing outlives it.
+// An entry leaves the registry before its fd is closed, so a reused fd number never looks owned, and a handle
+// that is not (or no longer) registered is refused with EBADF instead of closing someone else's fd.
+//
+// Not part of this model: the benchmark's datapath endpoints (endpoint.cc), threads with numeric ids in a registry
+// of their own, which are leaving this addon for the benchmark's.
 #pragma once
 
 #include <napi.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
+#include <optional>
 #include <vector>
 
 namespace macvtap {
+
+/** What a handle is: operations that fit only some kinds refuse the others. */
+enum class HandleKind { kFd, kLinkWatch };
+
+/**
+ * A handle that is more than its fd. Close() runs on the environment's main thread, is idempotent, erases its own
+ * entry (Ownership::Forget) when it closes for reasons of its own, and ends by closing the fd.
+ */
+class OwnedObject {
+ public:
+  virtual ~OwnedObject() = default;
+  virtual void Close() = 0;
+};
 
 class Ownership {
  public:
   ~Ownership() { CloseHandles(); }
 
-  /** Takes ownership. After CloseHandles (environment exiting) the fd is closed at once instead. */
+  /** Takes ownership of a plain fd. After CloseHandles (environment exiting) the fd is closed at once instead. */
   void Adopt(int fd);
-  /** Closes an owned fd; false when not owned (nothing closed). */
+  /** Takes ownership of `object`, registered as its fd. After CloseHandles, false: nothing taken, the caller closes. */
+  bool Adopt(int fd, HandleKind kind, std::shared_ptr<OwnedObject> object);
+  /** Ends a handle of any kind: erases it, then closes it. False when not owned (nothing closed). */
   bool Close(int fd);
-  /** Stops owning (like Release) so the caller can close it elsewhere; false when not owned. */
-  bool Take(int fd) { return Release(fd); }
-  /** Stops owning without closing; false when not owned. */
+  /**
+   * Erases the entry of `fd` and returns its object (null for a plain fd, which the caller now owns and must close),
+   * or false when `fd` is not owned.
+   */
+  bool Remove(int fd, std::shared_ptr<OwnedObject>* object);
+  /** Stops owning a plain fd without closing it; false when not owned or not a plain fd. */
   bool Release(int fd);
+  /** Erases the entry of `fd` if it is `object`'s (called by an object that closes itself). */
+  void Forget(int fd, const OwnedObject* object);
+  /** The kind of an owned handle; nothing when not owned. */
+  std::optional<HandleKind> KindOf(int fd);
+  /** Every owned handle, ascending. */
   std::vector<int> List();
-  /** Closes every owned fd. Idempotent: reached from the cleanup hook and from the instance-data finalizer. */
+  /** Closes every owned handle. Idempotent: reached from the cleanup hook and from the instance-data finalizer. */
   void CloseHandles();
 
   /** Creates the environment's instance and registers its cleanup hook (module init). */
@@ -37,8 +75,15 @@ class Ownership {
   static std::shared_ptr<Ownership> Of(Napi::Env env);
 
  private:
+  struct Entry {
+    HandleKind kind = HandleKind::kFd;
+    std::shared_ptr<OwnedObject> object;  // null for a plain fd
+  };
+  /** Closes what an erased entry held (outside the lock: an object's Close calls Forget). */
+  static void CloseEntry(int fd, const Entry& e);
+
   std::mutex mutex_;
-  std::set<int> fds_;
+  std::map<int, Entry> handles_;
   bool closed_ = false;
 };
 

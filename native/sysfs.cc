@@ -126,10 +126,11 @@ bool InitNetnsId(NetnsId* out) {
   return known;
 }
 
-// Mounting and dissolving a sysfs costs ~150 us (an expedited RCU sync on release), more than the rest of a get,
-// so up to kCapacity live namespaces keep theirs (one O_CLOEXEC fd each, never in ownedFds). This does not keep a namespace alive: sysfs holds only a passive reference,
-// so links still go away with it. A namespace inode number can be reused after the namespace dies; the stale
-// sysfs then shows no links at all, so a lookup that finds nothing in a cached mount remounts once and retries.
+// Mounting and dissolving a sysfs costs more than the rest of a get (releasing it waits for an expedited RCU sync),
+// so up to kCapacity live namespaces keep theirs (one O_CLOEXEC fd each, never in ownedFds). This does not keep a
+// namespace alive: sysfs holds only a passive reference, so links still go away with it. A namespace inode number can
+// be reused after the namespace dies; the stale sysfs then shows no links at all, so a lookup that finds nothing in a
+// cached mount remounts once and retries.
 class MountCache {
  public:
   static constexpr size_t kCapacity = 16;

@@ -1,7 +1,7 @@
 // The macvtap char device numbers, read from sysfs as seen from the link's own network namespace.
 // The process's /sys shows only the namespace that mounted it (the init namespace here), and /dev/tapN names are
-// global while ifindexes are per namespace (HOST.md's cross-namespace hazard), so this mounts a private sysfs for the
-// target namespace when it is not the init one.
+// global while ifindexes are per namespace (two namespaces can both have a tap4 whose /dev/tap4 is only one of them),
+// so this mounts a private sysfs for the target namespace when it is not the init one.
 #pragma once
 
 #include <string>

@@ -185,13 +185,15 @@ TapOpenResult TapOpen(const LinkKey& key, const TapOpenOptions& opts, const Netn
  */
 Napi::Value JsTapOpen(const Napi::CallbackInfo& info) {
   LinkKey key = ReadLinkKey(info[0]);
+  // Every option is required: lib/tap.ts defaults and validates them (queues up to MAX_TAP_QUEUES, a vnet header size
+  // of at least 10, offload bits the kernel takes together); here only the C types are checked.
   Napi::Object o = ReqObject(info[1], "opts");
   TapOpenOptions opts;
-  opts.queues = static_cast<int>(ReqInt(o.Get("queues"), "queues", 1, 65536));
-  opts.vnet_hdr = OptBool(o, "vnetHdr").value_or(true);
-  opts.vnet_hdr_size = static_cast<int>(OptInt(o, "vnetHdrSize", 0, INT32_MAX).value_or(0));
-  opts.offloads = static_cast<long>(OptInt(o, "offloads", -1, UINT32_MAX).value_or(-1));
-  opts.nonblock = OptBool(o, "nonblock").value_or(false);
+  opts.queues = static_cast<int>(ReqInt(o.Get("queues"), "queues", 1, INT32_MAX));
+  opts.vnet_hdr = ReqBool(o.Get("vnetHdr"), "vnetHdr");
+  opts.vnet_hdr_size = static_cast<int>(ReqInt(o.Get("vnetHdrSize"), "vnetHdrSize", 0, INT32_MAX));
+  opts.offloads = static_cast<long>(ReqInt(o.Get("offloads"), "offloads", -1, UINT32_MAX));
+  opts.nonblock = ReqBool(o.Get("nonblock"), "nonblock");
   NetnsRef ns = ReadNetns(info[2], "ns");
   std::shared_ptr<Ownership> owner = Ownership::Of(info.Env());
   return PromiseWorker<TapOpenResult>::Start(

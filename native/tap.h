@@ -12,11 +12,13 @@
 
 namespace macvtap {
 
-/** NativeTapOpenOptions. */
+/** NativeTapOpenOptions: every field is set from JS (lib/tap.ts defaults them). */
 struct TapOpenOptions {
-  int queues = 1;
-  bool vnet_hdr = true;
+  int queues = 0;
+  bool vnet_hdr = false;
+  /** 0 leaves the kernel's 10. */
   int vnet_hdr_size = 0;
+  /** -1 leaves the offloads alone. */
   long offloads = -1;
   bool nonblock = false;
 };

@@ -50,11 +50,13 @@ TunResult TunCreate(const std::string& name, bool vnet_hdr, const NetnsRef& ns) 
 Napi::Value JsTunCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = ReqString(info[0], "name");
+  // Stays native although lib/ checks names too: the name is copied into the 16-byte ifr_name, and a longer one
+  // (or one with a NUL) would be cut there, making a device under a name nobody asked for.
   if (name.empty() || name.size() >= IFNAMSIZ || name.find('\0') != std::string::npos) {
     ThrowTypeError(env, "The \"name\" argument must be 1-15 bytes");
   }
   Napi::Object o = ReqObject(info[1], "opts");
-  bool vnet_hdr = OptBool(o, "vnetHdr").value_or(false);
+  bool vnet_hdr = ReqBool(o.Get("vnetHdr"), "vnetHdr");
   NetnsRef ns = ReadNetns(info[2], "ns");
   std::shared_ptr<Ownership> owner = Ownership::Of(env);
   return PromiseWorker<TunResult>::Start(

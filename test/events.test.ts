@@ -2,7 +2,8 @@
  * Link events against the real kernel: the snapshot and the stream after it (no gap, no duplicate, while links are
  * being created concurrently), what `changed` reports, the `kinds` filter, the resync after `ENOBUFS` when ~2000 link
  * changes flood a watcher that cannot read, the EventEmitter adapter, and that closing (break, return(), AbortSignal)
- * leaves nothing that keeps a process alive (a child process must exit by itself).
+ * leaves nothing that keeps a process alive (a child process must exit by itself), and that a watcher is an addon handle
+ * like a tap queue's fd (owned, listed, closed with it, never handed away).
  * Everything happens in throwaway `mvt-` namespaces, removed after each test even when it fails.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -15,6 +16,7 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
   createMacvtap, deleteLink, linkEvents, listLinks, setLink, watchLinks, type LinkEvent, type LinkWatcher,
 } from '../lib/index.js';
+import { binding } from '../lib/binding.js';
 import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -214,6 +216,30 @@ describePrivileged('watchLinks', () => {
     const w3 = watch({ signal: AbortSignal.abort() });
     await expect(w3.next()).rejects.toMatchObject({ name: 'AbortError' });
     await expect(w3.next()).resolves.toEqual({ value: undefined, done: true });
+  });
+
+  it('a watcher is an addon handle: its socket is owned while it runs, cannot be released, and goes with close()', async () => {
+    const before = binding.ownedFds();
+    const w = watch();
+    await collect(w, (ev) => ev.type === 'ready');
+    const added = binding.ownedFds().filter((fd) => !before.includes(fd));
+    expect(added).toHaveLength(1);
+    const handle = added[0]!;
+    const socket = fs.readlinkSync(`/proc/self/fd/${handle}`);
+    expect(socket).toMatch(/^socket:\[\d+\]$/);
+    expect(() => binding.fdRelease(handle)).toThrow(expect.objectContaining({ code: 'EBADF', message: expect.stringMatching(/link watcher/) }));
+    expect(binding.ownedFds()).toContain(handle);
+    w.close();
+    expect(binding.ownedFds()).toEqual(before);
+    // Closed with it (the number may already name something else, but not this socket).
+    let now: string | null = null;
+    try {
+      now = fs.readlinkSync(`/proc/self/fd/${handle}`);
+    } catch {
+      // gone
+    }
+    expect(now).not.toBe(socket);
+    expect(() => binding.fdClose(handle)).toThrow(expect.objectContaining({ code: 'EBADF' }));
   });
 
   it('rejects bad options before touching the kernel, and a missing namespace with ENOENT', async () => {

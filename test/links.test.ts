@@ -132,6 +132,20 @@ function crossCheck(ns: TestNetns, info: LinkInfo): void {
     expect(info.macvlan).toBeNull();
   }
 
+  if (kind === 'vlan') {
+    const d = l.linkinfo?.info_data ?? {};
+    expect(info.vlan).toEqual({ id: d.id, protocol: d.protocol });
+  } else {
+    expect(info.vlan).toBeNull();
+  }
+
+  if (l.linkinfo?.info_slave_kind === 'bridge') {
+    const d = l.linkinfo.info_slave_data ?? {};
+    expect(info.bridgePort).toEqual({ hairpin: d.hairpin === true, learning: d.learning === true, flood: d.flood === true });
+  } else {
+    expect(info.bridgePort).toBeNull();
+  }
+
   if (kind === 'macvtap') {
     const dev = ns.exec('cat', [`/sys/class/net/${info.name}/macvtap/tap${info.ifindex}/dev`]).trim();
     const [major, minor] = dev.split(':').map(Number);
@@ -313,6 +327,56 @@ describePrivileged('links', () => {
     expect(port.master).toBe(ns.ipLink('mvt-br').ifindex);
     crossCheck(ns, port);
     crossCheck(ns, await getLink('mvt-br', { netns: ns.path }));
+  });
+
+  it('every LinkInfo field, each given a value no other field has, matches ip (links made by ip, not by us)', async () => {
+    // Values that differ field from field, so a value the addon passes in another field's place (NativeLinkFactory's
+    // order) shows here as a wrong field: ifindex 4242 on lower 4300, master 4400, mtu 1400, txqlen 777, group 1234,
+    // 3 tx and 7 rx queues, source mode (16) with nodst (2) and two source MACs; a bridge port with hairpin and flood
+    // on and learning off (not the defaults).
+    ns.ip('link', 'add', 'mvt-ev0', 'index', '4300', 'type', 'veth', 'peer', 'name', 'mvt-ev1', 'index', '4301');
+    ns.ip('link', 'add', 'mvt-evbr', 'index', '4400', 'type', 'bridge');
+    ns.ip('link', 'add', 'link', 'mvt-ev0', 'name', 'mvt-every', 'index', '4242', 'numtxqueues', '3', 'numrxqueues', '7',
+      'address', '02:00:00:00:42:01', 'mtu', '1400', 'txqlen', '777', 'group', '1234',
+      'type', 'macvtap', 'mode', 'source', 'flag', 'nodst', 'macaddr', 'set', '02:00:00:00:42:0a', '02:00:00:00:42:0b');
+    ns.ip('link', 'set', 'dev', 'mvt-every', 'alias', 'mvt every field');
+    ns.ip('link', 'set', 'dev', 'mvt-ev1', 'master', 'mvt-evbr');
+    ns.ip('link', 'set', 'dev', 'mvt-ev1', 'type', 'bridge_slave', 'hairpin', 'on', 'learning', 'off', 'flood', 'on');
+    for (const l of ['mvt-ev0', 'mvt-ev1', 'mvt-evbr', 'mvt-every']) ns.ip('link', 'set', 'dev', l, 'up');
+    await settled(ns, 'mvt-every');
+    await quiesce(ns);
+
+    const every = getLinkSync('mvt-every', { netns: ns.path });
+    expect(every).toMatchObject({
+      ifindex: 4242, name: 'mvt-every', kind: 'macvtap', mac: '02:00:00:00:42:01', broadcast: 'ff:ff:ff:ff:ff:ff',
+      mtu: 1400, minMtu: 68, txqlen: 777, up: true, promisc: false, group: 1234, alias: 'mvt every field',
+      numTxQueues: 3, numRxQueues: 7, lower: { ifindex: 4300, name: 'mvt-ev0', netnsid: null }, master: null,
+      macvlan: { mode: 'source', nopromisc: false, nodst: true }, vlan: null, bridgePort: null,
+    });
+    expect([...every.macvlan!.sourceMacs].sort()).toEqual(['02:00:00:00:42:0a', '02:00:00:00:42:0b']);
+    expect(every.tap?.path).toBe('/dev/tap4242');
+    crossCheck(ns, every);
+
+    const port = getLinkSync('mvt-ev1', { netns: ns.path });
+    expect(port).toMatchObject({
+      ifindex: 4301, kind: 'veth', master: 4400, lower: { ifindex: 4300, name: 'mvt-ev0', netnsid: null },
+      bridgePort: { hairpin: true, learning: false, flood: true }, macvlan: null, tap: null,
+    });
+    crossCheck(ns, port);
+
+    // Every path that decodes a link hands the same fields on.
+    expect(await getLink('mvt-every', { netns: ns.path })).toEqual(every);
+    const listed = await listLinks({ netns: ns.path });
+    expect(listed.find((l) => l.ifindex === 4242)).toEqual(every);
+    expect(listed.find((l) => l.ifindex === 4301)).toEqual(port);
+
+    // In another namespace the lower is known by index and netnsid only.
+    const b = TestNetns.create();
+    extra.push(b);
+    ns.ip('link', 'set', 'dev', 'mvt-every', 'netns', b.name);
+    const moved = getLinkSync('mvt-every', { netns: b.path });
+    expect(moved.lower).toEqual({ ifindex: 4300, name: null, netnsid: b.ipLink('mvt-every').link_netnsid });
+    crossCheck(b, moved);
   });
 
   it('getLink of a missing link rejects ENODEV', async () => {

@@ -1,5 +1,5 @@
 /**
- * Fault injection in the native netlink layer (issue 8), through vitest: builds and runs native/fuzz/mvt-faults
+ * Fault injection in the native netlink layer, through vitest: builds and runs native/fuzz/mvt-faults
  * (`npm run test:native`), which feeds NetlinkSocket crafted replies over the Transport seam — truncated messages,
  * wrong sequence numbers and port ids, ENOBUFS, EINTR (also from real signals on a real socket), interrupted dumps,
  * an error inside a multipart reply, MSG_TRUNC, extended acks — and real kernel replies recorded just before (in a
@@ -37,13 +37,13 @@ describeNeeding('native fault injection (mvt-faults over the Transport seam)', m
     expect(r.status, r.stderr.slice(-4000)).toBe(0);
     const summary = lines.find((l) => l.startsWith('# ') && l.includes(' cases, '));
     expect(summary).toBe(`# ${passed.length} cases, 0 failed`);
-    // The cases issue 8 names must all have run; as root also the real-socket cases and the replay of replies that
+    // The cases the fault-injection program was written for must all have run; as root also the real-socket cases and the replay of replies that
     // run.mjs recorded for this run in a throwaway namespace.
     for (const name of [
       'truncated message', 'wrong sequence number', 'wrong port id', 'ENOBUFS on receive', 'EINTR from the transport',
       'EAGAIN after kDumpRetries', 'NLMSG_ERROR inside a multipart reply', 'MSG_TRUNC', 'ack with extack',
       'real socket: recv interrupted by signals', 'recorded dump', 'recorded create with NLM_F_ECHO',
-      'recorded refusals',
+      'recorded refusals', 'one decoding',
     ]) {
       expect(passed.some((l) => l.includes(name)), name).toBe(true);
     }

@@ -1,7 +1,7 @@
-// libFuzzer target (b): the attribute walkers (ForEachAttr, AttrTable, Attr readers) and DecodeNlmsgerr over
+// libFuzzer target (b): the attribute walkers (ForEachAttr, AttrTable, Attr readers) and DecodeStatus over
 // arbitrary bytes. Checks that every attribute lies inside the buffer, in order and without overlap; that AttrTable
 // agrees with ForEachAttr (the last attribute of each type wins); that the fixed-size readers accept exactly the
-// long-enough payloads; that DecodeNlmsgerr answers a positive errno or 0 (never a wrapped negative) and an extack
+// long-enough payloads; that DecodeStatus answers a positive errno or 0 (never a wrapped negative) and an extack
 // within the message; and that MessageBuilder writes back the same attribute list it read (round trip).
 #include <errno.h>
 #include <linux/netlink.h>
@@ -95,19 +95,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  // 3. The bytes as an NLMSG_ERROR (nlmsg_len clamped to the buffer, as Exchange guarantees before decoding).
+  // 3. The bytes as an NLMSG_ERROR and as an NLMSG_DONE, the two layouts DecodeStatus reads (nlmsg_len clamped to
+  // the buffer, as Exchange guarantees before decoding).
   if (size >= sizeof(nlmsghdr)) {
     nlmsghdr h;
     memcpy(&h, buf.data(), sizeof h);
     if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > size) h.nlmsg_len = static_cast<uint32_t>(size);
-    h.nlmsg_type = NLMSG_ERROR;
-    memcpy(buf.data(), &h, sizeof h);
     buf.resize(h.nlmsg_len);
-    std::string extack;
-    int err = macvtap::DecodeNlmsgerr(reinterpret_cast<const nlmsghdr*>(buf.data()), &extack);
-    MVT_CHECK(err >= 0 || err == -EBADMSG, "DecodeNlmsgerr answered %d", err);
-    MVT_CHECK(err < 4096, "DecodeNlmsgerr answered errno %d", err);
-    MVT_CHECK(extack.size() < h.nlmsg_len, "extack of %zu bytes from a %u-byte message", extack.size(), h.nlmsg_len);
+    for (uint16_t type : {static_cast<uint16_t>(NLMSG_ERROR), static_cast<uint16_t>(NLMSG_DONE)}) {
+      h.nlmsg_type = type;
+      memcpy(buf.data(), &h, sizeof h);
+      macvtap::SysError s = macvtap::DecodeStatus(reinterpret_cast<const nlmsghdr*>(buf.data()));
+      MVT_CHECK(s.err >= 0 && s.err < 4096, "DecodeStatus answered errno %d", s.err);
+      MVT_CHECK(s.detail.empty() || s.err == EBADMSG, "malformed, but errno %d", s.err);
+      MVT_CHECK(s.extack.size() < h.nlmsg_len, "extack of %zu bytes from a %u-byte message", s.extack.size(),
+                h.nlmsg_len);
+    }
   }
   return 0;
 }

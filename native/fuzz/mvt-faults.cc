@@ -1,4 +1,4 @@
-// Fault injection over the Transport seam (issue 8): NetlinkSocket fed crafted kernel replies — truncated
+// Fault injection over the Transport seam: NetlinkSocket fed crafted kernel replies — truncated
 // messages, wrong sequence numbers and port ids, ENOBUFS, EINTR, EAGAIN, interrupted dumps (retry, then EAGAIN after
 // kDumpRetries), an error inside a multipart reply, a datagram larger than the buffer (MSG_TRUNC), ACKs with extended
 // acks — and, on a real NETLINK_ROUTE socket, EINTR from a signal and replies sent by another socket. Each case must
@@ -376,6 +376,41 @@ std::vector<Case> Cases() {
     Harness h = Make({D(Link(1, "lo", NLM_F_MULTI)), RecvErr(ENOBUFS), D(Done())});
     MessageBuilder m = GetLink();
     Throws([&] { h.sock->Dump(m); }, ENOBUFS, "RTM_GETLINK");
+  }});
+  // One control table for every request (DecodeStatus): the same error message means the same thing to all three.
+  c.push_back({"one decoding: an error with extack, or a malformed one, is the same error to ack, get and dump", [] {
+    const char* ops[] = {"ack", "get", "dump"};
+    for (int op = 0; op < 3; ++op) {
+      for (bool malformed : {false, true}) {
+        Harness h = Make({D(malformed ? Err(-5000) : Err(-EPERM, "not allowed"))});
+        MessageBuilder m = op == 0 ? NewLink() : GetLink();
+        SysError e = Throws([&] {
+          if (op == 0) h.sock->Ack(m, "mvt-f0");
+          else if (op == 1) h.sock->Get(m, "mvt-f0");
+          else h.sock->Dump(m);
+        }, malformed ? EBADMSG : EPERM, op == 0 ? "RTM_NEWLINK" : "RTM_GETLINK");
+        EXPECT(malformed ? e.detail == "malformed NLMSG_ERROR" : e.extack == "not allowed",
+               std::string(ops[op]) + ": detail '" + e.detail + "', extack '" + e.extack + "'");
+      }
+    }
+  }});
+  c.push_back({"NOOP and OVERRUN answer nothing: ack, get and dump skip them and take the real answer", [] {
+    auto noise = [] { return Cat({Raw(NLMSG_NOOP, 0, nullptr, 0), Raw(NLMSG_OVERRUN, 0, nullptr, 0)}); };
+    Harness a = Make({D(noise()), D(Err(0))});
+    MessageBuilder m = NewLink();
+    a.sock->Ack(m, "mvt-f0");
+    EXPECT(a.t->left() == 0, "the ACK was not consumed");
+    Harness g = Make({D(noise()), D(Link(7, "mvt-f0"))});
+    MessageBuilder m2 = GetLink();
+    EXPECT(NameOf(g.sock->Get(m2, "mvt-f0")) == "mvt-f0", "get answer");
+    Harness d = Make({D(Cat({noise(), Link(1, "lo", NLM_F_MULTI), Done()}))});
+    MessageBuilder m3 = GetLink();
+    EXPECT(d.sock->Dump(m3).size() == 1, "dump answer");
+  }});
+  c.push_back({"a get answered by the end of a dump is EBADMSG, never an empty answer", [] {
+    Harness h = Make({D(Done())});
+    MessageBuilder m = GetLink();
+    Throws([&] { h.sock->Get(m, "mvt-f0"); }, EBADMSG, "RTM_GETLINK");
   }});
   return c;
 }

@@ -1,4 +1,4 @@
-// Seed recorder (issue 8): real kernel replies and real frames, written as seed corpora for the fuzz targets. Run by
+// Seed recorder: real kernel replies and real frames, written as seed corpora for the fuzz targets. Run by
 // native/fuzz/run.mjs as root inside a throwaway namespace mvt-fuzz-* (`ip netns exec`, which also mounts that
 // namespace's sysfs) where the script made a veth pair mvt-va/mvt-vb (10.77.0.1 on mvt-vb) and a bridge-mode
 // macvtap mvt-tap0 on mvt-va (up, MAC in argv). It
@@ -284,7 +284,7 @@ int OpenTap(const std::string& name, std::string* node_dir) {
   unsigned maj = 0, min = 0;
   if (fscanf(f, "%u:%u", &maj, &min) != 2) Die("parse " + devfile);
   fclose(f);
-  // A private node: /dev/tapN may belong to another namespace's device (HOST.md).
+  // A private node: /dev/tapN is named by the per-namespace ifindex and may be another namespace's device.
   char tmpl[] = "/tmp/mvt-fuzz-node-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) Die("mkdtemp");
   *node_dir = tmpl;

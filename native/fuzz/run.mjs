@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run fuzz [-- --seconds N] [--only TARGET]   (issue 8)
+// npm run fuzz [-- --seconds N] [--only TARGET]
 // Builds the libFuzzer targets (clang-14, build-fuzz/), records seed corpora from real kernel replies and real frames
 // (as root, in a throwaway namespace mvt-fuzz-<pid>, removed on exit and on SIGINT/SIGTERM), then runs each target
 // for N seconds (default 60) on fuzz/corpus-<target>/. Fails on any crash, timeout or sanitizer report; prints each
