@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { procStat } from '../lib/internal.js';
 import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/control/schema.js';
 import { rotate } from '../bench/control/run.js';
 import { CONFIG_IDS, CONFIG_LABELS } from '../bench/control/driver.js';
@@ -32,9 +33,7 @@ function childrenMatching(pid: number, needle: string): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
+      if (Number(procStat(Number(entry))?.[3]) !== pid) continue;
       if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) out.push(Number(entry));
     } catch {
       // The process went away while we looked.

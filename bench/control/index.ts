@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cpus, release } from 'node:os';
-import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
+import { BenchUsageError, intListOption, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
 import { CONFIG_IDS, type ConfigId } from './driver.js';
 import { formatReport } from './report.js';
 import { DEFAULTS, QUICK, runControl, scalingWindow } from './run.js';
@@ -38,15 +38,6 @@ The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap benc
 
 const MAX_DEVICES = 8192;
 
-function intList(name: string, v: string | undefined, fallback: number[]): number[] {
-  if (v === undefined) return fallback;
-  const out = v.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (out.length === 0 || out.some((x) => !Number.isInteger(x) || x < 1 || x > MAX_DEVICES)) {
-    throw new BenchUsageError(`--${name} takes comma-separated integers 1–${MAX_DEVICES}, got ${JSON.stringify(v)}`);
-  }
-  return out;
-}
-
 /** Parses `control`'s options into the recorded option set (quick defaults first, explicit flags over them). */
 export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; html: string | undefined; quiet: boolean } {
   const v = parseBenchArgs(args, {
@@ -65,7 +56,7 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
     'quiet': { type: 'boolean' },
   }).values;
   const base = v.quick ? QUICK : DEFAULTS;
-  const scale = intList('scale', v.scale, base.scale);
+  const scale = intListOption('scale', v.scale, base.scale, 1, MAX_DEVICES);
   for (let i = 1; i < scale.length; i++) {
     if (scale[i]! <= scale[i - 1]!) throw new BenchUsageError(`--scale checkpoints must ascend, got ${scale.join(',')}`);
   }
@@ -73,7 +64,7 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
   const opts: ControlOptions = {
     quick: v.quick === true,
     reps: intOption('reps', v.reps, base.reps, 1, 100),
-    sizes: intList('sizes', v.sizes, base.sizes),
+    sizes: intListOption('sizes', v.sizes, base.sizes, 1, MAX_DEVICES),
     scale,
     groupSize: intOption('group-size', v['group-size'], base.groupSize, 1, MAX_DEVICES),
     calls: intOption('calls', v.calls, base.calls, 1, 1_000_000),

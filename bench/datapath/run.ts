@@ -6,7 +6,7 @@
  */
 import { release as osRelease } from 'node:os';
 import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from './endpoints.js';
-import { cpuDelta, readCpuTimes } from './cpu.js';
+import { cpuDelta, ovsCpuSeconds, readCpuTimes } from './cpu.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import type { DatapathOptions, DatapathRow } from './schema.js';
 import { ADDR, buildTopology, topologyLabel, TOPOLOGY_IDS, type Topology, type TopologyId, type UnavailableTopology } from '../testbed/topology.js';
@@ -165,7 +165,7 @@ async function settle(ep: Endpoint): Promise<EndpointStats> {
 export async function measure(job: Job, opts: DatapathOptions, vcpus: number): Promise<DatapathRow> {
   const { topology: t, placement, poll, test, rep } = job;
   const cpus = placementCpus(placement, vcpus);
-  const ovs0 = t.ovs?.cpuSeconds() ?? null;
+  const ovs0 = t.ovs ? ovsCpuSeconds(t.ovs) : null;
   const cpu0 = readCpuTimes();
   let guest: EndpointStats;
   let peer: EndpointStats;
@@ -258,7 +258,7 @@ export async function measure(job: Job, opts: DatapathOptions, vcpus: number): P
   }
 
   const cpu = cpuDelta(cpu0, readCpuTimes());
-  const ovs1 = t.ovs?.cpuSeconds() ?? null;
+  const ovs1 = t.ovs ? ovsCpuSeconds(t.ovs) : null;
   const isRtt = latency !== null || test.startsWith('rtt-');
   const pps = seconds > 0 ? received / seconds : 0;
   const gbps = !isRtt && frameBytes !== null && seconds > 0 ? (frameBytes * 8) / seconds / 1e9 : null;

@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { BenchUsageError, optionalIntOption } from '../report/options.js';
 import { measureTcgGuest, TCG_GUEST_LABEL, type TcgGuestResult } from './index.js';
 
 export const GUEST_USAGE = `Usage: macvtap bench guest [--boots N] [--pings N] [--json FILE]
@@ -41,14 +42,9 @@ export async function guestMain(argv: string[]): Promise<number> {
     process.stdout.write(GUEST_USAGE);
     return 0;
   }
-  const int = (name: string, v: string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    if (!/^[1-9]\d*$/.test(v)) throw new RangeError(`--${name} takes a positive integer, not ${JSON.stringify(v)}`);
-    return Number(v);
-  };
   try {
-    const boots = int('boots', values.boots);
-    const pings = int('pings', values.pings);
+    const boots = optionalIntOption('boots', values.boots, 1);
+    const pings = optionalIntOption('pings', values.pings, 1);
     const result = await measureTcgGuest({
       ...(boots !== undefined && { boots }),
       ...(pings !== undefined && { pings }),
@@ -60,6 +56,6 @@ export async function guestMain(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     process.stderr.write(`macvtap bench guest: ${e instanceof Error ? e.message : String(e)}\n`);
-    return e instanceof RangeError ? 2 : 1;
+    return e instanceof BenchUsageError || e instanceof RangeError ? 2 : 1;
   }
 }

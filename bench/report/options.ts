@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseIntegerArg } from 'macvtap/internal';
 
 /** A command-line mistake: printed with the subcommand's usage, exit status 2. */
 export class BenchUsageError extends Error {}
@@ -21,12 +22,34 @@ export function parseBenchArgs<O extends NonNullable<ParseArgsConfig['options']>
   }
 }
 
-/** An integer option in [min, max]; `fallback` when absent. */
-export function intOption(name: string, v: string | undefined, fallback: number, min: number, max: number): number {
+/** How a usage error names the integers an option takes. */
+function integers(min: number, max: number): string {
+  if (max === Number.MAX_SAFE_INTEGER) return min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer ≥ ${min}`;
+  return `an integer ${min}–${max}`;
+}
+
+/** An integer option in [min, max] (decimal digits only); `fallback` when absent. */
+export function intOption(name: string, v: string | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return fallback;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min || x > max) throw new BenchUsageError(`--${name} takes an integer ${min}–${max}, got ${JSON.stringify(v)}`);
+  const x = parseIntegerArg(v, min, max);
+  if (x === null) throw new BenchUsageError(`--${name} takes ${integers(min, max)}, got ${JSON.stringify(v)}`);
   return x;
+}
+
+/** An option that takes `undefined` when absent, else an integer in [min, max]. */
+export function optionalIntOption(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  return v === undefined ? undefined : intOption(name, v, 0, min, max);
+}
+
+/** A comma-separated list of integers in [min, max]; `fallback` when absent. */
+export function intListOption(name: string, v: string | undefined, fallback: number[], min: number, max: number): number[] {
+  if (v === undefined) return fallback;
+  const parts = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const out = parts.map((x) => parseIntegerArg(x, min, max));
+  if (out.length === 0 || out.some((x) => x === null)) {
+    throw new BenchUsageError(`--${name} takes comma-separated integers ${min}–${max}, got ${JSON.stringify(v)}`);
+  }
+  return out as number[];
 }
 
 /** A comma-separated subset of `allowed`, kept in `allowed`'s order; `fallback` when absent. */

@@ -12,7 +12,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trackCleanup, trackDaemon } from './netns.js';
-import { processCpuSeconds } from '../datapath/cpu.js';
 
 /** OVS's own tools this harness runs. */
 const TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl'] as const;
@@ -226,14 +225,6 @@ export class OvsInstance {
   async addBridge(name: string, ports: string[]): Promise<void> {
     await this.vsctl(['add-br', name, '--', 'set', 'bridge', name, `datapath_type=${this.datapath}`]);
     for (const p of ports) await this.vsctl(['add-port', name, p]);
-  }
-
-  /** CPU seconds both daemons have used so far (user + system). */
-  cpuSeconds(): { vswitchd: number; ovsdb: number } {
-    return {
-      vswitchd: this.switchPid ? (processCpuSeconds(this.switchPid) ?? 0) : 0,
-      ovsdb: this.dbPid ? (processCpuSeconds(this.dbPid) ?? 0) : 0,
-    };
   }
 
   /** Daemon pids still running (for checks after {@link stop}). */

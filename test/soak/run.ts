@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createVeth } from '../../lib/index.js';
+import { parseIntegerArg } from '../../lib/internal.js';
 import { createNamespace, deleteNamespace } from '../../bench/testbed/netns.js';
 import { Actor, OWNER_ALIAS, type ActorCounts, type ModelLink } from './actor.js';
 
@@ -48,18 +49,22 @@ function parse(argv: string[]): Options {
     strict: true,
   });
   if (values.help) throw new Error('help');
-  const num = (name: string, v: string | undefined, dflt: number, min: number, max: number): number => {
+  const minutes = values.minutes === undefined ? 3 : Number(values.minutes);
+  if (!/^\d+(\.\d+)?$/.test(values.minutes ?? '3') || minutes < 0.05 || minutes > 24 * 60) {
+    throw new Error(`--minutes must be a number in [0.05, ${24 * 60}], got ${values.minutes}`);
+  }
+  const int = (name: string, v: string | undefined, dflt: number, min: number, max: number): number => {
     if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in [${min}, ${max}], got ${v}`);
+    const n = parseIntegerArg(v, min, max);
+    if (n === null) throw new Error(`--${name} must be an integer in [${min}, ${max}], got ${v}`);
     return n;
   };
   return {
-    minutes: num('minutes', values.minutes, 3, 0.05, 24 * 60),
-    callers: Math.round(num('callers', values.callers, 4, 1, 64)),
-    workers: Math.round(num('workers', values.workers, 2, 0, 16)),
-    checkEvery: Math.round(num('check-every', values['check-every'], 300, 10, 1e6)),
-    seed: Math.round(num('seed', values.seed, Date.now() % 1e9, 0, 2 ** 31)),
+    minutes,
+    callers: int('callers', values.callers, 4, 1, 64),
+    workers: int('workers', values.workers, 2, 0, 16),
+    checkEvery: int('check-every', values['check-every'], 300, 10, 1e6),
+    seed: int('seed', values.seed, Date.now() % 1e9, 0, 2 ** 31),
     json: values.json,
   };
 }
