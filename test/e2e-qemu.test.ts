@@ -7,8 +7,10 @@
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMacvtap, deleteLink, getLink, openTap, type LinkInfo } from '../lib/index.js';
-import { buildGuest, pingFrom, startGuestPeer, xferSha256, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
-import { cleanupStack, describeNeeding, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
+import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
+import { startGuestPeer, xferSha256 } from '../bench/testbed/peer.js';
+import { cleanupStack, describeNeeding } from './helpers/suite.js';
+import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 import { countDeviceFds, qemuUnavailable, startQemu, type QemuGuest } from '../bench/testbed/qemu.js';
 
 const missing = qemuUnavailable();

@@ -15,7 +15,8 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
   createMacvtap, deleteLink, linkEvents, listLinks, setLink, watchLinks, type LinkEvent, type LinkWatcher,
 } from '../lib/index.js';
-import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

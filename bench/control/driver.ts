@@ -1,8 +1,22 @@
 /**
  * What every configuration of the control-plane benchmark implements: the same rtnetlink work (create macvtaps with
  * `up` in one request, delete them one by one or by group, a cheap `RTM_GETLINK` in a loop) done by a different tool,
- * all in the same {@link Testbed} namespace.
+ * all in the same {@link ControlTestbed} namespace.
  */
+
+/** The namespace every configuration works in, with the lower device of every macvtap the benchmark makes. */
+export interface ControlTestbed {
+  /** `mvt-bench-<pid>-<n>`: what `ip -n` takes. */
+  readonly name: string;
+  /** `/run/netns/<name>`: what the library's `netns` option takes. */
+  readonly path: string;
+  /** The lower device (`bl0`), one end of a veth pair whose other end ({@link marker}) is in the same namespace. */
+  readonly lower: string;
+  /** The veth's other end (`bp0`): never touched by the benchmark, so `ip -batch` can use it as a timing marker. */
+  readonly marker: string;
+  /** The lower device's ifindex in {@link path}. */
+  readonly lowerIndex: number;
+}
 
 /** Configuration ids, in the order the benchmark interleaves them (A B C D A B C D …). */
 export const CONFIG_IDS = ['macvtap', 'ip', 'ip-batch', 'netlink'] as const;

@@ -19,14 +19,14 @@
  * Every create and delete phase is checked with an independent count (`ip -j link show type macvtap`).
  */
 import { execFile } from 'node:child_process';
-import { createMacvtap } from 'macvtap';
-import { CONFIG_IDS, type ConfigId, type ControlDriver, type PhaseTiming, type Unavailable } from './driver.js';
+import { createMacvtap, getLink } from 'macvtap';
+import { CONFIG_IDS, type ConfigId, type ControlDriver, type ControlTestbed, type PhaseTiming, type Unavailable } from './driver.js';
 import { IpBatchDriver, IpPerCommandDriver } from './drivers/ip.js';
 import { MacvtapDriver } from './drivers/macvtap.js';
 import { NetlinkPackageDriver } from './drivers/netlink.js';
 import type { ControlOptions, RawRow } from './schema.js';
 import { percentiles } from '../report/stats.js';
-import { Testbed } from '../testbed/netns.js';
+import { BENCH_PREFIX, TestNetns } from '../testbed/netns.js';
 
 /** `IFLA_GROUP` values used by the scenarios (any non-zero value unused in a fresh namespace would do). */
 const GROUP = { lifecycle: 4201, teardown: 4202, scaling: 4203, warmup: 4204 } as const;
@@ -71,6 +71,22 @@ export interface ControlRun {
   durationS: number;
 }
 
+/**
+ * Makes the benchmark's namespace (`mvt-bench-<pid>-<n>`) with the veth pair `bl0`/`bp0`, both up; removed with
+ * `destroy()`, at the latest on exit or SIGINT/SIGTERM.
+ */
+export async function createControlTestbed(): Promise<ControlTestbed & { destroy(): void }> {
+  const ns = TestNetns.create(BENCH_PREFIX);
+  try {
+    ns.veth('bl0', 'bp0');
+    const lowerIndex = (await getLink('bl0', { netns: ns.path })).ifindex;
+    return { name: ns.name, path: ns.path, lower: 'bl0', marker: 'bp0', lowerIndex, destroy: () => ns.destroy() };
+  } catch (e) {
+    ns.destroy();
+    throw e;
+  }
+}
+
 /** Progress sink (stderr in the CLI). */
 export type Progress = (line: string) => void;
 
@@ -85,12 +101,12 @@ function ipJson(ns: string, args: string[]): Promise<unknown> {
 }
 
 /** Macvtaps in the namespace, counted by `ip` (independent of every configuration under test). */
-async function countMacvtaps(tb: Testbed): Promise<number> {
+async function countMacvtaps(tb: ControlTestbed): Promise<number> {
   const links = (await ipJson(tb.name, ['link', 'show', 'type', 'macvtap'])) as unknown[];
   return links.length;
 }
 
-async function verify(tb: Testbed, expected: number, what: string): Promise<{ expected: number; found: number }> {
+async function verify(tb: ControlTestbed, expected: number, what: string): Promise<{ expected: number; found: number }> {
   const found = await countMacvtaps(tb);
   if (found !== expected) throw new Error(`${what}: expected ${expected} macvtaps in ${tb.name}, ip shows ${found}`);
   return { expected, found };
@@ -120,7 +136,7 @@ function names(cfg: ConfigId, from: number, count: number): string[] {
 }
 
 /** One lifecycle: create N → open/close each (where possible) → delete (sampled one by one, rest by group). */
-async function lifecycle(tb: Testbed, d: ControlDriver, n: number, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+async function lifecycle(tb: ControlTestbed, d: ControlDriver, n: number, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
   const base = { scenario: 'lifecycle' as const, config: d.id, rep };
   const list = names(d.id, 0, n);
   const group = rep < 0 ? GROUP.warmup : GROUP.lifecycle;
@@ -140,7 +156,7 @@ async function lifecycle(tb: Testbed, d: ControlDriver, n: number, rep: number, 
 }
 
 /** Teardown by group of `groupSize` devices made (untimed) with the library. */
-async function teardown(tb: Testbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+async function teardown(tb: ControlTestbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
   for (const name of names(d.id, 0, opts.groupSize)) {
     await createMacvtap({ lower: tb.lowerIndex, name, mode: 'bridge', up: true, group: GROUP.teardown, netns: tb.path });
   }
@@ -159,7 +175,7 @@ export function scalingWindow(c: number, prev = 0): number {
 }
 
 /** Creates devices up to each checkpoint; times a window just below each; removes all by group (timed). */
-async function scaling(tb: Testbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+async function scaling(tb: ControlTestbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
   const base = { scenario: 'scaling' as const, config: d.id, rep };
   let made = 0;
   for (const [i, c] of opts.scale.entries()) {
@@ -204,7 +220,7 @@ const SCALING_CONFIGS: readonly ConfigId[] = ['macvtap', 'ip-batch', 'netlink'];
 export async function runControl(opts: ControlOptions, progress: Progress): Promise<ControlRun> {
   const startedAt = new Date();
   const t0 = performance.now();
-  const tb = await Testbed.create();
+  const tb = await createControlTestbed();
   const allDrivers: ControlDriver[] = [];
   const unavailable: Unavailable[] = [];
   const rows: RawRow[] = [];

@@ -11,7 +11,7 @@ import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type Da
 import { formatDatapathReport } from './report.js';
 import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, type DatapathOptions, type DatapathReport } from './schema.js';
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
-import { TOPOLOGY_IDS } from './ids.js';
+import { TOPOLOGY_IDS } from '../testbed/topology-ids.js';
 import { measureTcgGuest, type TcgGuestResult } from '../guest/index.js';
 import { qemuUnavailable } from '../testbed/qemu.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/probe.js';

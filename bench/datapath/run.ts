@@ -2,10 +2,10 @@
  * The datapath measurement loop: builds every topology once, then per repetition runs every (placement, poll, test)
  * on every topology in turn — topologies interleaved innermost (A B C … A B C), so slow drift of the VM lands on all of
  * them alike and each repetition gives one pair per topology with the baseline. Tears everything down at the end,
- * also on failure (and on SIGINT/SIGTERM through bench/testbed.ts's hooks).
+ * also on failure (and on SIGINT/SIGTERM through bench/testbed/cleanup.ts).
  */
 import { release as osRelease } from 'node:os';
-import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from './endpoints.js';
+import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from '../testbed/endpoints.js';
 import { cpuDelta, ovsCpuSeconds, readCpuTimes } from './cpu.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import type { DatapathOptions, DatapathRow } from './schema.js';

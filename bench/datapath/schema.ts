@@ -4,7 +4,7 @@
  * `targets` are derived from them and can be recomputed. Tests validate real runs against {@link DatapathReportSchema}.
  */
 import { z } from 'zod';
-import { TOPOLOGY_IDS } from './ids.js';
+import { TOPOLOGY_IDS } from '../testbed/topology-ids.js';
 import { TcgGuestResultSchema } from '../guest/schema.js';
 import { SecurityMatrixSchema } from '../security/schema.js';
 

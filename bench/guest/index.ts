@@ -10,14 +10,15 @@
  * These are TCG numbers (every guest instruction emulated; `/dev/kvm` here cannot run stock guests): they compare the
  * two host-side attachments under one slow guest, never macvtap's or KVM's performance. Hence the label.
  *
- * Everything runs in throwaway namespaces `mvt-bguest-<pid>-<n>`, removed afterwards (also on failure and, as a last
- * resort, on process exit); QEMU is killed by PID. Needs root, qemu-system-x86, cpio, apt-get (the guest is built
+ * Everything runs in throwaway namespaces `mvt-bench-<pid>-<n>` (the testbed's {@link makeTestbed}), removed afterwards
+ * (also on failure and, as a last resort, on process exit); QEMU is killed by pid. Needs root, qemu-system-x86, cpio, apt-get (the guest is built
  * from Debian packages on first use and cached in `.cache/guest`).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
-import { createMacvtap, netnsPath, openTap } from 'macvtap';
+import { createMacvtap, openTap } from 'macvtap';
 import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../testbed/guest-image.js';
+import { BENCH_PREFIX, makeTestbed, type Testbed } from '../testbed/netns.js';
 import { QEMU, startQemu, type QemuGuest, type QemuNet } from '../testbed/qemu.js';
 
 /** The label of every result of this module, so nobody reads them as KVM numbers. */
@@ -84,97 +85,29 @@ export interface TcgGuestResult {
   paths: GuestPathResult[];
 }
 
-// --------------------------------------------------------------------------------------------------------------
-// Namespaces
-
-const liveNs = new Set<string>();
-let nsCounter = 0;
-let hooked = false;
-
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function newNs(): string {
-  if (!hooked) {
-    hooked = true;
-    const cleanup = (): void => {
-      for (const n of liveNs) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-      liveNs.clear();
-    };
-    process.once('exit', cleanup);
-    // On a signal, 'exit' never fires: clean up, then re-raise so the process still dies of the signal.
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(sig, () => {
-        cleanup();
-        process.kill(process.pid, sig);
-      });
-    }
-  }
-  const name = `mvt-bguest-${process.pid}-${nsCounter++}`;
-  ip('netns', 'add', name);
-  liveNs.add(name);
-  ip('-n', name, 'link', 'set', 'lo', 'up');
-  return name;
-}
-
-function delNs(name: string): void {
-  spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  liveNs.delete(name);
-}
-
-/** Host namespace (veth `bl0`) ↔ peer namespace (`bp0`, 10.201.0.2/24); the guest is 10.201.0.10. */
-interface Bed {
-  host: string;
-  peer: string;
-  destroy(): void;
-}
-
-const PEER_IP = '10.201.0.2';
-const GUEST_IP = '10.201.0.10';
-
-function makeBed(): Bed {
-  const host = newNs();
-  let peer: string | undefined;
-  try {
-    peer = newNs();
-    ip('-n', host, 'link', 'add', 'bl0', 'type', 'veth', 'peer', 'name', 'bp0', 'netns', peer);
-    ip('-n', host, 'link', 'set', 'bl0', 'up');
-    ip('-n', peer, 'link', 'set', 'bp0', 'up');
-    ip('-n', peer, 'addr', 'add', `${PEER_IP}/24`, 'dev', 'bp0');
-  } catch (e) {
-    delNs(host);
-    if (peer) delNs(peer);
-    throw e;
-  }
-  const p = peer;
-  return {
-    host,
-    peer: p,
-    destroy() {
-      delNs(host);
-      delNs(p);
-    },
-  };
-}
+/** The testbed's subnet: the peer is 10.200.201.2, the guest 10.200.201.10 (only ever inside its namespaces). */
+const SUBNET = 201;
+const GUEST_IP = `10.200.${SUBNET}.10`;
 
 // --------------------------------------------------------------------------------------------------------------
 // One boot
 
-/** Attaches the guest NIC for `path` inside `bed.host`; returns QEMU's net backend, the MAC to use, and what to close. */
-async function attach(path: GuestPath, bed: Bed): Promise<{ net: QemuNet; mac: string; after: () => Promise<void> }> {
+/** Attaches the guest NIC for `path` in the testbed's host namespace; returns QEMU's net backend, the MAC to use, and what to close. */
+async function attach(path: GuestPath, bed: Testbed): Promise<{ net: QemuNet; mac: string; after: () => Promise<void> }> {
+  const host = bed.host;
   if (path === 'macvtap') {
-    const link = await createMacvtap({ lower: 'bl0', name: 'bmvtap0', mode: 'bridge', up: true, netns: netnsPath(bed.host) });
-    const q = await openTap(link.ifindex, { queues: 1, netns: netnsPath(bed.host) });
+    const link = await createMacvtap({ lower: bed.lower, name: 'bmvtap0', mode: 'bridge', up: true, netns: bed.host.path });
+    const q = await openTap(link.ifindex, { queues: 1, netns: bed.host.path });
     // Once QEMU has its copy, ours is closed: the queue then lives as long as QEMU.
     return { net: { type: 'fds', fds: q.map((x) => x.fd) }, mac: link.mac!, after: async () => void (await Promise.all(q.map((x) => x.close()))) };
   }
-  ip('-n', bed.host, 'link', 'add', 'bbr0', 'type', 'bridge');
-  ip('-n', bed.host, 'tuntap', 'add', 'dev', 'btap0', 'mode', 'tap');
-  ip('-n', bed.host, 'link', 'set', 'bl0', 'master', 'bbr0');
-  ip('-n', bed.host, 'link', 'set', 'btap0', 'master', 'bbr0');
-  for (const d of ['bbr0', 'btap0']) ip('-n', bed.host, 'link', 'set', d, 'up');
-  return { net: { type: 'ifname', netns: bed.host, ifname: 'btap0' }, mac: '52:54:00:b0:00:0a', after: async () => undefined };
+  // A persistent tap QEMU opens by name, with the lower in a Linux bridge.
+  host.ip('link', 'add', 'bbr0', 'type', 'bridge');
+  host.ip('tuntap', 'add', 'dev', 'btap0', 'mode', 'tap');
+  host.ip('link', 'set', bed.lower, 'master', 'bbr0');
+  host.ip('link', 'set', 'btap0', 'master', 'bbr0');
+  for (const d of ['bbr0', 'btap0']) host.ip('link', 'set', d, 'up');
+  return { net: { type: 'ifname', netns: host.name, ifname: 'btap0' }, mac: '52:54:00:b0:00:0a', after: async () => undefined };
 }
 
 function num(v: string | undefined): number | null {
@@ -182,12 +115,12 @@ function num(v: string | undefined): number | null {
 }
 
 async function oneBoot(path: GuestPath, guest: GuestImage, o: Required<Omit<TcgGuestOptions, 'onBoot'>>): Promise<GuestBoot> {
-  const bed = makeBed();
+  const bed = makeTestbed(SUBNET, BENCH_PREFIX);
   let vm: QemuGuest | undefined;
   try {
     const { net, mac, after } = await attach(path, bed);
     const hold = Math.ceil(o.pings * o.intervalS + 30);
-    const task: GuestTask = { ip: `${GUEST_IP}/24`, peer: PEER_IP, tasks: ['ping'], count: o.pings, hold };
+    const task: GuestTask = { ip: `${GUEST_IP}/24`, peer: bed.peerIp, tasks: ['ping'], count: o.pings, hold };
     try {
       vm = startQemu({ guest, task, mac, net, timeoutMs: o.bootTimeoutMs });
     } finally {
@@ -196,7 +129,7 @@ async function oneBoot(path: GuestPath, guest: GuestImage, o: Required<Omit<TcgG
     const first = await vm.waitFor('FIRST-PING', o.bootTimeoutMs);
     const ping = await vm.waitFor('PING', o.bootTimeoutMs);
     await vm.waitFor('READY', 10_000);
-    const peer = pingFrom(bed.peer, GUEST_IP, o.pings, { intervalS: o.intervalS, waitS: 2 });
+    const peer = pingFrom(bed.peer.name, GUEST_IP, o.pings, { intervalS: o.intervalS, waitS: 2 });
     return {
       bootToFirstPingMs: Math.round(first.at - vm.startedAt),
       guestUptimeAtFirstPingS: Number(first.fields.uptime),

@@ -15,7 +15,7 @@ import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, 
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import { setLink } from 'macvtap';
 import { captureMarked, PacketSocket } from './capture.js';
-import { frameAddrs, udpFrame, type FrameAddrs } from '../testbed/frames.js';
+import { buildUdpFrame, frameAddrs, vnetHdr, type FrameAddrs } from '../testbed/frames.js';
 import {
   CASES, cellOf, LEGEND, REPLY_CASES, type Attachment, type AttachmentRow, type CaseId, type CaseResult, type SecurityMatrix, type SecurityOptions,
 } from './schema.js';
@@ -44,6 +44,18 @@ const MOVE_SETTLE_MS = 1200;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Every probe payload starts with these bytes, then a per-case nonce, then the attempt number. */
 const MAGIC = Buffer.from('MVT-SPOOF');
+/** UDP ports of every probe frame (either direction). */
+const PROBE_PORT = 7099;
+
+/**
+ * A probe frame: UDP/IPv4 from `a.srcMac`/`a.srcIp` to `a.dstMac`/`a.dstIp` carrying `payload`, padded to the 60-byte
+ * Ethernet minimum, after `vnetHdrSize` zero bytes (a virtio-net header saying "nothing to offload"). The probe
+ * matches frames by their payload at layer 2; no host stack has to take them in.
+ */
+function probeFrame(a: FrameAddrs, payload: Buffer, vnetHdrSize: 0 | 10 | 12 = 0): Buffer {
+  const frame = buildUdpFrame({ ...a, srcPort: PROBE_PORT, dstPort: PROBE_PORT, payload, pad: true });
+  return vnetHdrSize ? Buffer.concat([vnetHdr(vnetHdrSize), frame]) : frame;
+}
 
 /** Progress callbacks (bench/datapath/index.ts's stderr bar fits). */
 export interface SecurityProgress {
@@ -73,10 +85,10 @@ class Parties {
   constructor(readonly a: Tap, readonly b: Tap, readonly wire: PacketSocket, readonly peer: { mac: string; ip: string }) {}
 
   send(from: Party, addrs: FrameAddrs, payload: Buffer): void {
-    if (from === 'peer') this.wire.send(udpFrame(addrs, payload));
+    if (from === 'peer') this.wire.send(probeFrame(addrs, payload));
     else {
       const g = from === 'guest-a' ? this.a : this.b;
-      g.queue.write(udpFrame(addrs, payload, g.vnetHdrSize));
+      g.queue.write(probeFrame(addrs, payload, g.vnetHdrSize));
     }
   }
 
@@ -282,7 +294,7 @@ async function probeAttachment(id: Attachment, ovs: OvsAvailability, opts: Secur
 
 /**
  * Runs the probe on every attachment in `opts.attachments`. Each testbed is built, probed and torn down on its own
- * (also on failure; SIGINT/SIGTERM go through bench/testbed.ts's hooks). Three lanes run side by side ({@link LANES}),
+ * (also on failure; SIGINT/SIGTERM go through bench/testbed/cleanup.ts). Three lanes run side by side ({@link LANES}),
  * so the probe costs about as long as the slowest lane; each lane has at most one capture waiting on libuv's pool at
  * a time, which leaves a pool thread for the lanes' netlink calls. `tap+ovs` without Open vSwitch installed is an `n/a` row; any other failure throws (after both lanes ended).
  */

@@ -1,7 +1,7 @@
 /**
  * `npm run soak -- [--minutes N] [--callers K] [--workers W] [--check-every OPS] [--seed S] [--json FILE]`: random
  * create / set (mtu, up, alias) / open 1–4 queues / close / move to the other namespace / delete, from K async callers
- * on the main thread and W worker threads at once, over two throwaway namespaces (`mvt-bench-<pid>-*`, each with a
+ * on the main thread and W worker threads at once, over two throwaway namespaces (`mvt-<pid>-*`, each with a
  * veth lower). Every OPS main-thread operations all actors pause and their models are compared with
  * `ip -d -j link show` of both namespaces. At the end everything is closed and deleted, and the run fails unless
  * no device, tap fd, private device node or extra fd is left and RSS stayed within its bound. Exit 0 ok, 1 failed,
@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createVeth } from '../../lib/index.js';
 import { parseIntegerArg } from '../../lib/internal.js';
-import { createNamespace, deleteNamespace } from '../../bench/testbed/netns.js';
+import { TestNetns } from '../../bench/testbed/netns.js';
 import { Actor, OWNER_ALIAS, type ActorCounts, type ModelLink } from './actor.js';
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--callers K] [--workers W] [--check-every OPS] [--seed S] [--json FILE]
@@ -171,7 +171,7 @@ class WorkerActor {
 
 /** Runs the soak; resolves with the figures, throws on the first finding. */
 export async function soak(o: Options, log: (s: string) => void): Promise<Record<string, unknown>> {
-  const nss = [await createNamespace(), await createNamespace()];
+  const nss = [TestNetns.create(), TestNetns.create()];
   const workers: WorkerActor[] = [];
   try {
     for (const ns of nss) await createVeth({ name: LOWER, peer: { name: 'sp0' }, up: true, owner: false, netns: ns.path });
@@ -283,7 +283,7 @@ export async function soak(o: Options, log: (s: string) => void): Promise<Record
     return figures;
   } finally {
     await Promise.all(workers.map((w) => w.worker.terminate()));
-    for (const ns of nss) deleteNamespace(ns.name);
+    for (const ns of nss) ns.destroy();
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * The second kernel: Debian's generic `linux-image-<ver>-amd64`, fetched with `apt-get download` and unpacked with
- * `dpkg -x` into the ignored `.cache/debs/` (bench/guest/debpkg.ts), its module tree indexed with `depmod -b` so
+ * `dpkg -x` into the ignored `.cache/debs/` (bench/testbed/debpkg.ts), its module tree indexed with `depmod -b` so
  * `modprobe` (and the kernel's own module autoloading: `8021q`, `dummy`, `openvswitch`, `macvtap`, `veth`) works in
  * the guest, and its bzImage unpacked to the plain `vmlinux` QEMU boots through the PVH entry — decompressing the
  * kernel inside the guest costs ≈6 s under TCG, extracting it once here costs ≈1 s and is cached.

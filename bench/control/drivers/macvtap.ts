@@ -6,13 +6,12 @@
  */
 import { createMacvtap, deleteGroup, deleteLink, getLink, getLinkSync, openTap, type TapQueue } from 'macvtap';
 import { benchBinding } from '../../native.js';
-import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
-import type { Testbed } from '../../testbed/netns.js';
+import { timeEach, type ControlDriver, type ControlTestbed, type CreateSpec, type PhaseTiming } from '../driver.js';
 
 /** `macvtap` driver. */
 export class MacvtapDriver implements ControlDriver {
   readonly id = 'macvtap' as const;
-  constructor(private readonly tb: Testbed) {}
+  constructor(private readonly tb: ControlTestbed) {}
 
   async create(specs: CreateSpec[]): Promise<PhaseTiming> {
     const netns = this.tb.path;
