@@ -48,7 +48,7 @@ export async function benchMain(argv: string[]): Promise<number> {
   }
   if (sub === 'guest') {
     // Loaded only when asked: it builds a guest from Debian packages and needs QEMU.
-    const { guestMain } = await import('./guest/cli.js');
+    const { guestMain } = await import('./guest/index.js');
     return guestMain(rest);
   }
   if (sub === 'control') {

@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { detectOvs } from '../bench/testbed/ovs.js';
 import type { AttachmentId, Topology } from '../bench/testbed/topology.js';
-import { FORGED, runSecurityProbe, SECURITY_DEFAULTS } from '../bench/security/probe.js';
+import { SILENT } from '../bench/report/progress.js';
+import { FORGED, runSecurityProbe, SECURITY_DEFAULTS } from '../bench/security/run.js';
 import { CASES, SecurityMatrixSchema, SecurityReportSchema, type AttachmentRow, type CaseId, type Cell, type SecurityMatrix } from '../bench/security/schema.js';
 import { benchNamespaces, ovsDaemons, ovsDirs, reapBenchChildren, startBench } from './helpers/benchchild.js';
 import { cleanupStack, describeNeeding, describePrivileged } from './helpers/suite.js';
 
 const ovs = detectOvs();
 const tcpdumpMissing = spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0 ? null : 'tcpdump not installed (apt-get install tcpdump)';
-const quiet = { phase: () => undefined, step: () => undefined, log: () => undefined, end: () => undefined };
 const defer = cleanupStack();
 
 /** tcpdump children, killed by pid after each test. */
@@ -61,7 +61,7 @@ describePrivileged('bench security: the probe against the kernel drivers', () =>
   let matrix: SecurityMatrix;
 
   it('runs every attachment and the matrix says what macvlan, the bridge and OVS NORMAL do', async () => {
-    matrix = await runSecurityProbe(SECURITY_DEFAULTS, quiet);
+    matrix = await runSecurityProbe(SECURITY_DEFAULTS, SILENT);
     expect(SecurityMatrixSchema.safeParse(matrix).success).toBe(true);
     const row = (a: string): AttachmentRow | undefined => matrix.rows.find((r) => r.attachment === a);
     for (const a of ['macvtap-bridge', 'macvtap-vepa', 'macvtap-private'] as const) {
@@ -111,7 +111,7 @@ describeNeeding('bench security: cells cross-checked with tcpdump', tcpdumpMissi
     });
     let a = '';
     let b = '';
-    const matrix = await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments: ['macvtap-bridge', 'macvtap-private'] }, quiet, {
+    const matrix = await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments: ['macvtap-bridge', 'macvtap-private'] }, SILENT, {
       async onBuilt(t: Topology<AttachmentId>) {
         if (t.id === 'macvtap-bridge') {
           dumps.push({ what: 'bridge', dump: await tcpdump(t.peerNs.name, t.peerWire, ['ether', 'src', FORGED.mac]) });

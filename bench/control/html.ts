@@ -6,7 +6,7 @@
  * points are medians over repetitions and the bars through them span min–max.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { formatReport } from './report.js';
+import { formatControlReport } from './report.js';
 import { num } from '../report/text.js';
 import { CONFIG_LABELS } from './driver.js';
 import { renderPage, VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
@@ -202,6 +202,6 @@ export async function renderControlHtml(report: ControlReport): Promise<string> 
       ...report.unavailable.map((u) => ({ term: `unavailable: ${CONFIG_LABELS[u.id]}`, text: u.reason })),
     ],
     charts: controlChartSpecs(report),
-    text: formatReport(report),
+    text: formatControlReport(report),
   });
 }

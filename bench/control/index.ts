@@ -7,11 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { cpus, release } from 'node:os';
 import { BenchUsageError, intListOption, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
+import { stderrProgress } from '../report/progress.js';
 import { CONFIG_IDS, type ConfigId } from './driver.js';
-import { formatReport } from './report.js';
-import { DEFAULTS, QUICK, runControl, scalingWindow } from './run.js';
-import { ControlReportSchema, SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
-import { checkTargets, summarizeRows } from './summary.js';
+import { formatControlReport } from './report.js';
+import { CONTROL_DEFAULTS, CONTROL_QUICK, runControl, scalingWindow } from './run.js';
+import { ControlReportSchema, CONTROL_SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
+import { checkControlTargets, summarizeControl } from './summary.js';
 
 /** Usage text of `macvtap bench control`. */
 export const CONTROL_USAGE = `Usage: macvtap bench control [options]
@@ -20,16 +21,16 @@ Control-plane benchmark: this package vs 'ip' (one process per command) vs 'ip -
 package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterwards). Needs root.
 
   --quick               one repetition of small sizes (under a minute)
-  --reps N              repetitions, configurations interleaved within each, starting with the next one each time (default ${DEFAULTS.reps}; quick ${QUICK.reps})
-  --sizes A,B,…         lifecycle device counts (default ${DEFAULTS.sizes.join(',')}; quick ${QUICK.sizes.join(',')})
-  --scale A,B,…         scaling checkpoints, ascending (default ${DEFAULTS.scale.join(',')}; quick ${QUICK.scale.join(',')})
-  --group-size N        devices removed by group in the teardown scenario (default ${DEFAULTS.groupSize})
-  --calls N             getLink(lo) calls per repetition (default ${DEFAULTS.calls}; 'ip' per command: --ip-calls, ${DEFAULTS.ipCalls})
+  --reps N              repetitions, configurations interleaved within each, starting with the next one each time (default ${CONTROL_DEFAULTS.reps}; quick ${CONTROL_QUICK.reps})
+  --sizes A,B,…         lifecycle device counts (default ${CONTROL_DEFAULTS.sizes.join(',')}; quick ${CONTROL_QUICK.sizes.join(',')})
+  --scale A,B,…         scaling checkpoints, ascending (default ${CONTROL_DEFAULTS.scale.join(',')}; quick ${CONTROL_QUICK.scale.join(',')})
+  --group-size N        devices removed by group in the teardown scenario (default ${CONTROL_DEFAULTS.groupSize})
+  --calls N             getLink(lo) calls per repetition (default ${CONTROL_DEFAULTS.calls}; 'ip' per command: --ip-calls, ${CONTROL_DEFAULTS.ipCalls})
   --ip-calls N
-  --delete-sample N     devices deleted one by one per lifecycle, the rest by group; 0 = all (default ${DEFAULTS.deleteSample})
+  --delete-sample N     devices deleted one by one per lifecycle, the rest by group; 0 = all (default ${CONTROL_DEFAULTS.deleteSample})
   --configs A,B,…       subset of ${CONFIG_IDS.join(',')}
   --no-warmup           skip the untimed warm-up
-  --json FILE           write the full report (schema ${SCHEMA_ID})
+  --json FILE           write the full report (schema ${CONTROL_SCHEMA_ID})
   --html FILE           write a self-contained HTML report with charts (vega-lite, rendered to SVG)
   --quiet               no progress on stderr
 
@@ -55,7 +56,7 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
     'html': { type: 'string' },
     'quiet': { type: 'boolean' },
   }).values;
-  const base = v.quick ? QUICK : DEFAULTS;
+  const base = v.quick ? CONTROL_QUICK : CONTROL_DEFAULTS;
   const scale = intListOption('scale', v.scale, base.scale, 1, MAX_DEVICES);
   for (let i = 1; i < scale.length; i++) {
     if (scale[i]! <= scale[i - 1]!) throw new BenchUsageError(`--scale checkpoints must ascend, got ${scale.join(',')}`);
@@ -129,13 +130,13 @@ function notes(opts: ControlOptions): string[] {
 }
 
 /** Builds the report object from a finished run (also used by tests to check the shape of a real run). */
-export function buildReport(
+export function buildControlReport(
   run: Awaited<ReturnType<typeof runControl>>,
   opts: ControlOptions,
   command: string,
 ): ControlReport {
   const report: ControlReport = {
-    schema: SCHEMA_ID,
+    schema: CONTROL_SCHEMA_ID,
     host: hostInfo(),
     command,
     argv: [...process.argv],
@@ -146,8 +147,8 @@ export function buildReport(
     unavailable: run.unavailable,
     notes: notes(opts),
     rows: run.rows,
-    summary: summarizeRows(run.rows),
-    targets: checkTargets(run.rows, opts),
+    summary: summarizeControl(run.rows),
+    targets: checkControlTargets(run.rows, opts),
   };
   // Fail loudly here rather than write a file that does not match its own schema.
   return ControlReportSchema.parse(report) as ControlReport;
@@ -170,13 +171,13 @@ export async function controlMain(args: string[], command: string): Promise<numb
     return 1;
   }
   const { opts, json, html, quiet } = parsed;
-  const progress = quiet ? () => undefined : (line: string) => process.stderr.write(`bench: ${line}\n`);
+  const progress = stderrProgress(quiet);
   try {
     const run = await runControl(opts, progress);
-    const report = buildReport(run, opts, command);
+    const report = buildControlReport(run, opts, command);
     // The HTML renderer is loaded only when asked: vega and vega-lite are large.
-    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderControlHtml(r), progress);
-    process.stdout.write(formatReport(report));
+    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderControlHtml(r), progress.log);
+    process.stdout.write(formatControlReport(report));
     return 0;
   } catch (e) {
     process.stderr.write(`macvtap bench control: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -90,7 +90,7 @@ function userspaceLines(report: ControlReport): string[] {
 }
 
 /** The whole printed report. */
-export function formatReport(report: ControlReport): string {
+export function formatControlReport(report: ControlReport): string {
   const h = report.host;
   const o = report.options;
   const parts: string[] = [];

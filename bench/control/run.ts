@@ -25,6 +25,7 @@ import { IpBatchDriver, IpPerCommandDriver } from './drivers/ip.js';
 import { MacvtapDriver } from './drivers/macvtap.js';
 import { NetlinkPackageDriver } from './drivers/netlink.js';
 import type { ControlOptions, RawRow } from './schema.js';
+import type { Progress } from '../report/progress.js';
 import { percentiles } from '../report/stats.js';
 import { BENCH_PREFIX, TestNetns } from '../testbed/netns.js';
 
@@ -35,7 +36,7 @@ const GROUP = { lifecycle: 4201, teardown: 4202, scaling: 4203, warmup: 4204 } a
 const PREFIX: Record<ConfigId, string> = { 'macvtap': 'mva', 'ip': 'mvb', 'ip-batch': 'mvc', 'netlink': 'mvd' };
 
 /** Default options: the issue's sizes, three repetitions; about 2–4 minutes on 2 vCPUs. */
-export const DEFAULTS: ControlOptions = {
+export const CONTROL_DEFAULTS: ControlOptions = {
   quick: false,
   reps: 3,
   sizes: [1, 100, 1000],
@@ -50,8 +51,8 @@ export const DEFAULTS: ControlOptions = {
 };
 
 /** `--quick`: one repetition of small sizes for smoke use (well under a minute). */
-export const QUICK: ControlOptions = {
-  ...DEFAULTS,
+export const CONTROL_QUICK: ControlOptions = {
+  ...CONTROL_DEFAULTS,
   quick: true,
   reps: 1,
   sizes: [1, 20],
@@ -86,9 +87,6 @@ export async function createControlTestbed(): Promise<ControlTestbed & { destroy
     throw e;
   }
 }
-
-/** Progress sink (stderr in the CLI). */
-export type Progress = (line: string) => void;
 
 function ipJson(ns: string, args: string[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -234,7 +232,7 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
         const d = await NetlinkPackageDriver.start(tb);
         if ('reason' in d) {
           unavailable.push(d);
-          progress(`netlink package unavailable: ${d.reason}`);
+          progress.log(`netlink package unavailable: ${d.reason}`);
         } else allDrivers.push(d);
       }
     }
@@ -242,22 +240,17 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
 
     if (opts.warmup) {
       // Untimed: loads code paths, fills caches, lets the kernel allocate its per-namespace structures.
-      progress('warm-up');
+      progress.phase('warm-up', allDrivers.length);
       const scratch: RawRow[] = [];
       for (const d of allDrivers) {
         await lifecycle(tb, d, 10, -1, { ...opts, deleteSample: 10 }, scratch);
         await d.getLinkLoop(d.id === 'ip' ? 5 : 200);
+        progress.step(`warm-up ${d.id}`);
       }
     }
 
     const steps = opts.reps * (opts.sizes.length * allDrivers.length + allDrivers.length + allScalers.length + allDrivers.length);
-    let done = 0;
-    const tick = (what: string): void => {
-      done++;
-      const elapsed = (performance.now() - t0) / 1000;
-      const eta = done > 0 ? (elapsed / done) * (steps - done) : 0;
-      progress(`[${done}/${steps}] ${what} · ${elapsed.toFixed(0)} s elapsed, ~${eta.toFixed(0)} s left`);
-    };
+    progress.phase('control', steps);
 
     for (let rep = 0; rep < opts.reps; rep++) {
       const r = `rep ${rep + 1}/${opts.reps}`;
@@ -269,23 +262,24 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
       for (const n of opts.sizes) {
         for (const d of drivers) {
           await lifecycle(tb, d, n, rep, opts, rows);
-          tick(`${r} lifecycle N=${n} ${d.id}`);
+          progress.step(`${r} lifecycle N=${n} ${d.id}`);
         }
       }
       for (const d of drivers) {
         await teardown(tb, d, rep, opts, rows);
-        tick(`${r} teardown ${opts.groupSize} by group ${d.id}`);
+        progress.step(`${r} teardown ${opts.groupSize} by group ${d.id}`);
       }
       for (const d of scalers) {
         await scaling(tb, d, rep, opts, rows);
-        tick(`${r} scaling to ${opts.scale.at(-1)} ${d.id}`);
+        progress.step(`${r} scaling to ${opts.scale.at(-1)} ${d.id}`);
       }
       for (const d of drivers) {
         await getlink(d, rep, opts, rows);
-        tick(`${r} getLink(lo) ${d.id}`);
+        progress.step(`${r} getLink(lo) ${d.id}`);
       }
     }
   } finally {
+    progress.end();
     for (const d of allDrivers) await d.close().catch(() => undefined);
     tb.destroy();
   }

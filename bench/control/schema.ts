@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { CONFIG_IDS } from './driver.js';
 
 /** Schema id written into every report; bump the number on any incompatible change. */
-export const SCHEMA_ID = 'macvtap-bench-control/1';
+export const CONTROL_SCHEMA_ID = 'macvtap-bench-control/1';
 
 /** What a row measured. */
 export const SCENARIOS = ['lifecycle', 'teardown', 'scaling', 'getlink'] as const;
@@ -100,7 +100,7 @@ export type Target = z.infer<typeof TargetSchema>;
 
 /** The whole report. */
 export const ControlReportSchema = z.object({
-  schema: z.literal(SCHEMA_ID),
+  schema: z.literal(CONTROL_SCHEMA_ID),
   host: z.object({
     kernel: z.string(),
     cpu: z.string(),

@@ -30,7 +30,7 @@ function pairedOver(a: Map<number, number>, b: Map<number, number>): number[] {
 }
 
 /** Summary rows, in report order (scenario, phase, size; configurations in interleave order). `create-fill` is omitted. */
-export function summarizeRows(rows: RawRow[]): SummaryRow[] {
+export function summarizeControl(rows: RawRow[]): SummaryRow[] {
   const groups = new Map<string, Map<string, RawRow[]>>();
   for (const r of rows) {
     if (r.phase === 'create-fill') continue;
@@ -74,7 +74,7 @@ const fmt = (x: number, digits = 2): string => x.toFixed(digits);
 const range = (s: Summary, d = 2): string => `median ${fmt(s.median, d)} [${fmt(s.min, d)}–${fmt(s.max, d)}]`;
 
 /** The issue's control-plane targets, judged on this run's medians; `met: null` when the run lacks the data. */
-export function checkTargets(rows: RawRow[], opts: ControlOptions): Target[] {
+export function checkControlTargets(rows: RawRow[], opts: ControlOptions): Target[] {
   const out: Target[] = [];
   const bigN = Math.max(...opts.sizes);
 

@@ -4,17 +4,18 @@
  * and `--html` files.
  */
 import { cpus, release } from 'node:os';
-import cliProgress from 'cli-progress';
 import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
 import { OVS_INSTALL_HINT } from '../testbed/ovs.js';
-import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type DatapathProgress, type DatapathRun } from './run.js';
+import { stderrProgress } from '../report/progress.js';
+import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type DatapathRun } from './run.js';
 import { formatDatapathReport } from './report.js';
 import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, type DatapathOptions, type DatapathReport } from './schema.js';
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
 import { TOPOLOGY_IDS } from '../testbed/topology-ids.js';
-import { measureTcgGuest, type TcgGuestResult } from '../guest/index.js';
+import { measureTcgGuest } from '../guest/run.js';
+import type { TcgGuestResult } from '../guest/schema.js';
 import { qemuUnavailable } from '../testbed/qemu.js';
-import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/probe.js';
+import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/run.js';
 import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
 
 /** Usage text of the datapath benchmark (part of `macvtap bench --help`). */
@@ -112,37 +113,6 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
   const guest = v.guest === true || (v['no-guest'] !== true && v.quick !== true);
   const guestBoots = intOption('guest-boots', v['guest-boots'], 3, 1, 50);
   return { opts, json: v.json, html: v.html, quiet: v.quiet === true, security: v['no-security'] !== true, guest, guestBoots };
-}
-
-/** Progress on stderr: a cli-progress bar per phase with ETA (periodic plain lines when stderr is not a terminal). */
-export function stderrProgress(quiet: boolean): DatapathProgress {
-  if (quiet) return { phase: () => undefined, step: () => undefined, log: () => undefined, end: () => undefined };
-  let bar: cliProgress.SingleBar | null = null;
-  const end = (): void => {
-    bar?.stop();
-    bar = null;
-  };
-  return {
-    phase(name, total) {
-      end();
-      bar = new cliProgress.SingleBar({
-        format: `bench: ${name.padEnd(13)} [{bar}] {value}/{total} · {duration_formatted} elapsed, ETA {eta_formatted} · {what}`,
-        stream: process.stderr,
-        noTTYOutput: true,
-        notTTYSchedule: 5000,
-        etaBuffer: 50,
-        hideCursor: false,
-      }, cliProgress.Presets.legacy);
-      bar.start(total, 0, { what: '' });
-    },
-    step(what) {
-      bar?.increment(1, { what });
-    },
-    log(line) {
-      process.stderr.write(`bench: ${line}\n`);
-    },
-    end,
-  };
 }
 
 /**
@@ -275,7 +245,7 @@ export async function datapathMain(args: string[], command: string): Promise<num
     }
     const report = buildDatapathReport(run, opts, command, security, tcgGuest);
     if (guestNote) report.notes.push(guestNote);
-    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderHtml(r), progress.log);
+    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderDatapathHtml(r), progress.log);
     process.stdout.write(formatDatapathReport(report));
     return 0;
   } catch (e) {

@@ -4,8 +4,8 @@
  */
 import { num, table } from '../report/text.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
-import { formatTcgGuest } from '../guest/cli.js';
-import { TCG_GUEST_LABEL } from '../guest/index.js';
+import { formatTcgGuest } from '../guest/report.js';
+import { TCG_GUEST_LABEL } from '../guest/schema.js';
 import { formatMatrix } from '../security/report.js';
 
 type Stats = NonNullable<DatapathSummary['vsBaseline']>;

@@ -8,6 +8,7 @@ import { release as osRelease } from 'node:os';
 import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from '../testbed/endpoints.js';
 import { cpuDelta, ovsCpuSeconds, readCpuTimes } from './cpu.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
+import type { Progress } from '../report/progress.js';
 import type { DatapathOptions, DatapathRow } from './schema.js';
 import { ADDR, buildTopology, topologyLabel, TOPOLOGY_IDS, type Topology, type TopologyId, type UnavailableTopology } from '../testbed/topology.js';
 
@@ -61,14 +62,6 @@ export interface Job {
   poll: DatapathRow['poll'];
   test: DatapathRow['test'];
   rep: number;
-}
-
-/** Progress reporting: `phase` starts a phase of `total` steps, `step` ends one. */
-export interface DatapathProgress {
-  phase(name: string, total: number): void;
-  step(what: string): void;
-  log(line: string): void;
-  end(): void;
 }
 
 /** What {@link runDatapath} returns. */
@@ -333,7 +326,7 @@ export function skippedCombinations(opts: DatapathOptions, vcpus: number): strin
  * Runs the whole datapath benchmark. Topologies that cannot be built (OVS missing) are reported as unavailable and the
  * rest runs; any other failure tears everything down and throws.
  */
-export async function runDatapath(opts: DatapathOptions, vcpus: number, progress: DatapathProgress): Promise<DatapathRun> {
+export async function runDatapath(opts: DatapathOptions, vcpus: number, progress: Progress): Promise<DatapathRun> {
   const startedAt = new Date();
   const t0 = performance.now();
   const ovs = detectOvs();

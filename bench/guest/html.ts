@@ -1,7 +1,7 @@
 /** The "TCG guest" row as a chart for the datapath report's HTML page. */
 import type { TopLevelSpec } from 'vega-lite';
 import { VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
-import type { TcgGuestResult } from './index.js';
+import type { TcgGuestResult } from './schema.js';
 
 /**
  * Per path, every boot's boot-to-first-ping time and every peer → guest round trip (points), with the medians the

@@ -3,10 +3,10 @@
  * against its schema before it is written), progress on stderr, the matrix on stdout, `--json` and `--html` files.
  */
 import { cpus, release } from 'node:os';
-import { stderrProgress } from '../datapath/index.js';
+import { stderrProgress } from '../report/progress.js';
 import { OVS_INSTALL_HINT } from '../testbed/ovs.js';
 import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
-import { runSecurityProbe, SECURITY_DEFAULTS } from './probe.js';
+import { runSecurityProbe, SECURITY_DEFAULTS } from './run.js';
 import { formatSecurityReport } from './report.js';
 import { ATTACHMENTS, SECURITY_SCHEMA_ID, SecurityReportSchema, type SecurityMatrix, type SecurityOptions, type SecurityReport } from './schema.js';
 

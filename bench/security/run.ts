@@ -14,6 +14,7 @@ import { release } from 'node:os';
 import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, type Topology } from '../testbed/topology.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import { setLink } from 'macvtap';
+import type { Progress } from '../report/progress.js';
 import { captureMarked, PacketSocket } from './capture.js';
 import { buildUdpFrame, frameAddrs, vnetHdr, type FrameAddrs } from '../testbed/frames.js';
 import {
@@ -55,14 +56,6 @@ const PROBE_PORT = 7099;
 function probeFrame(a: FrameAddrs, payload: Buffer, vnetHdrSize: 0 | 10 | 12 = 0): Buffer {
   const frame = buildUdpFrame({ ...a, srcPort: PROBE_PORT, dstPort: PROBE_PORT, payload, pad: true });
   return vnetHdrSize ? Buffer.concat([vnetHdr(vnetHdrSize), frame]) : frame;
-}
-
-/** Progress callbacks (bench/datapath/index.ts's stderr bar fits). */
-export interface SecurityProgress {
-  phase(name: string, total: number): void;
-  step(what: string): void;
-  log(line: string): void;
-  end(): void;
 }
 
 /** Test hooks: called with each built testbed before it is probed (e.g. to start an independent capture in it). */
@@ -298,7 +291,7 @@ async function probeAttachment(id: Attachment, ovs: OvsAvailability, opts: Secur
  * so the probe costs about as long as the slowest lane; each lane has at most one capture waiting on libuv's pool at
  * a time, which leaves a pool thread for the lanes' netlink calls. `tap+ovs` without Open vSwitch installed is an `n/a` row; any other failure throws (after both lanes ended).
  */
-export async function runSecurityProbe(opts: SecurityOptions, progress: SecurityProgress, hooks: SecurityHooks = {}): Promise<SecurityMatrix> {
+export async function runSecurityProbe(opts: SecurityOptions, progress: Progress, hooks: SecurityHooks = {}): Promise<SecurityMatrix> {
   const startedAt = new Date();
   const t0 = performance.now();
   const ovs = detectOvs();
