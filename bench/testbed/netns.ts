@@ -38,17 +38,24 @@ export class TestNetns {
   private readonly untrack: () => void;
   private destroyed = false;
 
-  private constructor(name: string) {
+  private constructor(name: string, untrack: () => void) {
     this.name = name;
     this.path = `/run/netns/${name}`;
-    this.untrack = trackNamespace(name);
+    this.untrack = untrack;
   }
 
   /** Makes a fresh namespace `<prefix>-<pid>-<n>` with `lo` up. */
   static create(prefix: string = TEST_PREFIX): TestNetns {
     const name = `${prefix}-${process.pid}-${counter++}`;
-    run('ip', ['netns', 'add', name]);
-    const ns = new TestNetns(name);
+    // Registered before it exists: a SIGINT while `ip netns add` runs must find the cleanup hooks in place.
+    const untrack = trackNamespace(name);
+    try {
+      run('ip', ['netns', 'add', name]);
+    } catch (e) {
+      untrack();
+      throw e;
+    }
+    const ns = new TestNetns(name, untrack);
     try {
       ns.ip('link', 'set', 'lo', 'up');
     } catch (e) {
