@@ -5,9 +5,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { cpus, release } from 'node:os';
-import { BenchUsageError, intListOption, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
-import { stderrProgress } from '../report/progress.js';
+import { BenchUsageError, intListOption, intOption, listOption, outputUsage, parseBenchArgs, runSubcommand, type OutputArgs } from '../report/options.js';
+import { hostFacts } from '../report/schema.js';
 import { CONFIG_IDS, type ConfigId } from './driver.js';
 import { formatControlReport } from './report.js';
 import { CONTROL_DEFAULTS, CONTROL_QUICK, runControl, scalingWindow } from './run.js';
@@ -30,9 +29,7 @@ package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterw
   --delete-sample N     devices deleted one by one per lifecycle, the rest by group; 0 = all (default ${CONTROL_DEFAULTS.deleteSample})
   --configs A,B,…       subset of ${CONFIG_IDS.join(',')}
   --no-warmup           skip the untimed warm-up
-  --json FILE           write the full report (schema ${CONTROL_SCHEMA_ID})
-  --html FILE           write a self-contained HTML report with charts (vega-lite, rendered to SVG)
-  --quiet               no progress on stderr
+${outputUsage(`${CONTROL_SCHEMA_ID}, every repetition`, 24)}
 
 The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap bench' without 'control'.
 `;
@@ -40,8 +37,8 @@ The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap benc
 const MAX_DEVICES = 8192;
 
 /** Parses `control`'s options into the recorded option set (quick defaults first, explicit flags over them). */
-export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; html: string | undefined; quiet: boolean } {
-  const v = parseBenchArgs(args, {
+export function parseControlArgs(args: string[]): { opts: ControlOptions; output: OutputArgs } {
+  const { values: v, output } = parseBenchArgs(args, {
     'quick': { type: 'boolean' },
     'reps': { type: 'string' },
     'sizes': { type: 'string' },
@@ -52,10 +49,7 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
     'delete-sample': { type: 'string' },
     'configs': { type: 'string' },
     'no-warmup': { type: 'boolean' },
-    'json': { type: 'string' },
-    'html': { type: 'string' },
-    'quiet': { type: 'boolean' },
-  }).values;
+  });
   const base = v.quick ? CONTROL_QUICK : CONTROL_DEFAULTS;
   const scale = intListOption('scale', v.scale, base.scale, 1, MAX_DEVICES);
   for (let i = 1; i < scale.length; i++) {
@@ -75,9 +69,10 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
     configs,
     warmup: v['no-warmup'] !== true,
   };
-  return { opts, json: v.json, html: v.html, quiet: v.quiet === true };
+  return { opts, output };
 }
 
+/** Host facts recorded in the report, with the versions of the tools compared. */
 function hostInfo(): ControlReport['host'] {
   const ipv = spawnSync('ip', ['-V'], { encoding: 'utf8' });
   let netlinkPackage: string | null = null;
@@ -87,12 +82,8 @@ function hostInfo(): ControlReport['host'] {
   } catch {
     // Not installed (it is a devDependency): the configuration reports itself unavailable.
   }
-  const cpuList = cpus();
   return {
-    kernel: `Linux ${release()}`,
-    cpu: cpuList[0]?.model.trim() ?? 'unknown',
-    vcpus: Math.max(1, cpuList.length),
-    node: process.version,
+    ...hostFacts(),
     iproute2: (ipv.stdout || ipv.stderr || 'ip: not found').trim().replace(/^ip utility, /, ''),
     netlinkPackage,
   };
@@ -155,32 +146,14 @@ export function buildControlReport(
 }
 
 /** `macvtap bench control ARGS`: 0 done, 1 the run failed, 2 usage error. `command` is recorded in the report. */
-export async function controlMain(args: string[], command: string): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseControlArgs(args);
-  } catch (e) {
-    if (e instanceof BenchUsageError) {
-      process.stderr.write(`macvtap bench control: ${e.message}\n\n${CONTROL_USAGE}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    process.stderr.write('macvtap bench control: needs root (it creates a network namespace and links in it)\n');
-    return 1;
-  }
-  const { opts, json, html, quiet } = parsed;
-  const progress = stderrProgress(quiet);
-  try {
-    const run = await runControl(opts, progress);
-    const report = buildControlReport(run, opts, command);
-    // The HTML renderer is loaded only when asked: vega and vega-lite are large.
-    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderControlHtml(r), progress.log);
-    process.stdout.write(formatControlReport(report));
-    return 0;
-  } catch (e) {
-    process.stderr.write(`macvtap bench control: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return 1;
-  }
+export function controlMain(args: string[], command: string): Promise<number> {
+  return runSubcommand({
+    name: 'macvtap bench control',
+    usage: CONTROL_USAGE,
+    needsRoot: 'it creates a network namespace and links in it',
+    parse: parseControlArgs,
+    run: async ({ opts }, progress, cmd) => buildControlReport(await runControl(opts, progress), opts, cmd),
+    text: formatControlReport,
+    html: async (r) => (await import('./html.js')).renderControlHtml(r),
+  }, args, command);
 }

@@ -1,49 +1,45 @@
 /**
- * `macvtap bench guest [--boots N] [--pings N] [--json FILE]`: the "TCG guest" row — boot-to-first-ping and ping RTT
- * of the same tiny real guest (QEMU TCG) on a macvtap and on a tap in a Linux bridge. Printed as its own table and kept
- * apart from the datapath tables on purpose: software-emulated guest numbers must never be read as KVM performance.
+ * `macvtap bench guest`: the "TCG guest" row on its own — boot-to-first-ping and ping RTT of the same tiny real guest
+ * (QEMU TCG) on a macvtap and on a tap in a Linux bridge. Printed as its own table and kept apart from the datapath
+ * tables on purpose: software-emulated guest numbers must never be read as KVM performance.
  */
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { BenchUsageError, optionalIntOption } from '../report/options.js';
+import { optionalIntOption, outputUsage, parseBenchArgs, runSubcommand, type OutputArgs } from '../report/options.js';
 import { formatGuestReport } from './report.js';
 import { measureTcgGuest } from './run.js';
 import { TCG_GUEST_LABEL } from './schema.js';
 
-export const GUEST_USAGE = `Usage: macvtap bench guest [--boots N] [--pings N] [--json FILE]
-  Boots the same tiny Debian guest under QEMU TCG N times on each path (macvtap, tap+Linux bridge), alternating, and
-  reports boot-to-first-ping and peer→guest ping RTT. Needs qemu-system-x86 and network access to Debian's archive the
-  first time (the guest is built from Debian packages and cached in .cache/). Labelled "${TCG_GUEST_LABEL}": emulated,
-  not KVM performance.
+/** Usage text of `macvtap bench guest`. */
+export const GUEST_USAGE = `Usage: macvtap bench guest [options]
+
+Boots the same tiny Debian guest under QEMU TCG N times on each path (macvtap, tap+Linux bridge), alternating, and
+reports boot-to-first-ping and peer→guest ping RTT. Needs root, qemu-system-x86 and network access to Debian's
+archive the first time (the guest is built from Debian packages and cached). Labelled "${TCG_GUEST_LABEL}": emulated,
+not KVM performance.
+
+  --boots N                boots per path (default 3)
+  --pings N                pings per boot, each direction (default 20)
+${outputUsage()}
 `;
 
-/** Runs the guest benchmark from command-line arguments; returns the exit status. */
-export async function guestMain(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { boots: { type: 'string' }, pings: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean' } } }));
-  } catch (e) {
-    process.stderr.write(`macvtap bench guest: ${(e as Error).message}\n\n${GUEST_USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(GUEST_USAGE);
-    return 0;
-  }
-  try {
-    const boots = optionalIntOption('boots', values.boots, 1);
-    const pings = optionalIntOption('pings', values.pings, 1);
-    const result = await measureTcgGuest({
+/** Parses `guest`'s options. */
+export function parseGuestArgs(args: string[]): { boots: number | undefined; pings: number | undefined; output: OutputArgs } {
+  const { values: v, output } = parseBenchArgs(args, { boots: { type: 'string' }, pings: { type: 'string' } });
+  return { boots: optionalIntOption('boots', v.boots, 1), pings: optionalIntOption('pings', v.pings, 1), output };
+}
+
+/** `macvtap bench guest [options]`. Returns the exit status: 0 done, 1 the run failed, 2 usage error. */
+export function guestMain(args: string[], command: string): Promise<number> {
+  return runSubcommand({
+    name: 'macvtap bench guest',
+    usage: GUEST_USAGE,
+    needsRoot: 'it creates network namespaces and links, and hands a macvtap to QEMU',
+    parse: parseGuestArgs,
+    run: ({ boots, pings }, progress) => measureTcgGuest({
       ...(boots !== undefined && { boots }),
       ...(pings !== undefined && { pings }),
-      onBoot: (path, i, b) => process.stderr.write(`bench guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms\n`),
-    });
-    if (values.json) writeFileSync(resolve(values.json), JSON.stringify(result, null, 2) + '\n');
-    process.stdout.write(formatGuestReport(result));
-    return 0;
-  } catch (e) {
-    process.stderr.write(`macvtap bench guest: ${e instanceof Error ? e.message : String(e)}\n`);
-    return e instanceof BenchUsageError || e instanceof RangeError ? 2 : 1;
-  }
+      onBoot: (path, i, b) => progress.log(`guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms`),
+    }),
+    text: formatGuestReport,
+    html: async (r) => (await import('./html.js')).renderGuestHtml(r),
+  }, args, command);
 }

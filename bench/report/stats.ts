@@ -120,6 +120,15 @@ export function pairedRatios(a: readonly number[], b: readonly number[]): number
   return out;
 }
 
+/**
+ * {@link pairedRatios} of two series keyed by repetition index, over the repetitions both have (in repetition order):
+ * how every benchmark pairs a configuration with its reference.
+ */
+export function pairedByRep(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): number[] {
+  const reps = [...a.keys()].filter((k) => b.has(k)).sort((x, y) => x - y);
+  return pairedRatios(reps.map((k) => a.get(k)!), reps.map((k) => b.get(k)!));
+}
+
 /** p50/p90/p99/max of per-operation samples, for rows that time each operation. */
 export interface Percentiles {
   p50: number;

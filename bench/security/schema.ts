@@ -4,6 +4,7 @@
  * code so the report side (tables, HTML, `--compare`) loads without the library.
  */
 import { z } from 'zod';
+import { HostSchema } from '../report/schema.js';
 
 /** Schema id of the standalone report; bump the number on any incompatible change. */
 export const SECURITY_SCHEMA_ID = 'macvtap-bench-security/1';
@@ -122,7 +123,7 @@ export const SecurityReportSchema = SecurityMatrixSchema.extend({
   schema: z.literal(SECURITY_SCHEMA_ID),
   command: z.string(),
   argv: z.array(z.string()),
-  host: z.object({ kernel: z.string(), cpu: z.string(), vcpus: z.number().int().positive(), node: z.string() }),
+  host: HostSchema,
 });
 /** The standalone report. */
 export type SecurityReport = z.infer<typeof SecurityReportSchema>;
