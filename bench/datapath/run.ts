@@ -5,6 +5,7 @@
  * also on failure (and on SIGINT/SIGTERM through bench/testbed/cleanup.ts).
  */
 import { release as osRelease } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from '../testbed/endpoints.js';
 import { cpuDelta, ovsCpuSeconds, readCpuTimes } from './cpu.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
@@ -215,7 +216,7 @@ export async function measure(job: Job, opts: DatapathOptions, vcpus: number): P
           await settle(g.ep);
           throw e;
         }
-        await new Promise((r) => setTimeout(r, DRAIN_MS));
+        await sleep(DRAIN_MS);
       } finally {
         peer = await settle(sink);
       }
@@ -238,7 +239,7 @@ export async function measure(job: Job, opts: DatapathOptions, vcpus: number): P
           durationMs: opts.throughputMs,
         });
         peer = await p.done;
-        await new Promise((r) => setTimeout(r, DRAIN_MS));
+        await sleep(DRAIN_MS);
       } finally {
         guest = await settle(g.ep);
       }

@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, type Topology } from '../testbed/topology.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import { setLink } from 'macvtap';
@@ -42,7 +43,6 @@ const BROADCAST_IP = '10.77.0.255';
 const PACE_MS = 40;
 /** How long guest A keeps claiming B's MAC before the `stolen-mac` replies (see there). */
 const MOVE_SETTLE_MS = 1200;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Every probe payload starts with these bytes, then a per-case nonce, then the attempt number. */
 const MAGIC = Buffer.from('MVT-SPOOF');
 /** UDP ports of every probe frame (either direction). */

@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { trackCleanup, trackPid } from './cleanup.js';
 
 /** OVS's own tools this harness runs. */
@@ -137,7 +138,7 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   const end = performance.now() + ms;
   while (performance.now() < end) {
     if (!alive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return !alive(pid);
 }
