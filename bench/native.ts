@@ -7,24 +7,10 @@
  * points it at the ASan build), as `MACVTAP_ADDON` does for the library's addon.
  */
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { BenchBinding } from './binding.js';
-
-const PACKAGE = 'macvtap-bench';
-
-/** This package's root: the nearest directory above this file whose package.json is `macvtap-bench`'s. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj) && (JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === PACKAGE) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`${PACKAGE}: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-}
+import { PACKAGE, packageRoot } from './package-root.js';
 
 function loadBinding(): BenchBinding {
   const require = createRequire(import.meta.url);

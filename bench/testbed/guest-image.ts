@@ -1,10 +1,10 @@
 /**
- * A tiny real guest for end-to-end tests: Debian's cloud kernel plus `busybox-static`, fetched with `apt-get download`
- * and unpacked with `dpkg -x` (debpkg.ts, never installed), and an initramfs whose `/init` loads the
- * virtio modules, configures the NIC from the kernel command line, runs a task against a peer, prints parseable
+ * A tiny real guest for end-to-end tests and the guest benchmark: Debian's cloud kernel plus `busybox-static`, fetched
+ * with `apt-get download` and unpacked with `dpkg -x` (debpkg.ts, never installed), and an initramfs whose `/init`
+ * loads the virtio modules, configures the NIC from the kernel command line, runs a task against a peer, prints parseable
  * result lines on the serial console and powers off.
  *
- * The built kernel + initramfs pair is cached in `<repo>/.cache/guest/<key>/` (git-ignored), keyed by the kernel and
+ * The built kernel + initramfs pair is cached in {@link guestCacheDir}`/<key>/` (git-ignored), keyed by the kernel and
  * busybox package versions and a hash of the `/init` script, so a second run costs nothing.
  *
  * Kernel command line the `/init` reads (`mvt.` prefix: the kernel's own `ip=` is IP autoconfiguration, and unknown
@@ -22,13 +22,14 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { dependencyMatching, extractDeb, candidateVersion, repoRoot } from './debpkg.js';
+import { join } from 'node:path';
+import { run } from './command.js';
+import { cacheDir, candidateVersion, dependencyMatching, extractDeb } from './debpkg.js';
 
-/** `<repo>/.cache/guest`. */
-export const guestCacheDir = join(repoRoot(), '.cache', 'guest');
+/** `.cache/guest` of the harness package. */
+export const guestCacheDir = join(cacheDir, 'guest');
 
-/** The virtio modules, in the order they must be loaded (each needs the ones before it; HOST.md). */
+/** The virtio modules, in the order they must be loaded: each needs the ones before it (busybox `insmod` resolves no dependencies). */
 export const VIRTIO_MODULES = [
   'virtio_ring',
   'virtio',
@@ -135,14 +136,7 @@ export function initScript(modules: readonly string[] = VIRTIO_MODULES): string 
   return INIT_SCRIPT.replaceAll('\\${', '${').replace('MODULES', modules.join(' '));
 }
 
-function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
-  try {
-    return execFileSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
-  }
-}
+const sh = (cmd: string, args: string[], opts: { cwd?: string } = {}): string => run(cmd, args, { ...opts, timeoutMs: 120_000 });
 
 /** Finds `<name>.ko` (or `.ko.xz`) under the kernel tree; throws naming what is missing. */
 function findModule(modDir: string, name: string): string {
@@ -156,7 +150,7 @@ let memo: GuestImage | undefined;
 /**
  * Builds (or finds in the cache) the guest: kernel `linux-image-<ver>-cloud-amd64` (the versioned package behind
  * `linux-image-cloud-amd64`) and an initramfs with `busybox-static`, the virtio modules (decompressed when shipped as
- * `.ko.xz`: busybox `insmod` takes plain ELF) and {@link initScript}. About 4 s cold, instant when cached.
+ * `.ko.xz`: busybox `insmod` takes plain ELF) and {@link initScript}; a cached build costs nothing.
  *
  * Needs `apt-get`, `dpkg`, `cpio` and `gzip`; throws with the failing command's stderr otherwise.
  */
@@ -272,7 +266,7 @@ export function parseResultLine(line: string): ResultLine | null {
 
 /**
  * The `busybox` binary of the extracted `busybox-static` package, for host-side tools this machine may lack (`ping`
- * is not installed here): run it inside a namespace with `ip netns exec NS <busybox> ping …`.
+ * need not be installed): run it inside a namespace with `ip netns exec NS <busybox> ping …`.
  */
 export function hostBusybox(): string {
   return join(extractDeb('busybox-static'), 'bin', 'busybox');

@@ -8,9 +8,10 @@
  * code a test checks; there is no `dummy` on this project's kernel, hence veth lower devices). Each is deleted by
  * {@link TestNetns.destroy}, {@link destroyAll}, or at the latest on exit and SIGINT/SIGTERM (cleanup.ts).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { destroyAllNamespaces, trackNamespace } from './cleanup.js';
+import { run } from './command.js';
 
 /** Name prefix of the namespaces the harness makes for a run (`mvt-bench-<pid>-<n>`). */
 export const BENCH_PREFIX = 'mvt-bench';
@@ -18,16 +19,6 @@ export const BENCH_PREFIX = 'mvt-bench';
 export const TEST_PREFIX = 'mvt';
 
 let counter = 0;
-
-/** Runs a command, returns stdout; throws with stderr in the message on failure. */
-export function run(cmd: string, args: string[], input?: string): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
-  }
-}
 
 /** One throwaway network namespace. */
 export class TestNetns {
@@ -84,7 +75,7 @@ export class TestNetns {
 
   /** Runs a command inside the namespace (`ip netns exec`), stdout. */
   exec(cmd: string, args: string[] = [], input?: string): string {
-    return run('ip', ['netns', 'exec', this.name, cmd, ...args], input);
+    return run('ip', ['netns', 'exec', this.name, cmd, ...args], { input });
   }
 
   /**

@@ -1,10 +1,11 @@
 /**
- * QEMU (TCG) guests for end-to-end tests: started with our tap fds in its stdio slots (the zero-copy handoff), through
- * the `macvtap exec` CLI, or on a named tap for comparison; the serial console goes to a file that is followed for
- * the guest's `MVT-…` result lines. Every guest has a hard deadline after which it is SIGKILLed by PID, and every
- * live guest is killed (by PID) when the test process exits.
+ * QEMU (TCG) guests for end-to-end tests and the guest benchmark: started with our tap fds in its stdio slots (the
+ * zero-copy handoff), through the `macvtap exec` CLI, or on a named tap for comparison; the serial console goes to a
+ * file that is followed for the guest's `MVT-…` result lines. Every guest has a hard deadline after which it is
+ * SIGKILLed by pid, and every live guest is killed (by pid) when this process exits (cleanup.ts).
  *
- * TCG only: `/dev/kvm` here is KVM-PVM, which stock guest kernels do not boot under (HOST.md).
+ * TCG only (`-accel tcg`): the guests must boot on hosts whose `/dev/kvm` cannot run a stock guest kernel, and every
+ * number taken from them is labelled emulated.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
