@@ -1,5 +1,5 @@
 /**
- * The "TCG guest" measurement (bench/guest) end to end, at its smallest: one boot per path, five pings each way.
+ * The "TCG guest" measurement (bench/guest/run.ts) end to end, at its smallest: one boot per path, five pings each way.
  * Checks the data is complete and consistent (not its values, which are TCG timings), and that nothing is left behind.
  */
 import { spawnSync } from 'node:child_process';
@@ -56,7 +56,7 @@ describeNeeding('bench/guest: boot-to-first-ping and RTT, macvtap vs tap+bridge,
   });
 });
 
-describeNeeding('macvtap bench embeds the TCG guest row (issue 4: a row of the benchmark report, labelled)', missing, () => {
+describeNeeding('macvtap bench embeds the TCG guest row (a row of the benchmark report, labelled)', missing, () => {
   it('--guest: the datapath report carries the row in its text, its JSON (schema-valid) and its HTML', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvt-bguest-report-'));
     try {

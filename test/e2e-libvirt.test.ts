@@ -1,7 +1,7 @@
 /**
  * End to end with libvirt: guests defined from our vif XML (`toInterfaceXml` inside `toDomainXml`), run by a private
  * libvirtd (test/helpers/libvirtd.ts) inside a throwaway namespace, booting the tiny TCG guest of
- * bench/guest/image.ts. Scenario numbers are issue 4's:
+ * bench/testbed/guest-image.ts. Scenarios 1–2 (QEMU without libvirt) are in e2e-qemu.test.ts; here:
  * 3. libvirt manages the macvtap (`type='direct'`, bridge mode);
  * 4. libvirt uses our macvtap (`plugSelfManaged` → `type='ethernet' managed='no'`);
  * 5. VLAN plug — needs 802.1Q, which this host's kernel lacks: skipped here with that reason, runs where it exists.

@@ -1,8 +1,8 @@
 /**
  * End to end with a real consumer: a QEMU (TCG) guest whose virtio-net NIC is backed by macvtap queues this package
  * opened and handed over — through spawn's stdio slots and through the `macvtap exec` CLI — in throwaway namespaces.
- * The guest (bench/guest/image.ts) pings its peer, does a UDP request/response and a small TCP transfer; the peer
- * pings the guest back. Scenario numbers are issue 4's.
+ * The guest (bench/testbed/guest-image.ts) pings its peer, does a UDP request/response and a small TCP transfer; the
+ * peer pings the guest back. Scenarios 1–2 are here, 3–5 (libvirt) in e2e-libvirt.test.ts.
  */
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';

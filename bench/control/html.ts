@@ -1,6 +1,6 @@
 /**
  * The self-contained HTML report of the control-plane benchmark (`macvtap bench control --html FILE`), drawn with
- * the same page and vega-lite rendering as the datapath report (bench/html.ts). Charts: create(+up) per device at
+ * the same page and vega-lite rendering as the datapath report (report/html.ts). Charts: create(+up) per device at
  * each lifecycle size, bulk deletes by group (whole request), the scaling windows, the cost of one getLink call, and
  * every configuration's ratio to `ip -batch`. Each configuration is one series with the same colour in every chart;
  * points are medians over repetitions and the bars through them span min–max.

@@ -6,11 +6,11 @@
  * Scenarios, per repetition:
  * - lifecycle, for each N: create N macvtaps (up in the create request) → open one queue of each → close them (this
  *   package only: `ip` and the `netlink` package cannot issue `TUNSETIFF`) → delete them one by one. Each one-by-one
- *   delete waits an RCU grace period in the kernel (≈16–23 ms here, the same for every tool), so above
- *   `deleteSample` devices only that many are deleted one by one and the rest by group (timed separately);
+ *   delete waits an RCU grace period in the kernel (the same for every tool; the report's notes say how long), so
+ *   above `deleteSample` devices only that many are deleted one by one and the rest by group (timed separately);
  *   `deleteSample = 0` deletes all one by one.
  * - teardown: `groupSize` macvtaps (made with the library, untimed) removed by group in one request.
- * - scaling: macvtaps created up to each checkpoint (256, 1024, 4096); the per-device time of a window of devices just
+ * - scaling: macvtaps created up to each checkpoint (by default 256, 1024, 4096); the per-device time of a window of devices just
  *   below each checkpoint shows how create cost grows with the device count (in the kernel), and comparing with
  *   `ip -batch` at the same point estimates the userspace share. `ip` per command is left out here (4096 process
  *   starts would add a minute and say nothing the lifecycle rows do not).
@@ -35,7 +35,7 @@ const GROUP = { lifecycle: 4201, teardown: 4202, scaling: 4203, warmup: 4204 } a
 /** Name prefixes per configuration, so a leftover device tells which configuration made it. */
 const PREFIX: Record<ConfigId, string> = { 'macvtap': 'mva', 'ip': 'mvb', 'ip-batch': 'mvc', 'netlink': 'mvd' };
 
-/** Default options: the issue's sizes, three repetitions; about 2–4 minutes on 2 vCPUs. */
+/** Default options: lifecycles of 1, 100 and 1000 devices, scaling to 4096, three repetitions. */
 export const CONTROL_DEFAULTS: ControlOptions = {
   quick: false,
   reps: 3,

@@ -1,6 +1,6 @@
 /**
  * Turns raw repetitions into the summary rows (median, spread, interval, ratio to `ip -batch` per repetition pair)
- * and checks the core issue's targets against them.
+ * and judges the control-plane targets on them.
  */
 import { CONFIG_IDS } from './driver.js';
 import type { Target } from '../report/schema.js';
@@ -68,7 +68,7 @@ function find(rows: RawRow[], config: string, scenario: RawRow['scenario'], phas
 const fmt = (x: number, digits = 2): string => x.toFixed(digits);
 const range = (s: Summary, d = 2): string => `median ${fmt(s.median, d)} [${fmt(s.min, d)}–${fmt(s.max, d)}]`;
 
-/** The issue's control-plane targets, judged on this run's medians; `met: null` when the run lacks the data. */
+/** The control-plane targets, judged on this run's medians; `met: null` when the run lacks the data. */
 export function checkControlTargets(rows: RawRow[], opts: ControlOptions): Target[] {
   const out: Target[] = [];
   const bigN = Math.max(...opts.sizes);

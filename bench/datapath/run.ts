@@ -31,7 +31,7 @@ export const RTT_TIMEOUT_MS = 200;
 /** Time a receiver keeps reading after the sender stopped, for packets still in queues. */
 const DRAIN_MS = 30;
 
-/** Defaults: the full matrix in ≤ 5 minutes on 2 vCPUs; 6 repetitions, the fewest whose [min, max] covers the median with ≥ 95%. */
+/** Defaults: every topology, placement, poll mode and test; 6 repetitions, the fewest whose [min, max] covers the median with ≥ 95%. */
 export const DATAPATH_DEFAULTS: DatapathOptions = {
   quick: false,
   reps: 6,

@@ -1,7 +1,7 @@
 /**
  * Turns the datapath benchmark's raw repetitions into summary rows (median and 95% interval over repetitions,
- * latency percentiles from the merged histograms, ratios to the baseline per repetition pair) and judges the issue's
- * targets on them.
+ * latency percentiles from the merged histograms, ratios to the baseline per repetition pair) and judges the
+ * datapath targets on them.
  */
 import type { Target } from '../report/schema.js';
 import { bucketCount, bucketQuantile, mergeBuckets, pairedByRep, summarize, type Summary } from '../report/stats.js';
@@ -101,7 +101,7 @@ export function summarizeDatapath(rows: DatapathRow[], baseline: DatapathOptions
 
 const f2 = (x: number): string => x.toFixed(2);
 
-/** The issue's datapath targets on this run; `met: null` when the run lacks the data. */
+/** The datapath targets on this run; `met: null` when the run lacks the data. */
 export function checkDatapathTargets(rows: DatapathRow[], summary: DatapathSummary[]): Target[] {
   const out: Target[] = [];
   // Guest endpoint vs the raw C read/write loop: RTT p50 ratio per repetition pair, on macvtap-bridge.

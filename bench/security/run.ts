@@ -1,6 +1,6 @@
 /**
  * The anti-spoofing conformance probe: per attachment, a testbed with two guests (A, under test, and B) on the same
- * lower device or bridge and a peer across a veth (bench/datapath/topology.ts with `secondGuest`), then frames written
+ * lower device or bridge and a peer across a veth (testbed/topology.ts with `secondGuest`), then frames written
  * to A's tap fd (or sent by the peer past A) and looked for, by a unique marker, where they should not — or should —
  * arrive: on the peer's wire (an AF_PACKET socket on its veth end), in B's queue, in A's queue. Where a frame arrives,
  * a reply addressed to the source it claimed is sent back and A's queue is watched for it.
@@ -195,8 +195,9 @@ async function probeTopology(t: Topology<AttachmentId>, wire: PacketSocket, opts
         const keepClaiming = spec.from === 'guest-a' ? () => p.send('guest-a', spec.addrs, again) : undefined;
         if (spec.id === 'stolen-mac') {
           // Moving a MAC that a learning switch already has on another port can take effect late: OVS moves the entry
-          // at once but keeps forwarding by the old datapath flow until its revalidator runs (seen here: up to
-          // ≈0.7 s). The attacker keeps claiming B's MAC for MOVE_SETTLE_MS before the peer replies.
+          // at once but keeps forwarding by the old datapath flow until its revalidator runs (seen with OVS 3.1's
+          // userspace datapath: up to ≈0.7 s). The attacker keeps claiming B's MAC for MOVE_SETTLE_MS before the peer
+          // replies.
           for (let waited = 0; waited < MOVE_SETTLE_MS; waited += PACE_MS) {
             keepClaiming!();
             await sleep(PACE_MS);

@@ -9,7 +9,7 @@ import { HostSchema } from '../report/schema.js';
 /** Schema id of the standalone report; bump the number on any incompatible change. */
 export const SECURITY_SCHEMA_ID = 'macvtap-bench-security/1';
 
-/** Attachments probed, in order (see bench/datapath/topology.ts for how each is built). */
+/** Attachments probed, in order (see testbed/topology.ts for how each is built). */
 export const ATTACHMENTS = ['macvtap-bridge', 'macvtap-vepa', 'macvtap-private', 'tap+linuxbridge', 'tap+ovs'] as const;
 /** One attachment. */
 export type Attachment = (typeof ATTACHMENTS)[number];

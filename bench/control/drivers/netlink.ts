@@ -13,7 +13,7 @@ import { trackChild } from '../../testbed/cleanup.js';
 
 /** How long the helper may take to load the package and answer `ready`. */
 const START_TIMEOUT_MS = 15_000;
-/** Generous per-request ceiling: 4096 creates near the kernel's slow end take ~3 s. */
+/** Generous per-request ceiling: a phase of 4096 creates near the kernel's slow end must fit in it. */
 const REQUEST_TIMEOUT_MS = 300_000;
 
 type Pending = { resolve: (t: PhaseTiming) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
