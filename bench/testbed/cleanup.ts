@@ -67,14 +67,19 @@ function maybeUnhook(): void {
   if (namespaces.size === 0 && pids.size === 0 && cleanups.size === 0) unhook();
 }
 
-/** Registers a namespace to delete at the latest on exit; the returned function unregisters it (once deleted). */
-export function trackNamespace(name: string): () => void {
+/** Adds `item` to one of the registries (hooks installed); the returned function takes it out again. */
+function track<T>(registry: Set<T>, item: T): () => void {
   hook();
-  namespaces.add(name);
+  registry.add(item);
   return () => {
-    namespaces.delete(name);
+    registry.delete(item);
     maybeUnhook();
   };
+}
+
+/** Registers a namespace to delete at the latest on exit; the returned function unregisters it (once deleted). */
+export function trackNamespace(name: string): () => void {
+  return track(namespaces, name);
 }
 
 /**
@@ -82,12 +87,7 @@ export function trackNamespace(name: string): () => void {
  * returned function unregisters it (once it has been stopped).
  */
 export function trackPid(pid: number): () => void {
-  hook();
-  pids.add(pid);
-  return () => {
-    pids.delete(pid);
-    maybeUnhook();
-  };
+  return track(pids, pid);
 }
 
 /** {@link trackPid} for a child process, unregistered by itself when the child exits. */
@@ -101,12 +101,7 @@ export function trackChild(child: ChildProcess): () => void {
 
 /** Registers a synchronous cleanup (removing a temporary directory); the returned function unregisters it. */
 export function trackCleanup(fn: () => void): () => void {
-  hook();
-  cleanups.add(fn);
-  return () => {
-    cleanups.delete(fn);
-    maybeUnhook();
-  };
+  return track(cleanups, fn);
 }
 
 /** Names of the namespaces this process holds now (for diagnostics and tests). */
