@@ -164,6 +164,9 @@ export interface IpLinkJson {
       id?: number;
       [k: string]: unknown;
     };
+    /** `bridge` for a bridge port. */
+    info_slave_kind?: string;
+    info_slave_data?: { hairpin?: boolean; learning?: boolean; flood?: boolean; [k: string]: unknown };
   };
 }
 
