@@ -10,7 +10,7 @@
  */
 import type { NativeNetns } from 'macvtap/internal';
 
-/** A datapath endpoint's configuration (datapath/endpoints.ts validates and defaults it; see its GuestConfig/PeerConfig). */
+/** A datapath endpoint's configuration (testbed/endpoints.ts validates and defaults it; see its GuestConfig/PeerConfig). */
 export type NativeEndpointConfig =
   | ({ kind: 'guest'; fd: number; vnetHdrSize: 0 | 10 | 12; mac: string; ip: string;
       mode: 'echo' | 'sink' | 'generate' | 'raw-echo'; count?: number;

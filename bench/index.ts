@@ -4,11 +4,19 @@
  *
  * `bench [options]` runs the datapath benchmark (datapath/), the main job; `bench --compare a.json b.json` prints the
  * change between two runs of either benchmark; `bench security` runs the anti-spoofing probe (security/); `bench
- * control` the control-plane benchmark (control/); `bench guest` the TCG guest row (guest/).
+ * control` the control-plane benchmark (control/); `bench guest` the TCG guest row (guest/). Each subcommand answers
+ * its own `--help`.
  */
 import { compareReports } from './report/compare.js';
 import { CONTROL_USAGE } from './control/index.js';
 import { DATAPATH_USAGE, datapathMain } from './datapath/index.js';
+
+/** The subcommands other than the default one, each loaded only when asked (guest, for one, needs QEMU). */
+const SUBCOMMANDS: Record<string, () => Promise<(args: string[], command: string) => Promise<number>>> = {
+  control: async () => (await import('./control/index.js')).controlMain,
+  security: async () => (await import('./security/index.js')).securityMain,
+  guest: async () => (await import('./guest/index.js')).guestMain,
+};
 
 /**
  * `macvtap bench …`. Returns the process exit status: 0 done, 1 the run failed, 2 usage error.
@@ -16,12 +24,9 @@ import { DATAPATH_USAGE, datapathMain } from './datapath/index.js';
  */
 export async function benchMain(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === 'help' || sub === '--help' || sub === '-h' || (sub !== 'control' && sub !== 'security' && argv.includes('--help'))) {
+  const command = ['macvtap', 'bench', ...argv].join(' ');
+  if (sub === 'help' || sub === '--help' || sub === '-h') {
     process.stdout.write(`${DATAPATH_USAGE}\n${CONTROL_USAGE}`);
-    return 0;
-  }
-  if (sub === 'control' && rest.includes('--help')) {
-    process.stdout.write(CONTROL_USAGE);
     return 0;
   }
   if (sub === '--compare') {
@@ -38,23 +43,8 @@ export async function benchMain(argv: string[]): Promise<number> {
     }
   }
   // No subcommand (or only options): the datapath benchmark, the default. `datapath` is accepted as its name too.
-  if (sub === undefined || sub.startsWith('-') || sub === 'datapath') {
-    return datapathMain(sub === 'datapath' ? rest : argv, ['macvtap', 'bench', ...argv].join(' '));
-  }
-  if (sub === 'security') {
-    // The anti-spoofing probe; loaded only when asked, like the guest benchmark.
-    const { securityMain } = await import('./security/index.js');
-    return securityMain(rest, ['macvtap', 'bench', ...argv].join(' '));
-  }
-  if (sub === 'guest') {
-    // Loaded only when asked: it builds a guest from Debian packages and needs QEMU.
-    const { guestMain } = await import('./guest/cli.js');
-    return guestMain(rest);
-  }
-  if (sub === 'control') {
-    const { controlMain } = await import('./control/index.js');
-    return controlMain(rest, ['macvtap', 'bench', ...argv].join(' '));
-  }
+  if (sub === undefined || sub.startsWith('-') || sub === 'datapath') return datapathMain(sub === 'datapath' ? rest : argv, command);
+  if (Object.hasOwn(SUBCOMMANDS, sub)) return (await SUBCOMMANDS[sub]!())(rest, command);
   process.stderr.write(`macvtap bench: unknown benchmark ${JSON.stringify(sub)}\n\n${DATAPATH_USAGE}`);
   return 2;
 }

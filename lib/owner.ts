@@ -23,19 +23,27 @@ export interface OwnerTag {
 }
 
 /**
- * Field 22 (`starttime`) of `/proc/PID/stat`, or `null` when there is no such process. The second field (`comm`) may
- * hold spaces and parentheses, so fields are counted after its last `)`.
+ * The fields of `/proc/PID/stat`, numbered as proc(5) numbers them: field N is at index N − 1 (`[0]` the pid, `[1]` the
+ * command name without its parentheses, `[2]` the state, `[21]` the start time). `null` when there is no such process.
+ * The command name may hold spaces and parentheses, so the fields after it are counted from its last `)`.
+ * @internal
  */
-export function processStartTime(pid: number | 'self'): string | null {
+export function procStat(pid: number | 'self'): string[] | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return null;
   }
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state): field 22 is rest[19].
-  return rest[19] ?? null;
+  const open = stat.indexOf('(');
+  const close = stat.lastIndexOf(')');
+  if (open < 0 || close < open) return null;
+  return [stat.slice(0, open).trim(), stat.slice(open + 1, close), ...stat.slice(close + 2).trimEnd().split(' ')];
+}
+
+/** Field 22 (`starttime`) of `/proc/PID/stat`, or `null` when there is no such process. */
+export function processStartTime(pid: number | 'self'): string | null {
+  return procStat(pid)?.[21] ?? null;
 }
 
 let selfTag: { pid: number; starttime: string } | null = null;

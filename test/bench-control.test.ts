@@ -4,72 +4,24 @@
  * independent device count matched, and that its namespace and helper process are gone afterwards — also when the
  * run is interrupted with SIGINT; its `--html` report is opened in headless Chromium. No test asserts a speed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ControlReportSchema, type ControlReport, type RawRow } from '../bench/control/schema.js';
 import { rotate } from '../bench/control/run.js';
 import { CONFIG_IDS, CONFIG_LABELS } from '../bench/control/driver.js';
 import { medianInterval, pairedRatios, quantile, summarize } from '../bench/report/stats.js';
-import { benchNamespaces, ensureCompiled, reapBenchChild } from './helpers/benchchild.js';
+import { benchJs, benchNamespaces, ensureCompiled, processesMentioning, reapBenchChildren, startBench, waitGone } from './helpers/benchchild.js';
 import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
-import { describePrivileged } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
 
-const root = resolve(import.meta.dirname, '..');
-const cliJs = join(root, 'dist/cli/macvtap.js');
-const benchJs = join(root, 'bench/dist/cli.js');
-
-/** The command line for `bench ARGS`: through the CLI when it is built, else the bench entry directly. */
-function benchCommand(args: string[]): string[] {
-  return existsSync(cliJs) ? [cliJs, 'bench', ...args] : [benchJs, ...args];
-}
-
-/** Pids of direct children of `pid` whose command line mentions `needle` (read from /proc, nothing killed). */
-function childrenMatching(pid: number, needle: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) out.push(Number(entry));
-    } catch {
-      // The process went away while we looked.
-    }
-  }
-  return out;
-}
-
-const started: ChildProcess[] = [];
 let tmp = '';
 
-function startBench(args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; done: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, benchCommand(args), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
-  return { child, stdout: () => out, stderr: () => err, done };
-}
-
 afterEach(() => {
-  // Anything a failed test left behind: our own children by pid, then their namespaces.
-  for (const c of started.splice(0)) {
-    if (c.pid === undefined) continue;
-    for (const w of childrenMatching(c.pid, 'netlink-worker')) {
-      try {
-        process.kill(w, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
-    reapBenchChild(c);
-  }
+  // Anything a failed test left behind: our own children and their helpers by pid, then their namespaces.
+  reapBenchChildren();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
   tmp = '';
 });
@@ -293,7 +245,7 @@ describePrivileged('macvtap bench control', () => {
     let worker: number[] = [];
     while (Date.now() < deadline) {
       ns = benchNamespaces(pid)[0];
-      worker = childrenMatching(pid, 'netlink-worker');
+      worker = processesMentioning('netlink-worker', pid);
       if (ns) {
         const links = spawnSync('ip', ['-n', ns, '-j', 'link', 'show', 'type', 'macvtap'], { encoding: 'utf8' });
         if (links.status === 0 && links.stdout.trim() && (JSON.parse(links.stdout) as unknown[]).length > 0) break;
@@ -316,10 +268,6 @@ describePrivileged('macvtap bench control', () => {
     expect(benchNamespaces(pid)).toEqual([]);
     expect(existsSync(`/run/netns/${ns}`)).toBe(false);
     // The helper was killed by pid; give init a moment to reap it once its parent is gone.
-    for (const w of worker) {
-      const until = Date.now() + 5000;
-      while (existsSync(`/proc/${w}`) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-      expect(existsSync(`/proc/${w}`), `netlink helper ${w} still alive`).toBe(false);
-    }
+    for (const w of worker) expect(await waitGone(w, 5000), `netlink helper ${w} still alive`).toBe(true);
   }, 60_000);
 });

@@ -4,47 +4,25 @@
  * against its schema, and the namespaces, the private OVS daemons and their run directory are gone afterwards — also
  * after SIGINT mid-run. Plus the histogram merging the report relies on. No test asserts a speed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatapathReportSchema, type DatapathReport, type DatapathRow } from '../bench/datapath/schema.js';
 import { mergeLatency } from '../bench/datapath/summary.js';
 import { detectOvs } from '../bench/testbed/ovs.js';
-import { TOPOLOGY_IDS } from '../bench/datapath/ids.js';
+import { TOPOLOGY_IDS } from '../bench/testbed/topology-ids.js';
 import { bucketCount, bucketQuantile, mergeBuckets, quantile } from '../bench/report/stats.js';
-import { benchNamespaces, ensureCompiled, ovsDaemons, ovsDirs, reapBenchChild } from './helpers/benchchild.js';
-import { describePrivileged } from './helpers/netns.js';
+import { benchNamespaces, cliJs, ensureCompiled, ovsDaemons, ovsDirs, reapBenchChildren, startBench, waitGone } from './helpers/benchchild.js';
+import { describePrivileged } from './helpers/suite.js';
 
-const root = resolve(import.meta.dirname, '..');
-const cliJs = join(root, 'dist/cli/macvtap.js');
 const ovs = detectOvs();
-
-/** Namespaces a given benchmark process made (`mvt-bench-<pid>-<n>`) that still exist. */
-const started: ChildProcess[] = [];
 let tmp = '';
-
-function startBench(args: string[]) {
-  const child = spawn(process.execPath, [cliJs, 'bench', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
-  return { child, stdout: () => out, stderr: () => err, done };
-}
-
-async function waitGone(pid: number, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (existsSync(`/proc/${pid}`) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  return !existsSync(`/proc/${pid}`);
-}
 
 afterEach(() => {
   // Whatever a failed test left: our children by pid, their OVS daemons by pid, their namespaces and run dirs.
-  for (const c of started.splice(0)) reapBenchChild(c);
+  reapBenchChildren();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
   tmp = '';
 });
@@ -194,7 +172,9 @@ describePrivileged('macvtap bench (datapath)', () => {
     tmp = mkdtempSync(join(tmpdir(), 'mvt-bench-dp-test-'));
     const jsonPath = join(tmp, 'b.json');
     const run = startBench([
-      '--reps', '1', '--topologies', 'macvtap-bridge', '--placement', 'cross-cpu', '--poll', 'busy',
+      // Without the TCG guest row (on by default without --quick): six emulated boots are a minute or two of their
+      // own, and test/e2e-bench-guest.test.ts checks that row.
+      '--reps', '1', '--topologies', 'macvtap-bridge', '--placement', 'cross-cpu', '--poll', 'busy', '--no-guest',
       '--latency-ms', '60', '--throughput-ms', '80', '--json', jsonPath, '--quiet',
     ]);
     const { code } = await run.done;

@@ -9,12 +9,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DatapathReportSchema, type DatapathReport } from '../bench/datapath/schema.js';
-import { ensureCompiled } from './helpers/benchchild.js';
+import { benchNamespaces, cliJs, ensureCompiled } from './helpers/benchchild.js';
 import { chromium, expectDrawnChart, figure, runChromium, texts } from './helpers/chromium.js';
-import { describePrivileged } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
 
 const root = resolve(import.meta.dirname, '..');
-const cliJs = join(root, 'dist/cli/macvtap.js');
 
 let tmp = '';
 let report: DatapathReport;
@@ -36,7 +35,7 @@ describePrivileged('datapath HTML report in headless Chromium', () => {
     const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
     expect(code, err).toBe(0);
     report = DatapathReportSchema.parse(JSON.parse(readFileSync(jsonPath, 'utf8')));
-    expect(readdirSync('/run/netns').filter((n) => n.startsWith(`mvt-bench-${child.pid}-`))).toEqual([]);
+    expect(benchNamespaces(child.pid!)).toEqual([]);
   }, 150_000);
 
   afterAll(() => {

@@ -8,26 +8,25 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { detectOvs } from '../bench/testbed/ovs.js';
 import type { AttachmentId, Topology } from '../bench/testbed/topology.js';
-import { FORGED, runSecurityProbe, SECURITY_DEFAULTS } from '../bench/security/probe.js';
+import { SILENT } from '../bench/report/progress.js';
+import { FORGED, runSecurityProbe, SECURITY_DEFAULTS } from '../bench/security/run.js';
 import { CASES, SecurityMatrixSchema, SecurityReportSchema, type AttachmentRow, type CaseId, type Cell, type SecurityMatrix } from '../bench/security/schema.js';
-import { benchNamespaces, ovsDaemons, ovsDirs, reapBenchChild } from './helpers/benchchild.js';
-import { cleanupStack, describeNeeding, describePrivileged } from './helpers/netns.js';
+import { benchNamespaces, ovsDaemons, ovsDirs, reapBenchChildren, startBench } from './helpers/benchchild.js';
+import { cleanupStack, describeNeeding, describePrivileged } from './helpers/suite.js';
 
-const root = resolve(import.meta.dirname, '..');
-const cliJs = join(root, 'dist/cli/macvtap.js');
 const ovs = detectOvs();
 const tcpdumpMissing = spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0 ? null : 'tcpdump not installed (apt-get install tcpdump)';
-const quiet = { phase: () => undefined, step: () => undefined, log: () => undefined, end: () => undefined };
 const defer = cleanupStack();
 
-/** Namespaces of a given process's testbeds (`mvt-bench-<pid>-<n>`) that still exist. */
+/** tcpdump children, killed by pid after each test. */
 const children: ChildProcess[] = [];
 afterEach(() => {
-  for (const c of children.splice(0)) reapBenchChild(c);
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  reapBenchChildren();
 });
 
 function cell(row: AttachmentRow | undefined, id: CaseId): Cell {
@@ -62,7 +61,7 @@ describePrivileged('bench security: the probe against the kernel drivers', () =>
   let matrix: SecurityMatrix;
 
   it('runs every attachment and the matrix says what macvlan, the bridge and OVS NORMAL do', async () => {
-    matrix = await runSecurityProbe(SECURITY_DEFAULTS, quiet);
+    matrix = await runSecurityProbe(SECURITY_DEFAULTS, SILENT);
     expect(SecurityMatrixSchema.safeParse(matrix).success).toBe(true);
     const row = (a: string): AttachmentRow | undefined => matrix.rows.find((r) => r.attachment === a);
     for (const a of ['macvtap-bridge', 'macvtap-vepa', 'macvtap-private'] as const) {
@@ -112,7 +111,7 @@ describeNeeding('bench security: cells cross-checked with tcpdump', tcpdumpMissi
     });
     let a = '';
     let b = '';
-    const matrix = await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments: ['macvtap-bridge', 'macvtap-private'] }, quiet, {
+    const matrix = await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments: ['macvtap-bridge', 'macvtap-private'] }, SILENT, {
       async onBuilt(t: Topology<AttachmentId>) {
         if (t.id === 'macvtap-bridge') {
           dumps.push({ what: 'bridge', dump: await tcpdump(t.peerNs.name, t.peerWire, ['ether', 'src', FORGED.mac]) });
@@ -144,28 +143,19 @@ describeNeeding('bench security: cells cross-checked with tcpdump', tcpdumpMissi
 });
 
 describePrivileged('bench security: the CLI', () => {
-  function start(args: string[]) {
-    const child = spawn(process.execPath, [cliJs, 'bench', 'security', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-    return { child, out: () => out, err: () => err, done };
-  }
+  const start = (args: string[]) => startBench(['security', ...args]);
 
   it('prints the matrix and writes JSON (valid against its schema) and HTML with the matrix chart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvt-sec-'));
     defer(() => rmSync(dir, { recursive: true, force: true }));
     const run = start(['--attachments', 'macvtap-private,tap+linuxbridge', '--attempts', '2', '--json', join(dir, 'r.json'), '--html', join(dir, 'r.html')]);
     const { code } = await run.done;
-    expect(code, run.err()).toBe(0);
-    const lines = run.out().split('\n');
+    expect(code, run.stderr()).toBe(0);
+    const lines = run.stdout().split('\n');
     expect(lines.find((l) => l.startsWith('attachment'))).toMatch(/forged-mac\s+forged-ip\s+stolen-mac/);
     expect(lines.find((l) => l.startsWith('macvtap-private'))).toMatch(/^macvtap-private\s+delivered\s+reply back\s+delivered\s+reply back\s+dropped/);
     expect(lines.find((l) => l.startsWith('tap+linuxbridge'))).toMatch(/^tap\+linuxbridge\s+reply back\s+reply back\s+reply back/);
-    expect(run.out()).toContain('Legend:');
+    expect(run.stdout()).toContain('Legend:');
     const report = SecurityReportSchema.parse(JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')));
     expect(report.rows.map((r) => r.attachment)).toEqual(['macvtap-private', 'tap+linuxbridge']);
     expect(report.options.attempts).toBe(2);
@@ -180,8 +170,8 @@ describePrivileged('bench security: the CLI', () => {
     const run = start(['--attachments', 'veth-direct']);
     const { code } = await run.done;
     expect(code).toBe(2);
-    expect(run.err()).toContain('--attachments takes a subset of');
-    expect(run.err()).toContain('Usage: macvtap bench security');
+    expect(run.stderr()).toContain('--attachments takes a subset of');
+    expect(run.stderr()).toContain('Usage: macvtap bench security');
   });
 
   it('SIGINT mid-run leaves no namespace, OVS daemon or run directory', async () => {

@@ -6,7 +6,8 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import {
   addAddress, createBridge, createMacvtap, createTap, getLink, MacvtapError, setBridgePort, setLink, setOffloads,
 } from '../lib/index.js';
-import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 
 async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; syscall?: string }> {
   try {

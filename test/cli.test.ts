@@ -3,7 +3,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { describePrivileged, makeTestbed, type Testbed } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 
 const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'macvtap.js');
 

@@ -9,11 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeEach, expect, it, type TestContext } from 'vitest';
 import { createMacvtap, MacvtapError, openTap, type TapQueue } from '../lib/index.js';
-import { lostRoundTrips, startGuest, startPeer, type EndpointStats, type PollMode } from '../bench/datapath/endpoints.js';
-import { describePrivileged, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
+import { lostRoundTrips, startGuest, startPeer, type EndpointStats, type PollMode } from '../bench/testbed/endpoints.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 
 const DIST_INDEX = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
-const DIST_DATAPATH = fileURLToPath(new URL('../bench/dist/datapath/endpoints.js', import.meta.url));
+const DIST_ENDPOINTS = fileURLToPath(new URL('../bench/dist/testbed/endpoints.js', import.meta.url));
 const GUEST_MAC = '02:00:00:00:01:10';
 const GUEST_IP = '10.200.1.10';
 const PORT = 7777;
@@ -212,15 +213,15 @@ describePrivileged('datapath endpoints', () => {
   });
 
   it('a worker terminated mid-run takes its endpoint threads with it; a process exiting mid-run exits cleanly', async (ctx: TestContext) => {
-    if (!fs.existsSync(DIST_DATAPATH)) {
-      ctx.skip(`needs the compiled library ${DIST_DATAPATH} (npm run build:ts)`);
+    if (!fs.existsSync(DIST_ENDPOINTS)) {
+      ctx.skip(`needs the compiled library ${DIST_ENDPOINTS} (npm run build:ts)`);
       return;
     }
     const script = `
       const { workerData, parentPort } = require('node:worker_threads');
       (async () => {
         const { openTap } = await import(workerData.index);
-        const { startGuest, startPeer } = await import(workerData.datapath);
+        const { startGuest, startPeer } = await import(workerData.endpoints);
         const [q] = await openTap('mvt-mv0', { netns: workerData.host });
         const g = startGuest({ fd: q.fd, vnetHdrSize: 10, mac: workerData.mac, ip: workerData.ip, mode: 'echo', poll: 'busy', durationMs: 120000, cpu: 1 });
         const p = startPeer({ netns: workerData.peer, bindIp: workerData.peerIp, bindPort: 0, mode: 'pingpong',
@@ -231,7 +232,7 @@ describePrivileged('datapath endpoints', () => {
     `;
     const worker = new Worker(script, {
       eval: true,
-      workerData: { index: DIST_INDEX, datapath: DIST_DATAPATH, host: tb.host.path, peer: tb.peer.path, mac: GUEST_MAC, ip: GUEST_IP, peerIp: tb.peerIp },
+      workerData: { index: DIST_INDEX, endpoints: DIST_ENDPOINTS, host: tb.host.path, peer: tb.peer.path, mac: GUEST_MAC, ip: GUEST_IP, peerIp: tb.peerIp },
     });
     const msg = await new Promise<string>((resolve, reject) => {
       worker.once('message', resolve);
@@ -246,7 +247,7 @@ describePrivileged('datapath endpoints', () => {
     // A whole process that exits (process.exit) while its endpoints run: the cleanup hook joins them, exit code 0.
     const child = spawn(process.execPath, ['--input-type=module', '-e', `
       const { openTap } = await import(${JSON.stringify(DIST_INDEX)});
-      const { startGuest } = await import(${JSON.stringify(DIST_DATAPATH)});
+      const { startGuest } = await import(${JSON.stringify(DIST_ENDPOINTS)});
       const [q] = await openTap('mvt-mv0', { netns: ${JSON.stringify(tb.host.path)} });
       const g = startGuest({ fd: q.fd, vnetHdrSize: 10, mac: '${GUEST_MAC}', ip: '${GUEST_IP}', mode: 'sink', poll: 'block', durationMs: 120000 });
       await g.ready;

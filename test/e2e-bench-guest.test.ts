@@ -1,27 +1,25 @@
 /**
- * The "TCG guest" measurement (bench/guest) end to end, at its smallest: one boot per path, five pings each way.
+ * The "TCG guest" measurement (bench/guest/run.ts) end to end, at its smallest: one boot per path, five pings each way.
  * Checks the data is complete and consistent (not its values, which are TCG timings), and that nothing is left behind.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
-import { measureTcgGuest, TCG_GUEST_LABEL, type GuestPath } from '../bench/guest/index.js';
+import { measureTcgGuest } from '../bench/guest/run.js';
+import { TCG_GUEST_LABEL, type GuestPath } from '../bench/guest/schema.js';
 import { parseDatapathArgs } from '../bench/datapath/index.js';
 import { DatapathReportSchema } from '../bench/datapath/schema.js';
-import { describeNeeding } from './helpers/netns.js';
+import { benchNamespaces } from './helpers/benchchild.js';
+import { describeNeeding } from './helpers/suite.js';
 import { qemuUnavailable } from '../bench/testbed/qemu.js';
 
 const missing = qemuUnavailable();
 const root = resolve(import.meta.dirname, '..');
 
-
-const ourNamespaces = (): string[] =>
-  execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0]!)
-    .filter((n) => n.startsWith(`mvt-bguest-${process.pid}-`));
+/** The testbed namespaces this process holds (the guest benchmark's are `mvt-bench-<pid>-<n>`). */
+const ourNamespaces = (): string[] => benchNamespaces(process.pid);
 
 describeNeeding('bench/guest: boot-to-first-ping and RTT, macvtap vs tap+bridge, labelled TCG guest', missing, () => {
   it('measures both paths, alternating, and returns plain data', async () => {
@@ -58,7 +56,7 @@ describeNeeding('bench/guest: boot-to-first-ping and RTT, macvtap vs tap+bridge,
   });
 });
 
-describeNeeding('macvtap bench embeds the TCG guest row (issue 4: a row of the benchmark report, labelled)', missing, () => {
+describeNeeding('macvtap bench embeds the TCG guest row (a row of the benchmark report, labelled)', missing, () => {
   it('--guest: the datapath report carries the row in its text, its JSON (schema-valid) and its HTML', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mvt-bguest-report-'));
     try {

@@ -1,7 +1,7 @@
 /**
  * End to end with libvirt: guests defined from our vif XML (`toInterfaceXml` inside `toDomainXml`), run by a private
  * libvirtd (test/helpers/libvirtd.ts) inside a throwaway namespace, booting the tiny TCG guest of
- * bench/testbed/guest-image.ts. Scenarios:
+ * bench/testbed/guest-image.ts. Scenarios 1–2 (QEMU without libvirt) are in e2e-qemu.test.ts; here:
  * 3. libvirt manages the macvtap (`type='direct'`, bridge mode);
  * 4. libvirt uses our macvtap (`plugSelfManaged` → `type='ethernet' managed='no'`);
  * 5. VLAN plug — needs 802.1Q, which this host's kernel lacks: skipped here with that reason, runs where it exists.
@@ -10,10 +10,12 @@ import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getLink, listLinks, type LinkInfo } from '../lib/index.js';
 import { parseDomainInterfaces, plug, plugSelfManaged, removeVlan, toDomainXml, toInterfaceXml, type VifInput } from '../lib/vif/index.js';
-import { buildGuest, pingFrom, startGuestPeer, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
+import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
+import { startGuestPeer } from '../bench/testbed/peer.js';
 import { bootableDomain, freshTapIndex, Libvirtd, libvirtdUnavailable } from './helpers/libvirtd.js';
 import { novaVif } from './helpers/libvirt.js';
-import { cleanupStack, describeNeeding, destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
+import { cleanupStack, describeNeeding } from './helpers/suite.js';
+import { destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from '../bench/testbed/netns.js';
 import type { SerialLog } from '../bench/testbed/qemu.js';
 
 const missing = libvirtdUnavailable();

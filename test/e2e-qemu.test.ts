@@ -1,14 +1,16 @@
 /**
  * End to end with a real consumer: a QEMU (TCG) guest whose virtio-net NIC is backed by macvtap queues this package
  * opened and handed over — through spawn's stdio slots and through the `macvtap exec` CLI — in throwaway namespaces.
- * The guest (bench/testbed/guest-image.ts) pings its peer, does a UDP request/response and a small TCP transfer; the peer
- * pings the guest back. Scenario numbers are issue 4's.
+ * The guest (bench/testbed/guest-image.ts) pings its peer, does a UDP request/response and a small TCP transfer; the
+ * peer pings the guest back. Scenarios 1–2 are here, 3–5 (libvirt) in e2e-libvirt.test.ts.
  */
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMacvtap, deleteLink, getLink, openTap, type LinkInfo } from '../lib/index.js';
-import { buildGuest, pingFrom, startGuestPeer, xferSha256, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
-import { cleanupStack, describeNeeding, destroyAll, makeTestbed, type Testbed } from './helpers/netns.js';
+import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
+import { startGuestPeer, xferSha256 } from '../bench/testbed/peer.js';
+import { cleanupStack, describeNeeding } from './helpers/suite.js';
+import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 import { countDeviceFds, qemuUnavailable, startQemu, type QemuGuest } from '../bench/testbed/qemu.js';
 
 const missing = qemuUnavailable();

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   createMacvtap, createVlan, deleteGroup, deleteLink, getLink, listLinks, MacvtapError, openTap, setLink,
 } from '../lib/index.js';
-import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 
 const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 

@@ -17,7 +17,8 @@ import {
   createMacvtap, deleteLink, linkEvents, listLinks, setLink, watchLinks, type LinkEvent, type LinkWatcher,
 } from '../lib/index.js';
 import { binding } from '../lib/binding.js';
-import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -14,7 +14,8 @@ import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { createBridge, createMacvtap, createVeth, gc, getLink, setLink } from '../lib/index.js';
 import { binding } from '../lib/binding.js';
 import { ownerTag, parseOwnerTag, processStartTime } from '../lib/owner.js';
-import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -14,8 +14,9 @@ import {
   createBridge, createMacvtap, createVeth, createVlan, deleteGroup, deleteLink, getLink, getLinkSync, listLinks, MacvtapError, setLink,
   watchLinks, type LinkInfo,
 } from '../lib/index.js';
-import { describePrivileged, destroyAll, TestNetns, type IpLinkJson, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
-import { testMac } from './helpers/frames.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns, type IpLinkJson, vlanUnsupported as vlanUnsupportedProbe } from '../bench/testbed/netns.js';
+import { testMac } from '../bench/testbed/frames.js';
 import { tracedChildEnv } from './helpers/sanitizer.js';
 
 const vlanUnsupported: string | null = vlanUnsupportedProbe();

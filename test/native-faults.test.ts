@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { describeNeeding } from './helpers/netns.js';
+import { describeNeeding } from './helpers/suite.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const cxx = process.env.MACVTAP_FUZZ_CXX ?? 'clang++-14';

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describePrivileged } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
 
 const root = resolve(import.meta.dirname, '..');
 const bench = join(root, 'bench');

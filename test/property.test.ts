@@ -13,8 +13,9 @@ import {
   addAddress, createBridge, createMacvtap, createTap, createVeth, deleteGroup, deleteLink, gc, getLink, getLinkSync,
   listLinks, MacvtapError, openTap, setLink, setOffloads, watchLinks, type CreateMacvtapOptions,
 } from '../lib/index.js';
-import { prng } from '../bench/report/prng.js';
-import { describePrivileged, destroyAll, TestNetns, type IpLinkJson } from './helpers/netns.js';
+import { prng } from './helpers/prng.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns, type IpLinkJson } from '../bench/testbed/netns.js';
 
 const SEED = Number(process.env.MVT_PROPERTY_SEED ?? 20261124);
 const VALID_RUNS = 60;

@@ -25,7 +25,8 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vit
 import { createMacvtap, createTap, linkEvents, listLinks, openTap, type TapQueue } from '../lib/index.js';
 import { novaVif } from './helpers/libvirt.js';
 import { tracedChildEnv } from './helpers/sanitizer.js';
-import { cleanupStack, describePrivileged, destroyAll, makeTestbed, TestNetns, type Testbed } from './helpers/netns.js';
+import { cleanupStack, describePrivileged } from './helpers/suite.js';
+import { destroyAll, makeTestbed, TestNetns, type Testbed } from '../bench/testbed/netns.js';
 
 const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 const VIF = fileURLToPath(new URL('../dist/lib/vif/index.js', import.meta.url));

@@ -3,11 +3,12 @@
  * nothing behind; bad options are refused with usage. CI runs it for 3 minutes on its own (.ci/run).
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { describePrivileged } from './helpers/netns.js';
+import { namespacesOf, TEST_PREFIX } from '../bench/testbed/netns.js';
+import { describePrivileged } from './helpers/suite.js';
 
 const root = join(import.meta.dirname, '..');
 const entry = join(root, 'test/soak/run.ts');
@@ -39,7 +40,7 @@ describePrivileged('soak', () => {
       for (const op of ['create', 'set', 'open', 'close', 'move', 'delete']) expect(f.byOp[op], op).toBeGreaterThan(0);
       expect([f.leftLinks, f.leftDeviceFds, f.leftPrivateDirs]).toEqual([[], [], []]);
       // Its namespaces are gone.
-      expect(readdirSync('/run/netns').filter((n) => n.startsWith(`mvt-bench-${r.pid}-`))).toEqual([]);
+      expect(namespacesOf(r.pid, TEST_PREFIX)).toEqual([]);
     } finally {
       rmSync(json, { force: true });
     }

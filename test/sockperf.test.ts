@@ -8,9 +8,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { expect, it } from 'vitest';
-import { startGuest, startPeer } from '../bench/datapath/endpoints.js';
+import { startGuest, startPeer } from '../bench/testbed/endpoints.js';
 import { ADDR, buildTopology, type Topology } from '../bench/testbed/topology.js';
-import { describePrivileged, TestNetns } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { TestNetns } from '../bench/testbed/netns.js';
 
 const sockperf = spawnSync('sockperf', ['--version'], { encoding: 'utf8' }).status === 0;
 const CPU = Math.max(0, cpus().length - 1);

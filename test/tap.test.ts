@@ -5,7 +5,7 @@
  * idempotent `close`, `Symbol.dispose`, no fd leak over 1000 cycles) and handing queues to another process (spawn stdio,
  * `SCM_RIGHTS` over a Unix socket).
  *
- * Layout of every testbed (helpers/netns.ts `makeTestbed`): namespace `host` holds the veth end `mvt-l0`, the macvtap's
+ * Layout of every testbed (bench/testbed/netns.ts `makeTestbed`): namespace `host` holds the veth end `mvt-l0`, the macvtap's
  * lower; namespace `peer` holds `mvt-p0` with 10.200.1.2/24. The macvtap has no IP stack of its own: the test speaks
  * for it with hand-built frames from MAC {@link TAP_MAC} / IP {@link TAP_IP}.
  */
@@ -13,13 +13,15 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { binding } from '../lib/binding.js';
 import { createMacvtap, getLink, MacvtapError, openTap, recvFds, sendFds, type TapQueue } from '../lib/index.js';
-import { describePrivileged, destroyAll, makeTestbed, type Testbed, type TestNetns } from './helpers/netns.js';
-import { buildArp, buildUdpFrame, parseFrame, parseVnetHdr, vnetHdr, type ParsedFrame } from './helpers/frames.js';
-import { sendUdp, sleep, UdpListener } from './helpers/peer.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, makeTestbed, type Testbed, type TestNetns } from '../bench/testbed/netns.js';
+import { buildArp, buildUdpFrame, parseFrame, parseVnetHdr, vnetHdr, type ParsedFrame } from '../bench/testbed/frames.js';
+import { sendUdp, UdpListener } from '../bench/testbed/peer.js';
 
 const TAP_MAC = '02:00:00:00:01:0a';
 const TAP_IP = '10.200.1.10';

@@ -19,10 +19,11 @@ import {
   unplugSelfManaged,
   type VifInput,
 } from '../lib/vif/index.js';
-import { buildUdpFrame, vnetHdr } from './helpers/frames.js';
+import { buildUdpFrame, vnetHdr } from '../bench/testbed/frames.js';
 import { libvirtValidateUnavailable, novaVif, validateDomain } from './helpers/libvirt.js';
-import { describePrivileged, destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from './helpers/netns.js';
-import { UdpListener } from './helpers/peer.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from '../bench/testbed/netns.js';
+import { UdpListener } from '../bench/testbed/peer.js';
 
 const vlanUnsupported: string | null = vlanUnsupportedProbe();
 

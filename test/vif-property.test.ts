@@ -17,7 +17,7 @@ import {
   type InterfaceOptions,
   type VifInput,
 } from '../lib/vif/index.js';
-import { prng } from '../bench/report/prng.js';
+import { prng } from './helpers/prng.js';
 import { describeLibvirt, validateDomains } from './helpers/libvirt.js';
 
 /** A candidate value and whether it is valid on its own. `undefined` as value means "leave the key out". */

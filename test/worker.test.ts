@@ -15,7 +15,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it, type TestContext } from 'vitest';
 import { createMacvtap, getLink, openTap } from '../lib/index.js';
-import { describePrivileged, destroyAll, TestNetns } from './helpers/netns.js';
+import { describePrivileged } from './helpers/suite.js';
+import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 
 const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 

@@ -1,8 +1,22 @@
 /**
  * What every configuration of the control-plane benchmark implements: the same rtnetlink work (create macvtaps with
  * `up` in one request, delete them one by one or by group, a cheap `RTM_GETLINK` in a loop) done by a different tool,
- * all in the same {@link Testbed} namespace.
+ * all in the same {@link ControlTestbed} namespace.
  */
+
+/** The namespace every configuration works in, with the lower device of every macvtap the benchmark makes. */
+export interface ControlTestbed {
+  /** `mvt-bench-<pid>-<n>`: what `ip -n` takes. */
+  readonly name: string;
+  /** `/run/netns/<name>`: what the library's `netns` option takes. */
+  readonly path: string;
+  /** The lower device (`bl0`), one end of a veth pair whose other end ({@link marker}) is in the same namespace. */
+  readonly lower: string;
+  /** The veth's other end (`bp0`): never touched by the benchmark, so `ip -batch` can use it as a timing marker. */
+  readonly marker: string;
+  /** The lower device's ifindex in {@link path}. */
+  readonly lowerIndex: number;
+}
 
 /** Configuration ids, in the order the benchmark interleaves them (A B C D A B C D …). */
 export const CONFIG_IDS = ['macvtap', 'ip', 'ip-batch', 'netlink'] as const;
@@ -78,8 +92,11 @@ export interface Unavailable {
   reason: string;
 }
 
-/** Times `fn` once per item, returning the phase and per-operation wall times. */
-export async function timeEach<T>(items: readonly T[], fn: (item: T) => Promise<unknown>): Promise<PhaseTiming> {
+// Phase timing on the monotonic clock (performance.now()), written once for the in-process configurations and the
+// netlink package's helper process.
+
+/** Times `fn` once per item, in sequence, returning the phase and per-operation wall times. */
+export async function timeEach<T>(items: readonly T[], fn: (item: T) => Promise<unknown>): Promise<Required<Pick<PhaseTiming, 'totalMs' | 'perOpMs'>>> {
   const perOpMs = new Array<number>(items.length);
   const t0 = performance.now();
   let prev = t0;
@@ -90,4 +107,40 @@ export async function timeEach<T>(items: readonly T[], fn: (item: T) => Promise<
     prev = now;
   }
   return { totalMs: prev - t0, perOpMs };
+}
+
+/** {@link timeEach} for a blocking call, `count` times. */
+export function timeEachSync(count: number, fn: () => unknown): Required<Pick<PhaseTiming, 'totalMs' | 'perOpMs'>> {
+  const perOpMs = new Array<number>(count);
+  const t0 = performance.now();
+  let prev = t0;
+  for (let i = 0; i < count; i++) {
+    fn();
+    const now = performance.now();
+    perOpMs[i] = now - prev;
+    prev = now;
+  }
+  return { totalMs: prev - t0, perOpMs };
+}
+
+/** Times one operation that is a whole phase (a group delete): its time is also its one per-operation time. */
+export async function timeOnce(fn: () => Promise<unknown>): Promise<PhaseTiming> {
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  return { totalMs: ms, perOpMs: [ms] };
+}
+
+/** Times `count` calls of `fn` kept `depth` in flight (throughput: no per-operation times). */
+export async function timeInFlight(count: number, depth: number, fn: () => Promise<unknown>): Promise<PhaseTiming> {
+  let next = 0;
+  const t0 = performance.now();
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      next++;
+      await fn();
+    }
+  };
+  await Promise.all(Array.from({ length: depth }, lane));
+  return { totalMs: performance.now() - t0 };
 }

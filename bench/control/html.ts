@@ -1,12 +1,12 @@
 /**
  * The self-contained HTML report of the control-plane benchmark (`macvtap bench control --html FILE`), drawn with
- * the same page and vega-lite rendering as the datapath report (bench/html.ts). Charts: create(+up) per device at
+ * the same page and vega-lite rendering as the datapath report (report/html.ts). Charts: create(+up) per device at
  * each lifecycle size, bulk deletes by group (whole request), the scaling windows, the cost of one getLink call, and
  * every configuration's ratio to `ip -batch`. Each configuration is one series with the same colour in every chart;
  * points are medians over repetitions and the bars through them span min–max.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { formatReport } from './report.js';
+import { formatControlReport } from './report.js';
 import { num } from '../report/text.js';
 import { CONFIG_LABELS } from './driver.js';
 import { renderPage, VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
@@ -202,6 +202,6 @@ export async function renderControlHtml(report: ControlReport): Promise<string> 
       ...report.unavailable.map((u) => ({ term: `unavailable: ${CONFIG_LABELS[u.id]}`, text: u.reason })),
     ],
     charts: controlChartSpecs(report),
-    text: formatReport(report),
+    text: formatControlReport(report),
   });
 }

@@ -5,13 +5,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { cpus, release } from 'node:os';
-import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
+import { BenchUsageError, intListOption, intOption, listOption, outputUsage, parseBenchArgs, runSubcommand, type OutputArgs } from '../report/options.js';
+import { hostFacts } from '../report/schema.js';
 import { CONFIG_IDS, type ConfigId } from './driver.js';
-import { formatReport } from './report.js';
-import { DEFAULTS, QUICK, runControl, scalingWindow } from './run.js';
-import { ControlReportSchema, SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
-import { checkTargets, summarizeRows } from './summary.js';
+import { formatControlReport } from './report.js';
+import { CONTROL_DEFAULTS, CONTROL_QUICK, runControl, scalingWindow } from './run.js';
+import { ControlReportSchema, CONTROL_SCHEMA_ID, type ControlOptions, type ControlReport } from './schema.js';
+import { checkControlTargets, summarizeControl } from './summary.js';
 
 /** Usage text of `macvtap bench control`. */
 export const CONTROL_USAGE = `Usage: macvtap bench control [options]
@@ -20,36 +20,25 @@ Control-plane benchmark: this package vs 'ip' (one process per command) vs 'ip -
 package, in one throwaway network namespace (mvt-bench-<pid>-<n>, removed afterwards). Needs root.
 
   --quick               one repetition of small sizes (under a minute)
-  --reps N              repetitions, configurations interleaved within each, starting with the next one each time (default ${DEFAULTS.reps}; quick ${QUICK.reps})
-  --sizes A,B,…         lifecycle device counts (default ${DEFAULTS.sizes.join(',')}; quick ${QUICK.sizes.join(',')})
-  --scale A,B,…         scaling checkpoints, ascending (default ${DEFAULTS.scale.join(',')}; quick ${QUICK.scale.join(',')})
-  --group-size N        devices removed by group in the teardown scenario (default ${DEFAULTS.groupSize})
-  --calls N             getLink(lo) calls per repetition (default ${DEFAULTS.calls}; 'ip' per command: --ip-calls, ${DEFAULTS.ipCalls})
+  --reps N              repetitions, configurations interleaved within each, starting with the next one each time (default ${CONTROL_DEFAULTS.reps}; quick ${CONTROL_QUICK.reps})
+  --sizes A,B,…         lifecycle device counts (default ${CONTROL_DEFAULTS.sizes.join(',')}; quick ${CONTROL_QUICK.sizes.join(',')})
+  --scale A,B,…         scaling checkpoints, ascending (default ${CONTROL_DEFAULTS.scale.join(',')}; quick ${CONTROL_QUICK.scale.join(',')})
+  --group-size N        devices removed by group in the teardown scenario (default ${CONTROL_DEFAULTS.groupSize})
+  --calls N             getLink(lo) calls per repetition (default ${CONTROL_DEFAULTS.calls}; 'ip' per command: --ip-calls, ${CONTROL_DEFAULTS.ipCalls})
   --ip-calls N
-  --delete-sample N     devices deleted one by one per lifecycle, the rest by group; 0 = all (default ${DEFAULTS.deleteSample})
+  --delete-sample N     devices deleted one by one per lifecycle, the rest by group; 0 = all (default ${CONTROL_DEFAULTS.deleteSample})
   --configs A,B,…       subset of ${CONFIG_IDS.join(',')}
   --no-warmup           skip the untimed warm-up
-  --json FILE           write the full report (schema ${SCHEMA_ID})
-  --html FILE           write a self-contained HTML report with charts (vega-lite, rendered to SVG)
-  --quiet               no progress on stderr
+${outputUsage(`${CONTROL_SCHEMA_ID}, every repetition`, 24)}
 
 The datapath benchmark (macvtap vs tap+OVS vs tap+Linux bridge) is 'macvtap bench' without 'control'.
 `;
 
 const MAX_DEVICES = 8192;
 
-function intList(name: string, v: string | undefined, fallback: number[]): number[] {
-  if (v === undefined) return fallback;
-  const out = v.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (out.length === 0 || out.some((x) => !Number.isInteger(x) || x < 1 || x > MAX_DEVICES)) {
-    throw new BenchUsageError(`--${name} takes comma-separated integers 1–${MAX_DEVICES}, got ${JSON.stringify(v)}`);
-  }
-  return out;
-}
-
 /** Parses `control`'s options into the recorded option set (quick defaults first, explicit flags over them). */
-export function parseControlArgs(args: string[]): { opts: ControlOptions; json: string | undefined; html: string | undefined; quiet: boolean } {
-  const v = parseBenchArgs(args, {
+export function parseControlArgs(args: string[]): { opts: ControlOptions; output: OutputArgs } {
+  const { values: v, output } = parseBenchArgs(args, {
     'quick': { type: 'boolean' },
     'reps': { type: 'string' },
     'sizes': { type: 'string' },
@@ -60,12 +49,9 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
     'delete-sample': { type: 'string' },
     'configs': { type: 'string' },
     'no-warmup': { type: 'boolean' },
-    'json': { type: 'string' },
-    'html': { type: 'string' },
-    'quiet': { type: 'boolean' },
-  }).values;
-  const base = v.quick ? QUICK : DEFAULTS;
-  const scale = intList('scale', v.scale, base.scale);
+  });
+  const base = v.quick ? CONTROL_QUICK : CONTROL_DEFAULTS;
+  const scale = intListOption('scale', v.scale, base.scale, 1, MAX_DEVICES);
   for (let i = 1; i < scale.length; i++) {
     if (scale[i]! <= scale[i - 1]!) throw new BenchUsageError(`--scale checkpoints must ascend, got ${scale.join(',')}`);
   }
@@ -73,7 +59,7 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
   const opts: ControlOptions = {
     quick: v.quick === true,
     reps: intOption('reps', v.reps, base.reps, 1, 100),
-    sizes: intList('sizes', v.sizes, base.sizes),
+    sizes: intListOption('sizes', v.sizes, base.sizes, 1, MAX_DEVICES),
     scale,
     groupSize: intOption('group-size', v['group-size'], base.groupSize, 1, MAX_DEVICES),
     calls: intOption('calls', v.calls, base.calls, 1, 1_000_000),
@@ -83,9 +69,10 @@ export function parseControlArgs(args: string[]): { opts: ControlOptions; json: 
     configs,
     warmup: v['no-warmup'] !== true,
   };
-  return { opts, json: v.json, html: v.html, quiet: v.quiet === true };
+  return { opts, output };
 }
 
+/** Host facts recorded in the report, with the versions of the tools compared. */
 function hostInfo(): ControlReport['host'] {
   const ipv = spawnSync('ip', ['-V'], { encoding: 'utf8' });
   let netlinkPackage: string | null = null;
@@ -95,12 +82,8 @@ function hostInfo(): ControlReport['host'] {
   } catch {
     // Not installed (it is a devDependency): the configuration reports itself unavailable.
   }
-  const cpuList = cpus();
   return {
-    kernel: `Linux ${release()}`,
-    cpu: cpuList[0]?.model.trim() ?? 'unknown',
-    vcpus: Math.max(1, cpuList.length),
-    node: process.version,
+    ...hostFacts(),
     iproute2: (ipv.stdout || ipv.stderr || 'ip: not found').trim().replace(/^ip utility, /, ''),
     netlinkPackage,
   };
@@ -138,13 +121,13 @@ function notes(opts: ControlOptions): string[] {
 }
 
 /** Builds the report object from a finished run (also used by tests to check the shape of a real run). */
-export function buildReport(
+export function buildControlReport(
   run: Awaited<ReturnType<typeof runControl>>,
   opts: ControlOptions,
   command: string,
 ): ControlReport {
   const report: ControlReport = {
-    schema: SCHEMA_ID,
+    schema: CONTROL_SCHEMA_ID,
     host: hostInfo(),
     command,
     argv: [...process.argv],
@@ -155,40 +138,22 @@ export function buildReport(
     unavailable: run.unavailable,
     notes: notes(opts),
     rows: run.rows,
-    summary: summarizeRows(run.rows),
-    targets: checkTargets(run.rows, opts),
+    summary: summarizeControl(run.rows),
+    targets: checkControlTargets(run.rows, opts),
   };
   // Fail loudly here rather than write a file that does not match its own schema.
   return ControlReportSchema.parse(report) as ControlReport;
 }
 
 /** `macvtap bench control ARGS`: 0 done, 1 the run failed, 2 usage error. `command` is recorded in the report. */
-export async function controlMain(args: string[], command: string): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseControlArgs(args);
-  } catch (e) {
-    if (e instanceof BenchUsageError) {
-      process.stderr.write(`macvtap bench control: ${e.message}\n\n${CONTROL_USAGE}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    process.stderr.write('macvtap bench control: needs root (it creates a network namespace and links in it)\n');
-    return 1;
-  }
-  const { opts, json, html, quiet } = parsed;
-  const progress = quiet ? () => undefined : (line: string) => process.stderr.write(`bench: ${line}\n`);
-  try {
-    const run = await runControl(opts, progress);
-    const report = buildReport(run, opts, command);
-    // The HTML renderer is loaded only when asked: vega and vega-lite are large.
-    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderControlHtml(r), progress);
-    process.stdout.write(formatReport(report));
-    return 0;
-  } catch (e) {
-    process.stderr.write(`macvtap bench control: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return 1;
-  }
+export function controlMain(args: string[], command: string): Promise<number> {
+  return runSubcommand({
+    name: 'macvtap bench control',
+    usage: CONTROL_USAGE,
+    needsRoot: 'it creates a network namespace and links in it',
+    parse: parseControlArgs,
+    run: async ({ opts }, progress, cmd) => buildControlReport(await runControl(opts, progress), opts, cmd),
+    text: formatControlReport,
+    html: async (r) => (await import('./html.js')).renderControlHtml(r),
+  }, args, command);
 }

@@ -5,7 +5,7 @@
 import { CONFIG_LABELS, type ConfigId } from './driver.js';
 import type { ControlReport, RawRow, SummaryRow } from './schema.js';
 import { median } from '../report/stats.js';
-import { num, table } from '../report/text.js';
+import { num, table, targetsTable } from '../report/text.js';
 
 const PHASE_LABEL: Record<RawRow['phase'], string> = {
   'create': 'create+up',
@@ -90,7 +90,7 @@ function userspaceLines(report: ControlReport): string[] {
 }
 
 /** The whole printed report. */
-export function formatReport(report: ControlReport): string {
+export function formatControlReport(report: ControlReport): string {
   const h = report.host;
   const o = report.options;
   const parts: string[] = [];
@@ -119,14 +119,7 @@ export function formatReport(report: ControlReport): string {
   const getlink = section(report, 'getlink', 'calls', (s) => String(s.n));
   if (getlink) parts.push('', `Cheap call: RTM_GETLINK lo in sequence (×depth: ${o.parallelDepth} in flight), per call`, getlink);
 
-  if (report.targets.length) {
-    parts.push('', 'Targets (core issue)');
-    parts.push(table(
-      ['', 'target', 'measured', ''],
-      report.targets.map((t) => [t.name, t.target, t.value, t.met === null ? 'n/a' : t.met ? 'met' : 'NOT MET']),
-      new Set(),
-    ));
-  }
+  if (report.targets.length) parts.push('', targetsTable(report.targets));
   if (report.notes.length) parts.push('', 'Notes', ...report.notes.map((n) => `- ${n}`));
   return parts.join('\n') + '\n';
 }

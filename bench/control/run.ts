@@ -6,11 +6,11 @@
  * Scenarios, per repetition:
  * - lifecycle, for each N: create N macvtaps (up in the create request) → open one queue of each → close them (this
  *   package only: `ip` and the `netlink` package cannot issue `TUNSETIFF`) → delete them one by one. Each one-by-one
- *   delete waits an RCU grace period in the kernel (≈16–23 ms here, the same for every tool), so above
- *   `deleteSample` devices only that many are deleted one by one and the rest by group (timed separately);
+ *   delete waits an RCU grace period in the kernel (the same for every tool; the report's notes say how long), so
+ *   above `deleteSample` devices only that many are deleted one by one and the rest by group (timed separately);
  *   `deleteSample = 0` deletes all one by one.
  * - teardown: `groupSize` macvtaps (made with the library, untimed) removed by group in one request.
- * - scaling: macvtaps created up to each checkpoint (256, 1024, 4096); the per-device time of a window of devices just
+ * - scaling: macvtaps created up to each checkpoint (by default 256, 1024, 4096); the per-device time of a window of devices just
  *   below each checkpoint shows how create cost grows with the device count (in the kernel), and comparing with
  *   `ip -batch` at the same point estimates the userspace share. `ip` per command is left out here (4096 process
  *   starts would add a minute and say nothing the lifecycle rows do not).
@@ -19,14 +19,15 @@
  * Every create and delete phase is checked with an independent count (`ip -j link show type macvtap`).
  */
 import { execFile } from 'node:child_process';
-import { createMacvtap } from 'macvtap';
-import { CONFIG_IDS, type ConfigId, type ControlDriver, type PhaseTiming, type Unavailable } from './driver.js';
+import { createMacvtap, getLink } from 'macvtap';
+import { CONFIG_IDS, type ConfigId, type ControlDriver, type ControlTestbed, type PhaseTiming, type Unavailable } from './driver.js';
 import { IpBatchDriver, IpPerCommandDriver } from './drivers/ip.js';
 import { MacvtapDriver } from './drivers/macvtap.js';
 import { NetlinkPackageDriver } from './drivers/netlink.js';
 import type { ControlOptions, RawRow } from './schema.js';
+import type { Progress } from '../report/progress.js';
 import { percentiles } from '../report/stats.js';
-import { Testbed } from '../testbed/netns.js';
+import { BENCH_PREFIX, TestNetns } from '../testbed/netns.js';
 
 /** `IFLA_GROUP` values used by the scenarios (any non-zero value unused in a fresh namespace would do). */
 const GROUP = { lifecycle: 4201, teardown: 4202, scaling: 4203, warmup: 4204 } as const;
@@ -34,8 +35,8 @@ const GROUP = { lifecycle: 4201, teardown: 4202, scaling: 4203, warmup: 4204 } a
 /** Name prefixes per configuration, so a leftover device tells which configuration made it. */
 const PREFIX: Record<ConfigId, string> = { 'macvtap': 'mva', 'ip': 'mvb', 'ip-batch': 'mvc', 'netlink': 'mvd' };
 
-/** Default options: the issue's sizes, three repetitions; about 2–4 minutes on 2 vCPUs. */
-export const DEFAULTS: ControlOptions = {
+/** Default options: lifecycles of 1, 100 and 1000 devices, scaling to 4096, three repetitions. */
+export const CONTROL_DEFAULTS: ControlOptions = {
   quick: false,
   reps: 3,
   sizes: [1, 100, 1000],
@@ -50,8 +51,8 @@ export const DEFAULTS: ControlOptions = {
 };
 
 /** `--quick`: one repetition of small sizes for smoke use (well under a minute). */
-export const QUICK: ControlOptions = {
-  ...DEFAULTS,
+export const CONTROL_QUICK: ControlOptions = {
+  ...CONTROL_DEFAULTS,
   quick: true,
   reps: 1,
   sizes: [1, 20],
@@ -71,8 +72,21 @@ export interface ControlRun {
   durationS: number;
 }
 
-/** Progress sink (stderr in the CLI). */
-export type Progress = (line: string) => void;
+/**
+ * Makes the benchmark's namespace (`mvt-bench-<pid>-<n>`) with the veth pair `bl0`/`bp0`, both up; removed with
+ * `destroy()`, at the latest on exit or SIGINT/SIGTERM.
+ */
+export async function createControlTestbed(): Promise<ControlTestbed & { destroy(): void }> {
+  const ns = TestNetns.create(BENCH_PREFIX);
+  try {
+    ns.veth('bl0', 'bp0');
+    const lowerIndex = (await getLink('bl0', { netns: ns.path })).ifindex;
+    return { name: ns.name, path: ns.path, lower: 'bl0', marker: 'bp0', lowerIndex, destroy: () => ns.destroy() };
+  } catch (e) {
+    ns.destroy();
+    throw e;
+  }
+}
 
 function ipJson(ns: string, args: string[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -85,12 +99,12 @@ function ipJson(ns: string, args: string[]): Promise<unknown> {
 }
 
 /** Macvtaps in the namespace, counted by `ip` (independent of every configuration under test). */
-async function countMacvtaps(tb: Testbed): Promise<number> {
+async function countMacvtaps(tb: ControlTestbed): Promise<number> {
   const links = (await ipJson(tb.name, ['link', 'show', 'type', 'macvtap'])) as unknown[];
   return links.length;
 }
 
-async function verify(tb: Testbed, expected: number, what: string): Promise<{ expected: number; found: number }> {
+async function verify(tb: ControlTestbed, expected: number, what: string): Promise<{ expected: number; found: number }> {
   const found = await countMacvtaps(tb);
   if (found !== expected) throw new Error(`${what}: expected ${expected} macvtaps in ${tb.name}, ip shows ${found}`);
   return { expected, found };
@@ -120,7 +134,7 @@ function names(cfg: ConfigId, from: number, count: number): string[] {
 }
 
 /** One lifecycle: create N → open/close each (where possible) → delete (sampled one by one, rest by group). */
-async function lifecycle(tb: Testbed, d: ControlDriver, n: number, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+async function lifecycle(tb: ControlTestbed, d: ControlDriver, n: number, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
   const base = { scenario: 'lifecycle' as const, config: d.id, rep };
   const list = names(d.id, 0, n);
   const group = rep < 0 ? GROUP.warmup : GROUP.lifecycle;
@@ -140,7 +154,7 @@ async function lifecycle(tb: Testbed, d: ControlDriver, n: number, rep: number, 
 }
 
 /** Teardown by group of `groupSize` devices made (untimed) with the library. */
-async function teardown(tb: Testbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+async function teardown(tb: ControlTestbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
   for (const name of names(d.id, 0, opts.groupSize)) {
     await createMacvtap({ lower: tb.lowerIndex, name, mode: 'bridge', up: true, group: GROUP.teardown, netns: tb.path });
   }
@@ -159,7 +173,7 @@ export function scalingWindow(c: number, prev = 0): number {
 }
 
 /** Creates devices up to each checkpoint; times a window just below each; removes all by group (timed). */
-async function scaling(tb: Testbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
+async function scaling(tb: ControlTestbed, d: ControlDriver, rep: number, opts: ControlOptions, out: RawRow[]): Promise<void> {
   const base = { scenario: 'scaling' as const, config: d.id, rep };
   let made = 0;
   for (const [i, c] of opts.scale.entries()) {
@@ -204,7 +218,7 @@ const SCALING_CONFIGS: readonly ConfigId[] = ['macvtap', 'ip-batch', 'netlink'];
 export async function runControl(opts: ControlOptions, progress: Progress): Promise<ControlRun> {
   const startedAt = new Date();
   const t0 = performance.now();
-  const tb = await Testbed.create();
+  const tb = await createControlTestbed();
   const allDrivers: ControlDriver[] = [];
   const unavailable: Unavailable[] = [];
   const rows: RawRow[] = [];
@@ -218,7 +232,7 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
         const d = await NetlinkPackageDriver.start(tb);
         if ('reason' in d) {
           unavailable.push(d);
-          progress(`netlink package unavailable: ${d.reason}`);
+          progress.log(`netlink package unavailable: ${d.reason}`);
         } else allDrivers.push(d);
       }
     }
@@ -226,22 +240,17 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
 
     if (opts.warmup) {
       // Untimed: loads code paths, fills caches, lets the kernel allocate its per-namespace structures.
-      progress('warm-up');
+      progress.phase('warm-up', allDrivers.length);
       const scratch: RawRow[] = [];
       for (const d of allDrivers) {
         await lifecycle(tb, d, 10, -1, { ...opts, deleteSample: 10 }, scratch);
         await d.getLinkLoop(d.id === 'ip' ? 5 : 200);
+        progress.step(`warm-up ${d.id}`);
       }
     }
 
     const steps = opts.reps * (opts.sizes.length * allDrivers.length + allDrivers.length + allScalers.length + allDrivers.length);
-    let done = 0;
-    const tick = (what: string): void => {
-      done++;
-      const elapsed = (performance.now() - t0) / 1000;
-      const eta = done > 0 ? (elapsed / done) * (steps - done) : 0;
-      progress(`[${done}/${steps}] ${what} · ${elapsed.toFixed(0)} s elapsed, ~${eta.toFixed(0)} s left`);
-    };
+    progress.phase('control', steps);
 
     for (let rep = 0; rep < opts.reps; rep++) {
       const r = `rep ${rep + 1}/${opts.reps}`;
@@ -253,23 +262,24 @@ export async function runControl(opts: ControlOptions, progress: Progress): Prom
       for (const n of opts.sizes) {
         for (const d of drivers) {
           await lifecycle(tb, d, n, rep, opts, rows);
-          tick(`${r} lifecycle N=${n} ${d.id}`);
+          progress.step(`${r} lifecycle N=${n} ${d.id}`);
         }
       }
       for (const d of drivers) {
         await teardown(tb, d, rep, opts, rows);
-        tick(`${r} teardown ${opts.groupSize} by group ${d.id}`);
+        progress.step(`${r} teardown ${opts.groupSize} by group ${d.id}`);
       }
       for (const d of scalers) {
         await scaling(tb, d, rep, opts, rows);
-        tick(`${r} scaling to ${opts.scale.at(-1)} ${d.id}`);
+        progress.step(`${r} scaling to ${opts.scale.at(-1)} ${d.id}`);
       }
       for (const d of drivers) {
         await getlink(d, rep, opts, rows);
-        tick(`${r} getLink(lo) ${d.id}`);
+        progress.step(`${r} getLink(lo) ${d.id}`);
       }
     }
   } finally {
+    progress.end();
     for (const d of allDrivers) await d.close().catch(() => undefined);
     tb.destroy();
   }

@@ -3,10 +3,11 @@
  * repetition is kept in `rows`; `summary` and `targets` are derived from them and can be recomputed.
  */
 import { z } from 'zod';
+import { HostSchema, StatsSchema, TargetSchema } from '../report/schema.js';
 import { CONFIG_IDS } from './driver.js';
 
 /** Schema id written into every report; bump the number on any incompatible change. */
-export const SCHEMA_ID = 'macvtap-bench-control/1';
+export const CONTROL_SCHEMA_ID = 'macvtap-bench-control/1';
 
 /** What a row measured. */
 export const SCENARIOS = ['lifecycle', 'teardown', 'scaling', 'getlink'] as const;
@@ -61,16 +62,6 @@ export const RawRowSchema = z.object({
 /** A raw row. */
 export type RawRow = z.infer<typeof RawRowSchema>;
 
-const IntervalSchema = z.object({ lo: num, hi: num, level: num.min(0).max(1) });
-const StatsSchema = z.object({
-  n: z.number().int().positive(),
-  median: num,
-  mean: num,
-  min: num,
-  max: num,
-  ci: IntervalSchema,
-});
-
 /** Repetitions of one (scenario, phase, n, devices, config), summarised. */
 export const SummaryRowSchema = z.object({
   scenario: z.enum(SCENARIOS),
@@ -87,28 +78,10 @@ export const SummaryRowSchema = z.object({
 /** A summary row. */
 export type SummaryRow = z.infer<typeof SummaryRowSchema>;
 
-/** One of the issue's targets, as measured in this run. */
-export const TargetSchema = z.object({
-  name: z.string(),
-  target: z.string(),
-  value: z.string(),
-  /** `null` when the run has no data for it (configuration missing or scenario not run). */
-  met: z.boolean().nullable(),
-});
-/** A target row. */
-export type Target = z.infer<typeof TargetSchema>;
-
 /** The whole report. */
 export const ControlReportSchema = z.object({
-  schema: z.literal(SCHEMA_ID),
-  host: z.object({
-    kernel: z.string(),
-    cpu: z.string(),
-    vcpus: z.number().int().positive(),
-    node: z.string(),
-    iproute2: z.string(),
-    netlinkPackage: z.string().nullable(),
-  }),
+  schema: z.literal(CONTROL_SCHEMA_ID),
+  host: HostSchema.extend({ iproute2: z.string(), netlinkPackage: z.string().nullable() }),
   /** The command as a user would type it (`macvtap bench control …`). */
   command: z.string(),
   /** `process.argv` of the run. */

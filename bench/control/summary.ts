@@ -1,10 +1,11 @@
 /**
  * Turns raw repetitions into the summary rows (median, spread, interval, ratio to `ip -batch` per repetition pair)
- * and checks the core issue's targets against them.
+ * and judges the control-plane targets on them.
  */
 import { CONFIG_IDS } from './driver.js';
-import type { ControlOptions, RawRow, SummaryRow, Target } from './schema.js';
-import { pairedRatios, summarize, type Summary } from '../report/stats.js';
+import type { Target } from '../report/schema.js';
+import { pairedByRep, summarize, type Summary } from '../report/stats.js';
+import type { ControlOptions, RawRow, SummaryRow } from './schema.js';
 
 /** Phases whose natural unit is the whole operation (one group delete), not per device. */
 const WHOLE_PHASES = new Set<RawRow['phase']>(['delete-group', 'delete-rest-group']);
@@ -23,14 +24,8 @@ function byRep(rows: RawRow[]): Map<number, number> {
   return new Map(rows.map((r) => [r.rep, rowValue(r)]));
 }
 
-/** Paired ratio a/b over the repetitions both have. */
-function pairedOver(a: Map<number, number>, b: Map<number, number>): number[] {
-  const reps = [...a.keys()].filter((k) => b.has(k)).sort((x, y) => x - y);
-  return pairedRatios(reps.map((k) => a.get(k)!), reps.map((k) => b.get(k)!));
-}
-
 /** Summary rows, in report order (scenario, phase, size; configurations in interleave order). `create-fill` is omitted. */
-export function summarizeRows(rows: RawRow[]): SummaryRow[] {
+export function summarizeControl(rows: RawRow[]): SummaryRow[] {
   const groups = new Map<string, Map<string, RawRow[]>>();
   for (const r of rows) {
     if (r.phase === 'create-fill') continue;
@@ -48,7 +43,7 @@ export function summarizeRows(rows: RawRow[]): SummaryRow[] {
       const list = g.get(id);
       if (!list || list.length === 0) continue;
       const first = list[0]!;
-      const ratios = id !== 'ip-batch' && batch ? pairedOver(byRep(list), byRep(batch)) : [];
+      const ratios = id !== 'ip-batch' && batch ? pairedByRep(byRep(list), byRep(batch)) : [];
       const s: SummaryRow = {
         scenario: first.scenario,
         phase: first.phase,
@@ -73,8 +68,8 @@ function find(rows: RawRow[], config: string, scenario: RawRow['scenario'], phas
 const fmt = (x: number, digits = 2): string => x.toFixed(digits);
 const range = (s: Summary, d = 2): string => `median ${fmt(s.median, d)} [${fmt(s.min, d)}–${fmt(s.max, d)}]`;
 
-/** The issue's control-plane targets, judged on this run's medians; `met: null` when the run lacks the data. */
-export function checkTargets(rows: RawRow[], opts: ControlOptions): Target[] {
+/** The control-plane targets, judged on this run's medians; `met: null` when the run lacks the data. */
+export function checkControlTargets(rows: RawRow[], opts: ControlOptions): Target[] {
   const out: Target[] = [];
   const bigN = Math.max(...opts.sizes);
 
@@ -82,14 +77,14 @@ export function checkTargets(rows: RawRow[], opts: ControlOptions): Target[] {
   const batch = find(rows, 'ip-batch', 'lifecycle', 'create', bigN);
   const ip = find(rows, 'ip', 'lifecycle', 'create', bigN);
 
-  const r1 = pairedOver(ours, batch);
+  const r1 = pairedByRep(ours, batch);
   out.push({
     name: `create+up per device, N=${bigN}, vs ip -batch`,
     target: '≤ 1.1×',
     value: r1.length ? `${range(summarize(r1))}×` : 'no data',
     met: r1.length ? summarize(r1).median <= 1.1 : null,
   });
-  const r2 = pairedOver(ip, ours);
+  const r2 = pairedByRep(ip, ours);
   out.push({
     name: `create+up per device, N=${bigN}: ip (1 process/command) ÷ macvtap`,
     target: '≥ 20×',
@@ -132,7 +127,7 @@ export function checkTargets(rows: RawRow[], opts: ControlOptions): Target[] {
     .map((r) => [r.rep, r.userCpuUs!]));
   const uLo = userAt(lo);
   const uHi = userAt(hi);
-  const growth = pairedOver(uHi, uLo);
+  const growth = pairedByRep(uHi, uLo);
   const windowLo = rows.find((r) => r.config === 'macvtap' && r.phase === 'create-window' && r.devices === lo)?.n ?? 0;
   if (growth.length) {
     out.push({

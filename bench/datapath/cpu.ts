@@ -4,6 +4,8 @@
  * `perf` hardware counters do not exist on these VMs; these counters do.
  */
 import { readFileSync } from 'node:fs';
+import { procStat } from 'macvtap/internal';
+import type { OvsInstance } from '../testbed/ovs.js';
 
 /** Clock ticks per second of `/proc` CPU times (`sysconf(_SC_CLK_TCK)`, 100 on every Linux architecture Node runs). */
 const TICKS_PER_S = 100;
@@ -47,19 +49,19 @@ export function cpuDelta(a: CpuTimes, b: CpuTimes): CpuTimes {
   };
 }
 
-/** CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`; `null` when it is gone. */
+/** CPU seconds (user + system: fields 14 and 15 of `/proc/PID/stat`) a process has used so far; `null` when it is gone. */
 export function processCpuSeconds(pid: number): number | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // The command name can hold spaces and parentheses: fields are counted from the last ')'.
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // After ')': state(3) ppid(4) … utime is field 14, stime 15 (1-based in proc(5)), i.e. index 11 and 12 here.
-  const utime = Number(f[11]);
-  const stime = Number(f[12]);
+  const f = procStat(pid);
+  const utime = Number(f?.[13]);
+  const stime = Number(f?.[14]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
   return (utime + stime) / TICKS_PER_S;
+}
+
+/** CPU seconds both daemons of a private Open vSwitch have used so far (0 for one that is not running). */
+export function ovsCpuSeconds(ovs: OvsInstance): { vswitchd: number; ovsdb: number } {
+  return {
+    vswitchd: ovs.switchPid ? (processCpuSeconds(ovs.switchPid) ?? 0) : 0,
+    ovsdb: ovs.dbPid ? (processCpuSeconds(ovs.dbPid) ?? 0) : 0,
+  };
 }

@@ -191,7 +191,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
 }
 
 /** The whole HTML page: header facts, every chart as inline SVG, the printed report, the notes. */
-export async function renderHtml(report: DatapathReport): Promise<string> {
+export async function renderDatapathHtml(report: DatapathReport): Promise<string> {
   const h = report.host;
   return renderPage({
     title: 'macvtap datapath benchmark',

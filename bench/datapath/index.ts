@@ -3,18 +3,20 @@
  * against its own schema before it is written), progress on stderr with cli-progress, the table on stdout, `--json`
  * and `--html` files.
  */
-import { cpus, release } from 'node:os';
-import cliProgress from 'cli-progress';
-import { BenchUsageError, intOption, listOption, parseBenchArgs, writeReports } from '../report/options.js';
+import { cpus } from 'node:os';
+import { BenchUsageError, intOption, listOption, outputUsage, parseBenchArgs, runSubcommand, type OutputArgs } from '../report/options.js';
+import type { Progress } from '../report/progress.js';
+import { hostFacts } from '../report/schema.js';
 import { OVS_INSTALL_HINT } from '../testbed/ovs.js';
-import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type DatapathProgress, type DatapathRun } from './run.js';
+import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type DatapathRun } from './run.js';
 import { formatDatapathReport } from './report.js';
 import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, type DatapathOptions, type DatapathReport } from './schema.js';
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
-import { TOPOLOGY_IDS } from './ids.js';
-import { measureTcgGuest, type TcgGuestResult } from '../guest/index.js';
+import { TOPOLOGY_IDS } from '../testbed/topology-ids.js';
+import { measureTcgGuest } from '../guest/run.js';
+import type { TcgGuestResult } from '../guest/schema.js';
 import { qemuUnavailable } from '../testbed/qemu.js';
-import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/probe.js';
+import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/run.js';
 import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
 
 /** Usage text of the datapath benchmark (part of `macvtap bench --help`). */
@@ -47,9 +49,7 @@ vSwitch (its own ovsdb-server/ovs-vswitchd in a temporary directory), all remove
   --guest / --no-guest     run / skip the "TCG guest" row: a real guest under QEMU TCG on macvtap and on tap+bridge
                            (≈1 min; default on, off with --quick; needs qemu-system-x86, the guest is built once)
   --guest-boots N          boots per path for that row (default 3)
-  --json FILE              write the full report (schema ${DATAPATH_SCHEMA_ID}, every repetition)
-  --html FILE              write a self-contained HTML report with charts (vega-lite, rendered to SVG)
-  --quiet                  no progress on stderr
+${outputUsage(`${DATAPATH_SCHEMA_ID}, every repetition`)}
 
 Open vSwitch: ${OVS_INSTALL_HINT}.
 `;
@@ -57,9 +57,7 @@ Open vSwitch: ${OVS_INSTALL_HINT}.
 /** Parsed command line of the datapath benchmark. */
 export interface DatapathArgs {
   opts: DatapathOptions;
-  json: string | undefined;
-  html: string | undefined;
-  quiet: boolean;
+  output: OutputArgs;
   /** Run the anti-spoofing probe after the measurements and embed its matrix (`--no-security` turns it off). */
   security: boolean;
   /** Boot the TCG guest on both paths and embed its row (`--guest` / `--no-guest`; default: not with `--quick`). */
@@ -70,7 +68,7 @@ export interface DatapathArgs {
 
 /** Parses the datapath benchmark's options (quick defaults first, explicit flags over them). */
 export function parseDatapathArgs(args: string[]): DatapathArgs {
-  const v = parseBenchArgs(args, {
+  const { values: v, output } = parseBenchArgs(args, {
     'quick': { type: 'boolean' },
     'reps': { type: 'string' },
     'topologies': { type: 'string' },
@@ -86,10 +84,7 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
     'guest': { type: 'boolean' },
     'no-guest': { type: 'boolean' },
     'guest-boots': { type: 'string' },
-    'json': { type: 'string' },
-    'html': { type: 'string' },
-    'quiet': { type: 'boolean' },
-  }).values;
+  });
   const base = v.quick ? DATAPATH_QUICK : DATAPATH_DEFAULTS;
   const baseline = v.baseline ?? base.baseline;
   if (!(TOPOLOGY_IDS as readonly string[]).includes(baseline)) {
@@ -111,38 +106,7 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
   if (v.guest && v['no-guest']) throw new BenchUsageError('--guest and --no-guest exclude each other');
   const guest = v.guest === true || (v['no-guest'] !== true && v.quick !== true);
   const guestBoots = intOption('guest-boots', v['guest-boots'], 3, 1, 50);
-  return { opts, json: v.json, html: v.html, quiet: v.quiet === true, security: v['no-security'] !== true, guest, guestBoots };
-}
-
-/** Progress on stderr: a cli-progress bar per phase with ETA (periodic plain lines when stderr is not a terminal). */
-export function stderrProgress(quiet: boolean): DatapathProgress {
-  if (quiet) return { phase: () => undefined, step: () => undefined, log: () => undefined, end: () => undefined };
-  let bar: cliProgress.SingleBar | null = null;
-  const end = (): void => {
-    bar?.stop();
-    bar = null;
-  };
-  return {
-    phase(name, total) {
-      end();
-      bar = new cliProgress.SingleBar({
-        format: `bench: ${name.padEnd(13)} [{bar}] {value}/{total} · {duration_formatted} elapsed, ETA {eta_formatted} · {what}`,
-        stream: process.stderr,
-        noTTYOutput: true,
-        notTTYSchedule: 5000,
-        etaBuffer: 50,
-        hideCursor: false,
-      }, cliProgress.Presets.legacy);
-      bar.start(total, 0, { what: '' });
-    },
-    step(what) {
-      bar?.increment(1, { what });
-    },
-    log(line) {
-      process.stderr.write(`bench: ${line}\n`);
-    },
-    end,
-  };
+  return { opts, output, security: v['no-security'] !== true, guest, guestBoots };
 }
 
 /**
@@ -155,12 +119,8 @@ export function securityAttachments(topologies: readonly string[]): Attachment[]
 
 /** Host facts recorded in the report. */
 function hostInfo(run: DatapathRun): DatapathReport['host'] {
-  const list = cpus();
   return {
-    kernel: `Linux ${release()}`,
-    cpu: list[0]?.model.trim() ?? 'unknown',
-    vcpus: Math.max(1, list.length),
-    node: process.version,
+    ...hostFacts(),
     ovs: run.ovs.available ? { version: run.ovs.version, datapath: run.ovs.datapath } : null,
   };
 }
@@ -231,56 +191,46 @@ export function buildDatapathReport(
   return DatapathReportSchema.parse(report) as DatapathReport;
 }
 
-/** `macvtap bench [datapath options]`. Returns the exit status: 0 done, 1 the run failed, 2 usage error. */
-export async function datapathMain(args: string[], command: string): Promise<number> {
-  let parsed: DatapathArgs;
-  try {
-    parsed = parseDatapathArgs(args);
-  } catch (e) {
-    if (e instanceof BenchUsageError) {
-      process.stderr.write(`macvtap bench: ${e.message}\n\n${DATAPATH_USAGE}`);
-      return 2;
-    }
-    throw e;
-  }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    process.stderr.write('macvtap bench: needs root (it creates network namespaces, links and an Open vSwitch)\n');
-    return 1;
-  }
-  const { opts, json, html, quiet } = parsed;
-  const progress = stderrProgress(quiet);
-  try {
-    const run = await runDatapath(opts, Math.max(1, cpus().length), progress);
-    const attachments = securityAttachments(opts.topologies);
-    const security = parsed.security && attachments.length
-      ? await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments }, progress)
-      : undefined;
-    // The TCG guest row is an extra: without QEMU, or when the guest cannot be built or booted, the report says why
-    // instead of losing the run's measurements.
-    let tcgGuest: TcgGuestResult | undefined;
-    let guestNote: string | undefined;
-    if (parsed.guest) {
-      const missing = qemuUnavailable();
-      if (missing) {
-        guestNote = `TCG guest row not measured: ${missing}.`;
-      } else {
-        progress.log('TCG guest: booting the guest on macvtap and on tap+bridge (emulated; not KVM performance)');
-        try {
-          tcgGuest = await measureTcgGuest({ boots: parsed.guestBoots, onBoot: (path, i, b) => progress.log(`TCG guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms`) });
-        } catch (e) {
-          guestNote = `TCG guest row failed: ${e instanceof Error ? e.message : String(e)}`;
-        }
+/**
+ * The datapath measurements, then the anti-spoofing matrix and the TCG guest row unless turned off, as one report.
+ * The guest row is an extra: without QEMU, or when the guest cannot be built or booted, the report says why instead
+ * of losing the run's measurements.
+ */
+async function runDatapathReport(a: DatapathArgs, progress: Progress, command: string): Promise<DatapathReport> {
+  const { opts } = a;
+  const run = await runDatapath(opts, Math.max(1, cpus().length), progress);
+  const attachments = securityAttachments(opts.topologies);
+  const security = a.security && attachments.length ? await runSecurityProbe({ ...SECURITY_DEFAULTS, attachments }, progress) : undefined;
+  let tcgGuest: TcgGuestResult | undefined;
+  let guestNote: string | undefined;
+  if (a.guest) {
+    const missing = qemuUnavailable();
+    if (missing) {
+      guestNote = `TCG guest row not measured: ${missing}.`;
+    } else {
+      progress.log('TCG guest: booting the guest on macvtap and on tap+bridge (emulated; not KVM performance)');
+      try {
+        tcgGuest = await measureTcgGuest({ boots: a.guestBoots, onBoot: (path, i, b) => progress.log(`TCG guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms`) });
+      } catch (e) {
+        guestNote = `TCG guest row failed: ${e instanceof Error ? e.message : String(e)}`;
       }
-      if (guestNote) progress.log(guestNote);
     }
-    const report = buildDatapathReport(run, opts, command, security, tcgGuest);
-    if (guestNote) report.notes.push(guestNote);
-    await writeReports(report, json, html, async (r) => (await import('./html.js')).renderHtml(r), progress.log);
-    process.stdout.write(formatDatapathReport(report));
-    return 0;
-  } catch (e) {
-    progress.end();
-    process.stderr.write(`macvtap bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    return 1;
+    if (guestNote) progress.log(guestNote);
   }
+  const report = buildDatapathReport(run, opts, command, security, tcgGuest);
+  if (guestNote) report.notes.push(guestNote);
+  return report;
+}
+
+/** `macvtap bench [datapath options]`. Returns the exit status: 0 done, 1 the run failed, 2 usage error. */
+export function datapathMain(args: string[], command: string): Promise<number> {
+  return runSubcommand({
+    name: 'macvtap bench',
+    usage: DATAPATH_USAGE,
+    needsRoot: 'it creates network namespaces, links and an Open vSwitch',
+    parse: parseDatapathArgs,
+    run: runDatapathReport,
+    text: formatDatapathReport,
+    html: async (r) => (await import('./html.js')).renderDatapathHtml(r),
+  }, args, command);
 }

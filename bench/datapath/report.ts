@@ -2,10 +2,10 @@
  * The printed report of the datapath benchmark: per placement and poll mode, a latency table and a throughput/CPU
  * table with one row per topology, then the targets and the notes a reader needs (what each number includes).
  */
-import { num, table } from '../report/text.js';
+import { num, table, targetsTable } from '../report/text.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
-import { formatTcgGuest } from '../guest/cli.js';
-import { TCG_GUEST_LABEL } from '../guest/index.js';
+import { formatTcgGuest } from '../guest/report.js';
+import { TCG_GUEST_LABEL } from '../guest/schema.js';
 import { formatMatrix } from '../security/report.js';
 
 type Stats = NonNullable<DatapathSummary['vsBaseline']>;
@@ -127,14 +127,7 @@ export function formatDatapathReport(report: DatapathReport): string {
   for (const u of report.unavailable) parts.push(`UNAVAILABLE ${u.label}: ${u.reason}`);
   for (const s of report.skipped) parts.push(`not measured: ${s}`);
   for (const placement of o.placements) for (const poll of o.polls) parts.push(...sections(report, placement, poll));
-  if (report.targets.length) {
-    parts.push('', 'Targets (issue 7)');
-    parts.push(table(
-      ['', 'target', 'measured', ''],
-      report.targets.map((t) => [t.name, t.target, t.value, t.met === null ? 'n/a' : t.met ? 'met' : 'NOT MET']),
-      new Set(),
-    ));
-  }
+  if (report.targets.length) parts.push('', targetsTable(report.targets));
   const offl = Object.entries(report.offloads).filter(([, v]) => v.length);
   if (offl.length) parts.push('', 'Offload changes', ...offl.map(([k, v]) => `  ${k}: ${v.join(', ')}`));
   if (report.notes.length) parts.push('', 'Notes', ...report.notes.map((n) => `- ${n}`));

@@ -2,12 +2,14 @@
  * The datapath measurement loop: builds every topology once, then per repetition runs every (placement, poll, test)
  * on every topology in turn — topologies interleaved innermost (A B C … A B C), so slow drift of the VM lands on all of
  * them alike and each repetition gives one pair per topology with the baseline. Tears everything down at the end,
- * also on failure (and on SIGINT/SIGTERM through bench/testbed.ts's hooks).
+ * also on failure (and on SIGINT/SIGTERM through bench/testbed/cleanup.ts).
  */
 import { release as osRelease } from 'node:os';
-import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from './endpoints.js';
-import { cpuDelta, readCpuTimes } from './cpu.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startGuest, startPeer, lostRoundTrips, type Endpoint, type EndpointStats, type GuestConfig, type PeerConfig } from '../testbed/endpoints.js';
+import { cpuDelta, ovsCpuSeconds, readCpuTimes } from './cpu.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
+import type { Progress } from '../report/progress.js';
 import type { DatapathOptions, DatapathRow } from './schema.js';
 import { ADDR, buildTopology, topologyLabel, TOPOLOGY_IDS, type Topology, type TopologyId, type UnavailableTopology } from '../testbed/topology.js';
 
@@ -29,7 +31,7 @@ export const RTT_TIMEOUT_MS = 200;
 /** Time a receiver keeps reading after the sender stopped, for packets still in queues. */
 const DRAIN_MS = 30;
 
-/** Defaults: the issue's full matrix in ≤ 5 minutes on 2 vCPUs; 6 repetitions, the fewest whose [min, max] covers the median with ≥ 95%. */
+/** Defaults: every topology, placement, poll mode and test; 6 repetitions, the fewest whose [min, max] covers the median with ≥ 95%. */
 export const DATAPATH_DEFAULTS: DatapathOptions = {
   quick: false,
   reps: 6,
@@ -61,14 +63,6 @@ export interface Job {
   poll: DatapathRow['poll'];
   test: DatapathRow['test'];
   rep: number;
-}
-
-/** Progress reporting: `phase` starts a phase of `total` steps, `step` ends one. */
-export interface DatapathProgress {
-  phase(name: string, total: number): void;
-  step(what: string): void;
-  log(line: string): void;
-  end(): void;
 }
 
 /** What {@link runDatapath} returns. */
@@ -165,7 +159,7 @@ async function settle(ep: Endpoint): Promise<EndpointStats> {
 export async function measure(job: Job, opts: DatapathOptions, vcpus: number): Promise<DatapathRow> {
   const { topology: t, placement, poll, test, rep } = job;
   const cpus = placementCpus(placement, vcpus);
-  const ovs0 = t.ovs?.cpuSeconds() ?? null;
+  const ovs0 = t.ovs ? ovsCpuSeconds(t.ovs) : null;
   const cpu0 = readCpuTimes();
   let guest: EndpointStats;
   let peer: EndpointStats;
@@ -222,7 +216,7 @@ export async function measure(job: Job, opts: DatapathOptions, vcpus: number): P
           await settle(g.ep);
           throw e;
         }
-        await new Promise((r) => setTimeout(r, DRAIN_MS));
+        await sleep(DRAIN_MS);
       } finally {
         peer = await settle(sink);
       }
@@ -245,7 +239,7 @@ export async function measure(job: Job, opts: DatapathOptions, vcpus: number): P
           durationMs: opts.throughputMs,
         });
         peer = await p.done;
-        await new Promise((r) => setTimeout(r, DRAIN_MS));
+        await sleep(DRAIN_MS);
       } finally {
         guest = await settle(g.ep);
       }
@@ -258,7 +252,7 @@ export async function measure(job: Job, opts: DatapathOptions, vcpus: number): P
   }
 
   const cpu = cpuDelta(cpu0, readCpuTimes());
-  const ovs1 = t.ovs?.cpuSeconds() ?? null;
+  const ovs1 = t.ovs ? ovsCpuSeconds(t.ovs) : null;
   const isRtt = latency !== null || test.startsWith('rtt-');
   const pps = seconds > 0 ? received / seconds : 0;
   const gbps = !isRtt && frameBytes !== null && seconds > 0 ? (frameBytes * 8) / seconds / 1e9 : null;
@@ -333,7 +327,7 @@ export function skippedCombinations(opts: DatapathOptions, vcpus: number): strin
  * Runs the whole datapath benchmark. Topologies that cannot be built (OVS missing) are reported as unavailable and the
  * rest runs; any other failure tears everything down and throws.
  */
-export async function runDatapath(opts: DatapathOptions, vcpus: number, progress: DatapathProgress): Promise<DatapathRun> {
+export async function runDatapath(opts: DatapathOptions, vcpus: number, progress: Progress): Promise<DatapathRun> {
   const startedAt = new Date();
   const t0 = performance.now();
   const ovs = detectOvs();

@@ -4,7 +4,8 @@
  * `targets` are derived from them and can be recomputed. Tests validate real runs against {@link DatapathReportSchema}.
  */
 import { z } from 'zod';
-import { TOPOLOGY_IDS } from './ids.js';
+import { HostSchema, StatsSchema, TargetSchema } from '../report/schema.js';
+import { TOPOLOGY_IDS } from '../testbed/topology-ids.js';
 import { TcgGuestResultSchema } from '../guest/schema.js';
 import { SecurityMatrixSchema } from '../security/schema.js';
 
@@ -99,9 +100,6 @@ export const DatapathRowSchema = z.object({
 /** A raw row. */
 export type DatapathRow = z.infer<typeof DatapathRowSchema>;
 
-const IntervalSchema = z.object({ lo: num, hi: num, level: num.min(0).max(1) });
-const StatsSchema = z.object({ n: z.number().int().positive(), median: num, mean: num, min: num, max: num, ci: IntervalSchema });
-
 /** Repetitions of one (topology, placement, poll, test), summarised. */
 export const DatapathSummarySchema = z.object({
   topology: z.enum(TOPOLOGY_IDS),
@@ -132,13 +130,7 @@ export type DatapathSummary = z.infer<typeof DatapathSummarySchema>;
 /** The whole report. */
 export const DatapathReportSchema = z.object({
   schema: z.literal(DATAPATH_SCHEMA_ID),
-  host: z.object({
-    kernel: z.string(),
-    cpu: z.string(),
-    vcpus: z.number().int().positive(),
-    node: z.string(),
-    ovs: z.object({ version: z.string(), datapath: z.enum(['system', 'netdev']) }).nullable(),
-  }),
+  host: HostSchema.extend({ ovs: z.object({ version: z.string(), datapath: z.enum(['system', 'netdev']) }).nullable() }),
   command: z.string(),
   argv: z.array(z.string()),
   options: z.object({
@@ -167,7 +159,7 @@ export const DatapathReportSchema = z.object({
   notes: z.array(z.string()),
   rows: z.array(DatapathRowSchema),
   summary: z.array(DatapathSummarySchema),
-  targets: z.array(z.object({ name: z.string(), target: z.string(), value: z.string(), met: z.boolean().nullable() })),
+  targets: z.array(TargetSchema),
   /** The anti-spoofing matrix of the same run (bench/security/), unless `--no-security`; absent in older reports. */
   security: SecurityMatrixSchema.optional(),
   /**

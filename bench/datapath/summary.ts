@@ -1,9 +1,10 @@
 /**
  * Turns the datapath benchmark's raw repetitions into summary rows (median and 95% interval over repetitions,
- * latency percentiles from the merged histograms, ratios to the baseline per repetition pair) and judges the issue's
- * targets on them.
+ * latency percentiles from the merged histograms, ratios to the baseline per repetition pair) and judges the
+ * datapath targets on them.
  */
-import { bucketCount, bucketQuantile, mergeBuckets, pairedRatios, summarize, type Summary } from '../report/stats.js';
+import type { Target } from '../report/schema.js';
+import { bucketCount, bucketQuantile, mergeBuckets, pairedByRep, summarize, type Summary } from '../report/stats.js';
 import type { DatapathOptions, DatapathRow, DatapathSummary } from './schema.js';
 
 type Key = Pick<DatapathRow, 'topology' | 'placement' | 'poll' | 'test'>;
@@ -53,11 +54,6 @@ function byRep(rows: DatapathRow[], f: (r: DatapathRow) => number | null): Map<n
   return m;
 }
 
-function paired(a: Map<number, number>, b: Map<number, number>): number[] {
-  const reps = [...a.keys()].filter((k) => b.has(k)).sort((x, y) => x - y);
-  return pairedRatios(reps.map((k) => a.get(k)!), reps.map((k) => b.get(k)!));
-}
-
 const stats = (xs: number[]): Summary | null => (xs.length ? summarize(xs) : null);
 
 /** Summary rows in run order (placement, poll, test, topology). */
@@ -78,9 +74,9 @@ export function summarizeDatapath(rows: DatapathRow[], baseline: DatapathOptions
       values.push(0);
     }
     const base = first.topology === baseline ? null : groups.get(keyOf({ ...first, topology: baseline }));
-    const vsBaseline = base ? stats(paired(byRep(g, mainValue), byRep(base, mainValue))) : null;
+    const vsBaseline = base ? stats(pairedByRep(byRep(g, mainValue), byRep(base, mainValue))) : null;
     const cpuPer = (r: DatapathRow): number | null => r.cpuUsPerPacket;
-    const cpuVsBaseline = base ? stats(paired(byRep(g, cpuPer), byRep(base, cpuPer))) : null;
+    const cpuVsBaseline = base ? stats(pairedByRep(byRep(g, cpuPer), byRep(base, cpuPer))) : null;
     const ovs = g.map((r) => r.cpu.vswitchd).filter((v): v is number => v !== null);
     out.push({
       topology: first.topology,
@@ -105,9 +101,9 @@ export function summarizeDatapath(rows: DatapathRow[], baseline: DatapathOptions
 
 const f2 = (x: number): string => x.toFixed(2);
 
-/** The issue's datapath targets on this run; `met: null` when the run lacks the data. */
-export function checkDatapathTargets(rows: DatapathRow[], summary: DatapathSummary[]): DatapathReportTargets {
-  const out: DatapathReportTargets = [];
+/** The datapath targets on this run; `met: null` when the run lacks the data. */
+export function checkDatapathTargets(rows: DatapathRow[], summary: DatapathSummary[]): Target[] {
+  const out: Target[] = [];
   // Guest endpoint vs the raw C read/write loop: RTT p50 ratio per repetition pair, on macvtap-bridge.
   for (const placement of ['same-cpu', 'cross-cpu'] as const) {
     for (const poll of ['block', 'busy'] as const) {
@@ -116,7 +112,7 @@ export function checkDatapathTargets(rows: DatapathRow[], summary: DatapathSumma
       const echo = pick('rtt-64');
       const raw = pick('rtt-64-raw');
       if (!echo.length || !raw.length) continue;
-      const r = paired(byRep(echo, mainValue), byRep(raw, mainValue));
+      const r = pairedByRep(byRep(echo, mainValue), byRep(raw, mainValue));
       const s = stats(r);
       out.push({
         name: `guest endpoint vs raw C read/write loop, RTT p50 64 B, macvtap-bridge ${placement} ${poll}`,
@@ -145,6 +141,3 @@ export function checkDatapathTargets(rows: DatapathRow[], summary: DatapathSumma
   }
   return out;
 }
-
-/** Target rows as stored in the report. */
-export type DatapathReportTargets = { name: string; target: string; value: string; met: boolean | null }[];

@@ -1,7 +1,8 @@
-/** The "TCG guest" row as a chart for the datapath report's HTML page. */
+/** The "TCG guest" row as a chart: on the datapath report's HTML page, and on its own page (`macvtap bench guest --html`). */
 import type { TopLevelSpec } from 'vega-lite';
-import { VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
-import type { TcgGuestResult } from './index.js';
+import { renderPage, VEGA_LITE_SCHEMA, type ChartSpec } from '../report/html.js';
+import { formatGuestReport } from './report.js';
+import type { TcgGuestResult } from './schema.js';
 
 /**
  * Per path, every boot's boot-to-first-ping time and every peer → guest round trip (points), with the medians the
@@ -31,4 +32,18 @@ export function tcgGuestChart(r: TcgGuestResult): ChartSpec {
       },
     } as TopLevelSpec,
   };
+}
+
+/** The standalone page of `macvtap bench guest --html FILE`. */
+export async function renderGuestHtml(r: TcgGuestResult): Promise<string> {
+  return renderPage({
+    title: 'macvtap TCG guest: macvtap vs tap+bridge under QEMU TCG',
+    facts: [
+      { term: 'host', text: `Linux ${r.host.kernel} · ${r.host.cpus} CPUs · ${r.host.qemu}` },
+      { term: 'guest', text: `${r.guest.kernelRelease}, ${r.guest.smp} vCPU, ${r.guest.memoryMiB} MiB, ${r.guest.nic}, accel ${r.guest.accel}` },
+      { term: 'run', text: `${r.startedAt}, ${(r.durationMs / 1000).toFixed(0)} s, ${r.options.boots} boots per path, ${r.options.pings} pings per boot` },
+    ],
+    charts: [tcgGuestChart(r)],
+    text: formatGuestReport(r),
+  });
 }

@@ -1,277 +1,45 @@
 /**
- * "TCG guest" measurement: the same tiny real guest (bench/guest/image.ts: Debian cloud kernel + busybox) booted
- * under QEMU **TCG** with its NIC on
- * - `macvtap`: a macvtap (bridge mode) over a veth, its queue fd opened by this package and handed to QEMU, or
- * - `tap+bridge`: a plain tap enslaved with the same veth to a Linux bridge, opened by QEMU itself by name,
- * and from each boot: host time from QEMU's spawn to the guest's first ping reply from the peer, the guest's own
- * uptime at that moment, the guest's ping summary to the peer, and per-packet round trips of the peer pinging the
- * guest. Boots alternate between the two paths so drift hits both alike.
- *
- * These are TCG numbers (every guest instruction emulated; `/dev/kvm` here cannot run stock guests): they compare the
- * two host-side attachments under one slow guest, never macvtap's or KVM's performance. Hence the label.
- *
- * Everything runs in throwaway namespaces `mvt-bguest-<pid>-<n>`, removed afterwards (also on failure and, as a last
- * resort, on process exit); QEMU is killed by PID. Needs root, qemu-system-x86, cpio, apt-get (the guest is built
- * from Debian packages on first use and cached in `.cache/guest`).
+ * `macvtap bench guest`: the "TCG guest" row on its own — boot-to-first-ping and ping RTT of the same tiny real guest
+ * (QEMU TCG) on a macvtap and on a tap in a Linux bridge. Printed as its own table and kept apart from the datapath
+ * tables on purpose: software-emulated guest numbers must never be read as KVM performance.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpus, release } from 'node:os';
-import { createMacvtap, netnsPath, openTap } from 'macvtap';
-import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../testbed/guest-image.js';
-import { QEMU, startQemu, type QemuGuest, type QemuNet } from '../testbed/qemu.js';
+import { optionalIntOption, outputUsage, parseBenchArgs, runSubcommand, type OutputArgs } from '../report/options.js';
+import { formatGuestReport } from './report.js';
+import { measureTcgGuest } from './run.js';
+import { TCG_GUEST_LABEL } from './schema.js';
 
-/** The label of every result of this module, so nobody reads them as KVM numbers. */
-export const TCG_GUEST_LABEL = 'TCG guest';
+/** Usage text of `macvtap bench guest`. */
+export const GUEST_USAGE = `Usage: macvtap bench guest [options]
 
-/** The two attachments compared. */
-export type GuestPath = 'macvtap' | 'tap+bridge';
+Boots the same tiny Debian guest under QEMU TCG N times on each path (macvtap, tap+Linux bridge), alternating, and
+reports boot-to-first-ping and peer→guest ping RTT. Needs root, qemu-system-x86 and network access to Debian's
+archive the first time (the guest is built from Debian packages and cached). Labelled "${TCG_GUEST_LABEL}": emulated,
+not KVM performance.
 
-/** Options of {@link measureTcgGuest}. */
-export interface TcgGuestOptions {
-  /** Boots per path. Default 3. */
-  boots?: number;
-  /** Pings per boot, each direction. Default 20. */
-  pings?: number;
-  /** Seconds between pings. Default 0.2. */
-  intervalS?: number;
-  /** Per-boot deadline, ms (QEMU is SIGKILLed after it). Default 90 000. */
-  bootTimeoutMs?: number;
-  /** Called after each boot (progress). */
-  onBoot?: (path: GuestPath, boot: number, result: GuestBoot) => void;
+  --boots N                boots per path (default 3)
+  --pings N                pings per boot, each direction (default 20)
+${outputUsage()}
+`;
+
+/** Parses `guest`'s options. */
+export function parseGuestArgs(args: string[]): { boots: number | undefined; pings: number | undefined; output: OutputArgs } {
+  const { values: v, output } = parseBenchArgs(args, { boots: { type: 'string' }, pings: { type: 'string' } });
+  return { boots: optionalIntOption('boots', v.boots, 1), pings: optionalIntOption('pings', v.pings, 1), output };
 }
 
-/** One boot's measurements. */
-export interface GuestBoot {
-  /** Host time from QEMU's spawn to the console line of the guest's first ping reply, ms (±25 ms polling). */
-  bootToFirstPingMs: number;
-  /** The guest's `/proc/uptime` when that reply came, s (kernel start → first reply, without QEMU's own start). */
-  guestUptimeAtFirstPingS: number;
-  /** Guest → peer: busybox ping summary inside the guest. */
-  guestPing: { sent: number; received: number; minMs: number | null; avgMs: number | null; maxMs: number | null };
-  /** Peer → guest: each reply's round trip, ms. */
-  peerRttMs: number[];
-  /** Peer → guest echo requests sent. */
-  peerSent: number;
-}
-
-/** All boots of one path plus a summary. */
-export interface GuestPathResult {
-  path: GuestPath;
-  boots: GuestBoot[];
-  summary: {
-    bootToFirstPingMsMedian: number;
-    guestUptimeAtFirstPingSMedian: number;
-    /** Median and 90th percentile over every peer → guest round trip of every boot. */
-    peerRttMsP50: number;
-    peerRttMsP90: number;
-    /** Lost echo requests over all boots, both directions. */
-    lost: number;
-  };
-}
-
-/** What {@link measureTcgGuest} returns: plain data, JSON-serializable. */
-export interface TcgGuestResult {
-  label: typeof TCG_GUEST_LABEL;
-  /** Why these numbers are what they are. */
-  note: string;
-  startedAt: string;
-  durationMs: number;
-  host: { kernel: string; cpus: number; qemu: string };
-  guest: { kernelRelease: string; inputs: string[]; accel: 'tcg'; memoryMiB: number; smp: number; nic: 'virtio-net-pci, vhost=off' };
-  options: { boots: number; pings: number; intervalS: number };
-  /** CPU placement: nothing is pinned (TCG's vCPU thread and the peer float over the host's CPUs). */
-  placement: 'unpinned';
-  paths: GuestPathResult[];
-}
-
-// --------------------------------------------------------------------------------------------------------------
-// Namespaces
-
-const liveNs = new Set<string>();
-let nsCounter = 0;
-let hooked = false;
-
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function newNs(): string {
-  if (!hooked) {
-    hooked = true;
-    const cleanup = (): void => {
-      for (const n of liveNs) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-      liveNs.clear();
-    };
-    process.once('exit', cleanup);
-    // On a signal, 'exit' never fires: clean up, then re-raise so the process still dies of the signal.
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(sig, () => {
-        cleanup();
-        process.kill(process.pid, sig);
-      });
-    }
-  }
-  const name = `mvt-bguest-${process.pid}-${nsCounter++}`;
-  ip('netns', 'add', name);
-  liveNs.add(name);
-  ip('-n', name, 'link', 'set', 'lo', 'up');
-  return name;
-}
-
-function delNs(name: string): void {
-  spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  liveNs.delete(name);
-}
-
-/** Host namespace (veth `bl0`) ↔ peer namespace (`bp0`, 10.201.0.2/24); the guest is 10.201.0.10. */
-interface Bed {
-  host: string;
-  peer: string;
-  destroy(): void;
-}
-
-const PEER_IP = '10.201.0.2';
-const GUEST_IP = '10.201.0.10';
-
-function makeBed(): Bed {
-  const host = newNs();
-  let peer: string | undefined;
-  try {
-    peer = newNs();
-    ip('-n', host, 'link', 'add', 'bl0', 'type', 'veth', 'peer', 'name', 'bp0', 'netns', peer);
-    ip('-n', host, 'link', 'set', 'bl0', 'up');
-    ip('-n', peer, 'link', 'set', 'bp0', 'up');
-    ip('-n', peer, 'addr', 'add', `${PEER_IP}/24`, 'dev', 'bp0');
-  } catch (e) {
-    delNs(host);
-    if (peer) delNs(peer);
-    throw e;
-  }
-  const p = peer;
-  return {
-    host,
-    peer: p,
-    destroy() {
-      delNs(host);
-      delNs(p);
-    },
-  };
-}
-
-// --------------------------------------------------------------------------------------------------------------
-// One boot
-
-/** Attaches the guest NIC for `path` inside `bed.host`; returns QEMU's net backend, the MAC to use, and what to close. */
-async function attach(path: GuestPath, bed: Bed): Promise<{ net: QemuNet; mac: string; after: () => Promise<void> }> {
-  if (path === 'macvtap') {
-    const link = await createMacvtap({ lower: 'bl0', name: 'bmvtap0', mode: 'bridge', up: true, netns: netnsPath(bed.host) });
-    const q = await openTap(link.ifindex, { queues: 1, netns: netnsPath(bed.host) });
-    // Once QEMU has its copy, ours is closed: the queue then lives as long as QEMU.
-    return { net: { type: 'fds', fds: q.map((x) => x.fd) }, mac: link.mac!, after: async () => void (await Promise.all(q.map((x) => x.close()))) };
-  }
-  ip('-n', bed.host, 'link', 'add', 'bbr0', 'type', 'bridge');
-  ip('-n', bed.host, 'tuntap', 'add', 'dev', 'btap0', 'mode', 'tap');
-  ip('-n', bed.host, 'link', 'set', 'bl0', 'master', 'bbr0');
-  ip('-n', bed.host, 'link', 'set', 'btap0', 'master', 'bbr0');
-  for (const d of ['bbr0', 'btap0']) ip('-n', bed.host, 'link', 'set', d, 'up');
-  return { net: { type: 'ifname', netns: bed.host, ifname: 'btap0' }, mac: '52:54:00:b0:00:0a', after: async () => undefined };
-}
-
-function num(v: string | undefined): number | null {
-  return v === undefined || v === '-' || v === '' ? null : Number(v);
-}
-
-async function oneBoot(path: GuestPath, guest: GuestImage, o: Required<Omit<TcgGuestOptions, 'onBoot'>>): Promise<GuestBoot> {
-  const bed = makeBed();
-  let vm: QemuGuest | undefined;
-  try {
-    const { net, mac, after } = await attach(path, bed);
-    const hold = Math.ceil(o.pings * o.intervalS + 30);
-    const task: GuestTask = { ip: `${GUEST_IP}/24`, peer: PEER_IP, tasks: ['ping'], count: o.pings, hold };
-    try {
-      vm = startQemu({ guest, task, mac, net, timeoutMs: o.bootTimeoutMs });
-    } finally {
-      await after();
-    }
-    const first = await vm.waitFor('FIRST-PING', o.bootTimeoutMs);
-    const ping = await vm.waitFor('PING', o.bootTimeoutMs);
-    await vm.waitFor('READY', 10_000);
-    const peer = pingFrom(bed.peer, GUEST_IP, o.pings, { intervalS: o.intervalS, waitS: 2 });
-    return {
-      bootToFirstPingMs: Math.round(first.at - vm.startedAt),
-      guestUptimeAtFirstPingS: Number(first.fields.uptime),
-      guestPing: {
-        sent: Number(ping.fields.sent),
-        received: Number(ping.fields.recv),
-        minMs: num(ping.fields.min),
-        avgMs: num(ping.fields.avg),
-        maxMs: num(ping.fields.max),
-      },
-      peerRttMs: peer.times,
-      peerSent: peer.transmitted,
-    };
-  } finally {
-    await vm?.kill();
-    bed.destroy();
-  }
-}
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i]!;
-}
-
-const median = (xs: number[]): number => quantile([...xs].sort((a, b) => a - b), 0.5);
-
-/**
- * Boots the TCG guest `boots` times on each path (alternating) and returns the measurements as plain data labelled
- * {@link TCG_GUEST_LABEL}. Throws (after cleaning up) if a boot fails; nothing is left behind either way.
- */
-export async function measureTcgGuest(options: TcgGuestOptions = {}): Promise<TcgGuestResult> {
-  const o = { boots: options.boots ?? 3, pings: options.pings ?? 20, intervalS: options.intervalS ?? 0.2, bootTimeoutMs: options.bootTimeoutMs ?? 90_000 };
-  for (const [k, v] of Object.entries(o)) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`${k} must be a positive number, got ${String(v)}`);
-  }
-  if (!Number.isInteger(o.boots) || !Number.isInteger(o.pings)) throw new RangeError('boots and pings must be integers');
-  const startedAt = new Date();
-  const t0 = performance.now();
-  const guest = buildGuest();
-  const qemu = execFileSync(QEMU, ['--version'], { encoding: 'utf8' }).split('\n')[0]!.trim();
-  const paths: GuestPath[] = ['macvtap', 'tap+bridge'];
-  const boots = new Map<GuestPath, GuestBoot[]>(paths.map((p) => [p, []]));
-  for (let i = 0; i < o.boots; i++) {
-    for (const p of paths) {
-      const b = await oneBoot(p, guest, o);
-      boots.get(p)!.push(b);
-      options.onBoot?.(p, i, b);
-    }
-  }
-  return {
-    label: TCG_GUEST_LABEL,
-    note:
-      'QEMU TCG (software emulation): boot and round-trip times are dominated by instruction emulation. They compare the ' +
-      'two host-side attachments under the same slow guest; they say nothing about KVM guests or the kernel datapath.',
-    startedAt: startedAt.toISOString(),
-    durationMs: Math.round(performance.now() - t0),
-    host: { kernel: release(), cpus: cpus().length, qemu },
-    guest: { kernelRelease: guest.kernelRelease, inputs: guest.inputs, accel: 'tcg', memoryMiB: 256, smp: 1, nic: 'virtio-net-pci, vhost=off' },
-    options: { boots: o.boots, pings: o.pings, intervalS: o.intervalS },
-    placement: 'unpinned',
-    paths: paths.map((path) => {
-      const bs = boots.get(path)!;
-      const rtts = bs.flatMap((b) => b.peerRttMs).sort((a, b) => a - b);
-      return {
-        path,
-        boots: bs,
-        summary: {
-          bootToFirstPingMsMedian: median(bs.map((b) => b.bootToFirstPingMs)),
-          guestUptimeAtFirstPingSMedian: median(bs.map((b) => b.guestUptimeAtFirstPingS)),
-          peerRttMsP50: quantile(rtts, 0.5),
-          peerRttMsP90: quantile(rtts, 0.9),
-          lost: bs.reduce((n, b) => n + (b.guestPing.sent - b.guestPing.received) + (b.peerSent - b.peerRttMs.length), 0),
-        },
-      };
+/** `macvtap bench guest [options]`. Returns the exit status: 0 done, 1 the run failed, 2 usage error. */
+export function guestMain(args: string[], command: string): Promise<number> {
+  return runSubcommand({
+    name: 'macvtap bench guest',
+    usage: GUEST_USAGE,
+    needsRoot: 'it creates network namespaces and links, and hands a macvtap to QEMU',
+    parse: parseGuestArgs,
+    run: ({ boots, pings }, progress) => measureTcgGuest({
+      ...(boots !== undefined && { boots }),
+      ...(pings !== undefined && { pings }),
+      onBoot: (path, i, b) => progress.log(`guest: ${path} boot ${i + 1}: first ping after ${b.bootToFirstPingMs.toFixed(0)} ms`),
     }),
-  };
+    text: formatGuestReport,
+    html: async (r) => (await import('./html.js')).renderGuestHtml(r),
+  }, args, command);
 }

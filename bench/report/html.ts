@@ -1,7 +1,7 @@
 /**
- * What both benchmarks' HTML reports share: the page shell, vega-lite → Vega → SVG rendering in Node (no browser, no
+ * What every benchmark's HTML report shares: the page shell, vega-lite → Vega → SVG rendering in Node (no browser, no
  * script in the page, nothing fetched) and HTML escaping. Each benchmark only says which charts it draws
- * (bench/datapath/html.ts, bench/control-html.ts).
+ * (html.ts of each benchmark's folder).
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';

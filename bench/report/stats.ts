@@ -26,6 +26,17 @@ export function quantile(xs: readonly number[], q: number): number {
   return s[lo]! + (h - lo) * (s[hi]! - s[lo]!);
 }
 
+/**
+ * The `q`-quantile as the ⌈q·n⌉-th smallest value (nearest rank: always a value of the sample, as ping's own summaries
+ * are, and as {@link bucketQuantile} reads a histogram). Throws on an empty sample.
+ */
+export function nearestRank(xs: readonly number[], q: number): number {
+  if (xs.length === 0) throw new RangeError('quantile of an empty sample');
+  if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile q must be in [0, 1], got ${q}`);
+  const s = sorted(xs);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
 /** The median (0.5-quantile). */
 export function median(xs: readonly number[]): number {
   return quantile(xs, 0.5);
@@ -107,6 +118,15 @@ export function pairedRatios(a: readonly number[], b: readonly number[]): number
   const out: number[] = [];
   for (let i = 0; i < a.length; i++) if (b[i]! > 0) out.push(a[i]! / b[i]!);
   return out;
+}
+
+/**
+ * {@link pairedRatios} of two series keyed by repetition index, over the repetitions both have (in repetition order):
+ * how every benchmark pairs a configuration with its reference.
+ */
+export function pairedByRep(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): number[] {
+  const reps = [...a.keys()].filter((k) => b.has(k)).sort((x, y) => x - y);
+  return pairedRatios(reps.map((k) => a.get(k)!), reps.map((k) => b.get(k)!));
 }
 
 /** p50/p90/p99/max of per-operation samples, for rows that time each operation. */

@@ -1,4 +1,5 @@
-/** Plain-text output shared by every benchmark's printed report: numbers and aligned tables. */
+/** Plain-text output shared by every benchmark's printed report: numbers, aligned tables, the targets. */
+import type { Target } from './schema.js';
 
 /** Three significant-ish digits, no exponent. */
 export function num(x: number): string {
@@ -14,4 +15,10 @@ export function table(header: string[], body: string[][], rightAlign: Set<number
   const line = (cells: string[]): string =>
     cells.map((c, i) => (rightAlign.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+/** The targets a run is judged by, as a table under the heading `Targets`. */
+export function targetsTable(targets: readonly Target[]): string {
+  const verdict = (t: Target): string => (t.met === null ? 'n/a' : t.met ? 'met' : 'NOT MET');
+  return ['Targets', table(['', 'target', 'measured', ''], targets.map((t) => [t.name, t.target, t.value, verdict(t)]), new Set())].join('\n');
 }

@@ -2,6 +2,7 @@
  * The anti-spoofing matrix as text: rows = attachments, columns = cases, a legend and what each case sends, then the
  * notes. Printed by `macvtap bench security`, and under the datapath benchmark's tables when it embeds the matrix.
  */
+import { table } from '../report/text.js';
 import { CASES, CELLS, type CaseResult, type SecurityMatrix, type SecurityReport } from './schema.js';
 
 /** One line per case: what it sends and what the cell says (the column headings are these ids). */
@@ -32,14 +33,11 @@ export function formatMatrix(m: SecurityMatrix): string {
     const c = r.cases.find((x) => x.case === id);
     return c ? cellText(c) : 'n/a';
   })]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const out = [
     `Anti-spoofing matrix: guest A (under test) writes to its tap fd; B is a second guest on the same lower device / bridge`,
     `(${m.options.attempts} attempts per case, ${m.options.waitMs} ms wait; ${m.durationS.toFixed(1)} s)`,
     '',
-    line(head),
-    ...body.map(line),
+    table(head, body, new Set()),
     '',
   ];
   for (const r of m.rows) if (r.unavailable) out.push(`n/a ${r.label}: ${r.unavailable}`);

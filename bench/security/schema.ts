@@ -4,11 +4,12 @@
  * code so the report side (tables, HTML, `--compare`) loads without the library.
  */
 import { z } from 'zod';
+import { HostSchema } from '../report/schema.js';
 
 /** Schema id of the standalone report; bump the number on any incompatible change. */
 export const SECURITY_SCHEMA_ID = 'macvtap-bench-security/1';
 
-/** Attachments probed, in order (see bench/datapath/topology.ts for how each is built). */
+/** Attachments probed, in order (see testbed/topology.ts for how each is built). */
 export const ATTACHMENTS = ['macvtap-bridge', 'macvtap-vepa', 'macvtap-private', 'tap+linuxbridge', 'tap+ovs'] as const;
 /** One attachment. */
 export type Attachment = (typeof ATTACHMENTS)[number];
@@ -122,7 +123,7 @@ export const SecurityReportSchema = SecurityMatrixSchema.extend({
   schema: z.literal(SECURITY_SCHEMA_ID),
   command: z.string(),
   argv: z.array(z.string()),
-  host: z.object({ kernel: z.string(), cpu: z.string(), vcpus: z.number().int().positive(), node: z.string() }),
+  host: HostSchema,
 });
 /** The standalone report. */
 export type SecurityReport = z.infer<typeof SecurityReportSchema>;

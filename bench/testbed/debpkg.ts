@@ -1,30 +1,20 @@
 /**
- * Debian packages fetched for tests — guest kernels, busybox — with `apt-get download` and unpacked with `dpkg -x`,
- * never installed. Cached under `<repo>/.cache/debs/` (git-ignored) by exact package version, so a second run is
- * offline and instant. Nothing fetched is committed.
+ * Debian packages fetched for guests and test kernels — kernels, busybox — with `apt-get download` and unpacked with
+ * `dpkg -x`, never installed. Cached under `.cache/debs/` of the harness package (bench/ in a clone; git-ignored) by
+ * exact package version, so a second run is offline and instant. Nothing fetched is committed.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { packageRoot } from 'macvtap/internal';
+import { run } from './command.js';
 
-/** The repository root: the nearest directory above this file with a package.json (also when run from dist/). */
-export function repoRoot(): string {
-  let dir = import.meta.dirname;
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
+/** `.cache` of the harness package: the same cache whether this runs from the sources or from dist/. */
+export const cacheDir = join(packageRoot(import.meta.url, 'macvtap-bench'), '.cache');
 
-/** `<repo>/.cache/debs`: the same cache whether this runs from the sources or from dist/. */
-export const debCacheDir = join(repoRoot(), '.cache', 'debs');
+/** `.cache/debs` of the harness package. */
+export const debCacheDir = join(cacheDir, 'debs');
 
-function sh(cmd: string, args: string[], cwd?: string): string {
-  try {
-    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
-  }
-}
+const sh = (cmd: string, args: string[], cwd?: string): string => run(cmd, args, { cwd, timeoutMs: 300_000 });
 
 let updated = false;
 /** The candidate version apt would fetch; runs `apt-get update` once if apt knows no candidate yet. */

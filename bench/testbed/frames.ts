@@ -1,8 +1,275 @@
 /**
- * The probe's frames: Ethernet II + IPv4 + UDP carrying a marker, and the addresses read back from a captured one.
- * The UDP checksum is 0 ("none", legal over IPv4): no host stack has to accept these frames, the probe matches them by
- * marker at layer 2. The IPv4 header checksum is real, so a switch or host that checks it does not drop them.
+ * Hand-built Ethernet frames, for tests and for the anti-spoofing probe: Ethernet II + IPv4 + UDP (with a correct IPv4
+ * header checksum and UDP checksum, so a receiving kernel accepts them), ARP requests/replies, and the zero
+ * virtio-net header a `vnetHdr` queue expects in front of every frame. Parsers read only what they have checked the
+ * length of.
  */
+
+/** EtherType of IPv4. */
+export const ETH_P_IP = 0x0800;
+/** EtherType of ARP. */
+export const ETH_P_ARP = 0x0806;
+/** IPv4 protocol number of UDP. */
+export const IPPROTO_UDP = 17;
+
+const ETH_HLEN = 14;
+const IPV4_HLEN = 20;
+const UDP_HLEN = 8;
+/** The shortest Ethernet frame on the wire without its FCS. */
+const ETH_ZLEN = 60;
+
+/** `aa:bb:cc:dd:ee:ff` → 6 bytes. Throws on anything else (a test bug, not a runtime condition). */
+export function macBytes(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) throw new Error(`bad MAC ${mac}`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+/** 6 bytes → lower-case `aa:bb:cc:dd:ee:ff`. */
+export function macString(b: Buffer): string {
+  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Dotted IPv4 → 4 bytes. */
+export function ipBytes(ip: string): Buffer {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || !parts.every((p) => Number.isInteger(p) && p >= 0 && p <= 255)) throw new Error(`bad IPv4 ${ip}`);
+  return Buffer.from(parts);
+}
+
+/** 4 bytes → dotted IPv4. */
+export function ipString(b: Buffer): string {
+  return [...b.subarray(0, 4)].join('.');
+}
+
+/** Sum of big-endian 16-bit words (odd trailing byte padded with zero), not yet folded. */
+function sum16(buf: Buffer, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length % 2 === 1) sum += (buf[buf.length - 1] as number) << 8;
+  return sum;
+}
+
+/** Folds a 32-bit sum into 16 bits and complements it: the RFC 1071 Internet checksum. */
+function fold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+/** RFC 1071 checksum of `buf` (0 when `buf` already contains a correct checksum field). */
+export function internetChecksum(buf: Buffer): number {
+  return fold(sum16(buf));
+}
+
+/**
+ * UDP checksum over the IPv4 pseudo-header and `udp` (header + payload, checksum field as given). A computed 0 is sent
+ * as 0xffff (RFC 768: 0 means "no checksum").
+ */
+export function udpChecksum(srcIp: Buffer, dstIp: Buffer, udp: Buffer): number {
+  const pseudo = Buffer.alloc(12);
+  srcIp.copy(pseudo, 0);
+  dstIp.copy(pseudo, 4);
+  pseudo[9] = IPPROTO_UDP;
+  pseudo.writeUInt16BE(udp.length, 10);
+  const c = fold(sum16(udp, sum16(pseudo)));
+  return c === 0 ? 0xffff : c;
+}
+
+/** What {@link buildUdpFrame} needs. */
+export interface UdpFrameSpec {
+  srcMac: string;
+  dstMac: string;
+  srcIp: string;
+  dstIp: string;
+  srcPort: number;
+  dstPort: number;
+  payload: Buffer;
+  /** IPv4 identification; any value works since the datagram is never fragmented. */
+  id?: number;
+  ttl?: number;
+  /** Zero-pad the frame to the 60-byte Ethernet minimum (the IPv4 total length still says where the datagram ends). */
+  pad?: boolean;
+}
+
+/** An Ethernet II / IPv4 / UDP frame with both checksums filled in (DF set, no options). */
+export function buildUdpFrame(spec: UdpFrameSpec): Buffer {
+  const udpLen = UDP_HLEN + spec.payload.length;
+  const len = ETH_HLEN + IPV4_HLEN + udpLen;
+  const frame = Buffer.alloc(spec.pad ? Math.max(ETH_ZLEN, len) : len);
+  macBytes(spec.dstMac).copy(frame, 0);
+  macBytes(spec.srcMac).copy(frame, 6);
+  frame.writeUInt16BE(ETH_P_IP, 12);
+
+  const ip = frame.subarray(ETH_HLEN, ETH_HLEN + IPV4_HLEN);
+  ip[0] = 0x45; // version 4, IHL 5 words
+  ip.writeUInt16BE(IPV4_HLEN + udpLen, 2);
+  ip.writeUInt16BE(spec.id ?? 0x1234, 4);
+  ip.writeUInt16BE(0x4000, 6); // DF
+  ip[8] = spec.ttl ?? 64;
+  ip[9] = IPPROTO_UDP;
+  const src = ipBytes(spec.srcIp);
+  const dst = ipBytes(spec.dstIp);
+  src.copy(ip, 12);
+  dst.copy(ip, 16);
+  ip.writeUInt16BE(internetChecksum(ip), 10);
+
+  const udp = frame.subarray(ETH_HLEN + IPV4_HLEN, len);
+  udp.writeUInt16BE(spec.srcPort, 0);
+  udp.writeUInt16BE(spec.dstPort, 2);
+  udp.writeUInt16BE(udpLen, 4);
+  spec.payload.copy(udp, UDP_HLEN);
+  udp.writeUInt16BE(udpChecksum(src, dst, udp), 6);
+  return frame;
+}
+
+/** What {@link buildArp} needs. `op` 1 = request, 2 = reply. */
+export interface ArpSpec {
+  op: 1 | 2;
+  senderMac: string;
+  senderIp: string;
+  /** Ignored by requests (sent as zeros). */
+  targetMac: string;
+  targetIp: string;
+  /** Ethernet destination; default broadcast for requests, `targetMac` for replies. */
+  dstMac?: string;
+}
+
+/** An Ethernet II ARP frame (IPv4 over Ethernet), padded to the 60-byte minimum. */
+export function buildArp(spec: ArpSpec): Buffer {
+  const frame = Buffer.alloc(ETH_ZLEN);
+  const dst = spec.dstMac ?? (spec.op === 1 ? 'ff:ff:ff:ff:ff:ff' : spec.targetMac);
+  macBytes(dst).copy(frame, 0);
+  macBytes(spec.senderMac).copy(frame, 6);
+  frame.writeUInt16BE(ETH_P_ARP, 12);
+  const a = frame.subarray(ETH_HLEN);
+  a.writeUInt16BE(1, 0); // hardware: Ethernet
+  a.writeUInt16BE(ETH_P_IP, 2);
+  a[4] = 6;
+  a[5] = 4;
+  a.writeUInt16BE(spec.op, 6);
+  macBytes(spec.senderMac).copy(a, 8);
+  ipBytes(spec.senderIp).copy(a, 14);
+  if (spec.op === 2) macBytes(spec.targetMac).copy(a, 18);
+  ipBytes(spec.targetIp).copy(a, 24);
+  return frame;
+}
+
+/** A parsed ARP body. */
+export interface ParsedArp {
+  op: number;
+  senderMac: string;
+  senderIp: string;
+  targetMac: string;
+  targetIp: string;
+}
+
+/** A parsed IPv4/UDP datagram, with checksum verdicts. */
+export interface ParsedUdp {
+  srcIp: string;
+  dstIp: string;
+  ttl: number;
+  /** The IPv4 header checksum verifies. */
+  ipChecksumOk: boolean;
+  srcPort: number;
+  dstPort: number;
+  /** The UDP checksum field as received (0 = none). */
+  udpChecksum: number;
+  /** The UDP checksum verifies (true when the field is 0: none was sent). */
+  udpChecksumOk: boolean;
+  payload: Buffer;
+}
+
+/** A parsed Ethernet frame: always the Ethernet header, plus ARP or IPv4/UDP when it is one. */
+export interface ParsedFrame {
+  dstMac: string;
+  srcMac: string;
+  ethertype: number;
+  arp: ParsedArp | null;
+  udp: ParsedUdp | null;
+}
+
+/** Parses an Ethernet frame (no vnet header; strip it with `frame.subarray(size)` first). Throws if truncated. */
+export function parseFrame(frame: Buffer): ParsedFrame {
+  if (frame.length < ETH_HLEN) throw new Error(`frame of ${frame.length} bytes is shorter than an Ethernet header`);
+  const out: ParsedFrame = {
+    dstMac: macString(frame.subarray(0, 6)),
+    srcMac: macString(frame.subarray(6, 12)),
+    ethertype: frame.readUInt16BE(12),
+    arp: null,
+    udp: null,
+  };
+  const body = frame.subarray(ETH_HLEN);
+  if (out.ethertype === ETH_P_ARP && body.length >= 28) {
+    out.arp = {
+      op: body.readUInt16BE(6),
+      senderMac: macString(body.subarray(8, 14)),
+      senderIp: ipString(body.subarray(14, 18)),
+      targetMac: macString(body.subarray(18, 24)),
+      targetIp: ipString(body.subarray(24, 28)),
+    };
+  } else if (out.ethertype === ETH_P_IP && body.length >= IPV4_HLEN && body[0]! >> 4 === 4) {
+    const ihl = (body[0]! & 0x0f) * 4;
+    const totalLen = body.readUInt16BE(2);
+    // Ethernet pads short frames: trust the IP total length, never read past what was received.
+    if (body[9] === IPPROTO_UDP && ihl >= IPV4_HLEN && totalLen <= body.length && totalLen >= ihl + UDP_HLEN) {
+      const ip = body.subarray(0, ihl);
+      const udp = body.subarray(ihl, totalLen);
+      const udpLen = udp.readUInt16BE(4);
+      if (udpLen >= UDP_HLEN && udpLen <= udp.length) {
+        const seg = udp.subarray(0, udpLen);
+        const field = seg.readUInt16BE(6);
+        const zeroed = Buffer.from(seg);
+        zeroed.writeUInt16BE(0, 6);
+        out.udp = {
+          srcIp: ipString(ip.subarray(12, 16)),
+          dstIp: ipString(ip.subarray(16, 20)),
+          ttl: ip[8]!,
+          ipChecksumOk: internetChecksum(ip) === 0,
+          srcPort: seg.readUInt16BE(0),
+          dstPort: seg.readUInt16BE(2),
+          udpChecksum: field,
+          udpChecksumOk: field === 0 || udpChecksum(ip.subarray(12, 16), ip.subarray(16, 20), zeroed) === field,
+          payload: Buffer.from(seg.subarray(UDP_HLEN)),
+        };
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A zero virtio-net header (`struct virtio_net_hdr`, 10 bytes; 12 with mergeable rx buffers' `num_buffers`): no
+ * checksum offload, no GSO — what a sender puts in front of a complete frame on a `vnetHdr` queue. Size 0 (a queue
+ * opened without the header) is an empty buffer.
+ */
+export function vnetHdr(size: 0 | 10 | 12 = 10): Buffer {
+  return Buffer.alloc(size);
+}
+
+/** The fields of a received virtio-net header. */
+export interface ParsedVnetHdr {
+  /** `VIRTIO_NET_HDR_F_NEEDS_CSUM` 1, `VIRTIO_NET_HDR_F_DATA_VALID` 2. */
+  flags: number;
+  /** `VIRTIO_NET_HDR_GSO_NONE` 0, `TCPV4` 1, `UDP` 3, `TCPV6` 4. */
+  gsoType: number;
+  hdrLen: number;
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+}
+
+/** Parses the first 10 bytes of a virtio-net header (little-endian, as the kernel writes it on x86 for tap). */
+export function parseVnetHdr(buf: Buffer): ParsedVnetHdr {
+  if (buf.length < 10) throw new Error(`vnet header needs 10 bytes, got ${buf.length}`);
+  return {
+    flags: buf[0]!,
+    gsoType: buf[1]!,
+    hdrLen: buf.readUInt16LE(2),
+    gsoSize: buf.readUInt16LE(4),
+    csumStart: buf.readUInt16LE(6),
+    csumOffset: buf.readUInt16LE(8),
+  };
+}
 
 /** Where a frame comes from and goes to. MACs as `aa:bb:…`, IPv4 dotted. */
 export interface FrameAddrs {
@@ -12,69 +279,16 @@ export interface FrameAddrs {
   dstIp: string;
 }
 
-const ETH = 14;
-const IP = 20;
-const UDP = 8;
-/** UDP ports of every probe frame (either direction). */
-export const PROBE_PORT = 7099;
-
-function mac(s: string): Buffer {
-  const b = Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
-  if (b.length !== 6 || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(s)) throw new Error(`bad MAC ${JSON.stringify(s)}`);
-  return b;
-}
-
-function ip(s: string): Buffer {
-  const parts = s.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`bad IPv4 ${JSON.stringify(s)}`);
-  return Buffer.from(parts);
-}
-
-/** The RFC 1071 checksum of an IPv4 header whose checksum field is zero. */
-function ipHeaderChecksum(h: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i < h.length; i += 2) sum += h.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-/**
- * A UDP/IPv4 frame from `a.srcMac`/`a.srcIp` to `a.dstMac`/`a.dstIp` whose payload is `payload`, padded to the
- * 60-byte Ethernet minimum, preceded by `vnetHdrSize` zero bytes (a virtio-net header saying "nothing to offload").
- */
-export function udpFrame(a: FrameAddrs, payload: Buffer, vnetHdrSize = 0): Buffer {
-  const len = Math.max(60, ETH + IP + UDP + payload.length);
-  const f = Buffer.alloc(vnetHdrSize + len);
-  const e = f.subarray(vnetHdrSize);
-  mac(a.dstMac).copy(e, 0);
-  mac(a.srcMac).copy(e, 6);
-  e.writeUInt16BE(0x0800, 12);
-  const h = e.subarray(ETH, ETH + IP);
-  h[0] = 0x45;
-  h.writeUInt16BE(IP + UDP + payload.length, 2);
-  h.writeUInt16BE(0x4000, 6); // don't fragment
-  h[8] = 64;
-  h[9] = 17;
-  ip(a.srcIp).copy(h, 12);
-  ip(a.dstIp).copy(h, 16);
-  h.writeUInt16BE(ipHeaderChecksum(h), 10);
-  const u = e.subarray(ETH + IP);
-  u.writeUInt16BE(PROBE_PORT, 0);
-  u.writeUInt16BE(PROBE_PORT, 2);
-  u.writeUInt16BE(UDP + payload.length, 4);
-  payload.copy(u, UDP);
-  return f;
-}
-
-/** The addresses of a captured UDP/IPv4 frame (`vnetHdrSize` bytes of header first), or null if it is not one. */
+/** The addresses of a captured UDP/IPv4 frame (`vnetHdrSize` bytes of virtio-net header first), or null if it is not one. */
 export function frameAddrs(frame: Buffer, vnetHdrSize = 0): FrameAddrs | null {
   const e = frame.subarray(vnetHdrSize);
-  if (e.length < ETH + IP || e.readUInt16BE(12) !== 0x0800) return null;
-  const hex = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-  return {
-    dstMac: hex(e.subarray(0, 6)),
-    srcMac: hex(e.subarray(6, 12)),
-    srcIp: [...e.subarray(ETH + 12, ETH + 16)].join('.'),
-    dstIp: [...e.subarray(ETH + 16, ETH + 20)].join('.'),
-  };
+  if (e.length < ETH_HLEN) return null;
+  const p = parseFrame(e);
+  return p.udp ? { srcMac: p.srcMac, dstMac: p.dstMac, srcIp: p.udp.srcIp, dstIp: p.udp.dstIp } : null;
+}
+
+/** A locally administered unicast MAC `02:<tag>:…` for test links, from a small number. */
+export function testMac(tag: number, n: number): string {
+  const b = Buffer.from([0x02, tag & 0xff, 0x00, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+  return macString(b);
 }

@@ -1,10 +1,10 @@
 /**
- * A tiny real guest for end-to-end tests: Debian's cloud kernel plus `busybox-static`, fetched with `apt-get download`
- * and unpacked with `dpkg -x` (bench/guest/debpkg.ts, never installed), and an initramfs whose `/init` loads the
- * virtio modules, configures the NIC from the kernel command line, runs a task against a peer, prints parseable
+ * A tiny real guest for end-to-end tests and the guest benchmark: Debian's cloud kernel plus `busybox-static`, fetched
+ * with `apt-get download` and unpacked with `dpkg -x` (debpkg.ts, never installed), and an initramfs whose `/init`
+ * loads the virtio modules, configures the NIC from the kernel command line, runs a task against a peer, prints parseable
  * result lines on the serial console and powers off.
  *
- * The built kernel + initramfs pair is cached in `<repo>/.cache/guest/<key>/` (git-ignored), keyed by the kernel and
+ * The built kernel + initramfs pair is cached in {@link guestCacheDir}`/<key>/` (git-ignored), keyed by the kernel and
  * busybox package versions and a hash of the `/init` script, so a second run costs nothing.
  *
  * Kernel command line the `/init` reads (`mvt.` prefix: the kernel's own `ip=` is IP autoconfiguration, and unknown
@@ -19,17 +19,17 @@
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
  * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, chmodSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { dirname, join } from 'node:path';
-import { dependencyMatching, extractDeb, candidateVersion, repoRoot } from './debpkg.js';
+import { join } from 'node:path';
+import { run } from './command.js';
+import { cacheDir, candidateVersion, dependencyMatching, extractDeb } from './debpkg.js';
 
-/** `<repo>/.cache/guest`. */
-export const guestCacheDir = join(repoRoot(), '.cache', 'guest');
+/** `.cache/guest` of the harness package. */
+export const guestCacheDir = join(cacheDir, 'guest');
 
-/** The virtio modules, in the order they must be loaded (each needs the ones before it; HOST.md). */
+/** The virtio modules, in the order they must be loaded: each needs the ones before it (busybox `insmod` resolves no dependencies). */
 export const VIRTIO_MODULES = [
   'virtio_ring',
   'virtio',
@@ -136,14 +136,7 @@ export function initScript(modules: readonly string[] = VIRTIO_MODULES): string 
   return INIT_SCRIPT.replaceAll('\\${', '${').replace('MODULES', modules.join(' '));
 }
 
-function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
-  try {
-    return execFileSync(cmd, args, { cwd: opts.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
-  }
-}
+const sh = (cmd: string, args: string[], opts: { cwd?: string } = {}): string => run(cmd, args, { ...opts, timeoutMs: 120_000 });
 
 /** Finds `<name>.ko` (or `.ko.xz`) under the kernel tree; throws naming what is missing. */
 function findModule(modDir: string, name: string): string {
@@ -157,7 +150,7 @@ let memo: GuestImage | undefined;
 /**
  * Builds (or finds in the cache) the guest: kernel `linux-image-<ver>-cloud-amd64` (the versioned package behind
  * `linux-image-cloud-amd64`) and an initramfs with `busybox-static`, the virtio modules (decompressed when shipped as
- * `.ko.xz`: busybox `insmod` takes plain ELF) and {@link initScript}. About 4 s cold, instant when cached.
+ * `.ko.xz`: busybox `insmod` takes plain ELF) and {@link initScript}; a cached build costs nothing.
  *
  * Needs `apt-get`, `dpkg`, `cpio` and `gzip`; throws with the failing command's stderr otherwise.
  */
@@ -271,116 +264,9 @@ export function parseResultLine(line: string): ResultLine | null {
   return { kind: m[1]!, fields };
 }
 
-/** The deterministic bytes the peer's HTTP server sends for a request of `n` bytes (so the host knows the hash). */
-export function xferPayload(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + (i >> 8)) & 0xff;
-  return b;
-}
-
-/** SHA-256 (hex) of {@link xferPayload}. */
-export function xferSha256(n: number): string {
-  return createHash('sha256').update(xferPayload(n)).digest('hex');
-}
-
-// The peer side, run as `node -e` inside the peer namespace. UDP: a minimal TFTP read responder (RRQ → one DATA
-// block `echo:<filename>` → the client's ACK), because busybox has no UDP netcat and tftp is its UDP client.
-// TCP: an HTTP server answering GET /<n> with n deterministic bytes (same formula as xferPayload).
-const PEER_SCRIPT = `
-const dgram = require('node:dgram'), http = require('node:http');
-const [udpPort, httpPort, address, lifetime] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
-const log = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
-let ready = 0; const isReady = () => { if (++ready === 2) log({ ready: true }); };
-const u = dgram.createSocket('udp4');
-u.on('error', (e) => { process.stderr.write(String(e) + '\\n'); process.exit(2); });
-u.on('message', (m, r) => {
-  if (m.readUInt16BE(0) !== 1) return;
-  const name = m.subarray(2, m.indexOf(0, 2)).toString();
-  log({ udp: name, from: r.address });
-  // Answer from a fresh port, as TFTP does (the client learns the transfer id from it).
-  const t = dgram.createSocket('udp4');
-  t.bind(0, address, () => {
-    const data = Buffer.concat([Buffer.from([0, 3, 0, 1]), Buffer.from('echo:' + name)]);
-    t.send(data, r.port, r.address);
-    t.on('message', () => t.close());
-    setTimeout(() => { try { t.close(); } catch {} }, 5000);
-  });
-});
-u.bind(udpPort, address, isReady);
-const h = http.createServer((req, res) => {
-  const n = Number(req.url.slice(1));
-  if (!Number.isInteger(n) || n < 0 || n > 64 << 20) { res.statusCode = 400; res.end(); return; }
-  const b = Buffer.alloc(n); for (let i = 0; i < n; i++) b[i] = (i * 131 + (i >> 8)) & 0xff;
-  log({ http: n, from: req.socket.remoteAddress });
-  res.setHeader('content-length', n); res.end(b);
-});
-h.listen(httpPort, address, isReady);
-setTimeout(() => process.exit(0), lifetime);
-`;
-
-/** The peer's servers for the guest's `udp` and `xfer` tasks, in a namespace; stop by PID with {@link GuestPeer.stop}. */
-export interface GuestPeer {
-  /** PID of the peer process (node, exec'd in place by `ip netns exec`). */
-  pid: number;
-  /** Every request seen: `{ udp: token, from }` or `{ http: bytes, from }`. */
-  requests: Array<{ udp?: string; http?: number; from: string }>;
-  /** Kills the process by PID. Idempotent. */
-  stop(): void;
-}
-
-/**
- * Starts the peer servers (UDP on `udpPort`, HTTP on `httpPort`, bound to `address`) inside namespace `netns` (a name
- * under /run/netns). Resolves when both listen; the process exits on its own after `lifetimeMs` (default 120 s).
- */
-export function startGuestPeer(
-  netns: string,
-  opts: { address?: string; udpPort?: number; httpPort?: number; lifetimeMs?: number } = {},
-): Promise<GuestPeer> {
-  const child: ChildProcess = spawn(
-    'ip',
-    ['netns', 'exec', netns, process.execPath, '-e', PEER_SCRIPT, String(opts.udpPort ?? 6969), String(opts.httpPort ?? 8080),
-      opts.address ?? '0.0.0.0', String(opts.lifetimeMs ?? 120_000)],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  let exited = false;
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const peer: GuestPeer = {
-    pid: child.pid ?? -1,
-    requests: [],
-    stop() {
-      if (exited || child.pid === undefined) return;
-      exited = true;
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    },
-  };
-  return new Promise((resolvePeer, reject) => {
-    const timer = setTimeout(() => {
-      peer.stop();
-      reject(new Error(`guest peer in ${netns} not ready after 10 s: ${stderr}`));
-    }, 10_000);
-    child.once('exit', (code) => {
-      exited = true;
-      clearTimeout(timer);
-      reject(new Error(`guest peer in ${netns} exited (${code}) before it was ready: ${stderr}`));
-    });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const msg = JSON.parse(line) as { ready?: boolean; udp?: string; http?: number; from: string };
-      if (msg.ready) {
-        clearTimeout(timer);
-        resolvePeer(peer);
-      } else peer.requests.push(msg);
-    });
-  });
-}
-
 /**
  * The `busybox` binary of the extracted `busybox-static` package, for host-side tools this machine may lack (`ping`
- * is not installed here): run it inside a namespace with `ip netns exec NS <busybox> ping …`.
+ * need not be installed): run it inside a namespace with `ip netns exec NS <busybox> ping …`.
  */
 export function hostBusybox(): string {
   return join(extractDeb('busybox-static'), 'bin', 'busybox');

@@ -1,201 +1,218 @@
 /**
- * The control-plane benchmark's testbed: one throwaway network namespace with a veth pair whose end `bl0` is the lower
- * device of every macvtap the benchmark makes. Links are made with the library itself; the namespace is made with
- * `ip netns add` (the library has no namespace-creation call), the one subprocess used for setup.
+ * Throwaway network namespaces, for tests (in the spirit of vishvananda/netlink's `setUpNetlinkTest`) and for the
+ * harness's runs alike. Each is named `<prefix>-<pid>-<n>`: `mvt-…` for a test's fixtures, `mvt-bench-…`
+ * ({@link BENCH_PREFIX}) for what the harness builds, so a run's namespaces can be told apart by the pid that made
+ * them.
  *
- * Namespaces are named `mvt-bench-<pid>-<n>`. Every namespace and helper process made here is removed by
- * {@link Testbed.destroy}, and as a last resort synchronously on process exit and on SIGINT/SIGTERM (after which the
- * signal is re-raised, so the process still dies of it and its parent sees that).
+ * Namespaces and the veth pairs of fixtures are made with `ip` (an independent tool, so a fixture never depends on the
+ * code a test checks; there is no `dummy` on this project's kernel, hence veth lower devices). Each is deleted by
+ * {@link TestNetns.destroy}, {@link destroyAll}, or at the latest on exit and SIGINT/SIGTERM (cleanup.ts).
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createVeth, getLink, netnsPath, setLink } from 'macvtap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { destroyAllNamespaces, trackNamespace } from './cleanup.js';
+import { run } from './command.js';
 
-/** Namespace names this process made and has not deleted yet. */
-const liveNamespaces = new Set<string>();
-/** Helper processes (by pid) that must not outlive the run. */
-const liveChildren = new Map<number, ChildProcess>();
-/** Detached daemons (by pid, e.g. OVS) that must not outlive the run; killed by pid, never by name. */
-const liveDaemons = new Set<number>();
-/** Other synchronous last-resort cleanups (temporary directories), run after processes are gone. */
-const liveCleanups = new Set<() => void>();
+/** Name prefix of the namespaces the harness makes for a run (`mvt-bench-<pid>-<n>`). */
+export const BENCH_PREFIX = 'mvt-bench';
+/** Name prefix of a test's own namespaces (`mvt-<pid>-<n>`), the default. */
+export const TEST_PREFIX = 'mvt';
+
 let counter = 0;
-let hooksInstalled = false;
 
-/** Synchronous last-resort cleanup: kill our helpers by pid, delete our namespaces. Safe to call twice. */
-function cleanupSync(): void {
-  for (const [pid] of liveChildren) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  liveChildren.clear();
-  for (const pid of liveDaemons) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  liveDaemons.clear();
-  for (const fn of liveCleanups) {
-    try {
-      fn();
-    } catch {
-      // Best effort: the process is going away.
-    }
-  }
-  liveCleanups.clear();
-  for (const name of liveNamespaces) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  liveNamespaces.clear();
-}
-
-function onSignal(sig: NodeJS.Signals): void {
-  process.stderr.write(`\nmacvtap bench: ${sig}, removing namespaces ${[...liveNamespaces].join(' ') || '(none)'}\n`);
-  cleanupSync();
-  removeHooks();
-  // Die of the signal, as the default action would have.
-  process.kill(process.pid, sig);
-}
-
-function removeHooks(): void {
-  if (!hooksInstalled) return;
-  hooksInstalled = false;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  process.off('exit', cleanupSync);
-}
-
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('exit', cleanupSync);
-}
-
-/**
- * Registers a helper process so a signal or exit kills it (by its pid) before the namespaces go. Returns a function
- * that unregisters it (call it once the process has exited).
- */
-export function trackChild(child: ChildProcess): () => void {
-  const pid = child.pid;
-  if (pid === undefined) return () => undefined;
-  liveChildren.set(pid, child);
-  return () => {
-    liveChildren.delete(pid);
-  };
-}
-
-/**
- * Registers a detached daemon (its pid from its pidfile) so a signal or exit kills it by pid. Returns a function that
- * unregisters it (call it once the daemon has been stopped).
- */
-export function trackDaemon(pid: number): () => void {
-  installHooks();
-  liveDaemons.add(pid);
-  return () => {
-    liveDaemons.delete(pid);
-    maybeRemoveHooks();
-  };
-}
-
-/**
- * Registers a synchronous cleanup (e.g. removing a temporary directory) for exit and SIGINT/SIGTERM. Returns a
- * function that unregisters it (call it once the normal path has cleaned up).
- */
-export function trackCleanup(fn: () => void): () => void {
-  installHooks();
-  liveCleanups.add(fn);
-  return () => {
-    liveCleanups.delete(fn);
-    maybeRemoveHooks();
-  };
-}
-
-function maybeRemoveHooks(): void {
-  if (liveNamespaces.size === 0 && liveChildren.size === 0 && liveDaemons.size === 0 && liveCleanups.size === 0) removeHooks();
-}
-
-/**
- * Makes a namespace `mvt-bench-<pid>-<n>` with `ip netns add` (the one subprocess used for setup) and brings its `lo`
- * up with the library. It is deleted by {@link deleteNamespace}, or at the latest on exit or SIGINT/SIGTERM.
- */
-export async function createNamespace(): Promise<{ name: string; path: string }> {
-  installHooks();
-  const name = `mvt-bench-${process.pid}-${counter++}`;
-  const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip netns add ${name}: ${(r.stderr || r.error?.message || '').trim()}`);
-  liveNamespaces.add(name);
-  const path = netnsPath(name);
-  try {
-    await setLink('lo', { up: true }, { netns: path });
-  } catch (e) {
-    deleteNamespace(name);
-    throw e;
-  }
-  return { name, path };
-}
-
-/** Deletes a namespace made by {@link createNamespace} (and every link in it). Idempotent. */
-export function deleteNamespace(name: string): void {
-  if (!liveNamespaces.has(name)) return;
-  spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
-  liveNamespaces.delete(name);
-  maybeRemoveHooks();
-}
-
-/** Names of the namespaces this process currently holds (for diagnostics and tests). */
-export function liveBenchNamespaces(): string[] {
-  return [...liveNamespaces];
-}
-
-/** One benchmark namespace with its lower device. */
-export class Testbed {
-  /** `mvt-bench-<pid>-<n>`: what `ip -n` takes. */
+/** One throwaway network namespace. */
+export class TestNetns {
+  /** `<prefix>-<pid>-<n>`: what `ip -n` takes. */
   readonly name: string;
   /** `/run/netns/<name>`: what the library's `netns` option takes. */
   readonly path: string;
-  /** The lower device's name (`bl0`), one end of a veth pair whose other end (`bp0`) is in the same namespace. */
-  readonly lower = 'bl0';
-  /** The veth's other end (`bp0`): never touched by the benchmark, so `ip -batch` can use it as a timing marker. */
-  readonly marker = 'bp0';
-  /** The lower device's ifindex in {@link path}. */
-  lowerIndex = 0;
+  private readonly untrack: () => void;
   private destroyed = false;
 
-  private constructor(name: string) {
+  private constructor(name: string, untrack: () => void) {
     this.name = name;
-    this.path = netnsPath(name);
+    this.path = `/run/netns/${name}`;
+    this.untrack = untrack;
   }
 
-  /** Makes the namespace, brings `lo` up and adds the veth pair `bl0`/`bp0` (both up) with the library. */
-  static async create(): Promise<Testbed> {
-    installHooks();
-    const name = `mvt-bench-${process.pid}-${counter++}`;
-    const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`ip netns add ${name}: ${(r.stderr || r.error?.message || '').trim()}`);
-    liveNamespaces.add(name);
-    const tb = new Testbed(name);
+  /** Makes a fresh namespace `<prefix>-<pid>-<n>` with `lo` up. */
+  static create(prefix: string = TEST_PREFIX): TestNetns {
+    const name = `${prefix}-${process.pid}-${counter++}`;
+    // Registered before it exists: a SIGINT while `ip netns add` runs must find the cleanup hooks in place.
+    const untrack = trackNamespace(name);
     try {
-      await setLink('lo', { up: true }, { netns: tb.path });
-      await createVeth({ name: tb.lower, peer: { name: tb.marker }, up: true, netns: tb.path });
-      await setLink(tb.marker, { up: true }, { netns: tb.path });
-      tb.lowerIndex = (await getLink(tb.lower, { netns: tb.path })).ifindex;
+      run('ip', ['netns', 'add', name]);
     } catch (e) {
-      tb.destroy();
+      untrack();
       throw e;
     }
-    return tb;
+    const ns = new TestNetns(name, untrack);
+    try {
+      ns.ip('link', 'set', 'lo', 'up');
+    } catch (e) {
+      ns.destroy();
+      throw e;
+    }
+    return ns;
   }
 
-  /** Deletes the namespace and with it every link still in it. Idempotent. */
+  /** `ip -n NAME ARGS…`, stdout. */
+  ip(...args: string[]): string {
+    return run('ip', ['-n', this.name, ...args]);
+  }
+
+  /** `ip -n NAME -d -j link show DEV`, parsed: the independent view of a link. */
+  ipLink(dev: string): IpLinkJson {
+    const out = JSON.parse(this.ip('-d', '-j', 'link', 'show', 'dev', dev)) as IpLinkJson[];
+    if (!out[0]) throw new Error(`ip shows no link ${dev} in ${this.name}`);
+    return out[0];
+  }
+
+  /** Every link `ip -d -j link show` lists in this namespace. */
+  ipLinks(): IpLinkJson[] {
+    return JSON.parse(this.ip('-d', '-j', 'link', 'show')) as IpLinkJson[];
+  }
+
+  /** Runs a command inside the namespace (`ip netns exec`), stdout. */
+  exec(cmd: string, args: string[] = [], input?: string): string {
+    return run('ip', ['netns', 'exec', this.name, cmd, ...args], { input });
+  }
+
+  /**
+   * A veth pair `name` (here) ↔ `peerName` (in `peer`, or here), both up. Returns nothing: look links up by name.
+   * `mac`/`peerMac` fix the addresses so frames can be aimed.
+   */
+  veth(name: string, peerName: string, peer?: TestNetns, opts: { mac?: string; peerMac?: string } = {}): void {
+    const args = ['link', 'add', name];
+    if (opts.mac) args.push('address', opts.mac);
+    args.push('type', 'veth', 'peer', 'name', peerName);
+    if (opts.peerMac) args.push('address', opts.peerMac);
+    if (peer) args.push('netns', peer.name);
+    this.ip(...args);
+    this.ip('link', 'set', name, 'up');
+    (peer ?? this).ip('link', 'set', peerName, 'up');
+  }
+
+  /** Deletes the namespace (and so every link in it). Idempotent. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     spawnSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' });
-    liveNamespaces.delete(this.name);
-    maybeRemoveHooks();
+    this.untrack();
   }
+}
+
+/** Deletes every namespace this process made and has not deleted yet (for `afterAll`). */
+export function destroyAll(): void {
+  destroyAllNamespaces();
+}
+
+/** The namespaces process `pid` made with `prefix` ({@link BENCH_PREFIX} by default) that still exist. */
+export function namespacesOf(pid: number, prefix: string = BENCH_PREFIX): string[] {
+  return existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`${prefix}-${pid}-`)) : [];
+}
+
+let vlanProbe: string | null | undefined;
+/**
+ * `null` when this kernel makes 802.1Q VLANs, else why not (`'kernel lacks 802.1Q (…ip's refusal…)'`, or
+ * `'not root'`). Kernels differ: some have no 802.1Q at all, Debian's load `8021q` on demand. Probed once with `ip`
+ * in a throwaway namespace, independent of the code under test.
+ */
+export function vlanUnsupported(): string | null {
+  if (vlanProbe !== undefined) return vlanProbe;
+  if (process.getuid?.() !== 0) return (vlanProbe = 'not root');
+  const ns = TestNetns.create();
+  try {
+    ns.ip('link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1');
+    const r = spawnSync('ip', ['-n', ns.name, 'link', 'add', 'link', 'p0', 'name', 'p0.2', 'type', 'vlan', 'id', '2'], { encoding: 'utf8' });
+    return (vlanProbe = r.status === 0 ? null : `kernel lacks 802.1Q (${r.stderr.trim()})`);
+  } finally {
+    ns.destroy();
+  }
+}
+
+/** The fields of `ip -d -j link show` the tests compare against. */
+export interface IpLinkJson {
+  ifindex: number;
+  ifname: string;
+  link?: string;
+  link_index?: number;
+  link_netnsid?: number;
+  flags: string[];
+  mtu: number;
+  min_mtu?: number;
+  max_mtu?: number;
+  operstate: string;
+  group: string;
+  txqlen?: number;
+  link_type: string;
+  address?: string;
+  broadcast?: string;
+  promiscuity?: number;
+  ifalias?: string;
+  num_tx_queues?: number;
+  num_rx_queues?: number;
+  master?: string;
+  linkinfo?: {
+    info_kind?: string;
+    info_data?: {
+      mode?: string;
+      flags?: string[];
+      macaddr_count?: number;
+      macaddr_data?: string[];
+      protocol?: string;
+      id?: number;
+      [k: string]: unknown;
+    };
+    /** `bridge` for a bridge port. */
+    info_slave_kind?: string;
+    info_slave_data?: { hairpin?: boolean; learning?: boolean; flood?: boolean; [k: string]: unknown };
+  };
+}
+
+/**
+ * A namespace pair: `host` holds the veth end `lower` (a macvtap's lower device), `peer` holds the other end `peerIf`
+ * with `peerIp`/24, so a frame sent on a macvtap over `lower` arrives at a socket in `peer`.
+ */
+export interface Testbed {
+  host: TestNetns;
+  peer: TestNetns;
+  lower: string;
+  peerIf: string;
+  peerMac: string;
+  peerIp: string;
+  destroy(): void;
+}
+
+/**
+ * Makes a {@link Testbed} in 10.200.`subnet`.0/24 (addresses only ever inside these namespaces), its namespaces
+ * named with `prefix`.
+ */
+export function makeTestbed(subnet = 1, prefix: string = TEST_PREFIX): Testbed {
+  const host = TestNetns.create(prefix);
+  let peer: TestNetns | undefined;
+  const peerMac = `02:00:00:00:${subnet.toString(16).padStart(2, '0')}:02`;
+  const peerIp = `10.200.${subnet}.2`;
+  try {
+    peer = TestNetns.create(prefix);
+    host.veth('mvt-l0', 'mvt-p0', peer, { peerMac });
+    peer.ip('addr', 'add', `${peerIp}/24`, 'dev', 'mvt-p0');
+  } catch (e) {
+    host.destroy();
+    peer?.destroy();
+    throw e;
+  }
+  const p = peer;
+  return {
+    host,
+    peer: p,
+    lower: 'mvt-l0',
+    peerIf: 'mvt-p0',
+    peerMac,
+    peerIp,
+    destroy() {
+      host.destroy();
+      p.destroy();
+    },
+  };
 }

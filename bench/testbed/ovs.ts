@@ -11,8 +11,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { trackCleanup, trackDaemon } from './netns.js';
-import { processCpuSeconds } from '../datapath/cpu.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { trackCleanup, trackPid } from './cleanup.js';
 
 /** OVS's own tools this harness runs. */
 const TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl'] as const;
@@ -20,6 +20,12 @@ const TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-a
 const SCHEMA_PATHS = ['/usr/share/openvswitch/vswitch.ovsschema', '/usr/local/share/openvswitch/vswitch.ovsschema'];
 /** Debian puts the daemons in sbin, which a non-login root shell may not have on PATH. */
 const SEARCH = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/bin', '/sbin', '/usr/local/sbin', '/usr/local/bin'];
+
+/**
+ * Prefix of every instance's run directory in the temporary directory: `mvt-bench-ovs-<pid>-XXXXXX`. The daemons'
+ * command lines name that directory, so a test can find a run's daemons by the harness's pid.
+ */
+export const OVS_DIR_PREFIX = 'mvt-bench-ovs';
 
 /** How to get OVS on Debian, printed in the row when it is missing. */
 export const OVS_INSTALL_HINT = 'apt-get install openvswitch-switch (the harness starts its own daemons; the service need not run)';
@@ -132,7 +138,7 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   const end = performance.now() + ms;
   while (performance.now() < end) {
     if (!alive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return !alive(pid);
 }
@@ -172,7 +178,7 @@ export class OvsInstance {
    */
   static async start(found: Extract<OvsAvailability, { available: true }>, netns: string): Promise<OvsInstance> {
     // The pid in the name lets a test find this run's daemons by their command line (they all carry the directory).
-    const dir = mkdtempSync(join(tmpdir(), `mvt-bench-ovs-${process.pid}-`));
+    const dir = mkdtempSync(join(tmpdir(), `${OVS_DIR_PREFIX}-${process.pid}-`));
     const inst = new OvsInstance(found, dir);
     // Last resort on SIGINT/exit, also in the window between a daemon's start and our reading its pidfile: kill
     // whatever the pidfiles name (by pid), then remove the directory.
@@ -200,7 +206,7 @@ export class OvsInstance {
       ], inst.env);
       inst.dbPid = readPid(join(dir, 'ovsdb-server.pid')) ?? 0;
       if (!inst.dbPid) throw new Error('ovsdb-server started but wrote no pidfile');
-      inst.untrack.push(trackDaemon(inst.dbPid));
+      inst.untrack.push(trackPid(inst.dbPid));
       await inst.vsctl(['--no-wait', 'init']);
       // `ip netns exec` (not a bare setns) also gives the daemon a /sys of that namespace, which OVS reads.
       await run('ip', [
@@ -209,7 +215,7 @@ export class OvsInstance {
       ], inst.env);
       inst.switchPid = readPid(join(dir, 'ovs-vswitchd.pid')) ?? 0;
       if (!inst.switchPid) throw new Error('ovs-vswitchd started but wrote no pidfile');
-      inst.untrack.push(trackDaemon(inst.switchPid));
+      inst.untrack.push(trackPid(inst.switchPid));
     } catch (e) {
       await inst.stop();
       throw e;
@@ -226,14 +232,6 @@ export class OvsInstance {
   async addBridge(name: string, ports: string[]): Promise<void> {
     await this.vsctl(['add-br', name, '--', 'set', 'bridge', name, `datapath_type=${this.datapath}`]);
     for (const p of ports) await this.vsctl(['add-port', name, p]);
-  }
-
-  /** CPU seconds both daemons have used so far (user + system). */
-  cpuSeconds(): { vswitchd: number; ovsdb: number } {
-    return {
-      vswitchd: this.switchPid ? (processCpuSeconds(this.switchPid) ?? 0) : 0,
-      ovsdb: this.dbPid ? (processCpuSeconds(this.dbPid) ?? 0) : 0,
-    };
   }
 
   /** Daemon pids still running (for checks after {@link stop}). */

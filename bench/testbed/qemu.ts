@@ -1,22 +1,30 @@
 /**
- * QEMU (TCG) guests for end-to-end tests: started with our tap fds in its stdio slots (the zero-copy handoff), through
- * the `macvtap exec` CLI, or on a named tap for comparison; the serial console goes to a file that is followed for
- * the guest's `MVT-…` result lines. Every guest has a hard deadline after which it is SIGKILLed by PID, and every
- * live guest is killed (by PID) when the test process exits.
+ * QEMU (TCG) guests for end-to-end tests and the guest benchmark: started with our tap fds in its stdio slots (the
+ * zero-copy handoff), through the `macvtap exec` CLI, or on a named tap for comparison; the serial console goes to a
+ * file that is followed for the guest's `MVT-…` result lines. Every guest has a hard deadline after which it is
+ * SIGKILLed by pid, and every live guest is killed (by pid) when this process exits (cleanup.ts).
  *
- * TCG only: `/dev/kvm` here is KVM-PVM, which stock guest kernels do not boot under (HOST.md).
+ * TCG only (`-accel tcg`): the guests must boot on hosts whose `/dev/kvm` cannot run a stock guest kernel, and every
+ * number taken from them is labelled emulated.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { trackChild } from './cleanup.js';
 import { kernelCmdline, parseResultLine, type GuestImage, type GuestTask, type ResultLine } from './guest-image.js';
 
 /** The QEMU binary the helpers run. */
 export const QEMU = 'qemu-system-x86_64';
 
-/** The package's CLI as built by `npm run build:ts`. */
-export const CLI = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'macvtap.js');
+/**
+ * The library's CLI, `dist/cli/macvtap.js` of the `macvtap` package the harness depends on (in a clone: the
+ * repository's own, built by `npm run build:ts`), which the `exec` path runs.
+ */
+export function macvtapCli(): string {
+  return join(dirname(createRequire(import.meta.url).resolve('macvtap/package.json')), 'dist', 'cli', 'macvtap.js');
+}
 
 /** Why QEMU guests cannot run here (a tool is missing), or `null`. */
 export function qemuUnavailable(): string | null {
@@ -26,26 +34,6 @@ export function qemuUnavailable(): string | null {
     }
   }
   return null;
-}
-
-const livePids = new Set<number>();
-function killLiveSync(): void {
-  for (const pid of livePids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  livePids.clear();
-}
-process.once('exit', killLiveSync);
-// On a signal, 'exit' never fires: kill the guests, then re-raise so the process still dies of the signal.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    killLiveSync();
-    process.kill(process.pid, sig);
-  });
 }
 
 /** A result line with the host time at which the follower saw it. */
@@ -183,12 +171,12 @@ export class QemuGuest {
     this.serial = serial;
     this.dir = dir;
     this.startedAt = startedAt;
-    livePids.add(this.pid);
+    // Killed by pid when this process exits or dies of SIGINT/SIGTERM with the guest still running.
+    trackChild(child);
     child.stderr?.on('data', (d: Buffer) => (this.stderrText = (this.stderrText + d.toString()).slice(-8000)));
     child.stdout?.resume();
     this.exited = new Promise((r) =>
       child.once('exit', (code, signal) => {
-        livePids.delete(this.pid);
         this.exitInfo = { code, signal };
         clearTimeout(this.timer);
         r(this.exitInfo);
@@ -262,10 +250,11 @@ export function startQemu(o: QemuOptions): QemuGuest {
     args = qemuArgs({ ...common, netdev, queues: net.fds.length });
     stdio = [...stdio, ...net.fds];
   } else if (net.type === 'exec') {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build:ts" first`);
+    const cli = macvtapCli();
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run "npm run build:ts" first`);
     const netdev = net.queues === 1 ? 'tap,id=n0,fd={fd},vhost=off' : 'tap,id=n0,fds={fds},vhost=off';
     cmd = process.execPath;
-    args = [CLI, 'exec', '--netns', net.netns, '--dev', net.dev, '--queues', String(net.queues), '--', QEMU,
+    args = [cli, 'exec', '--netns', net.netns, '--dev', net.dev, '--queues', String(net.queues), '--', QEMU,
       ...qemuArgs({ ...common, netdev, queues: net.queues })];
   } else {
     cmd = 'ip';

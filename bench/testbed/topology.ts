@@ -17,19 +17,19 @@
  * `{ secondGuest: true }`, a second guest on the same lower device or bridge (`mvt1` / `tap1`). The datapath benchmark
  * asks for neither, so its topologies are exactly as described above.
  *
- * Every link is made with the library; namespaces with `ip netns add` (bench/testbed.ts), OVS with its own tools.
+ * Every link is made with the library; namespaces with `ip netns add` (netns.ts), OVS with its own tools.
  * Each topology is built once and kept for the whole run, so repetitions can interleave topologies cheaply.
  */
 import {
   addAddress, createBridge, createMacvtap, createTap, createVeth, getLink, openTap, setBridgePort, setLink, setOffloads,
   type TapQueue,
 } from 'macvtap';
-import { createNamespace, deleteNamespace } from './netns.js';
+import { BENCH_PREFIX, TestNetns } from './netns.js';
 import { detectOvs, type OvsAvailability, OvsInstance } from './ovs.js';
 
-import type { TopologyId } from '../datapath/ids.js';
+import type { TopologyId } from './topology-ids.js';
 
-export { TOPOLOGY_IDS, type TopologyId } from '../datapath/ids.js';
+export { TOPOLOGY_IDS, type TopologyId } from './topology-ids.js';
 
 /** The guest's identity and the peer's, the same in every topology (each has its own namespaces). */
 export const ADDR = {
@@ -50,11 +50,8 @@ export type GuestSide =
   | { kind: 'tap'; queue: TapQueue; fd: number; vnetHdrSize: 0 | 10 | 12; mac: string; ip: string }
   | { kind: 'socket'; netns: string; ip: string };
 
-/** A namespace made for the run. */
-export interface Ns {
-  name: string;
-  path: string;
-}
+/** A namespace made for the run: `name` for `ip -n`, `path` for the library's `netns` option. */
+export type Ns = Pick<TestNetns, 'name' | 'path'>;
 
 /** What {@link buildTopology} can build: the datapath benchmark's topologies and the probe's `macvtap-private`. */
 export type AttachmentId = TopologyId | 'macvtap-private';
@@ -109,8 +106,8 @@ function ensureMac(mac: string | null, what: string): string {
 
 /** State collected while building, so a failure half-way still tears down what exists. */
 class Builder {
-  guestNs: Ns | null = null;
-  peerNs: Ns | null = null;
+  guestNs: TestNetns | null = null;
+  peerNs: TestNetns | null = null;
   queues: TapQueue[] = [];
   ovs: OvsInstance | null = null;
   private done = false;
@@ -121,8 +118,8 @@ class Builder {
     // The OVS daemon holds the tap as a port: stop it before the namespace goes.
     if (this.ovs) await this.ovs.stop();
     for (const q of this.queues) await q.close().catch(() => undefined);
-    if (this.guestNs) deleteNamespace(this.guestNs.name);
-    if (this.peerNs) deleteNamespace(this.peerNs.name);
+    this.guestNs?.destroy();
+    this.peerNs?.destroy();
   }
 }
 
@@ -140,8 +137,8 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
   if (id === 'tap+ovs' && !ovs.available) throw new Error(ovs.reason);
   const b = new Builder();
   try {
-    b.guestNs = await createNamespace();
-    b.peerNs = await createNamespace();
+    b.guestNs = TestNetns.create(BENCH_PREFIX);
+    b.peerNs = TestNetns.create(BENCH_PREFIX);
     const g = b.guestNs.path;
     const p = b.peerNs.path;
     const cidr = (ip: string): string => `${ip}/${ADDR.prefix}`;

@@ -17,9 +17,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMacvtap, deleteLink, getLink, openTap } from '../../lib/index.js';
-import { buildUdpFrame } from '../helpers/frames.js';
-import { describePrivileged, destroyAll, makeTestbed, TestNetns, type Testbed } from '../helpers/netns.js';
-import { UdpListener } from '../helpers/peer.js';
+import { buildUdpFrame } from '../../bench/testbed/frames.js';
+import { describePrivileged } from '../helpers/suite.js';
+import { destroyAll, makeTestbed, TestNetns, type Testbed } from '../../bench/testbed/netns.js';
+import { UdpListener } from '../../bench/testbed/peer.js';
 
 const CYCLES = Number(process.env.MACVTAP_LEAK_CYCLES ?? 10_000);
 const WARMUP = Math.min(500, Math.floor(CYCLES / 10));

@@ -5,7 +5,7 @@
  * checks against `ip -d -j link show`.
  */
 import { createMacvtap, deleteLink, openTap, setLink, type MacvtapMode, type TapQueue } from '../../lib/index.js';
-import { prng } from '../../bench/report/prng.js';
+import { prng } from '../helpers/prng.js';
 
 /** What the actor believes one of its links looks like. */
 export interface ModelLink {

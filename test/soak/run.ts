@@ -1,7 +1,7 @@
 /**
  * `npm run soak -- [--minutes N] [--callers K] [--workers W] [--check-every OPS] [--seed S] [--json FILE]`: random
  * create / set (mtu, up, alias) / open 1–4 queues / close / move to the other namespace / delete, from K async callers
- * on the main thread and W worker threads at once, over two throwaway namespaces (`mvt-bench-<pid>-*`, each with a
+ * on the main thread and W worker threads at once, over two throwaway namespaces (`mvt-<pid>-*`, each with a
  * veth lower). Every OPS main-thread operations all actors pause and their models are compared with
  * `ip -d -j link show` of both namespaces. At the end everything is closed and deleted, and the run fails unless
  * no device, tap fd, private device node or extra fd is left and RSS stayed within its bound. Exit 0 ok, 1 failed,
@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createVeth } from '../../lib/index.js';
-import { createNamespace, deleteNamespace } from '../../bench/testbed/netns.js';
+import { parseIntegerArg } from '../../lib/internal.js';
+import { TestNetns } from '../../bench/testbed/netns.js';
 import { Actor, OWNER_ALIAS, type ActorCounts, type ModelLink } from './actor.js';
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--callers K] [--workers W] [--check-every OPS] [--seed S] [--json FILE]
@@ -48,18 +49,22 @@ function parse(argv: string[]): Options {
     strict: true,
   });
   if (values.help) throw new Error('help');
-  const num = (name: string, v: string | undefined, dflt: number, min: number, max: number): number => {
+  const minutes = values.minutes === undefined ? 3 : Number(values.minutes);
+  if (!/^\d+(\.\d+)?$/.test(values.minutes ?? '3') || minutes < 0.05 || minutes > 24 * 60) {
+    throw new Error(`--minutes must be a number in [0.05, ${24 * 60}], got ${values.minutes}`);
+  }
+  const int = (name: string, v: string | undefined, dflt: number, min: number, max: number): number => {
     if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in [${min}, ${max}], got ${v}`);
+    const n = parseIntegerArg(v, min, max);
+    if (n === null) throw new Error(`--${name} must be an integer in [${min}, ${max}], got ${v}`);
     return n;
   };
   return {
-    minutes: num('minutes', values.minutes, 3, 0.05, 24 * 60),
-    callers: Math.round(num('callers', values.callers, 4, 1, 64)),
-    workers: Math.round(num('workers', values.workers, 2, 0, 16)),
-    checkEvery: Math.round(num('check-every', values['check-every'], 300, 10, 1e6)),
-    seed: Math.round(num('seed', values.seed, Date.now() % 1e9, 0, 2 ** 31)),
+    minutes,
+    callers: int('callers', values.callers, 4, 1, 64),
+    workers: int('workers', values.workers, 2, 0, 16),
+    checkEvery: int('check-every', values['check-every'], 300, 10, 1e6),
+    seed: int('seed', values.seed, Date.now() % 1e9, 0, 2 ** 31),
     json: values.json,
   };
 }
@@ -166,7 +171,7 @@ class WorkerActor {
 
 /** Runs the soak; resolves with the figures, throws on the first finding. */
 export async function soak(o: Options, log: (s: string) => void): Promise<Record<string, unknown>> {
-  const nss = [await createNamespace(), await createNamespace()];
+  const nss = [TestNetns.create(), TestNetns.create()];
   const workers: WorkerActor[] = [];
   try {
     for (const ns of nss) await createVeth({ name: LOWER, peer: { name: 'sp0' }, up: true, owner: false, netns: ns.path });
@@ -278,7 +283,7 @@ export async function soak(o: Options, log: (s: string) => void): Promise<Record
     return figures;
   } finally {
     await Promise.all(workers.map((w) => w.worker.terminate()));
-    for (const ns of nss) deleteNamespace(ns.name);
+    for (const ns of nss) ns.destroy();
   }
 }
 

@@ -8,8 +8,9 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { createMacvtap, getLink, MacvtapError, openTap } from '../../lib/index.js';
-import { buildUdpFrame } from '../helpers/frames.js';
-import { describePrivileged, destroyAll, isRoot, TestNetns } from '../helpers/netns.js';
+import { buildUdpFrame } from '../../bench/testbed/frames.js';
+import { describePrivileged, isRoot } from '../helpers/suite.js';
+import { destroyAll, TestNetns } from '../../bench/testbed/netns.js';
 
 /** `null` when the kernel can make `dummy` links, else why not. Probed with `ip`, independent of the code under test. */
 const dummyUnsupported: string | null = (() => {

@@ -8,8 +8,8 @@
  * `ip` cannot open a tap queue (no `TUNSETIFF`), so neither configuration has an open/close phase.
  */
 import { spawn } from 'node:child_process';
-import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
-import { trackChild, type Testbed } from '../../testbed/netns.js';
+import { timeEach, type ControlDriver, type ControlTestbed, type CreateSpec, type PhaseTiming } from '../driver.js';
+import { trackChild } from '../../testbed/cleanup.js';
 
 /** Runs `ip ARGS`, feeding `input` on stdin when given; resolves with the wall time in ms or rejects with stderr. */
 export function runIp(args: string[], input?: string): Promise<number> {
@@ -46,7 +46,7 @@ function addArgs(lower: string, spec: CreateSpec): string[] {
 /** `ip -n NS …`, one process per command. */
 export class IpPerCommandDriver implements ControlDriver {
   readonly id = 'ip' as const;
-  constructor(private readonly tb: Testbed) {}
+  constructor(private readonly tb: ControlTestbed) {}
 
   create(specs: CreateSpec[]): Promise<PhaseTiming> {
     return timeEach(specs, (s) => runIp(['-n', this.tb.name, ...addArgs(this.tb.lower, s)]));
@@ -159,7 +159,7 @@ export function runIpBatchMarked(ns: string, marker: string, lines: string[]): P
  */
 export class IpBatchDriver implements ControlDriver {
   readonly id = 'ip-batch' as const;
-  constructor(private readonly tb: Testbed) {}
+  constructor(private readonly tb: ControlTestbed) {}
 
   private async batch(lines: string[]): Promise<PhaseTiming> {
     const { totalMs, netMs } = await runIpBatchMarked(this.tb.name, this.tb.marker, lines);

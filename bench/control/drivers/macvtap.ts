@@ -6,13 +6,12 @@
  */
 import { createMacvtap, deleteGroup, deleteLink, getLink, getLinkSync, openTap, type TapQueue } from 'macvtap';
 import { benchBinding } from '../../native.js';
-import { timeEach, type ControlDriver, type CreateSpec, type PhaseTiming } from '../driver.js';
-import type { Testbed } from '../../testbed/netns.js';
+import { timeEach, timeEachSync, timeInFlight, timeOnce, type ControlDriver, type ControlTestbed, type CreateSpec, type PhaseTiming } from '../driver.js';
 
 /** `macvtap` driver. */
 export class MacvtapDriver implements ControlDriver {
   readonly id = 'macvtap' as const;
-  constructor(private readonly tb: Testbed) {}
+  constructor(private readonly tb: ControlTestbed) {}
 
   async create(specs: CreateSpec[]): Promise<PhaseTiming> {
     const netns = this.tb.path;
@@ -27,11 +26,8 @@ export class MacvtapDriver implements ControlDriver {
     return timeEach(names, (n) => deleteLink(n, { netns }));
   }
 
-  async deleteGroup(group: number): Promise<PhaseTiming> {
-    const t0 = performance.now();
-    await deleteGroup(group, { netns: this.tb.path });
-    const ms = performance.now() - t0;
-    return { totalMs: ms, perOpMs: [ms] };
+  deleteGroup(group: number): Promise<PhaseTiming> {
+    return timeOnce(() => deleteGroup(group, { netns: this.tb.path }));
   }
 
   getLinkLoop(count: number): Promise<PhaseTiming> {
@@ -41,16 +37,7 @@ export class MacvtapDriver implements ControlDriver {
 
   getLinkSyncLoop(count: number): PhaseTiming {
     const netns = this.tb.path;
-    const perOpMs = new Array<number>(count);
-    const t0 = performance.now();
-    let prev = t0;
-    for (let i = 0; i < count; i++) {
-      getLinkSync('lo', { netns });
-      const now = performance.now();
-      perOpMs[i] = now - prev;
-      prev = now;
-    }
-    return { totalMs: prev - t0, perOpMs };
+    return timeEachSync(count, () => getLinkSync('lo', { netns }));
   }
 
   getLinkRawLoop(count: number): PhaseTiming {
@@ -59,18 +46,9 @@ export class MacvtapDriver implements ControlDriver {
   }
 
   /** `count` `getLink('lo')` calls with `depth` in flight (throughput; the addon runs them on libuv's pool). */
-  async getLinkParallel(count: number, depth: number): Promise<PhaseTiming> {
+  getLinkParallel(count: number, depth: number): Promise<PhaseTiming> {
     const netns = this.tb.path;
-    let next = 0;
-    const t0 = performance.now();
-    const lane = async (): Promise<void> => {
-      while (next < count) {
-        next++;
-        await getLink('lo', { netns });
-      }
-    };
-    await Promise.all(Array.from({ length: depth }, lane));
-    return { totalMs: performance.now() - t0 };
+    return timeInFlight(count, depth, () => getLink('lo', { netns }));
   }
 
   async openClose(names: string[]): Promise<{ open: PhaseTiming; close: PhaseTiming }> {

@@ -9,6 +9,7 @@
  * `{id, op, ...}` are answered `{id, ok: true, timing}` or `{id, ok: false, error}`.
  */
 import { createInterface } from 'node:readline';
+import { timeEach, timeInFlight, timeOnce } from '../driver.js';
 
 type NetlinkModule = typeof import('netlink');
 
@@ -56,19 +57,6 @@ async function main(): Promise<void> {
   const linkinfo = toBuf(nl.ifla.formatInfo({ kind: 'macvtap', data: toBuf(nl.ifla.formatMacvlan({ mode: 4 })) }));
   const createFlags = nl.FlagsNew.CREATE | nl.FlagsNew.EXCL;
 
-  const timeEach = async <T>(items: readonly T[], fn: (x: T) => Promise<unknown>) => {
-    const perOpMs: number[] = [];
-    const t0 = performance.now();
-    let prev = t0;
-    for (const x of items) {
-      await fn(x);
-      const now = performance.now();
-      perOpMs.push(now - prev);
-      prev = now;
-    }
-    return { totalMs: prev - t0, perOpMs };
-  };
-
   const handle = async (req: Request): Promise<unknown> => {
     switch (req.op) {
       case 'create':
@@ -81,30 +69,16 @@ async function main(): Promise<void> {
         );
       case 'delete':
         return timeEach(req.names, (name) => sock.delLink({ index: 0 }, { ifname: name }));
-      case 'deleteGroup': {
-        const t0 = performance.now();
-        await sock.delLink({ index: 0 }, { group: req.group });
-        const ms = performance.now() - t0;
-        return { totalMs: ms, perOpMs: [ms] };
-      }
+      case 'deleteGroup':
+        return timeOnce(() => sock.delLink({ index: 0 }, { group: req.group }));
       case 'getLinkLoop':
         return timeEach(new Array<number>(req.count).fill(0), async () => {
           const [m] = await sock.getLink({ index: 0 }, { ifname: 'lo' });
           if (m?.attrs.ifname !== 'lo') throw new Error('RTM_GETLINK lo: unexpected answer');
         });
-      case 'getLinkParallel': {
+      case 'getLinkParallel':
         // `depth` requests in flight at any time: throughput, not latency.
-        let next = 0;
-        const t0 = performance.now();
-        const lane = async () => {
-          while (next < req.count) {
-            next++;
-            await sock.getLink({ index: 0 }, { ifname: 'lo' });
-          }
-        };
-        await Promise.all(Array.from({ length: req.depth }, lane));
-        return { totalMs: performance.now() - t0 };
-      }
+        return timeInFlight(req.count, req.depth, () => sock.getLink({ index: 0 }, { ifname: 'lo' }));
     }
   };
 

@@ -8,12 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { ControlDriver, CreateSpec, PhaseTiming, Unavailable } from '../driver.js';
-import { trackChild, type Testbed } from '../../testbed/netns.js';
+import type { ControlDriver, ControlTestbed, CreateSpec, PhaseTiming, Unavailable } from '../driver.js';
+import { trackChild } from '../../testbed/cleanup.js';
 
 /** How long the helper may take to load the package and answer `ready`. */
 const START_TIMEOUT_MS = 15_000;
-/** Generous per-request ceiling: 4096 creates near the kernel's slow end take ~3 s. */
+/** Generous per-request ceiling: a phase of 4096 creates near the kernel's slow end must fit in it. */
 const REQUEST_TIMEOUT_MS = 300_000;
 
 type Pending = { resolve: (t: PhaseTiming) => void; reject: (e: Error) => void; timer: NodeJS.Timeout };
@@ -26,13 +26,13 @@ export class NetlinkPackageDriver implements ControlDriver {
   private closed = false;
 
   private constructor(
-    private readonly tb: Testbed,
+    private readonly tb: ControlTestbed,
     private readonly child: ChildProcess,
     private readonly untrack: () => void,
   ) {}
 
   /** Starts the helper in the testbed's namespace; resolves the driver, or why it cannot run here. */
-  static async start(tb: Testbed): Promise<NetlinkPackageDriver | Unavailable> {
+  static async start(tb: ControlTestbed): Promise<NetlinkPackageDriver | Unavailable> {
     const worker = fileURLToPath(new URL('./netlink-worker.js', import.meta.url));
     if (!existsSync(worker)) {
       return { id: 'netlink', reason: `helper ${worker} is missing (run the benchmark from the compiled dist/ tree)` };

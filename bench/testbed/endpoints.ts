@@ -1,10 +1,9 @@
 /**
- * Datapath endpoints for the benchmark (internal: `bench/` and tests import this module directly; the package's
- * public entry does not export it). A guest endpoint is a minimal network stack over a tap fd — what QEMU's
- * virtio-net backend would see, without a guest OS; a peer endpoint is a UDP socket in a network namespace. Each runs
- * in native code on its own thread, optionally pinned to a CPU, bounded by `durationMs` (at most 10 minutes), a
- * count, or {@link Endpoint.stop}.
- * @internal
+ * Native datapath endpoints, what the datapath benchmark measures with and what tests drive traffic with (the
+ * harness's addon, native/bench/). A guest endpoint is a minimal network stack over a tap fd — what QEMU's virtio-net
+ * backend would see, without a guest OS; a peer endpoint is a UDP socket in a network namespace. Each runs in native
+ * code on its own thread, optionally pinned to a CPU, bounded by `durationMs` (at most 10 minutes), a count, or
+ * {@link Endpoint.stop}.
  */
 import { isIPv4 } from 'node:net';
 import { callNativeSync, fromNative, invalidType, invalidValue, validate as v } from 'macvtap/internal';

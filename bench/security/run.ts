@@ -1,6 +1,6 @@
 /**
  * The anti-spoofing conformance probe: per attachment, a testbed with two guests (A, under test, and B) on the same
- * lower device or bridge and a peer across a veth (bench/datapath/topology.ts with `secondGuest`), then frames written
+ * lower device or bridge and a peer across a veth (testbed/topology.ts with `secondGuest`), then frames written
  * to A's tap fd (or sent by the peer past A) and looked for, by a unique marker, where they should not — or should —
  * arrive: on the peer's wire (an AF_PACKET socket on its veth end), in B's queue, in A's queue. Where a frame arrives,
  * a reply addressed to the source it claimed is sent back and A's queue is watched for it.
@@ -11,11 +11,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { release } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ADDR, buildTopology, topologyLabel, type AttachmentId, type GuestSide, type Topology } from '../testbed/topology.js';
 import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import { setLink } from 'macvtap';
+import type { Progress } from '../report/progress.js';
 import { captureMarked, PacketSocket } from './capture.js';
-import { frameAddrs, udpFrame, type FrameAddrs } from '../testbed/frames.js';
+import { buildUdpFrame, frameAddrs, vnetHdr, type FrameAddrs } from '../testbed/frames.js';
 import {
   CASES, cellOf, LEGEND, REPLY_CASES, type Attachment, type AttachmentRow, type CaseId, type CaseResult, type SecurityMatrix, type SecurityOptions,
 } from './schema.js';
@@ -41,16 +43,19 @@ const BROADCAST_IP = '10.77.0.255';
 const PACE_MS = 40;
 /** How long guest A keeps claiming B's MAC before the `stolen-mac` replies (see there). */
 const MOVE_SETTLE_MS = 1200;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Every probe payload starts with these bytes, then a per-case nonce, then the attempt number. */
 const MAGIC = Buffer.from('MVT-SPOOF');
+/** UDP ports of every probe frame (either direction). */
+const PROBE_PORT = 7099;
 
-/** Progress callbacks (bench/datapath/index.ts's stderr bar fits). */
-export interface SecurityProgress {
-  phase(name: string, total: number): void;
-  step(what: string): void;
-  log(line: string): void;
-  end(): void;
+/**
+ * A probe frame: UDP/IPv4 from `a.srcMac`/`a.srcIp` to `a.dstMac`/`a.dstIp` carrying `payload`, padded to the 60-byte
+ * Ethernet minimum, after `vnetHdrSize` zero bytes (a virtio-net header saying "nothing to offload"). The probe
+ * matches frames by their payload at layer 2; no host stack has to take them in.
+ */
+function probeFrame(a: FrameAddrs, payload: Buffer, vnetHdrSize: 0 | 10 | 12 = 0): Buffer {
+  const frame = buildUdpFrame({ ...a, srcPort: PROBE_PORT, dstPort: PROBE_PORT, payload, pad: true });
+  return vnetHdrSize ? Buffer.concat([vnetHdr(vnetHdrSize), frame]) : frame;
 }
 
 /** Test hooks: called with each built testbed before it is probed (e.g. to start an independent capture in it). */
@@ -73,10 +78,10 @@ class Parties {
   constructor(readonly a: Tap, readonly b: Tap, readonly wire: PacketSocket, readonly peer: { mac: string; ip: string }) {}
 
   send(from: Party, addrs: FrameAddrs, payload: Buffer): void {
-    if (from === 'peer') this.wire.send(udpFrame(addrs, payload));
+    if (from === 'peer') this.wire.send(probeFrame(addrs, payload));
     else {
       const g = from === 'guest-a' ? this.a : this.b;
-      g.queue.write(udpFrame(addrs, payload, g.vnetHdrSize));
+      g.queue.write(probeFrame(addrs, payload, g.vnetHdrSize));
     }
   }
 
@@ -190,8 +195,9 @@ async function probeTopology(t: Topology<AttachmentId>, wire: PacketSocket, opts
         const keepClaiming = spec.from === 'guest-a' ? () => p.send('guest-a', spec.addrs, again) : undefined;
         if (spec.id === 'stolen-mac') {
           // Moving a MAC that a learning switch already has on another port can take effect late: OVS moves the entry
-          // at once but keeps forwarding by the old datapath flow until its revalidator runs (seen here: up to
-          // ≈0.7 s). The attacker keeps claiming B's MAC for MOVE_SETTLE_MS before the peer replies.
+          // at once but keeps forwarding by the old datapath flow until its revalidator runs (seen with OVS 3.1's
+          // userspace datapath: up to ≈0.7 s). The attacker keeps claiming B's MAC for MOVE_SETTLE_MS before the peer
+          // replies.
           for (let waited = 0; waited < MOVE_SETTLE_MS; waited += PACE_MS) {
             keepClaiming!();
             await sleep(PACE_MS);
@@ -282,11 +288,11 @@ async function probeAttachment(id: Attachment, ovs: OvsAvailability, opts: Secur
 
 /**
  * Runs the probe on every attachment in `opts.attachments`. Each testbed is built, probed and torn down on its own
- * (also on failure; SIGINT/SIGTERM go through bench/testbed.ts's hooks). Three lanes run side by side ({@link LANES}),
+ * (also on failure; SIGINT/SIGTERM go through bench/testbed/cleanup.ts). Three lanes run side by side ({@link LANES}),
  * so the probe costs about as long as the slowest lane; each lane has at most one capture waiting on libuv's pool at
  * a time, which leaves a pool thread for the lanes' netlink calls. `tap+ovs` without Open vSwitch installed is an `n/a` row; any other failure throws (after both lanes ended).
  */
-export async function runSecurityProbe(opts: SecurityOptions, progress: SecurityProgress, hooks: SecurityHooks = {}): Promise<SecurityMatrix> {
+export async function runSecurityProbe(opts: SecurityOptions, progress: Progress, hooks: SecurityHooks = {}): Promise<SecurityMatrix> {
   const startedAt = new Date();
   const t0 = performance.now();
   const ovs = detectOvs();
