@@ -13,6 +13,7 @@ import {
 } from '../lib/index.js';
 import { describePrivileged } from './helpers/suite.js';
 import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
+import { settleLinks } from './helpers/settle.js';
 
 const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 
@@ -26,10 +27,13 @@ async function rejection(f: () => Promise<unknown>): Promise<Error & { code?: st
   throw new Error('expected the call to reject, but it resolved');
 }
 
-/** Everything about the namespace's links that a stray request could change. */
-function snapshot(ns: TestNetns): string {
+/**
+ * Everything about the namespace's links that a stray request could change, read once the kernel's link watcher has
+ * run for them (the flags include NO-CARRIER/LOWER_UP, which it moves a while after a link is made or set up).
+ */
+async function snapshot(ns: TestNetns): Promise<string> {
   return JSON.stringify(
-    ns.ipLinks().map((l) => [l.ifindex, l.ifname, l.flags, l.mtu, l.address, l.group, l.txqlen, l.ifalias, l.linkinfo?.info_kind]),
+    (await settleLinks(ns)).map((l) => [l.ifindex, l.ifname, l.flags, l.mtu, l.address, l.group, l.txqlen, l.ifalias, l.linkinfo?.info_kind]),
   );
 }
 
@@ -135,18 +139,18 @@ describePrivileged('errors', () => {
   });
 
   it.each(rows)('bad input: $what → $codes naming "$option", host untouched', async (row) => {
-    const before = snapshot(ns);
+    const before = await snapshot(ns);
     const err = await rejection(() => row.call(ns.path));
     expect(err).not.toBeInstanceOf(MacvtapError);
     expect(row.codes).toContain(err.code);
     expect(err).toBeInstanceOf(err.code === 'ERR_OUT_OF_RANGE' ? RangeError : TypeError);
     expect(err.message).toContain(`"${row.option}`);
-    expect(snapshot(ns)).toBe(before);
+    expect(await snapshot(ns)).toBe(before);
   });
 
   it('EEXIST on a duplicate name: code, negative errno, syscall, no extack (ip gets none either)', async () => {
     await createMacvtap({ lower: L, name: 'mvt-dup', netns: ns.path });
-    const before = snapshot(ns);
+    const before = await snapshot(ns);
     const err = await rejection(() => createMacvtap({ lower: L, name: 'mvt-dup', netns: ns.path }));
     expect(err).toBeInstanceOf(MacvtapError);
     expect(err.code).toBe('EEXIST');
@@ -156,7 +160,7 @@ describePrivileged('errors', () => {
     const ip = spawnSync('ip', ['-n', ns.name, 'link', 'add', 'link', L, 'name', 'mvt-dup', 'type', 'macvtap'], { encoding: 'utf8' });
     expect(ip.stderr).toMatch(/RTNETLINK answers: File exists/);
     expect(err.extack).toBeUndefined();
-    expect(snapshot(ns)).toBe(before);
+    expect(await snapshot(ns)).toBe(before);
     await deleteLink('mvt-dup', { netns: ns.path });
   });
 
@@ -164,18 +168,18 @@ describePrivileged('errors', () => {
     const taken = ns.ipLink(T).ifindex;
     const ip = spawnSync('ip', ['-n', ns.name, 'link', 'add', 'link', L, 'index', String(taken), 'name', 'mvt-ix', 'type', 'macvtap'], { encoding: 'utf8' });
     expect(ip.status).not.toBe(0);
-    const before = snapshot(ns);
+    const before = await snapshot(ns);
     const err = await rejection(() => createMacvtap({ lower: L, name: 'mvt-ix', ifindex: taken, netns: ns.path }));
     expect(err).toBeInstanceOf(MacvtapError);
     expect(['EEXIST', 'EBUSY']).toContain(err.code);
     expect(err.syscall).toBe('RTM_NEWLINK');
     // Same verdict as ip's: "File exists" ↔ EEXIST, "Device or resource busy" ↔ EBUSY.
     expect(ip.stderr).toContain(err.code === 'EEXIST' ? 'File exists' : 'Device or resource busy');
-    expect(snapshot(ns)).toBe(before);
+    expect(await snapshot(ns)).toBe(before);
   });
 
   it('ENODEV on a missing lower (by ifindex: the kernel refuses RTM_NEWLINK; by name: the lookup fails)', async () => {
-    const before = snapshot(ns);
+    const before = await snapshot(ns);
     const err = await rejection(() => createMacvtap({ lower: 99_999, name: 'mvt-nl', netns: ns.path }));
     expect(err).toBeInstanceOf(MacvtapError);
     expect(err.code).toBe('ENODEV');
@@ -187,7 +191,7 @@ describePrivileged('errors', () => {
     expect(err2.code).toBe('ENODEV');
     expect(err2.errno).toBe(-19);
     expect(err2.syscall).toMatch(/^RTM_(GET|NEW)LINK$/);
-    expect(snapshot(ns)).toBe(before);
+    expect(await snapshot(ns)).toBe(before);
   });
 
   it('moving lo is refused EINVAL with the kernel\'s extended ack when it sends one (6.18: "The interface netns is immutable"; 6.1 sends none)', async () => {
@@ -197,7 +201,7 @@ describePrivileged('errors', () => {
       // Kernels differ: 6.18 explains the refusal in an extack, Debian's 6.1 (test/vm) answers a bare EINVAL.
       const m = /^Error: (.*?)\.?$/m.exec(ip.stderr);
       if (m === null) expect(ip.stderr).toMatch(/RTNETLINK answers: Invalid argument/);
-      const before = snapshot(ns);
+      const before = await snapshot(ns);
       const err = await rejection(() => setLink('lo', { moveToNetns: other.path }, { netns: ns.path }));
       expect(err).toBeInstanceOf(MacvtapError);
       expect(err.code).toBe('EINVAL');
@@ -209,7 +213,7 @@ describePrivileged('errors', () => {
       } else {
         expect(err.extack).toBeUndefined();
       }
-      expect(snapshot(ns)).toBe(before);
+      expect(await snapshot(ns)).toBe(before);
     } finally {
       other.destroy();
     }
@@ -222,7 +226,7 @@ describePrivileged('errors', () => {
     expect(err.errno).toBeLessThan(0);
   });
 
-  it('without CAP_NET_ADMIN: EPERM whose message says CAP_NET_ADMIN is needed', (ctx) => {
+  it('without CAP_NET_ADMIN: EPERM whose message says CAP_NET_ADMIN is needed', async (ctx) => {
     if (!existsSync(DIST)) {
       ctx.skip(`needs the compiled library ${DIST} (npm run build:ts; the pretest script builds it)`);
       return;
@@ -234,7 +238,7 @@ describePrivileged('errors', () => {
       try { await createMacvtap({ lower: '${L}', name: 'mvt-eperm' }); console.log(JSON.stringify({ created: true })); }
       catch (e) { console.log(JSON.stringify({ lower: lower.name, name: e.name, code: e.code, errno: e.errno, syscall: e.syscall, message: e.message })); }
     `;
-    const before = snapshot(ns);
+    const before = await snapshot(ns);
     const r = spawnSync('ip', ['netns', 'exec', ns.name, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups',
       '--inh-caps=-all', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status, r.stderr).toBe(0);
@@ -246,6 +250,6 @@ describePrivileged('errors', () => {
     expect(out.errno).toBe(-1);
     expect(out.syscall).toBe('RTM_NEWLINK');
     expect(out.message).toMatch(/CAP_NET_ADMIN/);
-    expect(snapshot(ns)).toBe(before);
+    expect(await snapshot(ns)).toBe(before);
   });
 });

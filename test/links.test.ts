@@ -17,33 +17,17 @@ import {
 import { describePrivileged } from './helpers/suite.js';
 import { destroyAll, TestNetns, type IpLinkJson, vlanUnsupported as vlanUnsupportedProbe } from '../bench/testbed/netns.js';
 import { testMac } from '../bench/testbed/frames.js';
+import { expectSameLink, IFF_DORMANT, IFF_LOWER_UP, IFF_RUNNING, linkPending, settleLinks } from './helpers/settle.js';
 import { tracedChildEnv } from './helpers/sanitizer.js';
 
 const vlanUnsupported: string | null = vlanUnsupportedProbe();
 /** The compiled library, for children (built by `pretest`). */
 const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 
-/**
- * `getLink` once the kernel's link watcher has set the operstate that follows an up (it runs asynchronously, up to a
- * second later, so a reply right after the up may still say `unknown`). Bounded: 3 s.
- */
-async function settled(ns: TestNetns, name: string): Promise<LinkInfo> {
-  for (let i = 0; i < 60 && ns.ipLink(name).operstate === 'UNKNOWN'; i++) await new Promise((r) => setTimeout(r, 50));
-  return getLink(name, { netns: ns.path });
-}
-
-/**
- * Waits (bounded: 3 s) until two `ip -d -j link show` of the namespace 100 ms apart agree, so the kernel's
- * asynchronous operstate updates after a create or up cannot land between our dump and ip's.
- */
-async function quiesce(ns: TestNetns): Promise<void> {
-  let last = '';
-  for (let i = 0; i < 30; i++) {
-    const now = ns.ip('-d', '-j', 'link', 'show');
-    if (now === last) return;
-    last = now;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** `getLink` once the kernel's link watcher has run for every link of the namespace ({@link settleLinks}). */
+async function settled(ns: TestNetns, ref: string | number): Promise<LinkInfo> {
+  await settleLinks(ns);
+  return getLink(ref, { netns: ns.path });
 }
 
 /** The error a promise rejects with; fails the test when it resolves. */
@@ -76,18 +60,23 @@ function ipGroupLinks(ns: TestNetns, group: number): IpLinkJson[] {
   return (JSON.parse(ns.ip('-j', 'link', 'show', 'group', String(group))) as IpLinkJson[]).filter((l) => l.ifname !== undefined);
 }
 
-/** `ifi_flags` bits and the words `ip` prints for them. */
+/** Stable `ifi_flags` bits and the words `ip` prints for them (the settling ones are checked apart, see crossCheck). */
 const IFF_BITS: Array<[string, number]> = [
   ['UP', 0x1], ['BROADCAST', 0x2], ['LOOPBACK', 0x8], ['NOARP', 0x80], ['PROMISC', 0x100], ['ALLMULTI', 0x200],
-  ['MULTICAST', 0x1000], ['LOWER_UP', 0x10000],
+  ['MULTICAST', 0x1000],
 ];
 
 /**
  * Asserts every field of `info` against `ip -d -j link show` of the same link and, for a macvtap, its tap device
  * against sysfs as seen from inside the namespace (`ip netns exec` mounts a sysfs for it).
+ *
+ * `ip` reads after the kernel's link watcher has run for every link of the namespace ({@link settleLinks}): the stable
+ * fields of `info` must match whenever it was read. Its settling fields (operstate, carrier, IFF_RUNNING/LOWER_UP/
+ * DORMANT) must match too when `info` is itself settled; when it predates the watcher's run (a create or up reply
+ * usually does), a reading of ours taken now stands in for them, and must agree with `info` on everything else.
  */
-function crossCheck(ns: TestNetns, info: LinkInfo): void {
-  const all = ns.ipLinks();
+async function crossCheck(ns: TestNetns, info: LinkInfo): Promise<void> {
+  const all = await settleLinks(ns);
   const l = all.find((x) => x.ifindex === info.ifindex);
   expect(l, `ip shows ifindex ${info.ifindex}`).toBeDefined();
   if (!l) return;
@@ -100,16 +89,23 @@ function crossCheck(ns: TestNetns, info: LinkInfo): void {
   expect(info.maxMtu).toBe(l.max_mtu ?? null);
   expect(info.txqlen).toBe(l.txqlen ?? 0);
   expect(info.up).toBe(l.flags.includes('UP'));
-  expect(info.carrier).toBe(l.flags.includes('LOWER_UP'));
   expect(info.promisc).toBe(l.flags.includes('PROMISC'));
-  expect(info.operstate).toBe(l.operstate.toLowerCase());
   expect(info.group).toBe(ipGroup(l));
   expect(info.alias).toBe(l.ifalias ?? null);
   expect(info.numTxQueues).toBe(l.num_tx_queues ?? null);
   expect(info.numRxQueues).toBe(l.num_rx_queues ?? null);
   expect(info.master).toBe(l.master === undefined ? null : all.find((x) => x.ifname === l.master)?.ifindex);
-  // Raw ifi_flags: every bit ip names (it hides IFF_RUNNING and derives NO-CARRIER/M-DOWN, so only these).
+  // Raw ifi_flags: every stable bit ip names (it hides IFF_RUNNING and derives NO-CARRIER/M-DOWN, so only these).
   for (const [flag, bit] of IFF_BITS) expect([flag, (info.flags & bit) !== 0]).toEqual([flag, l.flags.includes(flag)]);
+
+  // The settling fields, from a settled reading of ours.
+  const now = linkPending(info, all) === null ? info : await getLink(info.ifindex, { netns: ns.path });
+  if (now !== info) expectSameLink(info, now, all);
+  expect(now.carrier).toBe(l.flags.includes('LOWER_UP'));
+  expect(now.operstate).toBe(l.operstate.toLowerCase());
+  expect(['LOWER_UP', (now.flags & IFF_LOWER_UP) !== 0]).toEqual(['LOWER_UP', l.flags.includes('LOWER_UP')]);
+  expect(['DORMANT', (now.flags & IFF_DORMANT) !== 0]).toEqual(['DORMANT', l.flags.includes('DORMANT')]);
+  expect(['NO-CARRIER', now.up && (now.flags & IFF_RUNNING) === 0]).toEqual(['NO-CARRIER', l.flags.includes('NO-CARRIER')]);
 
   // The lower device: ip prints its name when it is in this namespace, else its index and the netnsid.
   if (l.link === undefined && l.link_index === undefined) {
@@ -177,7 +173,7 @@ describePrivileged('links', () => {
       expect(info.kind).toBe('macvtap');
       expect(info.macvlan?.mode).toBe(mode);
       expect(ns.ipLink(`mvt-${mode}`).linkinfo?.info_data?.mode).toBe(mode);
-      crossCheck(ns, info);
+      await crossCheck(ns, info);
     });
   }
 
@@ -188,11 +184,12 @@ describePrivileged('links', () => {
     // The kernel counts this promiscuity (ip -d: "promiscuity") without setting IFF_PROMISC in ifi_flags, which only
     // reflects promiscuity a user asked for: getLink's `promisc` follows the flags, as ip's flag list does.
     expect(ns.ipLink('mvt-p0').promiscuity).toBeGreaterThanOrEqual(1);
-    crossCheck(ns, await getLink('mvt-p0', { netns: ns.path }));
-    // The create's reply may predate the link watcher's operstate (and IFF_RUNNING); everything else must match.
-    const now = await settled(ns, 'mvt-pt0');
-    crossCheck(ns, now);
-    expect({ ...info, operstate: now.operstate, flags: now.flags }).toEqual(now);
+    await crossCheck(ns, await getLink('mvt-p0', { netns: ns.path }));
+    // The create's reply may predate the link watcher's run (operstate, IFF_RUNNING); everything else must match.
+    const dump = await settleLinks(ns);
+    const now = await getLink('mvt-pt0', { netns: ns.path });
+    await crossCheck(ns, now);
+    expectSameLink(info, now, dump);
 
     const before = ipNames(ns);
     const err = await rejection(createMacvtap({ lower: 'mvt-p0', name: 'mvt-pt1', mode: 'passthru', netns: ns.path }));
@@ -208,9 +205,10 @@ describePrivileged('links', () => {
     expect(info.macvlan).toMatchObject({ mode: 'passthru', nopromisc: true });
     expect(ns.ipLink('mvt-pt0').linkinfo?.info_data?.nopromisc).toBe(true);
     expect(ns.ipLink('mvt-p0').promiscuity).toBe(0);
-    const now = await settled(ns, 'mvt-pt0');
-    crossCheck(ns, now);
-    expect({ ...info, operstate: now.operstate, flags: now.flags }).toEqual(now);
+    const dump = await settleLinks(ns);
+    const now = await getLink('mvt-pt0', { netns: ns.path });
+    await crossCheck(ns, now);
+    expectSameLink(info, now, dump);
   });
 
   it('creates a source-mode macvtap with its source MAC list', async () => {
@@ -221,7 +219,7 @@ describePrivileged('links', () => {
     const d = ns.ipLink('mvt-src').linkinfo?.info_data;
     expect(d?.macaddr_count).toBe(3);
     expect([...(d?.macaddr_data ?? [])].sort()).toEqual(macs);
-    crossCheck(ns, info);
+    await crossCheck(ns, info);
   });
 
   it('allocates distinct names from a template under 50 concurrent creates', async () => {
@@ -260,8 +258,10 @@ describePrivileged('links', () => {
     const trace = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mvt-strace-')), 'trace');
     try {
       const env = tracedChildEnv();
-      const r = spawnSync('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=sendto,sendmsg,write', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: 30_000 });
-      expect(r.status, r.stderr).toBe(0);
+      // --seccomp-bpf: the child stops only at the traced calls, not at each of node's thousands of others (under the
+      // 6.1 VM's emulated CPU every stop costs: a node traced without it took 18-24 s there, with it 5-7 s).
+      const r = spawnSync('strace', ['--seccomp-bpf', '-f', '-qq', '-o', trace, '-e', 'trace=sendto,sendmsg,write', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: 30_000 });
+      expect({ status: r.status, signal: r.signal, error: r.error?.message }, r.stderr).toEqual({ status: 0, signal: null, error: undefined });
       const counts = new Map<string, { newlink: number; getlink: number; other: number }>();
       let current: string | null = null;
       for (const line of fs.readFileSync(trace, 'utf8').split('\n')) {
@@ -288,14 +288,14 @@ describePrivileged('links', () => {
     } finally {
       fs.rmSync(path.dirname(trace), { recursive: true, force: true });
     }
-    for (const name of ['mvt-c1', 'mvt-c2', 'mvt-c3']) crossCheck(ns, await settled(ns, name));
+    for (const name of ['mvt-c1', 'mvt-c2', 'mvt-c3']) await crossCheck(ns, await settled(ns, name));
   });
 
   it('defaults the name to the macvtap%d template and the mode to bridge', async () => {
     const info = await createMacvtap({ lower: 'mvt-l0', netns: ns.path });
     expect(info.name).toMatch(/^macvtap\d+$/);
     expect(info.macvlan?.mode).toBe('bridge');
-    crossCheck(ns, info);
+    await crossCheck(ns, info);
   });
 
   it('getLink: every field matches ip -d -j link show (macvtap with every option, its veth lower, lo)', async () => {
@@ -307,27 +307,28 @@ describePrivileged('links', () => {
       name: 'mvt-full', mac: '02:00:00:00:00:20', mtu: 1400, txqlen: 777, up: true, group: 9, alias: 'mvt test alias',
       lower: { name: 'mvt-l0', netnsid: null },
     });
-    // The create reply and a later get agree (but for the operstate and IFF_RUNNING the link watcher sets after the
-    // up, up to a second later: a slow machine sees the reply before it); the get agrees with ip.
-    const got = await settled(ns, 'mvt-full');
-    crossCheck(ns, got);
-    expect({ ...created, operstate: got.operstate, flags: got.flags }).toEqual(got);
+    // The create reply and a later get agree (but for the settling fields the link watcher sets after the up, up to
+    // a second later: a slow machine sees the reply before it); the get agrees with ip.
+    const dump = await settleLinks(ns);
+    const got = await getLink('mvt-full', { netns: ns.path });
+    await crossCheck(ns, got);
+    expectSameLink(created, got, dump);
     const byIndex = await getLink(created.ifindex, { netns: ns.path });
     expect(byIndex.name).toBe('mvt-full');
     expect(got.carrier).toBe(true); // the veth lower is up with its peer up
     expect(got.operstate).toBe('up');
-    crossCheck(ns, await getLink('mvt-l0', { netns: ns.path }));
-    crossCheck(ns, await getLink('mvt-p0', { netns: ns.path }));
+    await crossCheck(ns, await getLink('mvt-l0', { netns: ns.path }));
+    await crossCheck(ns, await getLink('mvt-p0', { netns: ns.path }));
     const lo = await getLink('lo', { netns: ns.path });
-    crossCheck(ns, lo);
+    await crossCheck(ns, lo);
     expect(lo).toMatchObject({ kind: null, lower: null, ifindex: 1 });
     // A port of a bridge: its master.
     ns.ip('link', 'add', 'mvt-br', 'type', 'bridge');
     ns.ip('link', 'set', 'mvt-p0', 'master', 'mvt-br');
     const port = await getLink('mvt-p0', { netns: ns.path });
     expect(port.master).toBe(ns.ipLink('mvt-br').ifindex);
-    crossCheck(ns, port);
-    crossCheck(ns, await getLink('mvt-br', { netns: ns.path }));
+    await crossCheck(ns, port);
+    await crossCheck(ns, await getLink('mvt-br', { netns: ns.path }));
   });
 
   it('every LinkInfo field, each given a value no other field has, matches ip (links made by ip, not by us)', async () => {
@@ -345,7 +346,6 @@ describePrivileged('links', () => {
     ns.ip('link', 'set', 'dev', 'mvt-ev1', 'type', 'bridge_slave', 'hairpin', 'on', 'learning', 'off', 'flood', 'on');
     for (const l of ['mvt-ev0', 'mvt-ev1', 'mvt-evbr', 'mvt-every']) ns.ip('link', 'set', 'dev', l, 'up');
     await settled(ns, 'mvt-every');
-    await quiesce(ns);
 
     const every = getLinkSync('mvt-every', { netns: ns.path });
     expect(every).toMatchObject({
@@ -356,14 +356,14 @@ describePrivileged('links', () => {
     });
     expect([...every.macvlan!.sourceMacs].sort()).toEqual(['02:00:00:00:42:0a', '02:00:00:00:42:0b']);
     expect(every.tap?.path).toBe('/dev/tap4242');
-    crossCheck(ns, every);
+    await crossCheck(ns, every);
 
     const port = getLinkSync('mvt-ev1', { netns: ns.path });
     expect(port).toMatchObject({
       ifindex: 4301, kind: 'veth', master: 4400, lower: { ifindex: 4300, name: 'mvt-ev0', netnsid: null },
       bridgePort: { hairpin: true, learning: false, flood: true }, macvlan: null, tap: null,
     });
-    crossCheck(ns, port);
+    await crossCheck(ns, port);
 
     // Every path that decodes a link hands the same fields on.
     expect(await getLink('mvt-every', { netns: ns.path })).toEqual(every);
@@ -377,7 +377,7 @@ describePrivileged('links', () => {
     ns.ip('link', 'set', 'dev', 'mvt-every', 'netns', b.name);
     const moved = getLinkSync('mvt-every', { netns: b.path });
     expect(moved.lower).toEqual({ ifindex: 4300, name: null, netnsid: b.ipLink('mvt-every').link_netnsid });
-    crossCheck(b, moved);
+    await crossCheck(b, moved);
   });
 
   it('getLink of a missing link rejects ENODEV', async () => {
@@ -389,15 +389,12 @@ describePrivileged('links', () => {
 
   it('getLinkSync answers what getLink answers (macvtap, its lower, lo; by name and index), at once; a missing link throws ENODEV', async () => {
     const created = await createMacvtap({ lower: 'mvt-l0', name: 'mvt-sync', mac: testMac(0x41, 1), up: true, netns: ns.path });
-    // The link watcher may run up to a second after the up (longer than quiesce's 100 ms of stillness under an
-    // emulated CPU): wait for its operstate first.
-    await settled(ns, 'mvt-sync');
-    await settled(ns, 'mvt-l0');
-    await quiesce(ns);
+    // Two readings a moment apart agree on the settling fields only once the link watcher has run for the links.
+    await settleLinks(ns);
     for (const ref of ['mvt-sync', created.ifindex, 'mvt-l0', 'lo'] as const) {
       const sync = getLinkSync(ref, { netns: ns.path });
       expect(sync).toEqual(await getLink(ref, { netns: ns.path }));
-      crossCheck(ns, sync);
+      await crossCheck(ns, sync);
     }
     expect(getLinkSync('mvt-sync', { netns: ns.path }).tap).toEqual(created.tap);
     let err: unknown;
@@ -414,10 +411,10 @@ describePrivileged('links', () => {
   it('listLinks with and without kind matches ip', async () => {
     await createMacvtap({ lower: 'mvt-l0', name: 'mvt-a', netns: ns.path });
     await createMacvtap({ lower: 'mvt-l0', name: 'mvt-b', mode: 'vepa', netns: ns.path });
-    await quiesce(ns);
+    await settleLinks(ns);
     const all = await listLinks({ netns: ns.path });
     expect(all.map((l) => l.name).sort()).toEqual(ipNames(ns));
-    for (const info of all) crossCheck(ns, info);
+    for (const info of all) await crossCheck(ns, info);
     const taps = await listLinks({ kind: 'macvtap', netns: ns.path });
     expect(taps.map((l) => l.name).sort()).toEqual(['mvt-a', 'mvt-b']);
     const ipTaps = (JSON.parse(ns.ip('-j', 'link', 'show', 'type', 'macvtap')) as IpLinkJson[]).map((l) => l.ifname).sort();
@@ -465,12 +462,12 @@ describePrivileged('links', () => {
     expect(info?.ifindex).toBe(c.ifindex);
     expect(ipNames(ns)).toContain('mvt-renamed');
     expect(ipNames(ns)).not.toContain('mvt-s0');
-    crossCheck(ns, info!);
+    await crossCheck(ns, info!);
 
     // Several changes in one request.
     info = await setLink('mvt-renamed', { up: true, mtu: 1300, alias: 'both' }, o);
     expect(info).toMatchObject({ up: true, mtu: 1300, alias: 'both' });
-    crossCheck(ns, info!);
+    await crossCheck(ns, info!);
   });
 
   it('setLink promisc is the user\'s promiscuity request, as ip link set promisc on|off: counted once, undone once', async () => {
@@ -490,7 +487,7 @@ describePrivileged('links', () => {
     expect(ns.ipLink('mvt-pr0').promiscuity ?? 0).toBe(before);
     info = await setLink('mvt-pr0', { up: true, promisc: true }, o);
     expect(info).toMatchObject({ promisc: true, up: true });
-    crossCheck(ns, info!);
+    await crossCheck(ns, info!);
   });
 
   it('renaming an up link: the library and ip get the same verdict from this kernel', async () => {
@@ -534,7 +531,7 @@ describePrivileged('links', () => {
     expect(moved.lower?.ifindex).toBe(lowerIdx);
     expect(moved.lower?.name).toBeNull();
     expect(moved.lower?.netnsid).not.toBeNull();
-    crossCheck(b, moved);
+    await crossCheck(b, moved);
     await deleteLink('mvt-mv', { netns: b.path });
     expect(ipNames(b)).not.toContain('mvt-mv');
   });
@@ -617,7 +614,7 @@ describePrivileged('links', () => {
     expect(info).toMatchObject({ name: 'mvt-l0.10', kind: 'vlan', vlan: { id: 10, protocol: '802.1Q' }, mtu: 1400, up: true });
     const l = ns.ipLink('mvt-l0.10');
     expect(l.linkinfo?.info_data).toMatchObject({ protocol: '802.1Q', id: 10 });
-    crossCheck(ns, await settled(ns, 'mvt-l0.10'));
+    await crossCheck(ns, await settled(ns, 'mvt-l0.10'));
     const ad = await createVlan({ lower: 'mvt-l0', id: 20, name: 'mvt-ad', protocol: '802.1ad', netns: ns.path });
     expect(ad.vlan).toEqual({ id: 20, protocol: '802.1ad' });
     expect(ns.ipLink('mvt-ad').linkinfo?.info_data).toMatchObject({ protocol: '802.1ad', id: 20 });
@@ -660,7 +657,7 @@ describePrivileged('links', () => {
     });
     expect(v.kind).toBe('veth');
     expect(v.mac).toBe(testMac(0x40, 1));
-    crossCheck(ns, v);
+    await crossCheck(ns, v);
     expect(b.ipLink('mvt-vb').address).toBe(testMac(0x40, 2));
     expect(ipNames(ns)).not.toContain('mvt-vb');
   });
