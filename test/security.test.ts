@@ -1,5 +1,5 @@
 /**
- * Security checks (issue 8): what a privileged process using the library can give away.
+ * Security checks: what a privileged process using the library can give away.
  *
  * (a) No fd of ours reaches a child unless handed to it: with netlink sockets (two namespaces' pools, an event
  *     watcher), tap queues (through `/dev/tapN` and through a private node) and a tun fd open, an unrelated child
@@ -116,7 +116,7 @@ function nodeArgs(script: string): string[] {
 describePrivileged('security', () => {
   const cleanup = cleanupStack();
   // A and B: namespaces whose macvtaps share one ifindex, so /dev/tapN is A's and B's queues come through a private
-  // node (the cross-namespace hazard in HOST.md).
+  // node (the cross-namespace hazard: README, "/dev/tapN across namespaces").
   let A: Testbed;
   let B: Testbed;
   const IFINDEX = 6000 + (process.pid % 2000);

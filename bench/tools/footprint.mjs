@@ -5,7 +5,7 @@
 //
 //   node bench/tools/footprint.mjs [--runs N] [--json FILE] [REV …]
 //
-// Without REV it measures the working tree (after `npm run prebuild`); each REV (e.g. a commit before a change) is
+// Without REV, or for the word `worktree`, it measures the working tree (after `npm run prebuild`); each other REV (e.g. a commit before a change) is
 // checked out into a temporary worktree, built (npm ci, compile, prebuild) and packed there, then removed. Needs npm's
 // registry for the dependencies. Nothing is left behind: temporary directories and worktrees are removed on exit and
 // on SIGINT/SIGTERM.
@@ -41,6 +41,7 @@ const log = (s) => process.stderr.write(`footprint: ${s}\n`);
 /** Builds and packs the library at `rev` (or the working tree); resolves to the tarball's path. */
 function packAt(rev) {
   let dir = root;
+  if (rev === 'worktree') rev = undefined;
   if (rev !== undefined) {
     dir = join(work, `tree-${worktrees.length}`);
     log(`${rev}: worktree, npm ci, compile, prebuild`);

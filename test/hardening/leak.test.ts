@@ -1,5 +1,5 @@
 /**
- * The leak test (issue 8), `npm run test:leak`: 10,000 cycles of create → open (1–4 queues) → write a frame that a
+ * The leak test, `npm run test:leak`: 10,000 cycles of create → open (1–4 queues) → write a frame that a
  * socket in the peer namespace receives → close → delete, in throwaway namespaces with a veth lower. Every other
  * cycle the macvtap takes an ifindex whose `/dev/tapN` belongs to another namespace's macvtap, so its queues come
  * through a private device node; the other cycles open `/dev/tapN` itself.

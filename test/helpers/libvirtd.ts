@@ -6,8 +6,8 @@
  * with `virsh -c qemu:///system` run through `nsenter` into its namespaces, and stopped by PID.
  *
  * Why libvirtd and not `virt-qemu-run`: with libvirt 9.0 `virt-qemu-run` segfaults when a `type='direct'` guest stops
- * and never exits for `type='ethernet' managed='no'` (HOST.md); the daemon handles both forms cleanly, and a real
- * daemon is what Nova drives.
+ * and never exits for `type='ethernet' managed='no'`; the daemon handles both forms cleanly, and a real daemon is what
+ * Nova drives.
  *
  * QEMU processes libvirt starts are daemonized (not our children): their PIDs are read from libvirt's pid files
  * (through `/proc/<libvirtd>/root`, i.e. inside its mount namespace) so they can be killed by PID when a test fails.
@@ -38,8 +38,8 @@ export function libvirtdUnavailable(): string | null {
 
 /**
  * libvirt's QEMU driver refuses to initialize unless its compiled-in default user `libvirt-qemu` exists, even when
- * qemu.conf says `user = "root"` (HOST.md). Debian's `libvirt-daemon-system` creates it; with only the daemon and
- * driver packages installed it is missing. Creates it (system user, own group, no home, no shell) if absent.
+ * qemu.conf says `user = "root"`. Debian's `libvirt-daemon-system` creates it; with only the daemon and driver
+ * packages installed it is missing. Creates it (system user, own group, no home, no shell) if absent.
  */
 export function ensureLibvirtQemuUser(): void {
   if (spawnSync('id', ['libvirt-qemu'], { stdio: 'ignore' }).status === 0) return;
@@ -285,7 +285,7 @@ export function bootableDomain(domainXml: string, guest: GuestImage, task: Guest
  * Advances namespace `netns`'s ifindex allocator (creating and deleting a throwaway veth pair, at most 200 times)
  * until the next index it hands out has no `/dev/tap<N>` node yet, and returns that index. libvirt opens
  * `/dev/tap<ifindex>` without checking whose device it is, so a macvtap libvirt creates or opens must not share its
- * ifindex with another namespace's macvtap (the cross-namespace hazard in HOST.md).
+ * ifindex with another namespace's macvtap (the cross-namespace hazard: README, "/dev/tapN across namespaces").
  */
 export function freshTapIndex(netns: string): number {
   for (let i = 0; i < 200; i++) {
