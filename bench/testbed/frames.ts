@@ -4,6 +4,7 @@
  * virtio-net header a `vnetHdr` queue expects in front of every frame. Parsers read only what they have checked the
  * length of.
  */
+import { validate } from 'macvtap/internal';
 
 /** EtherType of IPv4. */
 export const ETH_P_IP = 0x0800;
@@ -20,9 +21,8 @@ const ETH_ZLEN = 60;
 
 /** `aa:bb:cc:dd:ee:ff` → 6 bytes. Throws on anything else (a test bug, not a runtime condition). */
 export function macBytes(mac: string): Buffer {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) throw new Error(`bad MAC ${mac}`);
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+  if (validate.macKind(mac) === undefined) throw new Error(`bad MAC ${mac}`);
+  return Buffer.from(mac.split(':').map((p) => parseInt(p, 16)));
 }
 
 /** 6 bytes → lower-case `aa:bb:cc:dd:ee:ff`. */
