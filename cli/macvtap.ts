@@ -28,9 +28,9 @@ Queues:
 libvirt / Nova:
   xml    --vif vif.json [--vcpus N] [--ethernet] [--json]   the <interface> for a Nova macvtap vif
 
-Benchmark:
-  bench  [datapath options] | bench control [options]       run 'macvtap bench --help'
-  bench security [--json FILE] [--html FILE] [--quiet]     anti-spoofing matrix per attachment
+Benchmark (the separate package macvtap-bench, loaded when installed; the same as its macvtap-bench command):
+  bench  [datapath options] | bench control|security|guest [options]   run 'macvtap bench --help'
+         every subcommand takes --json FILE, --html FILE, --quiet
 `;
 
 /** The harness's package: a separate install (a driver that depends on `macvtap` never gets it). */
