@@ -2,7 +2,6 @@
  * Garbage collection of links whose creating process is gone: the owner tag (`lib/owner.ts`) names a pid and its start
  * time; a link is garbage when that pid no longer exists or now belongs to another process (different start time).
  */
-import { randomInt } from 'node:crypto';
 import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
 import { constructionPid, ownerOption, parseOwnerTag, processStartTime } from './owner.js';
@@ -80,7 +79,9 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
   }
   const used = new Set(all.map((l) => l.group));
   let group: number;
-  do group = randomInt(1, 0xffff_ffff); while (used.has(group) || constructionPid(group) !== null);
+  // Any unused group will do (the loop checks), so Math.random: node:crypto would load ~30 internal modules (streams,
+  // ciphers) with the package, the largest part of what import('macvtap') cost.
+  do group = 1 + Math.floor(Math.random() * 0xffff_fffe); while (used.has(group) || constructionPid(group) !== null);
   await Promise.all(removed.map(async (link) => {
     try {
       await callNative(() => binding.linkSet({ index: link.ifindex }, { group }, ns));
