@@ -4,8 +4,10 @@
  * time (field 22 of `/proc/PID/stat`, in clock ticks since boot) makes a reused pid harmless: a new process with the
  * same pid has a different start time.
  */
-import { readFileSync } from 'node:fs';
 import { invalidValue } from './errors.js';
+
+// Not an ESM import of node:fs: see loader.ts (its facade would load all of streams with the package).
+const { readFileSync } = process.getBuiltinModule('node:fs');
 
 /** The prefix of every owner tag. */
 export const TAG_PREFIX = 'macvtap';
