@@ -107,9 +107,23 @@ fi
 status=0
 "$sannode" "$root/node_modules/vitest/vitest.mjs" run --config test/sanitizer/vitest.config.ts "${args[@]}" || status=$?
 
+# A file holding nothing but LeakSanitizer's "Unable to get registers from thread N." is not a finding: LSan's
+# stop-the-world could not read one thread's registers (the thread was exiting, or another tracer held it, as strace
+# does for the traced children of the links and security suites), so it counted that thread's whole stack as
+# reachable and went on; a leak it then found would be a report of its own in the same file, and would fail the run.
+# Such notices are printed, not counted. Every other line in a file fails the run.
+notice='^==[^=]+==[0-9]+==Unable to get registers from thread [0-9]+\.$'
+findings=0
 if compgen -G "$logdir/report*" >/dev/null; then
-  echo "test/sanitizer/run.sh: sanitizer reports (each fails the run):" >&2
-  for f in "$logdir"/report*; do echo "--- $f" >&2; cat "$f" >&2; done
-  status=1
+  for f in "$logdir"/report*; do
+    if grep -Evq "$notice" "$f"; then
+      [ "$findings" = 1 ] || echo "test/sanitizer/run.sh: sanitizer reports (each fails the run):" >&2
+      findings=1
+      echo "--- $f" >&2; cat "$f" >&2
+    else
+      echo "test/sanitizer/run.sh: LeakSanitizer notice, not a finding ($f):" >&2; cat "$f" >&2
+    fi
+  done
 fi
+[ "$findings" = 0 ] || status=1
 exit "$status"
