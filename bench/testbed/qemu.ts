@@ -236,6 +236,16 @@ export class QemuGuest {
  */
 export function startQemu(o: QemuOptions): QemuGuest {
   const dir = mkdtempSync(join(tmpdir(), 'mvt-qemu-'));
+  try {
+    return launch(o, dir);
+  } catch (e) {
+    // Nothing was started (a missing CLI, no fds, spawn's own argument checks): no guest owns the directory yet.
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function launch(o: QemuOptions, dir: string): QemuGuest {
   const serialPath = join(dir, 'console.log');
   const common = { guest: o.guest, task: o.task, mac: o.mac, serial: serialPath, memoryMiB: o.memoryMiB, smp: o.smp };
   let cmd: string;
