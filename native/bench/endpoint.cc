@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,10 @@ void EndpointState::RequestStop() {
     ssize_t n = ::write(wake.get(), &one, sizeof one);
     (void)n;  // a full counter (impossible here) would still leave the loop woken
   }
+  // A receive blocked in the socket itself (block mode) wakes with 0 bytes; the loop then sees `stop`. ENOTCONN from
+  // an unconnected UDP socket is expected: the kernel sets the shutdown and wakes the waiters all the same.
+  int fd = sock_fd.load(std::memory_order_acquire);
+  if (fd >= 0) ::shutdown(fd, SHUT_RD);
 }
 
 Wait WaitFd(EndpointState& s, int fd, bool out, uint64_t until_ns) {
@@ -85,6 +90,8 @@ void EndpointRegistry::StopAll() {
     // fds now, so nothing but a little memory is left behind.
     s->fd.reset();
     s->wake.reset();
+    s->sock_fd.store(-1, std::memory_order_release);
+    s->sock.reset();
   }
 }
 

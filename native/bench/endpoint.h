@@ -81,6 +81,13 @@ struct EndpointState {
   /** Wakes a blocked loop on stop(). */
   FileDescriptor wake;
   std::atomic<bool> stop{false};
+  /**
+   * The peer's socket. Owned here, not by the loop, so that stop() can shut it down while the loop sleeps in a
+   * blocking receive (block mode): the number stays valid until the state goes, after the thread is joined.
+   * `sock_fd` is published by the loop once the socket exists (-1 before).
+   */
+  FileDescriptor sock;
+  std::atomic<int> sock_fd{-1};
   std::thread thread;
 
   // Written by the thread before it reports; read on the main thread after join().
@@ -95,7 +102,7 @@ struct EndpointState {
   std::optional<Napi::Promise::Deferred> ready, done;
   bool ready_settled = false;
 
-  /** Sets `stop` and wakes the loop. Any thread. */
+  /** Sets `stop` and wakes the loop (the eventfd; shutdown(SHUT_RD) of a peer's socket). Any thread. */
   void RequestStop();
 };
 
