@@ -152,12 +152,13 @@ describePrivileged('macvtap bench control', () => {
         const gl = mine.filter((r) => r.rep === rep && r.scenario === 'getlink' && r.phase === 'getlink');
         expect(gl).toHaveLength(1);
         expect(gl[0]!.n).toBe(id === 'ip' ? 3 : 40);
-        // Only this package has a blocking call and the C floor; the floor is the cheaper of the two.
+        // Only this package has a blocking call and the C floor. Which is cheaper is the benchmark's finding (40 calls
+        // each here, on a machine busy with the rest of the run), not something a test can assert: both measured.
         const phases = (p: string): typeof mine => mine.filter((r) => r.rep === rep && r.scenario === 'getlink' && r.phase === p);
         if (id === 'macvtap') {
           expect(phases('getlink-sync').map((r) => r.n)).toEqual([40]);
           expect(phases('getlink-raw').map((r) => r.n)).toEqual([40]);
-          expect(phases('getlink-raw')[0]!.perOpUs).toBeLessThan(phases('getlink-sync')[0]!.perOpUs);
+          for (const p of ['getlink-sync', 'getlink-raw']) expect(phases(p)[0]!.perOpUs, p).toBeGreaterThan(0);
         } else {
           expect([...phases('getlink-sync'), ...phases('getlink-raw')]).toEqual([]);
         }

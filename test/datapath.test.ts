@@ -191,6 +191,16 @@ describePrivileged('datapath endpoints', () => {
     const stopped = await idle.stop();
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(stopped.rxPackets).toBe(0);
+    // A peer in block mode sleeps in the receive call itself; stop() shuts the socket's read side to wake it, and the
+    // wake-up is never counted as a datagram (nor echoed).
+    for (const mode of ['sink', 'echo'] as const) {
+      const p = startPeer({ netns: tb.peer.path, bindIp: tb.peerIp, bindPort: 0, mode, poll: 'block', durationMs: 600_000 });
+      await p.ready;
+      const t1 = performance.now();
+      const ps = await p.stop();
+      expect(performance.now() - t1, mode).toBeLessThan(1000);
+      expect([ps.rxPackets, ps.txPackets, ps.rxBytes], mode).toEqual([0, 0, 0]);
+    }
     const short = startPeer({ netns: tb.peer.path, bindIp: tb.peerIp, bindPort: 0, mode: 'sink', poll: 'busy', durationMs: 150 });
     const s = await short.done;
     expect(s.elapsedNs).toBeGreaterThanOrEqual(150e6);
