@@ -3,6 +3,12 @@
 // ignored, as npm 11 does by default), counted in packages and bytes on disk, and the cost of `import('macvtap')` (and
 // of `import('macvtap/vif')`) over a bare `node -e 0`, as whole processes, interleaved, median of --runs.
 //
+// Two floors are measured beside it, in the same rounds: `import()` of an empty ESM package (what any ESM package
+// costs: Node's ESM loader), and the same macvtap.node loaded through node-gyp-build from an ESM one-liner (what any
+// addon loaded that way costs). "Over bare" is the median of the rounds' differences: each round runs every variant
+// back to back, and process start on this VM moves by ±20 ms between regimes that last seconds — a regime reaches
+// the whole round alike, so it cancels in the difference.
+//
 //   node bench/tools/footprint.mjs [--runs N] [--json FILE] [REV …]
 //
 // Without REV, or for the word `worktree`, it measures the working tree (after `npm run prebuild`); each other REV (e.g. a commit before a change) is
@@ -91,16 +97,27 @@ function measure(label, tarball, commit) {
   const nm = join(app, 'node_modules');
   const pkgs = packages(nm);
   const bytes = Number(run('du', ['-sB1', nm], app).split('\t')[0]);
-  const codes = { bare: '0', macvtap: "await import('macvtap')", vif: "await import('macvtap/vif')" };
-  const times = { bare: [], macvtap: [], vif: [] };
+  // The floors' fixtures, written after the install was counted.
+  mkdirSync(join(nm, 'mvt-floor-esm'));
+  writeFileSync(join(nm, 'mvt-floor-esm', 'package.json'), JSON.stringify({ name: 'mvt-floor-esm', type: 'module', exports: { '.': './index.js' } }));
+  writeFileSync(join(nm, 'mvt-floor-esm', 'index.js'), 'export const x = 1;\n');
+  const codes = {
+    bare: '0',
+    floorEsm: "await import('mvt-floor-esm')",
+    floorAddon: `import { createRequire } from 'node:module'; createRequire(import.meta.url)('node-gyp-build')(${JSON.stringify(join(nm, 'macvtap'))})`,
+    macvtap: "await import('macvtap')",
+    vif: "await import('macvtap/vif')",
+  };
+  const times = Object.fromEntries(Object.keys(codes).map((k) => [k, []]));
   for (const k of Object.keys(codes)) timeOnce(app, codes[k]); // warm the page cache
   for (let i = 0; i < runs; i++) for (const k of Object.keys(codes)) times[k].push(timeOnce(app, codes[k]));
   const stat = (xs) => ({ medianMs: median(xs), minMs: Math.min(...xs), maxMs: Math.max(...xs) });
+  const over = (k) => median(times[k].map((x, i) => x - times.bare[i]));
   return {
     label, commit, packages: pkgs.length, packageNames: pkgs, bytes,
     bare: stat(times.bare), importMacvtap: stat(times.macvtap), importVif: stat(times.vif),
-    importMacvtapOverBareMs: median(times.macvtap) - median(times.bare),
-    importVifOverBareMs: median(times.vif) - median(times.bare),
+    importMacvtapOverBareMs: over('macvtap'), importVifOverBareMs: over('vif'),
+    floorEsmOverBareMs: over('floorEsm'), floorAddonOverBareMs: over('floorAddon'),
   };
 }
 
@@ -110,12 +127,12 @@ const results = targets.map((rev) => {
   return measure(rev ?? 'worktree', tarball, commit);
 });
 const f = (x) => x.toFixed(1);
-console.log(`node ${process.version}, ${runs} interleaved runs each; medians [min–max], whole processes`);
-console.log('| | packages | on disk | node -e 0 | import(\'macvtap\') | over bare | import(\'macvtap/vif\') | over bare |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log(`node ${process.version}, ${runs} interleaved rounds; whole processes; "over bare": median of the rounds' differences`);
+console.log('| | packages | on disk | node -e 0 | import(\'macvtap\') | over bare | import(\'macvtap/vif\') over bare | floor: empty ESM package | floor: addon via node-gyp-build |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   console.log(`| ${r.label} (${r.commit}) | ${r.packages} | ${f(r.bytes / 2 ** 20)} MiB | ${f(r.bare.medianMs)} ms | ` +
     `${f(r.importMacvtap.medianMs)} ms [${f(r.importMacvtap.minMs)}–${f(r.importMacvtap.maxMs)}] | ${f(r.importMacvtapOverBareMs)} ms | ` +
-    `${f(r.importVif.medianMs)} ms | ${f(r.importVifOverBareMs)} ms |`);
+    `${f(r.importVifOverBareMs)} ms | ${f(r.floorEsmOverBareMs)} ms | ${f(r.floorAddonOverBareMs)} ms |`);
 }
 if (values.json) writeFileSync(values.json, JSON.stringify({ node: process.version, runs, results }, null, 2) + '\n');
