@@ -43,6 +43,8 @@ async function sockperfServer(ns: string, ip: string): Promise<{ stop(): Promise
       server.stderr!.on('data', onData);
       server.once('exit', (code) => reject(new Error(`sockperf server exited (${code}) before it was ready: ${out}`)));
       server.once('error', reject);
+      // A bound on a failure, not a wait for readiness: a server that neither gets ready nor exits is ended.
+      setTimeout(() => reject(new Error(`sockperf server not ready after 20 s: ${out}`)), 20_000).unref();
     });
   } catch (e) {
     await stop();
@@ -84,9 +86,10 @@ async function oursP50(t: Topology, payload: number, echoNs?: { path: string; ip
   }
 }
 
-const median = (xs: number[]) => {
+const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
 /**
@@ -107,7 +110,7 @@ async function agree(name: string, ours: () => Promise<number>, server: { ns: st
   } finally {
     await srv.stop();
   }
-  const ratio = median(a.map((x, i) => x / b[i]));
+  const ratio = median(a.map((x, i) => x / b[i]!));
   const list = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(' ');
   return {
     ok: Math.abs(ratio - 1) <= TOLERANCE,
