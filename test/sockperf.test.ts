@@ -1,8 +1,11 @@
 /**
- * Cross-check of the benchmark's endpoints against Debian's `sockperf ping-pong` over the same namespaces: the
- * harness's veth-direct round trip and its tap+linuxbridge round trip agree with sockperf's within 25% (p50, both
- * ends pinned to one vCPU, blocking). sockperf needs a socket on the guest side, so for the bridge it talks to a
- * server on a veth enslaved to the same bridge (the tap+linuxbridge equivalent). One second of a ping-pong on a
+ * Cross-check of the benchmark's endpoints against Debian's `sockperf ping-pong` over the same namespaces (p50, both
+ * ends pinned to one vCPU, blocking): where both tools run the same path — veth-direct, and a socket echo on a veth
+ * enslaved to the tap+linuxbridge topology's bridge — the round trips agree within 25%. sockperf needs a socket on the
+ * guest side, so it cannot run the tap path itself; there the guest endpoint (no socket stack on its side, the number
+ * the benchmark reports for tap+linuxbridge) must not read more than 25% above sockperf's veth path through the same
+ * bridge — the check is against harness overhead; being faster than a path with a socket stack is expected (0.76–0.99
+ * measured). One second of a ping-pong on a
  * 2-vCPU VM is bimodal for either tool (two scheduling regimes, ≈19 and ≈25 µs here, each lasting seconds), so one
  * run of each says little. Each comparison is measured as a benchmark is: ROUNDS rounds, each one run of ours and one
  * of sockperf back to back (which goes first alternates), and the median of the rounds' ratios ours/sockperf is
@@ -95,9 +98,12 @@ const median = (xs: number[]): number => {
 /**
  * {@link ROUNDS} rounds of one run each, back to back (ours first in even rounds, sockperf first in odd ones), with a
  * sockperf server in `server.ns` for the whole comparison; whether the median of the rounds' ratios of p50s is within
- * the tolerance of 1.
+ * the tolerance of 1 (`above`: not above 1 by more than the tolerance).
  */
-async function agree(name: string, ours: () => Promise<number>, server: { ns: string; ip: string }, clientNs: string, payload: number): Promise<{ ok: boolean; text: string }> {
+async function agree(
+  name: string, ours: () => Promise<number>, server: { ns: string; ip: string }, clientNs: string, payload: number,
+  bound: 'both' | 'above' = 'both',
+): Promise<{ ok: boolean; text: string }> {
   const a: number[] = [];
   const b: number[] = [];
   const srv = await sockperfServer(server.ns, server.ip);
@@ -113,7 +119,7 @@ async function agree(name: string, ours: () => Promise<number>, server: { ns: st
   const ratio = median(a.map((x, i) => x / b[i]!));
   const list = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(' ');
   return {
-    ok: Math.abs(ratio - 1) <= TOLERANCE,
+    ok: bound === 'both' ? Math.abs(ratio - 1) <= TOLERANCE : ratio <= 1 + TOLERANCE,
     text: `${name}: ours/sockperf median ratio ${ratio.toFixed(2)}; p50 µs per round, ours [${list(a)}], sockperf [${list(b)}]`,
   };
 }
@@ -132,7 +138,7 @@ describePrivileged('sockperf cross-check of the benchmark endpoints', () => {
     }
   }, 240_000);
 
-  it.skipIf(!sockperf)('tap+linuxbridge: our guest endpoint p50 agrees with sockperf through the same bridge within 25%', async () => {
+  it.skipIf(!sockperf)('tap+linuxbridge: through the same bridge, our socket echo agrees with sockperf within 25% and the guest endpoint reads at most 25% above it', async () => {
     const t = await buildTopology('tap+linuxbridge');
     // sockperf's server needs a kernel socket: a third namespace on a veth enslaved to the same bridge.
     const s = TestNetns.create();
@@ -147,8 +153,9 @@ describePrivileged('sockperf cross-check of the benchmark endpoints', () => {
         const server = { ns: s.name, ip: sockIp };
         // The endpoints on the same veth path as sockperf (socket to socket through the bridge) ...
         const same = await agree(`bridge, socket echo ${payload} B`, () => oursP50(t, payload, { path: s.path, ip: sockIp }), server, t.peerNs.name, payload);
-        // ... and the guest endpoint on the tap, the number the benchmark reports for tap+linuxbridge.
-        const tap = await agree(`tap+linuxbridge ${payload} B`, () => oursP50(t, payload), server, t.peerNs.name, payload);
+        // ... and the guest endpoint on the tap, the number the benchmark reports for tap+linuxbridge: a different path
+        // (no socket on the guest side), so only harness overhead — reading above sockperf — is a failure.
+        const tap = await agree(`tap+linuxbridge ${payload} B`, () => oursP50(t, payload), server, t.peerNs.name, payload, 'above');
         process.stderr.write(`  ${same.text}\n  ${tap.text}\n`);
         expect(same.ok, same.text).toBe(true);
         expect(tap.ok, tap.text).toBe(true);
