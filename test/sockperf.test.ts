@@ -4,7 +4,7 @@
  * enslaved to the tap+linuxbridge topology's bridge — the round trips agree within 25%. sockperf needs a socket on the
  * guest side, so it cannot run the tap path itself; there the guest endpoint (no socket stack on its side, the number
  * the benchmark reports for tap+linuxbridge) must not read more than 25% above sockperf's veth path through the same
- * bridge — the check is against harness overhead; being faster than a path with a socket stack is expected (0.76–0.99
+ * bridge — the check is against harness overhead; being faster than a path with a socket stack is expected (0.76–1.00
  * measured). One second of a ping-pong on a
  * 2-vCPU VM is bimodal for either tool (two scheduling regimes, ≈19 and ≈25 µs here, each lasting seconds), so one
  * run of each says little. Each comparison is measured as a benchmark is: ROUNDS rounds, each one run of ours and one

@@ -6,8 +6,8 @@
 // Block mode sleeps in the receive call itself, as sockperf does: a blocking socket whose SO_RCVTIMEO bounds each
 // sleep (the round-trip timeout for pingpong, the run's deadline otherwise), woken early by stop() shutting the
 // socket's read side. One syscall per datagram received: a failed non-blocking receive followed by ppoll() on the
-// socket and the stop eventfd cost two more per wait, which on a 2-vCPU VM read 15-30% above sockperf's ping-pong
-// round trip. Busy mode spins on non-blocking receives.
+// socket and the stop eventfd cost two more per wait, which on a 2-vCPU VM read 15-20% above sockperf's ping-pong
+// round trip (interleaved medians). Busy mode spins on non-blocking receives.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
