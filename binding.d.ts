@@ -313,6 +313,12 @@ export interface Binding {
   /** `SIOCETHTOOL` legacy set commands on a socket made inside `ns`. */
   ethtoolSetOffloads(key: NativeLinkKey, offloads: NativeOffloads, ns: NativeNetns): Promise<void>;
 
+  /**
+   * Runs nft commands (nft's own syntax) as one nftables transaction inside `ns` through libnftables, loaded at the
+   * first call; resolves what the commands print (JSON with `json`). `device` only names the link in errors.
+   */
+  nftRun(commands: string, opts: { json?: boolean; device?: string }, ns: NativeNetns): Promise<string>;
+
   /** Opens `queues` fds of a macvtap's char device, verified by `st_rdev`; see {@link NativeTapOpenResult}. */
   tapOpen(key: NativeLinkKey, opts: NativeTapOpenOptions, ns: NativeNetns): Promise<NativeTapOpenResult>;
   /**

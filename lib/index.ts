@@ -15,3 +15,5 @@ export { gc } from './gc.js';
 export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';
 export { MacvtapError } from './errors.js';
 export type * from './types.js';
+export { applyPortSecurity, removePortSecurity, getPortSecurity } from './portsec/index.js';
+export type * from './portsec/types.js';

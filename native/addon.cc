@@ -8,6 +8,7 @@
 #include "events.h"
 #include "fdpass.h"
 #include "link.h"
+#include "nft.h"
 #include "ownership.h"
 #include "tap.h"
 #include "tun.h"
@@ -38,6 +39,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ownedFds", Napi::Function::New(env, JsOwnedFds, "ownedFds"));
   exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, JsRecvFds, "recvFds"));
+  exports.Set("nftRun", Napi::Function::New(env, JsNftRun, "nftRun"));
   exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
   return exports;
 }

@@ -1,0 +1,182 @@
+/**
+ * The nftables ruleset of one port, as nft commands: a `netdev` table `mvtps-<device>` with an `egress` base chain
+ * (every frame the guest writes to its tap fd) and an `ingress` base chain (every frame on its way to the guest).
+ *
+ * Every lookup is a set: the anti-spoofing checks are one lookup each whatever the number of addresses, and the
+ * security group rules are three lookups per direction and family (ports, ICMP type·code, protocol) whatever the number
+ * of rules. Sets with intervals over concatenations hold disjoint boxes (see boxes.ts).
+ *
+ * Replacing is atomic: the table, chains and sets are created when missing, then in the same transaction every chain
+ * and set is flushed and filled again. Rules and elements are versioned by the nf_tables transaction generation, so a
+ * packet sees either the old ruleset or the new one, never an empty or a partial one; the base chains (whose hook
+ * registration is not versioned) are never deleted by a replace.
+ * @internal
+ */
+import { formatRange, macText, V4, V6, type Family, type Range } from './addr.js';
+import { splitPacked, type Box } from './boxes.js';
+import type { CompiledPolicy, RuleBoxes } from './policy.js';
+
+/** The table name for a device. */
+export function tableName(device: string): string {
+  return `mvtps-${device}`;
+}
+
+/** Prefix of the table comment: `macvtap-ps ifindex=N owner=TAG`. */
+export const COMMENT_PREFIX = 'macvtap-ps';
+
+/** The table comment that records what the table was applied to. */
+export function tableComment(ifindex: number, owner: string): string {
+  return `${COMMENT_PREFIX} ifindex=${ifindex} owner=${owner}`;
+}
+
+/** Parses a table comment written by {@link tableComment}; `null` for anything else. */
+export function parseTableComment(comment: string): { ifindex: number; owner: string } | null {
+  const m = /^macvtap-ps ifindex=([1-9][0-9]{0,9}) owner=([A-Za-z0-9_.:-]{1,100})$/.exec(comment);
+  return m ? { ifindex: Number(m[1]), owner: m[2] as string } : null;
+}
+
+const hex = (n: bigint, bits: number): string => `0x${n.toString(16).padStart(bits / 4, '0')}`;
+
+function rangeText(r: Range, f: (n: bigint) => string): string {
+  return r[0] === r[1] ? f(r[0]) : `${f(r[0])}-${f(r[1])}`;
+}
+
+interface SetDef { name: string; decl: string; elements: string[] }
+
+function ruleSets(dir: 'ingress' | 'egress', fam: Family, r: RuleBoxes | null): SetDef[] {
+  const v = fam.v6 ? '6' : '4';
+  const addr = fam.v6 ? 'ipv6_addr' : 'ipv4_addr';
+  const icmp = fam.v6 ? 'icmpv6' : 'icmp';
+  const a = (b: Box): string => formatRange(b.a, fam);
+  const num = (n: bigint): string => String(n);
+  return [
+    {
+      name: `sg-${dir}${v}-ports`, decl: `type ${addr} . inet_proto . inet_service; flags interval;`,
+      elements: (r?.ports ?? []).flatMap((b) => splitPacked(b.b, 16).map((p) => `${a(b)} . ${rangeText(p.a, num)} . ${rangeText(p.b, num)}`)),
+    },
+    {
+      name: `sg-${dir}${v}-icmp`, decl: `type ${addr} . ${icmp}_type . ${icmp}_code; flags interval;`,
+      elements: (r?.icmp ?? []).flatMap((b) => splitPacked(b.b, 8).map((p) => `${a(b)} . ${rangeText(p.a, num)} . ${rangeText(p.b, num)}`)),
+    },
+    {
+      name: `sg-${dir}${v}-protos`, decl: `type ${addr} . inet_proto; flags interval;`,
+      elements: (r?.protos ?? []).map((b) => `${a(b)} . ${rangeText(b.b, num)}`),
+    },
+  ];
+}
+
+/** All sets of the table with their elements for `p` (every set exists whatever the policy, so replaces can flush). */
+export function setDefs(p: CompiledPolicy): SetDef[] {
+  const pairs = (boxes: Box[], fam: Family): string[] => boxes.flatMap((b) => {
+    const out: string[] = [];
+    for (let m = b.a[0]; m <= b.a[1]; m++) out.push(`${macText(m)} . ${formatRange(b.b, fam)}`);
+    return out;
+  });
+  return [
+    { name: 'macs', decl: 'type ether_addr;', elements: p.macs.map(macText) },
+    // The same MACs as 48-bit integers, for the link-layer address option of neighbour discovery (a raw field).
+    { name: 'nd-lladdr', decl: 'typeof @th,208,48;', elements: p.macs.map((m) => hex(m, 48)) },
+    { name: 'pairs4', decl: 'type ether_addr . ipv4_addr; flags interval;', elements: pairs(p.pairs4, V4) },
+    { name: 'pairs6', decl: 'type ether_addr . ipv6_addr; flags interval;', elements: pairs(p.pairs6, V6) },
+    // pairs6 again with the address as a raw 128-bit field: the target address of a neighbour advertisement.
+    {
+      name: 'nd-target', decl: 'typeof ether saddr . @th,64,128; flags interval;',
+      elements: p.pairs6.flatMap((b) => {
+        const out: string[] = [];
+        for (let m = b.a[0]; m <= b.a[1]; m++) out.push(`${macText(m)} . ${rangeText(b.b, (n) => hex(n, 128))}`);
+        return out;
+      }),
+    },
+    ...ruleSets('ingress', V4, p.rules?.ingress4 ?? null),
+    ...ruleSets('ingress', V6, p.rules?.ingress6 ?? null),
+    ...ruleSets('egress', V4, p.rules?.egress4 ?? null),
+    ...ruleSets('egress', V6, p.rules?.egress6 ?? null),
+  ];
+}
+
+/** ICMPv6 types a port needs in each direction whatever its groups (neighbour discovery, MLD), as Neutron allows. */
+const ND_EGRESS = 'nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld-listener-done, mld2-listener-report';
+const ND_INGRESS = 'mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect';
+
+function egressRules(sg: boolean): string[] {
+  const r = [
+    // Anti-spoofing (Neutron's port security), first: nothing below may accept a frame it would drop.
+    'ether saddr != @macs counter drop comment "spoofed-mac"',
+    'ether type != { ip, ip6, arp } counter drop comment "ethertype"',
+    'arp saddr ether . arp saddr ip @pairs4 accept',
+    'arp saddr ip 0.0.0.0 arp saddr ether @macs accept',
+    'ether type arp counter drop comment "spoofed-arp"',
+    // DHCP client traffic before the guest has an address.
+    'ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept',
+    'ether saddr . ip saddr != @pairs4 counter drop comment "spoofed-ipv4"',
+    'udp sport 67 udp dport 68 counter drop comment "dhcp-server"',
+    // Duplicate address detection and the MLD reports sent with it come from the unspecified address.
+    'ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } accept',
+    'ether saddr . ip6 saddr != @pairs6 counter drop comment "spoofed-ipv6"',
+    'icmpv6 type nd-router-advert counter drop comment "router-advert"',
+    'udp sport 547 udp dport 546 counter drop comment "dhcp-server"',
+    'icmpv6 type nd-neighbor-advert ether saddr . @th,64,128 != @nd-target counter drop comment "spoofed-nd"',
+    'icmpv6 type nd-neighbor-advert @th,192,16 0x0201 @th,208,48 != @nd-lladdr counter drop comment "spoofed-nd"',
+    'icmpv6 type nd-neighbor-solicit @th,192,16 0x0101 @th,208,48 != @nd-lladdr counter drop comment "spoofed-nd"',
+  ];
+  if (!sg) return r;
+  return [
+    ...r,
+    'ether type arp accept',
+    'udp sport 68 udp dport 67 accept',
+    'udp sport 546 udp dport 547 accept',
+    `icmpv6 type { ${ND_EGRESS} } accept`,
+    'ip daddr . meta l4proto . th dport @sg-egress4-ports accept',
+    'ip daddr . icmp type . icmp code @sg-egress4-icmp accept',
+    'ip daddr . meta l4proto @sg-egress4-protos accept',
+    'ether type ip counter drop comment "sg-egress-ipv4"',
+    'ip6 daddr . meta l4proto . th dport @sg-egress6-ports accept',
+    'ip6 daddr . icmpv6 type . icmpv6 code @sg-egress6-icmp accept',
+    'ip6 daddr . meta l4proto @sg-egress6-protos accept',
+    'ether type ip6 counter drop comment "sg-egress-ipv6"',
+  ];
+}
+
+function ingressRules(sg: boolean): string[] {
+  if (!sg) return [];
+  return [
+    'udp sport 67 udp dport 68 accept',
+    'udp sport 547 udp dport 546 accept',
+    `icmpv6 type { ${ND_INGRESS} } accept`,
+    'ip saddr . meta l4proto . th dport @sg-ingress4-ports accept',
+    'ip saddr . icmp type . icmp code @sg-ingress4-icmp accept',
+    'ip saddr . meta l4proto @sg-ingress4-protos accept',
+    'ether type ip counter drop comment "sg-ingress-ipv4"',
+    'ip6 saddr . meta l4proto . th dport @sg-ingress6-ports accept',
+    'ip6 saddr . icmpv6 type . icmpv6 code @sg-ingress6-icmp accept',
+    'ip6 saddr . meta l4proto @sg-ingress6-protos accept',
+    'ether type ip6 counter drop comment "sg-ingress-ipv6"',
+  ];
+}
+
+/**
+ * The commands that make `device`'s table hold exactly `p`, as one transaction. With `recreate`, the table is deleted
+ * first (in the same transaction): for a table left bound to an earlier device of the same name.
+ */
+export function applyCommands(device: string, ifindex: number, owner: string, p: CompiledPolicy, recreate: boolean): string {
+  const t = `netdev ${tableName(device)}`;
+  const comment = tableComment(ifindex, owner);
+  const sets = setDefs(p);
+  const out: string[] = [];
+  out.push(`add table ${t} { comment "${comment}"; }`);
+  if (recreate) out.push(`delete table ${t}`, `add table ${t} { comment "${comment}"; }`);
+  for (const hook of ['egress', 'ingress']) {
+    out.push(`add chain ${t} ${hook} { type filter hook ${hook} device "${device}" priority 0; policy accept; comment "${comment}"; }`);
+  }
+  for (const s of sets) out.push(`add set ${t} ${s.name} { ${s.decl} }`);
+  out.push(`flush chain ${t} egress`, `flush chain ${t} ingress`);
+  for (const s of sets) {
+    out.push(`flush set ${t} ${s.name}`);
+    if (s.elements.length > 0) out.push(`add element ${t} ${s.name} { ${s.elements.join(', ')} }`);
+  }
+  const sg = p.rules !== null;
+  for (const r of egressRules(sg)) out.push(`add rule ${t} egress ${r}`);
+  for (const r of ingressRules(sg)) out.push(`add rule ${t} ingress ${r}`);
+  return out.join('\n') + '\n';
+}
+

@@ -1,0 +1,155 @@
+// nftables through libnftables, the library under `nft` (Debian's libnftables1): one call runs one batch of
+// commands as one kernel transaction, inside a network namespace, on a worker thread.
+//
+// The library is opened with dlopen() at the first call, not linked: the addon stays loadable (and every other export
+// usable) on a machine without it, and only port security reports what is missing. Its C API is small and stable
+// (libnftables.so.1 since nftables 0.9); the few prototypes are declared here so building needs no -dev package.
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+
+#include <mutex>
+#include <string>
+
+#include "args.h"
+#include "async.h"
+#include "errors.h"
+#include "netns.h"
+
+namespace macvtap {
+namespace {
+
+constexpr const char* kLibrary = "libnftables.so.1";
+constexpr unsigned kOutputJson = 1u << 4;     // NFT_CTX_OUTPUT_JSON
+constexpr unsigned kOutputHandle = 1u << 3;   // NFT_CTX_OUTPUT_HANDLE
+constexpr unsigned kDefault = 0;              // NFT_CTX_DEFAULT
+
+struct NftApi {
+  void* (*ctx_new)(uint32_t flags);
+  void (*ctx_free)(void* ctx);
+  void (*output_set_flags)(void* ctx, unsigned flags);
+  int (*buffer_output)(void* ctx);
+  int (*buffer_error)(void* ctx);
+  const char* (*get_output_buffer)(void* ctx);
+  const char* (*get_error_buffer)(void* ctx);
+  int (*run_cmd_from_buffer)(void* ctx, const char* buf);
+};
+
+// libnftables 1.0.x keeps some tables process-global (symbol tables read from /etc/iproute2 at context creation),
+// so contexts are created, used and freed one at a time. A transaction takes well under a millisecond of it.
+std::mutex g_mutex;
+NftApi g_api;
+bool g_loaded = false;
+std::string g_load_error;
+
+template <typename T>
+bool Sym(void* lib, const char* name, T* out) {
+  *out = reinterpret_cast<T>(::dlsym(lib, name));
+  return *out != nullptr;
+}
+
+/** Opens the library once (caller holds g_mutex). Throws ENOENT naming the package when it is not there. */
+void LoadLocked() {
+  if (g_loaded) return;
+  if (g_load_error.empty()) {
+    void* lib = ::dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* why = ::dlerror();
+      g_load_error = why != nullptr ? why : "dlopen failed";
+    } else if (Sym(lib, "nft_ctx_new", &g_api.ctx_new) && Sym(lib, "nft_ctx_free", &g_api.ctx_free) &&
+               Sym(lib, "nft_ctx_output_set_flags", &g_api.output_set_flags) &&
+               Sym(lib, "nft_ctx_buffer_output", &g_api.buffer_output) &&
+               Sym(lib, "nft_ctx_buffer_error", &g_api.buffer_error) &&
+               Sym(lib, "nft_ctx_get_output_buffer", &g_api.get_output_buffer) &&
+               Sym(lib, "nft_ctx_get_error_buffer", &g_api.get_error_buffer) &&
+               Sym(lib, "nft_run_cmd_from_buffer", &g_api.run_cmd_from_buffer)) {
+      g_loaded = true;
+      return;
+    } else {
+      g_load_error = "a symbol of the libnftables C API is missing";
+      ::dlclose(lib);
+    }
+  }
+  ThrowSys(ENOENT, "dlopen", kLibrary, {},
+           "nftables port security needs libnftables (Debian/Ubuntu: apt install libnftables1): " + g_load_error);
+}
+
+/**
+ * The errno behind libnftables' message: the kernel's refusal arrives as "Error: Could not process rule: <strerror
+ * text>" (also "...: <text>" for list/delete commands). Matched against the C library's own descriptions, so the
+ * code is the kernel's, not a guess; a parse or evaluation error (no kernel errno) is EINVAL.
+ */
+int ErrnoFromMessage(const std::string& msg) {
+  int best = 0;
+  size_t best_len = 0;
+  for (int e = 1; e < 134; e++) {
+    const char* desc = ::strerrordesc_np(e);
+    if (desc == nullptr) continue;
+    size_t len = strlen(desc);
+    if (len > best_len && msg.find(std::string(": ") + desc) != std::string::npos) {
+      best = e;
+      best_len = len;
+    }
+  }
+  return best != 0 ? best : EINVAL;
+}
+
+struct Ctx {
+  void* p;
+  explicit Ctx(void* ctx) : p(ctx) {}
+  ~Ctx() { if (p != nullptr) g_api.ctx_free(p); }
+  Ctx(const Ctx&) = delete;
+  Ctx& operator=(const Ctx&) = delete;
+};
+
+std::string Trim(const char* s) {
+  std::string t = s != nullptr ? s : "";
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+}  // namespace
+
+/** Runs `commands` (nft syntax) as one transaction inside `ns`; returns what the commands print (JSON when asked). */
+std::string NftRun(const std::string& commands, bool json, const NetnsRef& ns, const std::string& device) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  LoadLocked();
+  // The context's netlink socket is created at its first command, so the whole life of the context is spent inside
+  // the namespace; NetnsGuard leaves it again (and poisons the thread if it cannot).
+  NetnsGuard guard(ns);
+  Ctx ctx(g_api.ctx_new(kDefault));
+  if (ctx.p == nullptr) ThrowSys(ENOMEM, "nft_ctx_new", {}, device);
+  g_api.output_set_flags(ctx.p, json ? (kOutputJson | kOutputHandle) : 0);
+  g_api.buffer_output(ctx.p);
+  g_api.buffer_error(ctx.p);
+  int rc = g_api.run_cmd_from_buffer(ctx.p, commands.c_str());
+  if (rc != 0) {
+    std::string err = Trim(g_api.get_error_buffer(ctx.p));
+    SysError e;
+    e.err = ErrnoFromMessage(err);
+    e.syscall = "nftables";
+    e.device = device;
+    e.extack = err.empty() ? "libnftables failed without a message" : err;
+    throw SysException(std::move(e));
+  }
+  return Trim(g_api.get_output_buffer(ctx.p));
+}
+
+/**
+ * nftRun(commands, { json, device }, ns) → Promise<string>. Equivalent to `ip netns exec NS nft [-j] -f FILE` with
+ * FILE = `commands`: one transaction, all or nothing. errno contract (syscall 'nftables', extack = libnftables' error
+ * text): ENOENT (syscall 'dlopen') libnftables is not installed; the kernel's errno for a refused command (ENOENT no
+ * such table/device, EOPNOTSUPP no such hook, EEXIST…); EINVAL a command libnftables could not parse or evaluate.
+ */
+Napi::Value JsNftRun(const Napi::CallbackInfo& info) {
+  std::string commands = ReqString(info[0], "commands");
+  Napi::Object opts = ReqObject(info[1], "opts");
+  bool json = OptBool(opts, "json").value_or(false);
+  std::string device = OptString(opts, "device").value_or("");
+  NetnsRef ns = ReadNetns(info[2], "ns");
+  return PromiseWorker<std::string>::Start(
+      info.Env(), "macvtap:nftRun", [commands, json, ns, device]() { return NftRun(commands, json, ns, device); },
+      [](Napi::Env env, std::string& out) -> Napi::Value { return Napi::String::New(env, out); });
+}
+
+}  // namespace macvtap
