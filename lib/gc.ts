@@ -5,6 +5,7 @@
 import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
 import { constructionPid, ownerOption, parseOwnerTag, processStartTime } from './owner.js';
+import { portSecurityGarbage, removePortSecurity } from './portsec/index.js';
 import type { GcOptions, GcResult, LinkInfo } from './types.js';
 import * as v from './validate.js';
 
@@ -27,7 +28,13 @@ function isNoDevice(e: unknown): boolean {
  * namespace has) and deleted with one `RTM_DELLINK` of that group: one RCU grace period for all of them. Deleting a
  * veth also removes its peer, and deleting a lower device removes the macvtaps on it (as the kernel always does).
  *
- * Equivalent to: `ip link del group G` after `ip link set dev X group G` for each dead owner's link.
+ * Port-security tables ({@link applyPortSecurity}) go the same way once their device is gone: a table whose device
+ * no longer exists, or now has another ifindex (a new device of the same name), is deleted after the links. Kernels
+ * from about 6.16 keep such a table's chains and bind them to the next device of that name, so this matters beyond
+ * tidiness. Untagged tables (not made by this package) are never touched.
+ *
+ * Equivalent to: `ip link del group G` after `ip link set dev X group G` for each dead owner's link, then
+ * `nft delete table netdev mvtps-DEV` for each table whose device is gone.
  *
  * @example
  * ```ts
@@ -65,8 +72,17 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
     if (pid !== 0 && processStartTime(pid) !== null) kept.push(link);
     else removed.push(link);
   }
-  if (dryRun || removed.length === 0) return { removed, kept };
+  // Port-security tables whose device is gone: judged against the links that stay (the removed ones' tables go too).
+  const gone = new Set(removed);
+  const tables = await portSecurityGarbage(all.filter((l) => !gone.has(l)), ns, owner);
+  if (dryRun) return { removed, kept, portSecurity: tables };
+  await removeLinks(removed, all, ns);
+  for (const device of tables) await removePortSecurity(device, ns === null ? undefined : { netns: ns });
+  return { removed, kept, portSecurity: tables };
+}
 
+async function removeLinks(removed: LinkInfo[], all: LinkInfo[], ns: ReturnType<typeof v.nsOf>): Promise<void> {
+  if (removed.length === 0) return;
   if (removed.length <= ONE_BY_ONE_MAX) {
     for (const link of removed) {
       try {
@@ -75,7 +91,7 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
         if (!isNoDevice(e)) throw e; // gone with its lower device or its veth peer
       }
     }
-    return { removed, kept };
+    return;
   }
   const used = new Set(all.map((l) => l.group));
   let group: number;
@@ -90,5 +106,4 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
     }
   }));
   await callNative(() => binding.linkDeleteGroup(group, ns));
-  return { removed, kept };
 }

@@ -358,4 +358,10 @@ export interface GcResult {
   removed: LinkInfo[];
   /** Tagged links whose owner process is alive (left alone). Untagged links are in neither list. */
   kept: LinkInfo[];
+  /**
+   * Devices whose port-security table ({@link applyPortSecurity}: `netdev mvtps-<device>`) was removed (with `dryRun`,
+   * would be) because its device is gone or is another device now (another ifindex). Empty when libnftables is not
+   * installed (nothing of ours can exist then).
+   */
+  portSecurity: string[];
 }

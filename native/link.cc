@@ -19,6 +19,7 @@
 #include "async.h"
 #include "envdata.h"
 #include "errors.h"
+#include "nft.h"
 #include "sysfs.h"
 
 namespace macvtap {
@@ -438,8 +439,16 @@ void LinkSetBridgePort(const LinkKey& key, const BridgePortRequest& req, const N
 
 void LinkDelete(const LinkKey& key, const NetnsRef& ns) {
   NetlinkLease sock = AcquireNetlink(ns);
+  // The name, for the port-security table that goes with the link (by ifindex: asked before the link is gone).
+  std::string name = key.name;
+  if (name.empty() && sock->Fd() >= 0) {
+    ifreq ifr{};
+    ifr.ifr_ifindex = key.index;
+    if (::ioctl(sock->Fd(), SIOCGIFNAME, &ifr) == 0) name.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  }
   MessageBuilder m = KeyedRequest(RTM_DELLINK, 0, key);
   sock->Ack(m, key.Describe());
+  if (!name.empty() && sock->Fd() >= 0) DeletePortSecurityTable(ns, name);
 }
 
 void LinkDeleteGroup(uint32_t group, const NetnsRef& ns) {

@@ -4,9 +4,16 @@
 // The library is opened with dlopen() at the first call, not linked: the addon stays loadable (and every other export
 // usable) on a machine without it, and only port security reports what is missing. Its C API is small and stable
 // (libnftables.so.1 since nftables 0.9); the few prototypes are declared here so building needs no -dev package.
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <mutex>
 #include <string>
@@ -133,6 +140,80 @@ std::string NftRun(const std::string& commands, bool json, const NetnsRef& ns, c
     throw SysException(std::move(e));
   }
   return Trim(g_api.get_output_buffer(ctx.p));
+}
+
+namespace {
+
+bool NftSafeName(const std::string& name) {
+  if (name.empty() || name.size() > 15) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void AppendNfMsg(std::vector<uint8_t>* out, uint16_t type, uint16_t flags, uint32_t seq, uint8_t family,
+                 uint16_t res_id, const std::string& table) {
+  size_t start = out->size();
+  nlmsghdr h{};
+  h.nlmsg_type = type;
+  h.nlmsg_flags = flags;
+  h.nlmsg_seq = seq;
+  nfgenmsg g{};
+  g.nfgen_family = family;
+  g.version = NFNETLINK_V0;
+  g.res_id = htons(res_id);
+  out->resize(start + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof g));
+  memcpy(out->data() + start + NLMSG_HDRLEN, &g, sizeof g);
+  if (!table.empty()) {
+    nlattr a{};
+    a.nla_type = NFTA_TABLE_NAME;
+    a.nla_len = static_cast<uint16_t>(NLA_HDRLEN + table.size() + 1);
+    size_t at = out->size();
+    out->resize(at + NLA_ALIGN(a.nla_len));
+    memcpy(out->data() + at, &a, sizeof a);
+    memcpy(out->data() + at + NLA_HDRLEN, table.c_str(), table.size() + 1);
+  }
+  h.nlmsg_len = static_cast<uint32_t>(out->size() - start);
+  memcpy(out->data() + start, &h, sizeof h);
+}
+
+}  // namespace
+
+bool DeletePortSecurityTable(const NetnsRef& ns, const std::string& device) {
+  if (!NftSafeName(device)) return false;
+  FileDescriptor sock;
+  {
+    NetnsGuard guard(ns);
+    int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (fd < 0) return false;  // no nfnetlink here: no table of ours either
+    sock.reset(fd);
+  }
+  CheckThreadNetns();
+  timeval tv{};
+  tv.tv_sec = 5;
+  ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  // One batch: BEGIN, NFT_MSG_DELTABLE (acked), END; exactly what `nft delete table netdev mvtps-DEV` sends.
+  std::vector<uint8_t> batch;
+  AppendNfMsg(&batch, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 1, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
+  AppendNfMsg(&batch, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE, NLM_F_REQUEST | NLM_F_ACK, 2, NFPROTO_NETDEV, 0,
+              "mvtps-" + device);
+  AppendNfMsg(&batch, NFNL_MSG_BATCH_END, NLM_F_REQUEST, 3, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(sock.get(), batch.data(), batch.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) {
+    return false;
+  }
+  alignas(nlmsghdr) uint8_t buf[4096];
+  ssize_t n = ::recv(sock.get(), buf, sizeof buf, 0);
+  if (n < static_cast<ssize_t>(NLMSG_HDRLEN + sizeof(nlmsgerr))) return false;
+  nlmsghdr h;
+  memcpy(&h, buf, sizeof h);
+  if (h.nlmsg_type != NLMSG_ERROR) return false;
+  nlmsgerr e;
+  memcpy(&e, buf + NLMSG_HDRLEN, sizeof e);
+  return e.error == 0;  // -ENOENT: there was none
 }
 
 /**
