@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { applyPortSecurity, type PortSecurityPolicy } from '../lib/index.js';
+import { applyPortSecurity, type PortSecurityPolicy, type SecurityGroupRule } from '../lib/index.js';
 import { familyOf, formatAddress, formatRange, linkLocalOf, macNumber, parseAddress, parsePrefix, V4, V6 } from '../lib/portsec/addr.js';
 import { disjointBoxes, splitPacked, type Box } from '../lib/portsec/boxes.js';
 import { compilePolicy } from '../lib/portsec/policy.js';
@@ -72,7 +72,7 @@ describe('port-security policy validation', () => {
   });
 
   it('accepts a Neutron API rule list as it comes (descriptive fields, digit-string protocols, null ranges)', () => {
-    const neutron = [{
+    const neutron: SecurityGroupRule[] = [{
       id: '0e2b1c0c-5f32-4b3e-9b51-2e1f1a1f2a11', tenant_id: 'p', project_id: 'p', security_group_id: 's', direction: 'ingress',
       ethertype: 'IPv4', protocol: '6', port_range_min: 22, port_range_max: 22, remote_ip_prefix: '0.0.0.0/0', remote_group_id: null,
       remote_address_group_id: null, normalized_cidr: '0.0.0.0/0', description: '', tags: [], created_at: 'x', updated_at: 'x',
@@ -93,11 +93,21 @@ describe('port-security policy validation', () => {
   });
 
   it('the rendered ruleset names the device only as given and quotes nothing it did not validate', () => {
-    const text = applyCommands('mvt0', 7, 'macvtap:macvtap:1:2', compilePolicy({ ...OK, rules: [] }), false);
+    const [text = ''] = applyCommands('mvt0', 7, 'macvtap:macvtap:1:2', compilePolicy({ ...OK, rules: [] }), { table: false }, false);
     expect(text).toMatch(/^add table netdev mvtps-mvt0 \{ comment "macvtap-ps ifindex=7 owner=macvtap:macvtap:1:2"; \}$/m);
     expect(text).toMatch(/hook egress device "mvt0"/);
     expect(text).not.toMatch(/delete table/);
-    expect(applyCommands('mvt0', 7, 'macvtap:macvtap:1:2', compilePolicy(OK), true)).toMatch(/^delete table netdev mvtps-mvt0$/m);
+    expect(text).toMatch(/@macs-a /);
+    const stale = applyCommands('mvt0', 7, 'macvtap:macvtap:1:2', compilePolicy(OK), { table: true, gen: 'a' }, true);
+    expect(stale).toHaveLength(1);
+    expect(stale[0]).toMatch(/^delete table netdev mvtps-mvt0$/m);
+    // A live ruleset is replaced in two transactions: the other generation's sets first, then the rules and the old sets.
+    const [fill, swap] = applyCommands('mvt0', 7, 'macvtap:macvtap:1:2', compilePolicy(OK), { table: true, gen: 'a' }, false);
+    expect(fill).toMatch(/^add element netdev mvtps-mvt0 macs-b /m);
+    expect(fill).not.toMatch(/rule|chain|-a /);
+    expect(swap).toMatch(/^flush chain netdev mvtps-mvt0 egress$/m);
+    expect(swap).toMatch(/@macs-b /);
+    expect(swap).toMatch(/^delete set netdev mvtps-mvt0 macs-a$/m);
   });
 });
 

@@ -10,7 +10,7 @@ import { ownerOption, ownerTag, DEFAULT_OWNER } from '../owner.js';
 import type { LinkInfo, LinkRef, Netns, NetnsOption } from '../types.js';
 import * as v from '../validate.js';
 import { compilePolicy } from './policy.js';
-import { applyCommands, parseTableComment, tableName } from './ruleset.js';
+import { applyCommands, liveGeneration, parseTableComment, tableName, type Gen } from './ruleset.js';
 import type { DropCounter, PortSecurityOptions, PortSecurityPolicy, PortSecurityState } from './types.js';
 
 const { release } = process.getBuiltinModule('node:os');
@@ -59,7 +59,7 @@ function run(commands: string, json: boolean, device: string, ns: Netns | null):
  * What the table's comment says (read from nft's text listing: 1.0's JSON leaves the comments of tables out): `null`
  * when there is no table, `'foreign'` for a table of that name without our comment (never touched).
  */
-async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: number; owner: string } | 'foreign' | null> {
+async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: number; owner: string; gen: Gen | null } | 'foreign' | null> {
   let text: string;
   try {
     text = await run(`list table netdev ${tableName(device)}`, false, device, ns);
@@ -68,7 +68,8 @@ async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: n
     throw e;
   }
   const m = /^\s*comment "([^"]*)"/m.exec(text);
-  return (m && parseTableComment(m[1] as string)) ?? 'foreign';
+  const tag = m && parseTableComment(m[1] as string);
+  return tag ? { ...tag, gen: liveGeneration(text) } : 'foreign';
 }
 
 /**
@@ -85,8 +86,10 @@ async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: n
  *   connection tracking, so `stateful: true` is refused). IPv4/IPv6 traffic that no rule allows is dropped in that
  *   direction; ARP, neighbour discovery, MLD and the DHCP client exchange pass, as in Neutron.
  *
- * One nftables transaction replaces the whole ruleset of the port: a packet meets the old rules or the new ones, never
- * none and never a mix. Applying the same policy again changes nothing but the counters (reset). Lookups are sets, so a
+ * Replacing the whole ruleset of a port is atomic for every packet: the new sets are made and filled in one nftables
+ * transaction, then a second one swaps the rules over to them and deletes the old sets, so a packet meets the old
+ * ruleset or the new one, never none and never a mix (ruleset.ts says why a single flush-and-refill transaction is
+ * not). Applying the same policy again yields the same ruleset (counters reset). Lookups are sets, so a
  * packet costs the same with 1 or 1,000 addresses or rules. The table is `netdev mvtps-<device>`, commented with the
  * ifindex and `owner`; {@link removePortSecurity} removes it, {@link gc} removes it once its device is gone (kernels
  * from about 6.16 keep a netdev chain whose device was deleted and bind it to the next device of that name; 6.1
@@ -123,7 +126,10 @@ export async function applyPortSecurity(link: LinkRef, policy: PortSecurityPolic
       `EEXIST: File exists, nftables '${info.name}' — table netdev ${tableName(info.name)} exists and was not made by this package: left alone`);
   }
   const recreate = existing !== null && existing.ifindex !== info.ifindex;
-  await run(applyCommands(info.name, info.ifindex, ownerTag(owner), compiled, recreate), false, info.name, ns);
+  const live = existing === null ? { table: false as const } : { table: true as const, gen: existing.gen };
+  for (const batch of applyCommands(info.name, info.ifindex, ownerTag(owner), compiled, live, recreate)) {
+    await run(batch, false, info.name, ns);
+  }
 }
 
 /**
@@ -188,7 +194,8 @@ export async function getPortSecurity(link: string, options?: NetnsOption): Prom
   let sg = false;
   for (const o of objects) {
     const set = o.set as { name: string; elem?: unknown[] } | undefined;
-    if (set !== undefined) sets[set.name] = (set.elem ?? []).map(elementText);
+    // Only the generation the rules use (a set of the other one is left only by an interrupted replace).
+    if (set !== undefined && set.name.endsWith(`-${info.gen ?? 'a'}`)) sets[set.name.slice(0, -2)] = (set.elem ?? []).map(elementText);
     const chain = o.chain as { hook?: string; dev?: string } | undefined;
     if (chain?.dev !== undefined) device = chain.dev;
     const rule = o.rule as { comment?: string; expr?: NftJsonObject[] } | undefined;
