@@ -84,14 +84,15 @@ class WakeTimer {
   timer_t id_{};
 };
 
-// Sets or clears O_NONBLOCK as the loop needs, and restores the fd's file status flags (shared with the TapQueue
-// that opened it) when the loop ends.
+// Sets or clears O_NONBLOCK as the loop needs (or leaves it), and restores the fd's file status flags (shared with
+// the TapQueue that opened it) when the loop ends.
 class FlagsGuard {
  public:
-  FlagsGuard(int fd, bool nonblock) : fd_(fd) {
+  enum class NonBlock { kKeep, kSet, kClear };
+  FlagsGuard(int fd, NonBlock nb) : fd_(fd) {
     orig_ = ::fcntl(fd, F_GETFL);
     if (orig_ < 0) ThrowSys(errno, "fcntl", {}, {}, "F_GETFL on fd " + std::to_string(fd));
-    int want = nonblock ? orig_ | O_NONBLOCK : orig_ & ~O_NONBLOCK;
+    int want = nb == NonBlock::kSet ? orig_ | O_NONBLOCK : nb == NonBlock::kClear ? orig_ & ~O_NONBLOCK : orig_;
     if (want != orig_) {
       if (::fcntl(fd, F_SETFL, want) < 0) ThrowSys(errno, "fcntl", {}, {}, "F_SETFL O_NONBLOCK");
       changed_ = true;
@@ -127,7 +128,8 @@ class Guest {
     bool busy = s_.poll == PollMode::kBusy;
     bool sleep_in_read = !busy && g_.mode != GuestConfig::Mode::kGenerate && WakeSignalUsable();
     // Busy mode spins on a non-blocking fd, sleep_in_read needs a blocking one; ppoll works with either.
-    FlagsGuard flags(fd_, busy || !sleep_in_read);
+    FlagsGuard flags(fd_, busy ? FlagsGuard::NonBlock::kSet
+                               : sleep_in_read ? FlagsGuard::NonBlock::kClear : FlagsGuard::NonBlock::kKeep);
     size_t gen_len = 0;
     if (g_.mode == GuestConfig::Mode::kGenerate) gen_len = BuildGenerated();
     std::optional<WakeTimer> timer;
