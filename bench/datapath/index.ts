@@ -132,7 +132,8 @@ function notes(run: DatapathRun, opts: DatapathOptions): string[] {
       'echoes UDP, sinks or generates frames. Peer endpoint: a native UDP socket (recvmmsg/sendmmsg) in the peer namespace. ' +
       'veth-direct has no tap: its guest side is the same socket endpoint in the guest namespace.',
     'Placement: same-cpu pins both endpoints to the last vCPU; cross-cpu pins the guest side to the one before it. ' +
-      'poll block = poll()+read (an idle virtio backend), busy = spinning on a non-blocking fd (a poll-mode backend); ' +
+      'poll block = sleeping in the read (guest: read() on the tap fd; peer: recv on the socket), busy = spinning on a ' +
+      'non-blocking fd (a poll-mode backend); ' +
       'both endpoints use the same mode. On these VMs a blocking wake-up across vCPUs costs hundreds of µs of round ' +
       'trip: the cross-cpu block rows measure the hypervisor, not the datapath — compare them with cross-cpu busy.',
     `Latency: closed-loop ping-pong, one datagram in flight; percentiles from the native log-linear histogram ` +

@@ -47,7 +47,10 @@ export interface LatencySummary {
   buckets: [number, number][];
 }
 
-/** How an endpoint waits: `block` = poll()+read (an idle virtio backend), `busy` = spin on a non-blocking fd. */
+/**
+ * How an endpoint waits: `block` = sleep in the read itself (guest: read() on the blocking tap fd, `generate` excepted:
+ * ppoll() then read; peer: recv on a blocking socket), `busy` = spin on a non-blocking fd.
+ */
 export type PollMode = 'block' | 'busy';
 
 /** A guest endpoint: it owns a tap queue's traffic for the run. */

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -33,6 +34,9 @@ void EndpointState::RequestStop() {
   // an unconnected UDP socket is expected: the kernel sets the shutdown and wakes the waiters all the same.
   int fd = sock_fd.load(std::memory_order_acquire);
   if (fd >= 0) ::shutdown(fd, SHUT_RD);
+  // A guest asleep in read() returns EINTR and sees `stop`. A signal that lands just before the read is entered is
+  // lost; the guest's periodic timer (guest.cc) bounds how long that read can then block.
+  if (signal_wake.load(std::memory_order_acquire)) ::pthread_kill(loop_thread, WakeSignal());
 }
 
 Wait WaitFd(EndpointState& s, int fd, bool out, uint64_t until_ns) {
@@ -339,7 +343,9 @@ void ReadPeer(const Napi::Object& o, EndpointState& s) {
  *   'pthread_setaffinity_np' EINVAL  the cpu is not available to this process
  *   'open'/'setns' (path)            the peer's namespace is unusable
  *   'socket'/'bind' (EADDRNOTAVAIL, EADDRINUSE)/'connect'   the peer's socket could not be set up
- *   'fcntl'                          the guest fd's flags could not be changed (busy mode sets O_NONBLOCK)
+ *   'fcntl'                          the guest fd's flags could not be changed (busy mode sets O_NONBLOCK, block
+ *                                    mode clears it)
+ *   'timer_create'/'timer_settime'   the guest's wake-up timer (block mode) could not be set up
  *   'read'/'write'/'recvmmsg'/'ppoll' with errno  an fd failed hard mid-run (EBADFD: the tap device went away)
  */
 Napi::Value JsEndpointStart(const Napi::CallbackInfo& info) {

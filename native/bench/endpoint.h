@@ -6,6 +6,7 @@
 #pragma once
 
 #include <napi.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <atomic>
@@ -102,7 +103,18 @@ struct EndpointState {
   std::optional<Napi::Promise::Deferred> ready, done;
   bool ready_settled = false;
 
-  /** Sets `stop` and wakes the loop (the eventfd; shutdown(SHUT_RD) of a peer's socket). Any thread. */
+  /**
+   * The guest's thread while it sleeps in a blocking read() of the tap (block mode): a tap fd cannot be shut down,
+   * so stop() interrupts the read with kWakeSignal (guest.cc). Set by the loop before its first read, never cleared:
+   * the pthread_t stays valid until the thread is joined, which happens on the main thread, as stop() does.
+   */
+  std::atomic<bool> signal_wake{false};
+  pthread_t loop_thread{};
+
+  /**
+   * Sets `stop` and wakes the loop (the eventfd; shutdown(SHUT_RD) of a peer's socket; kWakeSignal to a guest
+   * blocked in read()). Main thread (never concurrent with the join of the endpoint's thread).
+   */
   void RequestStop();
 };
 
@@ -127,6 +139,8 @@ void RunPeer(EndpointState& s, const std::function<void()>& ready);
 
 /** Shared by the loops. */
 uint64_t MonoNs();
+/** Interrupts a guest's blocking read (guest.cc): delivered to that thread only, handled by a no-op. */
+int WakeSignal();
 /** Waits until `fd` is readable (or writable with `out`), the stop eventfd fires, or `until_ns` passes. */
 enum class Wait { kReady, kTimeout, kStopped };
 Wait WaitFd(EndpointState& s, int fd, bool out, uint64_t until_ns);
