@@ -6,6 +6,7 @@
 // (libnftables.so.1 since nftables 0.9); the few prototypes are declared here so building needs no -dev package.
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -59,7 +60,10 @@ bool Sym(void* lib, const char* name, T* out) {
 void LoadLocked() {
   if (g_loaded) return;
   if (g_load_error.empty()) {
-    void* lib = ::dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+    // Test seam: MACVTAP_TEST_LIBNFTABLES names another file to open instead (one that does not exist), so the
+    // refusal a machine without libnftables gives is tested on a machine that has it (test/portsec-policy.test.ts).
+    const char* seam = ::getenv("MACVTAP_TEST_LIBNFTABLES");
+    void* lib = ::dlopen(seam != nullptr ? seam : kLibrary, RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) {
       const char* why = ::dlerror();
       g_load_error = why != nullptr ? why : "dlopen failed";
@@ -77,7 +81,8 @@ void LoadLocked() {
       ::dlclose(lib);
     }
   }
-  ThrowSys(ENOENT, "dlopen", kLibrary, {},
+  const char* seam = ::getenv("MACVTAP_TEST_LIBNFTABLES");
+  ThrowSys(ENOENT, "dlopen", seam != nullptr ? seam : kLibrary, {},
            "nftables port security needs libnftables (Debian/Ubuntu: apt install libnftables1): " + g_load_error);
 }
 

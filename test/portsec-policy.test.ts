@@ -177,3 +177,25 @@ describe('disjoint boxes', () => {
     }
   });
 });
+
+describe('without libnftables', () => {
+  it('the addon still loads and works; port security says which package is missing (ENOENT, syscall dlopen)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const dist = new URL('../dist/lib/index.js', import.meta.url).href;
+    // Reads only (getLink/gc dry run of this namespace's links); the apply is refused at the library load, before any
+    // nftables command, so nothing is changed anywhere.
+    const script = `
+      const m = await import(${JSON.stringify(dist)});
+      const lo = await m.getLink('lo');
+      const r = await m.applyPortSecurity('lo', { mac: '02:00:00:00:00:01', ips: ['10.0.0.1'] }).then(() => 'applied', (e) => e);
+      const g = await m.getPortSecurity('lo').then(() => 'read', (e) => e.code + ' ' + e.syscall);
+      const gc = await m.gc({ dryRun: true });
+      console.log(JSON.stringify({ lo: lo.name, code: r.code, errno: r.errno, syscall: r.syscall, path: r.path, name: r.name, message: r.message, g, tables: gc.portSecurity }));
+    `;
+    const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8', env: { ...process.env, MACVTAP_TEST_LIBNFTABLES: '/nonexistent/libnftables.so.1' },
+    })) as Record<string, unknown>;
+    expect(out).toMatchObject({ lo: 'lo', code: 'ENOENT', errno: -2, syscall: 'dlopen', path: '/nonexistent/libnftables.so.1', name: 'MacvtapError', g: 'ENOENT dlopen', tables: [] });
+    expect(out.message).toMatch(/apt install libnftables1/);
+  });
+});

@@ -55,6 +55,11 @@ function run(commands: string, json: boolean, device: string, ns: Netns | null):
   return callNative(() => binding.nftRun(commands, { json, device }, ns));
 }
 
+/** nftables' "no such table" (not libnftables missing, which is ENOENT of `dlopen`). */
+function isNoTable(e: unknown): boolean {
+  return (e as { code?: string }).code === 'ENOENT' && (e as { syscall?: string }).syscall === 'nftables';
+}
+
 /**
  * What the table's comment says (read from nft's text listing: 1.0's JSON leaves the comments of tables out): `null`
  * when there is no table, `'foreign'` for a table of that name without our comment (never touched).
@@ -64,7 +69,7 @@ async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: n
   try {
     text = await run(`list table netdev ${tableName(device)}`, false, device, ns);
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return null;
+    if (isNoTable(e)) return null;
     throw e;
   }
   const m = /^\s*comment "([^"]*)"/m.exec(text);
@@ -147,7 +152,7 @@ export async function removePortSecurity(link: string, options?: NetnsOption): P
     await run(`delete table netdev ${tableName(name)}`, false, name, ns);
     return true;
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT' && (e as { syscall?: string }).syscall === 'nftables') return false;
+    if (isNoTable(e)) return false;
     throw e;
   }
 }
@@ -184,7 +189,7 @@ export async function getPortSecurity(link: string, options?: NetnsOption): Prom
   try {
     json = await run(`list table netdev ${tableName(name)}`, true, name, ns);
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return null; // removed in between
+    if (isNoTable(e)) return null; // removed in between
     throw e;
   }
   const objects = (JSON.parse(json) as { nftables: NftJsonObject[] }).nftables;
