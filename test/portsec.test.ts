@@ -23,7 +23,7 @@ import { linkLocalOf, macNumber, formatAddress, V6 } from '../lib/portsec/addr.j
 import { captureMarked, PacketSocket } from '../bench/security/capture.js';
 import { makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 import { describePrivileged } from './helpers/suite.js';
-import { arpFrame, ipv4Frame, ipv6Frame, marker, ndBody, raBody, rawFrame } from './helpers/l2frames.js';
+import { arpFrame, ipv4Frame, ipv6Frame, marker, ndBody, NONCE_OPTION, raBody, rawFrame } from './helpers/l2frames.js';
 
 const G = '02:00:00:00:07:0a'; // the guest (the macvtap's MAC)
 const P = '02:00:00:00:07:0b'; // an allowed pair's own MAC
@@ -153,6 +153,11 @@ describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
     v6('NA for own address', true, undefined, G_IP6, PEER_IP6, peerMac, 58, ndBody(136, G_IP6, G));
     v6('NA with forged target', false, 'spoofed-nd', G_IP6, PEER_IP6, peerMac, 58, ndBody(136, PEER_IP6, G));
     v6('NA with forged link-layer address', false, 'spoofed-nd', G_IP6, PEER_IP6, peerMac, 58, ndBody(136, G_IP6, X));
+    // A forged link-layer address behind a harmless first option (receivers read options in any position).
+    v6('NA with a forged link-layer address as second option', false, 'spoofed-nd', G_IP6, PEER_IP6, peerMac, 58, ndBody(136, G_IP6, X, NONCE_OPTION));
+    v6('NA with its own link-layer address as second option', false, 'spoofed-nd', G_IP6, PEER_IP6, peerMac, 58, ndBody(136, G_IP6, G, NONCE_OPTION));
+    v6('NS with a forged link-layer address as second option', false, 'spoofed-nd', G_IP6, PEER_IP6, peerMac, 58, ndBody(135, PEER_IP6, X, NONCE_OPTION));
+    v6('NA without options', true, undefined, G_IP6, PEER_IP6, peerMac, 58, ndBody(136, G_IP6));
     v6('router advertisement', false, 'router-advert', G_LL, 'ff02::1', '33:33:00:00:00:01', 58, raBody());
     add('DHCPv6 server reply', false, 'dhcp-server', (mark) => ipv6Frame({ srcMac: G, dstMac: peerMac, src: G_LL, dst: 'fe80::2', proto: 17, l4: { sport: 547, dport: 546 }, mark }));
     return c;

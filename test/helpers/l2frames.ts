@@ -60,12 +60,17 @@ export function ipv4Frame(s: IpSpec): Buffer {
   return eth(s.dstMac, s.srcMac, 0x0800, Buffer.concat([ip, payload]), s.vlan);
 }
 
-/** An Ethernet/IPv6 frame: next header `proto` with `l4`'s header (or `body` as the whole payload), then the marker. */
+/**
+ * An Ethernet/IPv6 frame: next header `proto` with `l4`'s header (or `body` as the whole payload), then the marker as
+ * an Ethernet trailer outside the IPv6 packet (its payload length leaves it out, as padding), so that length fields
+ * the filter checks (neighbour discovery's) read as a real sender's would.
+ */
 export function ipv6Frame(s: IpSpec & { body?: Buffer; hopLimit?: number }): Buffer {
-  const payload = Buffer.concat([s.body ?? l4Header(s.proto, s.l4), s.mark]);
+  const body = s.body ?? l4Header(s.proto, s.l4);
+  const payload = Buffer.concat([body, s.mark]);
   const ip = Buffer.alloc(40);
   ip[0] = 0x60;
-  ip.writeUInt16BE(payload.length, 4);
+  ip.writeUInt16BE(body.length, 4);
   ip[6] = s.proto;
   ip[7] = s.hopLimit ?? 64;
   ip6Bytes(s.src).copy(ip, 8);
@@ -74,15 +79,19 @@ export function ipv6Frame(s: IpSpec & { body?: Buffer; hopLimit?: number }): Buf
 }
 
 /** The ICMPv6 body of a neighbour solicitation (135) or advertisement (136), with an optional link-layer option. */
-export function ndBody(type: 135 | 136, target: string, lladdr?: string): Buffer {
+export function ndBody(type: 135 | 136, target: string, lladdr?: string, before?: Buffer): Buffer {
   const h = Buffer.alloc(24);
   h[0] = type;
   if (type === 136) h[4] = 0x60; // solicited + override
   ip6Bytes(target).copy(h, 8);
   if (lladdr === undefined) return h;
-  // Option 1 = source link-layer address (in solicitations), 2 = target link-layer address (in advertisements).
-  return Buffer.concat([h, Buffer.from([type === 135 ? 1 : 2, 1]), macBytes(lladdr)]);
+  // Option 1 = source link-layer address (in solicitations), 2 = target link-layer address (in advertisements);
+  // `before`: options in front of it (e.g. a nonce, type 14).
+  return Buffer.concat([h, before ?? Buffer.alloc(0), Buffer.from([type === 135 ? 1 : 2, 1]), macBytes(lladdr)]);
 }
+
+/** A nonce option (type 14, 8 bytes): harmless, here to put another option in front of a link-layer address. */
+export const NONCE_OPTION = Buffer.from([14, 1, 1, 2, 3, 4, 5, 6]);
 
 /** A router advertisement's ICMPv6 body (type 134, no options). */
 export function raBody(): Buffer {
