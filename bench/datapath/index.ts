@@ -17,7 +17,7 @@ import { measureTcgGuest } from '../guest/run.js';
 import type { TcgGuestResult } from '../guest/schema.js';
 import { qemuUnavailable } from '../testbed/qemu.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/run.js';
-import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
+import { ATTACHMENTS, isPortsec, PORTSEC_BASE, type Attachment, type SecurityMatrix } from '../security/schema.js';
 
 /** Usage text of the datapath benchmark (part of `macvtap bench --help`). */
 export const DATAPATH_USAGE = `Usage: macvtap bench [options]            datapath benchmark (the default)
@@ -110,11 +110,16 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
 }
 
 /**
- * The attachments the embedded anti-spoofing probe covers: those among the run's topologies, and macvtap-private
- * (which only the probe builds) whenever a macvtap topology is in the run.
+ * The attachments the embedded anti-spoofing probe covers: those among the run's topologies with their `+portsec`
+ * rows, and macvtap-private and macvtap-private+portsec (which only the probe builds) whenever a macvtap topology is
+ * in the run.
  */
 export function securityAttachments(topologies: readonly string[]): Attachment[] {
-  return ATTACHMENTS.filter((a) => (a === 'macvtap-private' ? topologies.some((t) => t.startsWith('macvtap-')) : topologies.includes(a)));
+  const anyMacvtap = topologies.some((t) => t.startsWith('macvtap-'));
+  return ATTACHMENTS.filter((a) => {
+    const base = isPortsec(a) ? PORTSEC_BASE[a] : a;
+    return base === 'macvtap-private' ? anyMacvtap : topologies.includes(base);
+  });
 }
 
 /** Host facts recorded in the report. */
