@@ -24,8 +24,9 @@ export const DATAPATH_USAGE = `Usage: macvtap bench [options]            datapat
        macvtap bench control [options]    control-plane benchmark ('macvtap bench control --help')
        macvtap bench guest [options]      "TCG guest": a real QEMU guest's boot-to-first-ping and ping RTT,
                                           macvtap vs tap+Linux bridge ('macvtap bench guest --help')
-       macvtap bench security [options]   anti-spoofing probe: forged MAC/IP, guest↔guest, snooping per
-                                          attachment ('macvtap bench security --help')
+       macvtap bench security [options]   anti-spoofing probe: forged MAC/IPv4/IPv6, ARP and ND, guest↔guest,
+                                          snooping per attachment, with and without port security
+                                          ('macvtap bench security --help')
        macvtap bench --compare a.json b.json
 
 Datapath: a native guest endpoint on a tap fd and a native UDP peer in another network namespace, joined by
