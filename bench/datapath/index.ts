@@ -17,15 +17,16 @@ import { measureTcgGuest } from '../guest/run.js';
 import type { TcgGuestResult } from '../guest/schema.js';
 import { qemuUnavailable } from '../testbed/qemu.js';
 import { runSecurityProbe, SECURITY_DEFAULTS } from '../security/run.js';
-import { ATTACHMENTS, type Attachment, type SecurityMatrix } from '../security/schema.js';
+import { ATTACHMENTS, isPortsec, PORTSEC_BASE, type Attachment, type SecurityMatrix } from '../security/schema.js';
 
 /** Usage text of the datapath benchmark (part of `macvtap bench --help`). */
 export const DATAPATH_USAGE = `Usage: macvtap bench [options]            datapath benchmark (the default)
        macvtap bench control [options]    control-plane benchmark ('macvtap bench control --help')
        macvtap bench guest [options]      "TCG guest": a real QEMU guest's boot-to-first-ping and ping RTT,
                                           macvtap vs tap+Linux bridge ('macvtap bench guest --help')
-       macvtap bench security [options]   anti-spoofing probe: forged MAC/IP, guest↔guest, snooping per
-                                          attachment ('macvtap bench security --help')
+       macvtap bench security [options]   anti-spoofing probe: forged MAC/IPv4/IPv6, ARP and ND, guest↔guest,
+                                          snooping per attachment, with and without port security
+                                          ('macvtap bench security --help')
        macvtap bench --compare a.json b.json
 
 Datapath: a native guest endpoint on a tap fd and a native UDP peer in another network namespace, joined by
@@ -110,11 +111,16 @@ export function parseDatapathArgs(args: string[]): DatapathArgs {
 }
 
 /**
- * The attachments the embedded anti-spoofing probe covers: those among the run's topologies, and macvtap-private
- * (which only the probe builds) whenever a macvtap topology is in the run.
+ * The attachments the embedded anti-spoofing probe covers: those among the run's topologies with their `+portsec`
+ * rows, and macvtap-private and macvtap-private+portsec (which only the probe builds) whenever a macvtap topology is
+ * in the run.
  */
 export function securityAttachments(topologies: readonly string[]): Attachment[] {
-  return ATTACHMENTS.filter((a) => (a === 'macvtap-private' ? topologies.some((t) => t.startsWith('macvtap-')) : topologies.includes(a)));
+  const anyMacvtap = topologies.some((t) => t.startsWith('macvtap-'));
+  return ATTACHMENTS.filter((a) => {
+    const base = isPortsec(a) ? PORTSEC_BASE[a] : a;
+    return base === 'macvtap-private' ? anyMacvtap : topologies.includes(base);
+  });
 }
 
 /** Host facts recorded in the report. */

@@ -26,7 +26,7 @@ export function securityChart(m: SecurityMatrix): ChartSpec {
     spec: {
       $schema: VEGA_LITE_SCHEMA,
       data: { values },
-      width: { step: 92 },
+      width: { step: 84 },
       height: { step: 28 },
       encoding: {
         x: { field: 'case', type: 'nominal', sort: [...CASES], title: null, axis: { orient: 'top', labelAngle: -30 } },

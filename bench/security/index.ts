@@ -13,9 +13,11 @@ import { ATTACHMENTS, SECURITY_SCHEMA_ID, SecurityReportSchema, type SecurityMat
 export const SECURITY_USAGE = `Usage: macvtap bench security [options]
 
 Anti-spoofing conformance probe: per attachment (${ATTACHMENTS.join(', ')}), guest A writes frames to its
-tap fd with a forged source MAC, a forged source IP, another guest's MAC, to a second guest B, and the peer sends
-frames for B and for nobody past A (before and after A's device goes promiscuous). Prints which frames reach their
-target and which replies come back to A. Namespaces mvt-bench-<pid>-<n> and a private Open vSwitch, all removed
+tap fd with its own addresses, a forged source MAC, a forged source IPv4/IPv6, another guest's MAC, to a second
+guest B, gratuitous ARP and neighbour advertisements with forged addresses and a router advertisement, and the peer
+sends frames for B and for nobody past A (before and after A's device goes promiscuous). Prints which frames reach
+their target and which replies come back to A. The +portsec rows apply the library's port security (nftables,
+needs libnftables1) to both guests. Namespaces mvt-bench-<pid>-<n> and a private Open vSwitch, all removed
 afterwards. Needs root. The datapath benchmark ('macvtap bench') runs it too and embeds the matrix.
 
   --attachments A,B,…      subset of ${ATTACHMENTS.join(',')}

@@ -1,8 +1,8 @@
 /**
  * Hand-built Ethernet frames, for tests and for the anti-spoofing probe: Ethernet II + IPv4 + UDP (with a correct IPv4
- * header checksum and UDP checksum, so a receiving kernel accepts them), ARP requests/replies, and the zero
- * virtio-net header a `vnetHdr` queue expects in front of every frame. Parsers read only what they have checked the
- * length of.
+ * header checksum and UDP checksum, so a receiving kernel accepts them), Ethernet II + IPv6 + UDP, neighbour and
+ * router advertisements (ICMPv6 with a correct checksum), ARP requests/replies, and the zero virtio-net header a
+ * `vnetHdr` queue expects in front of every frame. Parsers read only what they have checked the length of.
  */
 import { validate } from 'macvtap/internal';
 
@@ -10,11 +10,16 @@ import { validate } from 'macvtap/internal';
 export const ETH_P_IP = 0x0800;
 /** EtherType of ARP. */
 export const ETH_P_ARP = 0x0806;
+/** EtherType of IPv6. */
+export const ETH_P_IPV6 = 0x86dd;
 /** IPv4 protocol number of UDP. */
 export const IPPROTO_UDP = 17;
+/** IPv6 next header of ICMPv6. */
+export const IPPROTO_ICMPV6 = 58;
 
 const ETH_HLEN = 14;
 const IPV4_HLEN = 20;
+const IPV6_HLEN = 40;
 const UDP_HLEN = 8;
 /** The shortest Ethernet frame on the wire without its FCS. */
 const ETH_ZLEN = 60;
@@ -40,6 +45,47 @@ export function ipBytes(ip: string): Buffer {
 /** 4 bytes → dotted IPv4. */
 export function ipString(b: Buffer): string {
   return [...b.subarray(0, 4)].join('.');
+}
+
+/** IPv6 text (`fd00::1`, `fe80::1:2ff:fe03:405`; no embedded IPv4) → 16 bytes. Throws on anything else. */
+export function ip6Bytes(ip: string): Buffer {
+  const halves = ip.split('::');
+  const groups = (h: string): string[] => (h === '' ? [] : h.split(':'));
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  const missing = 8 - head.length - tail.length;
+  const all = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail];
+  if (halves.length > 2 || all.length !== 8 || !all.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) throw new Error(`bad IPv6 ${ip}`);
+  const out = Buffer.alloc(16);
+  all.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** 16 bytes → IPv6 text, lower case, the longest run of two or more zero groups as `::` (RFC 5952). */
+export function ip6String(b: Buffer): string {
+  const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j > i ? j : i + 1;
+  }
+  const hex = g.map((x) => x.toString(16));
+  return best < 0 ? hex.join(':') : `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** The EUI-64 link-local address (`fe80::/64`) a host derives from `mac` (the universal/local bit flipped). */
+export function linkLocal6(mac: string): string {
+  const m = macBytes(mac);
+  const iid = Buffer.from([m[0]! ^ 0x02, m[1]!, m[2]!, 0xff, 0xfe, m[3]!, m[4]!, m[5]!]);
+  return ip6String(Buffer.concat([Buffer.from([0xfe, 0x80, 0, 0, 0, 0, 0, 0]), iid]));
+}
+
+/** The Ethernet multicast MAC of an IPv6 multicast address (`33:33` + its last 32 bits). */
+export function ip6MulticastMac(ip: string): string {
+  return macString(Buffer.concat([Buffer.from([0x33, 0x33]), ip6Bytes(ip).subarray(12)]));
 }
 
 /** Sum of big-endian 16-bit words (odd trailing byte padded with zero), not yet folded. */
@@ -73,6 +119,16 @@ export function udpChecksum(srcIp: Buffer, dstIp: Buffer, udp: Buffer): number {
   pseudo.writeUInt16BE(udp.length, 10);
   const c = fold(sum16(udp, sum16(pseudo)));
   return c === 0 ? 0xffff : c;
+}
+
+/** Checksum of an upper-layer message `l4` (checksum field as given) over the IPv6 pseudo-header (RFC 8200 8.1). */
+export function ip6Checksum(src: Buffer, dst: Buffer, nextHeader: number, l4: Buffer): number {
+  const pseudo = Buffer.alloc(40);
+  src.copy(pseudo, 0);
+  dst.copy(pseudo, 16);
+  pseudo.writeUInt32BE(l4.length, 32);
+  pseudo[39] = nextHeader;
+  return fold(sum16(l4, sum16(pseudo)));
 }
 
 /** What {@link buildUdpFrame} needs. */
@@ -122,6 +178,107 @@ export function buildUdpFrame(spec: UdpFrameSpec): Buffer {
   return frame;
 }
 
+/** An Ethernet II / IPv6 frame around an upper-layer message whose checksum sits at `csumAt` (filled in here). */
+function ipv6Frame(o: { srcMac: string; dstMac: string; srcIp: string; dstIp: string; hopLimit: number }, next: number, l4: Buffer, csumAt: number): Buffer {
+  const frame = Buffer.alloc(Math.max(ETH_ZLEN, ETH_HLEN + IPV6_HLEN + l4.length));
+  macBytes(o.dstMac).copy(frame, 0);
+  macBytes(o.srcMac).copy(frame, 6);
+  frame.writeUInt16BE(ETH_P_IPV6, 12);
+  const ip = frame.subarray(ETH_HLEN, ETH_HLEN + IPV6_HLEN);
+  ip.writeUInt32BE(0x6000_0000, 0); // version 6, no traffic class or flow label
+  ip.writeUInt16BE(l4.length, 4);
+  ip[6] = next;
+  ip[7] = o.hopLimit;
+  const src = ip6Bytes(o.srcIp);
+  const dst = ip6Bytes(o.dstIp);
+  src.copy(ip, 8);
+  dst.copy(ip, 24);
+  const body = Buffer.from(l4);
+  body.writeUInt16BE(0, csumAt);
+  let c = ip6Checksum(src, dst, next, body);
+  if (next === IPPROTO_UDP && c === 0) c = 0xffff; // UDP over IPv6: 0 is not allowed (RFC 8200 8.1)
+  body.writeUInt16BE(c, csumAt);
+  body.copy(frame, ETH_HLEN + IPV6_HLEN);
+  return frame;
+}
+
+/** What {@link buildUdp6Frame} needs: {@link UdpFrameSpec} with IPv6 addresses. */
+export type Udp6FrameSpec = Omit<UdpFrameSpec, 'id' | 'ttl' | 'pad'> & { hopLimit?: number };
+
+/** An Ethernet II / IPv6 / UDP frame with its checksum filled in, padded to the Ethernet minimum when shorter. */
+export function buildUdp6Frame(spec: Udp6FrameSpec): Buffer {
+  const udp = Buffer.alloc(UDP_HLEN + spec.payload.length);
+  udp.writeUInt16BE(spec.srcPort, 0);
+  udp.writeUInt16BE(spec.dstPort, 2);
+  udp.writeUInt16BE(udp.length, 4);
+  spec.payload.copy(udp, UDP_HLEN);
+  return ipv6Frame({ ...spec, hopLimit: spec.hopLimit ?? 64 }, IPPROTO_UDP, udp, 6);
+}
+
+/**
+ * A neighbour discovery option (RFC 4861 4.6): type, length in units of 8 bytes, `data` zero-padded to fill them.
+ * Type 1 source / 2 target link-layer address; 253 and 254 are for experiments (RFC 4727), which receivers ignore.
+ */
+export function ndOption(type: number, data: Buffer): Buffer {
+  const units = Math.ceil((data.length + 2) / 8);
+  const o = Buffer.alloc(units * 8);
+  o[0] = type;
+  o[1] = units;
+  data.copy(o, 2);
+  return o;
+}
+
+/** ND option type of a source link-layer address. */
+export const ND_OPT_SOURCE_LLADDR = 1;
+/** ND option type of a target link-layer address. */
+export const ND_OPT_TARGET_LLADDR = 2;
+/** An ND option type reserved for experiments (RFC 4727): ignored by receivers; the probe carries its marker in it. */
+export const ND_OPT_EXPERIMENT = 253;
+
+/** What {@link buildNeighborAdvert} needs. Sent with hop limit 255, as neighbour discovery must be. */
+export interface NeighborAdvertSpec {
+  srcMac: string;
+  dstMac: string;
+  srcIp: string;
+  dstIp: string;
+  /** The address the advertisement is about. */
+  target: string;
+  /** Router, solicited, override flags (RFC 4861 4.4). */
+  flags?: { router?: boolean; solicited?: boolean; override?: boolean };
+  /** Options after the fixed part, already encoded (see {@link ndOption}). */
+  options: Buffer[];
+}
+
+/** An Ethernet II / IPv6 / ICMPv6 neighbour advertisement (type 136) with its checksum. */
+export function buildNeighborAdvert(spec: NeighborAdvertSpec): Buffer {
+  const fixed = Buffer.alloc(24);
+  fixed[0] = 136;
+  const f = spec.flags ?? {};
+  fixed[4] = (f.router ? 0x80 : 0) | (f.solicited ? 0x40 : 0) | (f.override ? 0x20 : 0);
+  ip6Bytes(spec.target).copy(fixed, 8);
+  return ipv6Frame({ ...spec, hopLimit: 255 }, IPPROTO_ICMPV6, Buffer.concat([fixed, ...spec.options]), 2);
+}
+
+/** What {@link buildRouterAdvert} needs (hop limit 255; the source must be link-local for receivers to take it). */
+export interface RouterAdvertSpec {
+  srcMac: string;
+  dstMac: string;
+  srcIp: string;
+  dstIp: string;
+  /** Router lifetime, s (0: not a default router). */
+  lifetime: number;
+  options: Buffer[];
+}
+
+/** An Ethernet II / IPv6 / ICMPv6 router advertisement (type 134) with its checksum. */
+export function buildRouterAdvert(spec: RouterAdvertSpec): Buffer {
+  const fixed = Buffer.alloc(16);
+  fixed[0] = 134;
+  fixed[4] = 64; // current hop limit
+  fixed.writeUInt16BE(spec.lifetime, 6);
+  return ipv6Frame({ ...spec, hopLimit: 255 }, IPPROTO_ICMPV6, Buffer.concat([fixed, ...spec.options]), 2);
+}
+
 /** What {@link buildArp} needs. `op` 1 = request, 2 = reply. */
 export interface ArpSpec {
   op: 1 | 2;
@@ -132,14 +289,19 @@ export interface ArpSpec {
   targetIp: string;
   /** Ethernet destination; default broadcast for requests, `targetMac` for replies. */
   dstMac?: string;
+  /** Ethernet source; default `senderMac` (another value: an ARP body that disagrees with its frame). */
+  srcMac?: string;
+  /** Bytes after the ARP body, where Ethernet padding goes (receivers ignore them). */
+  trailer?: Buffer;
 }
 
 /** An Ethernet II ARP frame (IPv4 over Ethernet), padded to the 60-byte minimum. */
 export function buildArp(spec: ArpSpec): Buffer {
-  const frame = Buffer.alloc(ETH_ZLEN);
+  const trailer = spec.trailer ?? Buffer.alloc(0);
+  const frame = Buffer.alloc(Math.max(ETH_ZLEN, ETH_HLEN + 28 + trailer.length));
   const dst = spec.dstMac ?? (spec.op === 1 ? 'ff:ff:ff:ff:ff:ff' : spec.targetMac);
   macBytes(dst).copy(frame, 0);
-  macBytes(spec.senderMac).copy(frame, 6);
+  macBytes(spec.srcMac ?? spec.senderMac).copy(frame, 6);
   frame.writeUInt16BE(ETH_P_ARP, 12);
   const a = frame.subarray(ETH_HLEN);
   a.writeUInt16BE(1, 0); // hardware: Ethernet
@@ -151,6 +313,7 @@ export function buildArp(spec: ArpSpec): Buffer {
   ipBytes(spec.senderIp).copy(a, 14);
   if (spec.op === 2) macBytes(spec.targetMac).copy(a, 18);
   ipBytes(spec.targetIp).copy(a, 24);
+  trailer.copy(a, 28);
   return frame;
 }
 
@@ -271,7 +434,7 @@ export function parseVnetHdr(buf: Buffer): ParsedVnetHdr {
   };
 }
 
-/** Where a frame comes from and goes to. MACs as `aa:bb:…`, IPv4 dotted. */
+/** Where a frame comes from and goes to. MACs as `aa:bb:…`, IPv4 dotted or IPv6 text. */
 export interface FrameAddrs {
   srcMac: string;
   dstMac: string;
@@ -279,10 +442,20 @@ export interface FrameAddrs {
   dstIp: string;
 }
 
-/** The addresses of a captured UDP/IPv4 frame (`vnetHdrSize` bytes of virtio-net header first), or null if it is not one. */
+/**
+ * The addresses of a captured UDP/IPv4 or IPv6 frame (`vnetHdrSize` bytes of virtio-net header first), or null if it
+ * is neither.
+ */
 export function frameAddrs(frame: Buffer, vnetHdrSize = 0): FrameAddrs | null {
   const e = frame.subarray(vnetHdrSize);
   if (e.length < ETH_HLEN) return null;
+  if (e.readUInt16BE(12) === ETH_P_IPV6) {
+    if (e.length < ETH_HLEN + IPV6_HLEN || e[ETH_HLEN + 6] !== IPPROTO_UDP) return null;
+    return {
+      srcMac: macString(e.subarray(6, 12)), dstMac: macString(e.subarray(0, 6)),
+      srcIp: ip6String(e.subarray(ETH_HLEN + 8, ETH_HLEN + 24)), dstIp: ip6String(e.subarray(ETH_HLEN + 24, ETH_HLEN + 40)),
+    };
+  }
   const p = parseFrame(e);
   return p.udp ? { srcMac: p.srcMac, dstMac: p.dstMac, srcIp: p.udp.srcIp, dstIp: p.udp.dstIp } : null;
 }

@@ -41,6 +41,13 @@ export const ADDR = {
   /** The second guest (anti-spoofing probe only): its IP, and its MAC on plain taps. */
   guest2Ip: '10.77.0.3',
   tapGuest2Mac: '02:00:00:77:00:02',
+  /**
+   * IPv6 addresses of the guest, the peer and the second guest (anti-spoofing probe only: it builds IPv6 frames by
+   * hand and never configures them on a link).
+   */
+  guestIp6: 'fd00:77::1',
+  peerIp6: 'fd00:77::2',
+  guest2Ip6: 'fd00:77::3',
   peerPort: 7000,
   guestPort: 7001,
 } as const;
