@@ -158,6 +158,7 @@ describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
     v6('NA with its own link-layer address as second option', false, 'spoofed-nd', G_IP6, PEER_IP6, peerMac, 58, ndBody(136, G_IP6, G, NONCE_OPTION));
     v6('NS with a forged link-layer address as second option', false, 'spoofed-nd', G_IP6, PEER_IP6, peerMac, 58, ndBody(135, PEER_IP6, X, NONCE_OPTION));
     v6('NA without options', true, undefined, G_IP6, PEER_IP6, peerMac, 58, ndBody(136, G_IP6));
+    v6('NA with its own link-layer address first, then another option', true, undefined, G_IP6, PEER_IP6, peerMac, 58, Buffer.concat([ndBody(136, G_IP6, G), NONCE_OPTION]));
     v6('router advertisement', false, 'router-advert', G_LL, 'ff02::1', '33:33:00:00:00:01', 58, raBody());
     add('DHCPv6 server reply', false, 'dhcp-server', (mark) => ipv6Frame({ srcMac: G, dstMac: peerMac, src: G_LL, dst: 'fe80::2', proto: 17, l4: { sport: 547, dport: 546 }, mark }));
     return c;

@@ -123,15 +123,13 @@ function egressRules(sg: boolean, g: Gen): string[] {
     `icmpv6 type nd-router-advert counter drop comment "router-advert"`,
     `udp sport 547 udp dport 546 counter drop comment "dhcp-server"`,
     `icmpv6 type nd-neighbor-advert ether saddr . @th,64,128 != @nd-target-${g} counter drop comment "spoofed-nd"`,
-    // The link-layer address option: nft reads fixed offsets only, and receivers take the option wherever it is, so
-    // an advertisement or solicitation passes with no option (24 bytes) or exactly one link-layer address option of an
-    // allowed MAC (32 bytes); anything else could hide a forged one behind a harmless first option.
-    `icmpv6 type nd-neighbor-advert ip6 length != { 24, 32 } counter drop comment "spoofed-nd"`,
-    `icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,16 != 0x0201 counter drop comment "spoofed-nd"`,
-    `icmpv6 type nd-neighbor-advert ip6 length 32 @th,208,48 != @nd-lladdr-${g} counter drop comment "spoofed-nd"`,
-    `icmpv6 type nd-neighbor-solicit ip6 length != { 24, 32 } counter drop comment "spoofed-nd"`,
-    `icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,16 != 0x0101 counter drop comment "spoofed-nd"`,
-    `icmpv6 type nd-neighbor-solicit ip6 length 32 @th,208,48 != @nd-lladdr-${g} counter drop comment "spoofed-nd"`,
+    // The link-layer address option: nft reads fixed offsets only, and a receiver takes the option wherever it is
+    // (the first of two, on Linux and the BSDs), so a solicitation or advertisement with options must carry an
+    // allowed MAC's link-layer address option first; otherwise a forged one could hide behind a harmless first option.
+    `icmpv6 type nd-neighbor-advert ip6 length > 24 @th,192,8 != 2 counter drop comment "spoofed-nd"`,
+    `icmpv6 type nd-neighbor-advert ip6 length > 24 @th,208,48 != @nd-lladdr-${g} counter drop comment "spoofed-nd"`,
+    `icmpv6 type nd-neighbor-solicit ip6 length > 24 @th,192,8 != 1 counter drop comment "spoofed-nd"`,
+    `icmpv6 type nd-neighbor-solicit ip6 length > 24 @th,208,48 != @nd-lladdr-${g} counter drop comment "spoofed-nd"`,
   ];
   if (!sg) return r;
   return [
