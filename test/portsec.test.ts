@@ -423,7 +423,10 @@ describePrivileged('port security: links that go away', () => {
   });
 });
 
-describePrivileged('port security: replaced 1,000 times under load', () => {
+/** 1,000 on this machine; the 6.1 VM (TCG: ≈ 0.25 s a replace) runs fewer, set by .ci/run (MVT_PORTSEC_REPLACES). */
+const REPLACES = Number(process.env.MVT_PORTSEC_REPLACES ?? 1000);
+
+describePrivileged(`port security: replaced ${REPLACES} times under load`, () => {
   // Found by this test: flushing and refilling the sets in the transaction that replaces the rules lost 0.3% of the
   // allowed frames on 6.18 (966 of 320,170 over 200 replaces; none without replaces) — concatenated interval sets
   // publish new elements after the generation switch. ruleset.ts now fills new sets first, then swaps the rules.
@@ -478,13 +481,13 @@ describePrivileged('port security: replaced 1,000 times under load', () => {
         worker?.once('error', rej);
       });
       const started = Date.now();
-      for (let i = 0; i < 1000; i++) await applyPortSecurity('mvt-load', policies[i % 2] as PortSecurityPolicy, { netns });
+      for (let i = 0; i < REPLACES; i++) await applyPortSecurity('mvt-load', policies[i % 2] as PortSecurityPolicy, { netns });
       const replaceMs = Date.now() - started;
       Atomics.store(stop, 0, 1);
       const sent = await done;
       const far = nftDrops(tb.peer.name, 'far');
-      process.stderr.write(`1,000 replaces in ${replaceMs} ms while ${sent.sentA + sent.sentB} frames were written (${sent.again} EAGAIN); far side: ${JSON.stringify(far)}\n`);
-      expect(sent.sentA).toBeGreaterThan(1000);
+      process.stderr.write(`${REPLACES} replaces in ${replaceMs} ms while ${sent.sentA + sent.sentB} frames were written (${sent.again} EAGAIN); far side: ${JSON.stringify(far)}\n`);
+      expect(sent.sentA).toBeGreaterThan(REPLACES);
       expect(far.forged).toBe(0);
       expect(far.allowed).toBe(sent.sentA);
     } finally {
