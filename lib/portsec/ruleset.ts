@@ -138,14 +138,7 @@ function egressRules(sg: boolean, g: Gen): string[] {
     `udp sport 68 udp dport 67 accept`,
     `udp sport 546 udp dport 547 accept`,
     `icmpv6 type { ${ND_EGRESS} } accept`,
-    `ip daddr . meta l4proto . th dport @sg-egress4-ports-${g} accept`,
-    `ip daddr . icmp type . icmp code @sg-egress4-icmp-${g} accept`,
-    `ip daddr . meta l4proto @sg-egress4-protos-${g} accept`,
-    `ether type ip counter drop comment "sg-egress-ipv4"`,
-    `ip6 daddr . meta l4proto . th dport @sg-egress6-ports-${g} accept`,
-    `ip6 daddr . icmpv6 type . icmpv6 code @sg-egress6-icmp-${g} accept`,
-    `ip6 daddr . meta l4proto @sg-egress6-protos-${g} accept`,
-    `ether type ip6 counter drop comment "sg-egress-ipv6"`,
+    ...groupRules('egress', g),
   ];
 }
 
@@ -155,15 +148,22 @@ function ingressRules(sg: boolean, g: Gen): string[] {
     `udp sport 67 udp dport 68 accept`,
     `udp sport 547 udp dport 546 accept`,
     `icmpv6 type { ${ND_INGRESS} } accept`,
-    `ip saddr . meta l4proto . th dport @sg-ingress4-ports-${g} accept`,
-    `ip saddr . icmp type . icmp code @sg-ingress4-icmp-${g} accept`,
-    `ip saddr . meta l4proto @sg-ingress4-protos-${g} accept`,
-    `ether type ip counter drop comment "sg-ingress-ipv4"`,
-    `ip6 saddr . meta l4proto . th dport @sg-ingress6-ports-${g} accept`,
-    `ip6 saddr . icmpv6 type . icmpv6 code @sg-ingress6-icmp-${g} accept`,
-    `ip6 saddr . meta l4proto @sg-ingress6-protos-${g} accept`,
-    `ether type ip6 counter drop comment "sg-ingress-ipv6"`,
+    ...groupRules('ingress', g),
   ];
+}
+
+/**
+ * The security group lookups of one direction, per family: three set lookups (ports, ICMP type·code, protocol) keyed
+ * by the remote address (the source of what comes in, the destination of what goes out), then the drop.
+ */
+function groupRules(dir: 'ingress' | 'egress', g: Gen): string[] {
+  const remote = dir === 'ingress' ? 'saddr' : 'daddr';
+  return [['ip', 'icmp', '4', 'ipv4'], ['ip6', 'icmpv6', '6', 'ipv6']].flatMap(([ip, icmp, v, name]) => [
+    `${ip} ${remote} . meta l4proto . th dport @sg-${dir}${v}-ports-${g} accept`,
+    `${ip} ${remote} . ${icmp} type . ${icmp} code @sg-${dir}${v}-icmp-${g} accept`,
+    `${ip} ${remote} . meta l4proto @sg-${dir}${v}-protos-${g} accept`,
+    `ether type ${ip} counter drop comment "sg-${dir}-${name}"`,
+  ]);
 }
 
 /** What the table holds now: absent, or the generation its rules reference (`null`: no rule references a set). */
