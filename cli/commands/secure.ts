@@ -125,7 +125,8 @@ export async function secureCommand(argv: string[]): Promise<number> {
   }
 
   if (values.remove) {
-    const removed = await removePortSecurity(dev, opts);
+    // Only a table of ours: --show calls one without our comment "no port security", and apply leaves it alone.
+    const removed = (await getPortSecurity(dev, opts)) !== null && (await removePortSecurity(dev, opts));
     process.stdout.write(removed
       ? `${dev}: port security removed (table netdev mvtps-${dev} deleted)\n`
       : `${dev}: had no port security, nothing removed\n`);
