@@ -192,4 +192,15 @@ describeNeeding('macvtap secure on a real macvtap', nftUnavailable, () => {
     expect(show.stdout).toBe(`${DEV}: no port security (no table netdev mvtps-${DEV})\n`);
     expect(macvtap(['secure', '--show', DEV, '--netns', ns, '--json']).stdout).toBe('null\n');
   });
+
+  it('a table of that name not made by this package is neither replaced, shown nor removed', () => {
+    const ns = tb.host.name;
+    tb.host.exec('nft', [`add table netdev mvtps-${DEV} { comment "someone else"; }`]);
+    const apply = macvtap(['secure', DEV, '--netns', ns, '--mac', MAC]);
+    expect(apply.code).toBe(1);
+    expect(apply.stderr).toMatch(/EEXIST.*not made by this package/);
+    expect(macvtap(['secure', '--show', DEV, '--netns', ns, '--json']).stdout).toBe('null\n');
+    expect(macvtap(['secure', '--remove', DEV, '--netns', ns]).stdout).toBe(`${DEV}: had no port security, nothing removed\n`);
+    expect(nftTable(tb.host, `mvtps-${DEV}`)?.comment).toBe('someone else');
+  });
 });
