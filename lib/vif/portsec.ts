@@ -214,7 +214,9 @@ export interface VifPortSecurityResult {
 const OPTION_KEYS = ['netns', 'device', 'domainXml', 'owner'];
 
 function deviceOf(vif: Vif, options: VifPortSecurityOptions): string {
-  const issues = isPlainObject(options) ? unknownKeyIssues('', options, OPTION_KEYS) : [{ path: '', message: 'options must be an object' }];
+  const raw: unknown = options;
+  if (!isPlainObject(raw)) throw invalid(vif, 'port security options', [{ path: '', message: 'options must be an object' }]);
+  const issues = unknownKeyIssues('', raw, OPTION_KEYS);
   if (options.device !== undefined) {
     const bad = portSecurityNameIssue(String(options.device));
     if (typeof options.device !== 'string' || bad !== undefined) issues.push({ path: 'device', message: bad ?? 'must be a string' });
