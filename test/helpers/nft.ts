@@ -13,8 +13,13 @@ export const nftUnavailable: string | null = (() => {
 
 /** What `nft -j list table netdev NAME` shows, reduced to what tests compare. */
 export interface NftTable {
-  /** Each set's elements, written `a . b` for concatenations, `addr/len` for prefixes, `lo-hi` for ranges. */
+  /**
+   * Each set's elements, written `a . b` for concatenations, `addr/len` for prefixes, `lo-hi` for ranges: the sets of
+   * the live generation (the one the rules look up), under their names without the generation suffix.
+   */
   sets: Record<string, string[]>;
+  /** The live generation's suffix (`a` or `b`), from the rules' `@macs-…` lookup; `null` when no rule looks one up. */
+  generation: string | null;
   /** Base chains by name: their hook (`egress`, `ingress`). */
   chains: Record<string, { hook?: string }>;
   /** The `device "…"` each base chain is bound to, from the text listing (nft 1.0's JSON leaves it out). */
@@ -42,10 +47,15 @@ export function nftTable(ns: TestNetns, table: string): NftTable | null {
     if (/No such file or directory/.test(r.stderr)) return null;
     throw new Error(`nft -j list table netdev ${table} failed: ${r.stderr}`);
   }
-  const out: NftTable = { sets: {}, chains: {}, devices: [], comment: null };
-  for (const o of (JSON.parse(r.stdout) as { nftables: Record<string, unknown>[] }).nftables) {
+  const out: NftTable = { sets: {}, chains: {}, devices: [], comment: null, generation: null };
+  const objects = (JSON.parse(r.stdout) as { nftables: Record<string, unknown>[] }).nftables;
+  // Sets come in generations (`macs-a`, `macs-b`: a replace fills the other one, then swaps the rules over); the live
+  // one is the one the rules look up.
+  const rules = JSON.stringify(objects.filter((o) => o.rule !== undefined));
+  out.generation = /"@macs-([a-z])"/.exec(rules)?.[1] ?? null;
+  for (const o of objects) {
     const set = o.set as { name: string; elem?: unknown[] } | undefined;
-    if (set) out.sets[set.name] = (set.elem ?? []).map(text);
+    if (set && out.generation !== null && set.name.endsWith(`-${out.generation}`)) out.sets[set.name.slice(0, -2)] = (set.elem ?? []).map(text);
     const chain = o.chain as { name: string; hook?: string } | undefined;
     if (chain) out.chains[chain.name] = { ...(chain.hook !== undefined && { hook: chain.hook }) };
   }
