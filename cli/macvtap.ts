@@ -8,6 +8,7 @@ import { UsageError } from './args.js';
 import { createCommand, deleteCommand, listCommand, showCommand } from './commands/links.js';
 import { execCommand } from './commands/exec.js';
 import { gcCommand } from './commands/gc.js';
+import { secureCommand } from './commands/secure.js';
 
 const USAGE = `Usage: macvtap <command> [options]
 
@@ -19,6 +20,13 @@ Links (equivalent to ip link add/show/del, over rtnetlink directly; --netns take
   show   DEV [--netns NS] [--json]
   delete DEV… | --group G [--netns NS]
   gc     [--owner O] [--netns NS] [--dry-run] [--json]      delete links whose owner process is gone (owner tags)
+
+Port security (nftables netdev chains on the device, as Neutron's port security and stateless security groups):
+  secure DEV --mac MAC [--ip ADDR]… [--pair IP[,MAC]]… [--rules FILE|-] [--owner O] [--netns NS] [--json]
+         replaces the device's filter; --ip: fixed IPs (addresses or prefixes); --rules: a JSON array of Neutron
+         security group rules or a Neutron response {"security_group_rules": […]}, '-' reads stdin
+  secure --show DEV [--netns NS] [--json]                  sets and drop counters by reason
+  secure --remove DEV [--netns NS]                         idempotent: says whether there was one
 
 Queues:
   exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
@@ -63,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
     case 'delete': return deleteCommand(rest);
     case 'exec': return execCommand(rest);
     case 'gc': return gcCommand(rest);
+    case 'secure': return secureCommand(rest);
     case 'xml': {
       const { xmlCommand } = await import('./commands/xml.js');
       return xmlCommand(rest);

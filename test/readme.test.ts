@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TestNetns } from '../bench/testbed/netns.js';
+import { nftUnavailable } from './helpers/nft.js';
+import { describeNeeding } from './helpers/suite.js';
 
 const root = resolve(import.meta.dirname, '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -29,5 +32,29 @@ describe('README examples', () => {
     const file = join(work, 'vif.mjs');
     writeFileSync(file, code.replace(`from 'macvtap/vif'`, `from ${JSON.stringify(pathToFileURL(dist).href)}`));
     expect(execFileSync(process.execPath, [file], { encoding: 'utf8' })).toBe(output);
+  });
+
+  it('vif port security → the policy and the refusal the README shows', () => {
+    const dist = join(root, 'dist', 'lib', 'vif', 'index.js');
+    const { code, output } = example('vif-portsec');
+    const file = join(work, 'vif-portsec.mjs');
+    writeFileSync(file, code.replace(`from 'macvtap/vif'`, `from ${JSON.stringify(pathToFileURL(dist).href)}`));
+    expect(execFileSync(process.execPath, [file], { encoding: 'utf8' })).toBe(output);
+  });
+});
+
+describeNeeding('README examples that need root', nftUnavailable, () => {
+  it('macvtap secure: the shell example prints what the README shows, in a throwaway namespace for guest0', () => {
+    const ns = TestNetns.create();
+    try {
+      ns.veth('l0', 'l1');
+      ns.ip('link', 'add', 'link', 'l0', 'name', 'mvtap0', 'address', 'fa:16:3e:12:34:56', 'type', 'macvtap');
+      const { code, output } = example('secure-cli');
+      const cli = join(root, 'dist', 'cli', 'macvtap.js');
+      const script = `macvtap() { ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} "$@"; }\nset -e\n${code.replaceAll('guest0', ns.name)}`;
+      expect(execFileSync('sh', ['-c', script], { encoding: 'utf8' })).toBe(output);
+    } finally {
+      ns.destroy();
+    }
   });
 });

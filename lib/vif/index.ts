@@ -6,7 +6,9 @@
  * await plug(vif);                                   // VLAN device ensured, source device up
  * const xml = toInterfaceXml(vif, { vcpus: 4, quota: flavor.extra_specs });
  * ```
- * Imports the core only through `../index.js`, `../types.js` and the validation predicates of `../validate.js`.
+ * Imports the core only through `../index.js`, `../types.js` and the validation predicates of `../validate.js`, and
+ * the core's port-security policy check (`../portsec/policy.js`), so a port the core would refuse is refused before
+ * a plug creates anything.
  */
 export { VifError, InvalidVifError, VifDetailsMissingMacvtapParameters, VifXmlError, VifPlugError } from './errors.js';
 export type { VifIssue, VifPlugErrorCode } from './errors.js';
@@ -40,4 +42,19 @@ export type {
 export { interfaceToXml, toInterfaceXml, parseInterfaceXml, parseDomainInterfaces, toDomainXml } from './xml.js';
 export type { DomainOptions } from './xml.js';
 export { plug, unplug, removeVlan, plugSelfManaged, unplugSelfManaged } from './plug.js';
-export type { PlugOptions, PlugResult, SelfManagedOptions, SelfManagedPlug } from './plug.js';
+export type { PlugOptions, DirectPlugOptions, PlugResult, SelfManagedOptions, SelfManagedPlug } from './plug.js';
+export {
+  VIF_PORT_SECURITY_KEYS,
+  LIBVIRT_GENERATED_PREFIXES,
+  vifPortSecurityPolicy,
+  directTargetDev,
+  applyVifPortSecurity,
+  removeVifPortSecurity,
+} from './portsec.js';
+export type {
+  VifPortSecurity,
+  NeutronFixedIp,
+  NeutronAllowedAddressPair,
+  VifPortSecurityOptions,
+  VifPortSecurityResult,
+} from './portsec.js';

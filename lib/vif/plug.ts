@@ -11,18 +11,58 @@
  * Work on one device is serialized in-process (per namespace as given and device name), so concurrent plugs of vifs
  * sharing a VLAN do not race each other; a race with another process is settled by the kernel's `EEXIST`.
  */
-import { MacvtapError, createMacvtap, createVlan, deleteLink, getLink, openTap, setLink, type TapQueue } from '../index.js';
+import {
+  MacvtapError,
+  applyPortSecurity,
+  createMacvtap,
+  createVlan,
+  deleteLink,
+  getLink,
+  getPortSecurity,
+  openTap,
+  removePortSecurity,
+  setLink,
+  type PortSecurityPolicy,
+  type TapQueue,
+} from '../index.js';
 import type { LinkInfo, Netns } from '../types.js';
-import { isInteger, MAX_TAP_QUEUES } from '../validate.js';
+import { isInteger, isPlainObject, MAX_TAP_QUEUES } from '../validate.js';
 import { InvalidVifError, VifPlugError, type VifPlugErrorCode } from './errors.js';
 import { interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
-import { ifname, kernelMacvtapMode, parseVif, type Vif, type VifInput } from './model.js';
+import { formatIssues, ifname, kernelMacvtapMode, parseVif, type Vif, type VifInput } from './model.js';
+import {
+  applyVifPortSecurity,
+  directTargetDev,
+  portSecurityNameIssue,
+  targetDevIssue,
+  unknownKeyIssues,
+  vifPortSecurityPolicy,
+  type VifPortSecurity,
+  type VifPortSecurityOptions,
+  type VifPortSecurityResult,
+} from './portsec.js';
 import { interfaceToXml } from './xml.js';
 
 /** Options of {@link plug}, {@link unplug} and {@link removeVlan}. */
 export interface PlugOptions {
   /** Do the work in this network namespace (a path such as `/run/netns/NAME`, or an fd). Default: the current one. */
   netns?: Netns;
+}
+
+/** Options of {@link plug}. */
+export interface DirectPlugOptions extends PlugOptions {
+  /**
+   * The Neutron port's port-security fields and its security group rules (see {@link VifPortSecurity}), checked now,
+   * before anything is created. libvirt creates the macvtap only at domain start, so `plug` cannot filter it yet: the
+   * result carries the `<target dev>` to put in the domain XML and `applyPortSecurity()` to call once the domain is
+   * created (paused) and before it is resumed.
+   */
+  portSecurity?: VifPortSecurity;
+  /**
+   * With `portSecurity`: the `<target dev>` name (libvirt names the macvtap so). Default {@link directTargetDev}: the
+   * vif's `devname` when libvirt keeps it. Must not start with `vnet`, `macvtap` or `macvlan` (libvirt replaces those).
+   */
+  targetDev?: string;
 }
 
 /** What {@link plug} found or made. */
@@ -33,6 +73,17 @@ export interface PlugResult {
   source: LinkInfo;
   /** `true` when this call created the VLAN device. */
   vlanCreated: boolean;
+  /**
+   * With `portSecurity`: the name to render as `<target dev>` (`toInterfaceXml(vif, { targetDev })`), so the device
+   * libvirt creates is known in advance.
+   */
+  targetDev?: string;
+  /**
+   * With `portSecurity`: applies it ({@link applyVifPortSecurity}) to `targetDev` in the plug's namespace, or to the
+   * device `options.device` / the `<target dev>` of `options.domainXml` names. Call it after libvirt created the
+   * macvtap (domain created paused) and before the guest runs.
+   */
+  applyPortSecurity?: (options?: Omit<VifPortSecurityOptions, 'netns'>) => Promise<VifPortSecurityResult>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -84,6 +135,27 @@ async function getLinkOrNull(name: string, netns: Netns | undefined): Promise<Li
 }
 
 const nsOpt = (netns: Netns | undefined): { netns?: Netns } => (netns === undefined ? {} : { netns });
+
+/** Refuses option keys a function does not take, naming each (as the core does), before anything is touched. */
+function checkOptions(vif: Vif, what: string, options: unknown, known: readonly string[]): void {
+  if (!isPlainObject(options)) {
+    throw new InvalidVifError(`invalid ${what} for vif ${vif.id}: must be an object`, { vifId: vif.id, issues: [{ path: '', message: 'must be an object' }] });
+  }
+  const issues = unknownKeyIssues('', options, known);
+  if (issues.length) throw new InvalidVifError(`invalid ${what} for vif ${vif.id}: ${formatIssues(issues)}`, { vifId: vif.id, issues });
+}
+
+/**
+ * Removes the port-security table of `name` if it is one this package made (a table of that name without our
+ * comment is someone else's and stays, as the core's apply leaves it); libnftables missing means there is none.
+ */
+async function dropPortSecurity(name: string, netns: Netns | undefined): Promise<void> {
+  try {
+    if ((await getPortSecurity(name, nsOpt(netns))) !== null) await removePortSecurity(name, nsOpt(netns));
+  } catch (e) {
+    if (!(e instanceof MacvtapError && e.code === 'ENOENT' && e.syscall === 'dlopen')) throw e;
+  }
+}
 
 /** Is `link` the VLAN `id` on the device named `lower`? Compares by ifindex when the lower's name is not resolved. */
 async function isVlanOn(link: LinkInfo, id: number, lower: string, netns: Netns | undefined): Promise<boolean> {
@@ -149,15 +221,33 @@ async function ensureVlan(vif: Vif, vlan: number, netns: Netns | undefined): Pro
  *   `ERR_VIF_VLAN_CONFLICT` (a link of that name is something else; it is left alone), `ERR_VIF_DEVICE_MISSING`,
  *   `ERR_VIF_PLUG_FAILED`; `cause` is the core's `MacvtapError`.
  */
-export async function plug(vifInput: VifInput | Vif, options: PlugOptions = {}): Promise<PlugResult> {
+export async function plug(vifInput: VifInput | Vif, options: DirectPlugOptions = {}): Promise<PlugResult> {
   const vif = parseVif(vifInput);
+  checkOptions(vif, 'plug options', options, ['netns', 'portSecurity', 'targetDev']);
   const { netns } = options;
   const source = vif.details.macvtap_source;
+  // Port security is checked now, before the VLAN device may be created; it is applied once libvirt made the macvtap.
+  let secure: Pick<PlugResult, 'targetDev' | 'applyPortSecurity'> = {};
+  if (options.portSecurity !== undefined) {
+    vifPortSecurityPolicy(vif, options.portSecurity);
+    const bad = options.targetDev === undefined ? undefined : targetDevIssue(options.targetDev);
+    if (bad !== undefined) throw new InvalidVifError(`invalid plug options for vif ${vif.id}: targetDev: ${bad}`, { vifId: vif.id, issues: [{ path: 'targetDev', message: bad }] });
+    const targetDev = options.targetDev ?? directTargetDev(vif);
+    const portSecurity = options.portSecurity;
+    secure = {
+      targetDev,
+      applyPortSecurity: (o = {}) => applyVifPortSecurity(vif, portSecurity, { ...(o.domainXml === undefined && o.device === undefined ? { device: targetDev } : {}), ...o, ...nsOpt(netns) }),
+    };
+  } else if (options.targetDev !== undefined) {
+    throw new InvalidVifError(`invalid plug options for vif ${vif.id}: targetDev: only with portSecurity (otherwise pass it to toInterfaceXml)`, {
+      vifId: vif.id, issues: [{ path: 'targetDev', message: 'only with portSecurity (otherwise pass it to toInterfaceXml)' }],
+    });
+  }
   return serialized(deviceKey(netns, source), async () => {
     if (vif.details.vlan !== undefined) {
       try {
         const { link, created } = await ensureVlan(vif, vif.details.vlan, netns);
-        return { vif, source: link, vlanCreated: created };
+        return { vif, source: link, vlanCreated: created, ...secure };
       } catch (e) {
         if (e instanceof VifPlugError) throw e;
         throw plugError('ERR_VIF_PLUG_FAILED', `cannot ensure VLAN device ${source}`, vif, source, e);
@@ -177,7 +267,7 @@ export async function plug(vifInput: VifInput | Vif, options: PlugOptions = {}):
         throw plugError('ERR_VIF_PLUG_FAILED', `cannot bring up source device ${source}`, vif, source, e);
       }
     }
-    return { vif, source: link, vlanCreated: false };
+    return { vif, source: link, vlanCreated: false, ...secure };
   });
 }
 
@@ -235,6 +325,13 @@ export interface SelfManagedOptions extends PlugOptions {
   nonblock?: boolean;
   /** Further `<interface>` options (model, offloads, bandwidth, …); `form`, `targetDev` and `vcpus` are set here. */
   xml?: Omit<InterfaceOptions, 'form' | 'targetDev' | 'vcpus'>;
+  /**
+   * The Neutron port's port-security fields and its security group rules (see {@link VifPortSecurity}): applied to the
+   * macvtap right after it is created, before any queue is opened (so no frame passes unfiltered), and removed with
+   * it. `port_security_enabled: false` removes any table the new device's name still has. Checked before anything is
+   * created; a failing apply deletes the macvtap again.
+   */
+  portSecurity?: VifPortSecurity;
 }
 
 /** A macvtap this layer created for a vif, its open queues, and the unmanaged XML that matches them. */
@@ -247,9 +344,11 @@ export interface SelfManagedPlug {
   queues: TapQueue[];
   /** `<interface type='ethernet'><target dev='NAME' managed='no'/>…`. */
   xml: string;
+  /** With `portSecurity`: the policy enforced on the macvtap, `null` when port security is disabled. */
+  portSecurity?: PortSecurityPolicy | null;
   /** The same, typed. */
   config: InterfaceConfig;
-  /** Closes the queues still open and deletes the macvtap. Idempotent. */
+  /** Closes the queues still open, deletes the macvtap and its port-security table. Idempotent. */
   unplug(): Promise<void>;
   /** Same as {@link SelfManagedPlug.unplug}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
@@ -258,16 +357,19 @@ export interface SelfManagedPlug {
 /**
  * Self-managed plug: {@link plug}, then create the macvtap on the source device with the vif's MAC and mode, open its
  * queues, and return them with the unmanaged `type='ethernet'` XML naming it. The macvtap is deleted again if a later
- * step fails (a VLAN device {@link plug} made stays: it belongs to the network, as with `plug`).
+ * step fails (a VLAN device {@link plug} made stays: it belongs to the network, as with `plug`). With `portSecurity`,
+ * the policy is applied between creating the macvtap and opening its queues.
  *
  * Equivalent to: `plug`, then `ip link add link SOURCE name NAME address MAC type macvtap mode MODE`,
- * `ip link set NAME up`, and opening `/dev/tapIFINDEX` once per queue.
+ * `ip link set NAME up`, with `portSecurity` the core's `applyPortSecurity` (`nft -f`, table `netdev mvtps-NAME`),
+ * and opening `/dev/tapIFINDEX` once per queue.
  *
  * @throws {@link InvalidVifError} for bad options (before the kernel is touched), and whatever {@link plug} throws;
  *   {@link VifPlugError} `ERR_VIF_PLUG_FAILED` when the macvtap cannot be created or opened.
  */
 export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfManagedOptions = {}): Promise<SelfManagedPlug> {
   const vif = parseVif(vifInput);
+  checkOptions(vif, 'self-managed plug options', options, ['netns', 'queues', 'name', 'vnetHdr', 'nonblock', 'xml', 'portSecurity']);
   const { netns } = options;
   const queues = options.queues ?? 1;
   if (!isInteger(queues, 1, MAX_TAP_QUEUES)) {
@@ -286,8 +388,14 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
     });
   }
   const xmlOptions = (targetDev: string): InterfaceOptions => ({ ...options.xml, form: 'ethernet', targetDev, vcpus: queues });
-  // Refuse bad XML options now, before anything exists on the host.
+  // Refuse bad XML options and port security now, before anything exists on the host.
   interfaceFromVif(vif, xmlOptions(provisional));
+  const secured = options.portSecurity !== undefined;
+  const policy = secured ? vifPortSecurityPolicy(vif, options.portSecurity) : null;
+  const nftIssue = secured ? portSecurityNameIssue(name, true) : undefined;
+  if (nftIssue !== undefined) {
+    throw new InvalidVifError(`name ${JSON.stringify(name)} cannot carry port security: ${nftIssue}`, { vifId: vif.id, issues: [{ path: 'name', message: nftIssue }] });
+  }
 
   await plug(vif, nsOpt(netns));
   let link: LinkInfo;
@@ -303,11 +411,32 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
   } catch (e) {
     throw plugError('ERR_VIF_PLUG_FAILED', `cannot create macvtap ${name} on ${vif.details.macvtap_source}`, vif, name, e);
   }
+  // Undoes what this call made on the host: the macvtap, and the table if this call applied one.
+  let applied = false;
+  const rollback = async (): Promise<void> => {
+    await deleteLink(link.ifindex, nsOpt(netns)).catch(() => undefined);
+    if (applied) await dropPortSecurity(link.name, netns).catch(() => undefined);
+  };
+  if (secured) {
+    try {
+      // Before any queue exists: no frame reaches or leaves the guest unfiltered. A disabled port gets no table,
+      // including one left under this name by an earlier device (kernels from 6.16 rebind it to the new device).
+      // A failed apply changed nothing (one nftables transaction): only the macvtap is undone then.
+      if (policy === null) await dropPortSecurity(link.name, netns);
+      else {
+        await applyPortSecurity(link.ifindex, policy, nsOpt(netns));
+        applied = true;
+      }
+    } catch (e) {
+      await rollback();
+      throw plugError('ERR_VIF_PLUG_FAILED', `cannot ${policy === null ? 'remove the port security of' : 'apply port security to'} macvtap ${link.name}`, vif, link.name, e);
+    }
+  }
   let opened: TapQueue[];
   try {
     opened = await openTap(link.ifindex, { queues, vnetHdr: options.vnetHdr ?? true, nonblock: options.nonblock ?? true, ...nsOpt(netns) });
   } catch (e) {
-    await deleteLink(link.ifindex, nsOpt(netns)).catch(() => undefined);
+    await rollback();
     throw plugError('ERR_VIF_PLUG_FAILED', `cannot open ${queues} queue(s) of macvtap ${link.name}`, vif, link.name, e);
   }
   const config = interfaceFromVif(vif, xmlOptions(link.name));
@@ -322,13 +451,25 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
       } catch (e) {
         if (codeOf(e) !== 'ENODEV') throw plugError('ERR_VIF_PLUG_FAILED', `cannot delete macvtap ${link.name}`, vif, link.name, e);
       }
+      // The table outlives its device; newer kernels would bind it to the next device of that name.
+      if (applied) {
+        try {
+          await dropPortSecurity(link.name, netns);
+        } catch (e) {
+          throw plugError('ERR_VIF_PLUG_FAILED', `cannot remove the port security of ${link.name}`, vif, link.name, e);
+        }
+      }
     })());
-  return { vif, link, queues: opened, xml, config, unplug: doUnplug, [Symbol.asyncDispose]: doUnplug };
+  return {
+    vif, link, queues: opened, xml, config, ...(secured ? { portSecurity: policy } : {}),
+    unplug: doUnplug, [Symbol.asyncDispose]: doUnplug,
+  };
 }
 
 /**
  * Removes a self-managed macvtap when the {@link SelfManagedPlug} object is gone (e.g. after a driver restart): deletes
- * the link named `name` (default the vif's `devname`) if it is a macvtap with the vif's MAC.
+ * the link named `name` (default the vif's `devname`) if it is a macvtap with the vif's MAC, and the port-security
+ * table of that name (`netdev mvtps-NAME`) if there is one.
  *
  * @returns `true` when it deleted it, `false` when there was none.
  * @throws {@link VifPlugError} `ERR_VIF_PLUG_FAILED` when a link of that name is something else (it is left alone)
@@ -342,16 +483,26 @@ export async function unplugSelfManaged(vifInput: VifInput | Vif, options: PlugO
   }
   return serialized(deviceKey(options.netns, name), async () => {
     const link = await getLinkOrNull(name, options.netns);
-    if (link === null) return false;
-    if (link.kind !== 'macvtap' || link.mac !== vif.address) {
-      throw plugError('ERR_VIF_PLUG_FAILED', `${name} is ${describeLink(link)} with MAC ${link.mac ?? 'none'}, not this vif's macvtap; not deleting it`, vif, name);
+    let deleted = false;
+    if (link !== null) {
+      if (link.kind !== 'macvtap' || link.mac !== vif.address) {
+        throw plugError('ERR_VIF_PLUG_FAILED', `${name} is ${describeLink(link)} with MAC ${link.mac ?? 'none'}, not this vif's macvtap; not deleting it`, vif, name);
+      }
+      try {
+        await deleteLink(link.ifindex, nsOpt(options.netns));
+        deleted = true;
+      } catch (e) {
+        if (codeOf(e) !== 'ENODEV') throw plugError('ERR_VIF_PLUG_FAILED', `cannot delete macvtap ${name}`, vif, name, e);
+      }
     }
-    try {
-      await deleteLink(link.ifindex, nsOpt(options.netns));
-      return true;
-    } catch (e) {
-      if (codeOf(e) === 'ENODEV') return false;
-      throw plugError('ERR_VIF_PLUG_FAILED', `cannot delete macvtap ${name}`, vif, name, e);
+    // A port-security table the lost plug applied outlives the device: remove it too (none without libnftables).
+    if (portSecurityNameIssue(name) === undefined) {
+      try {
+        await dropPortSecurity(name, options.netns);
+      } catch (e) {
+        throw plugError('ERR_VIF_PLUG_FAILED', `cannot remove the port security of ${name}`, vif, name, e);
+      }
     }
+    return deleted;
   });
 }
