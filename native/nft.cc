@@ -22,6 +22,7 @@
 #include "args.h"
 #include "async.h"
 #include "errors.h"
+#include "netlink.h"
 #include "netns.h"
 
 namespace macvtap {
@@ -158,8 +159,13 @@ bool NftSafeName(const std::string& name) {
   return true;
 }
 
+struct NfAttr {
+  uint16_t type;
+  std::string value;  // bytes as sent (a string with its NUL, a big-endian number)
+};
+
 void AppendNfMsg(std::vector<uint8_t>* out, uint16_t type, uint16_t flags, uint32_t seq, uint8_t family,
-                 uint16_t res_id, const std::string& table) {
+                 uint16_t res_id, const std::vector<NfAttr>& attrs) {
   size_t start = out->size();
   nlmsghdr h{};
   h.nlmsg_type = type;
@@ -171,17 +177,39 @@ void AppendNfMsg(std::vector<uint8_t>* out, uint16_t type, uint16_t flags, uint3
   g.res_id = htons(res_id);
   out->resize(start + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof g));
   memcpy(out->data() + start + NLMSG_HDRLEN, &g, sizeof g);
-  if (!table.empty()) {
+  for (const NfAttr& attr : attrs) {
     nlattr a{};
-    a.nla_type = NFTA_TABLE_NAME;
-    a.nla_len = static_cast<uint16_t>(NLA_HDRLEN + table.size() + 1);
+    a.nla_type = attr.type;
+    a.nla_len = static_cast<uint16_t>(NLA_HDRLEN + attr.value.size());
     size_t at = out->size();
     out->resize(at + NLA_ALIGN(a.nla_len));
     memcpy(out->data() + at, &a, sizeof a);
-    memcpy(out->data() + at + NLA_HDRLEN, table.c_str(), table.size() + 1);
+    memcpy(out->data() + at + NLA_HDRLEN, attr.value.data(), attr.value.size());
   }
   h.nlmsg_len = static_cast<uint32_t>(out->size() - start);
   memcpy(out->data() + start, &h, sizeof h);
+}
+
+/** Sends `msg` and reads one datagram into `buf`; its length, or -1. */
+ssize_t Exchange(int fd, const std::vector<uint8_t>& msg, uint8_t* buf, size_t len) {
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -1;
+  return ::recv(fd, buf, len, 0);
+}
+
+/** Whether a table's NFTA_TABLE_USERDATA holds our comment (libnftnl's TLVs: type 0 is the table comment). */
+bool OurComment(const Attr& userdata) {
+  static constexpr char kPrefix[] = "macvtap-ps ifindex=";
+  size_t off = 0;
+  while (off + 2 <= userdata.len) {
+    uint8_t type = userdata.data[off];
+    uint8_t len = userdata.data[off + 1];
+    if (off + 2 + len > userdata.len) return false;
+    if (type == 0) return len >= sizeof kPrefix - 1 && memcmp(userdata.data + off + 2, kPrefix, sizeof kPrefix - 1) == 0;
+    off += 2 + len;
+  }
+  return false;
 }
 
 }  // namespace
@@ -199,26 +227,39 @@ bool DeletePortSecurityTable(const NetnsRef& ns, const std::string& device) {
   timeval tv{};
   tv.tv_sec = 5;
   ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  // One batch: BEGIN, NFT_MSG_DELTABLE (acked), END; exactly what `nft delete table netdev mvtps-DEV` sends.
-  std::vector<uint8_t> batch;
-  AppendNfMsg(&batch, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 1, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
-  AppendNfMsg(&batch, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE, NLM_F_REQUEST | NLM_F_ACK, 2, NFPROTO_NETDEV, 0,
-              "mvtps-" + device);
-  AppendNfMsg(&batch, NFNL_MSG_BATCH_END, NLM_F_REQUEST, 3, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (::sendto(sock.get(), batch.data(), batch.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) {
-    return false;
-  }
-  alignas(nlmsghdr) uint8_t buf[4096];
-  ssize_t n = ::recv(sock.get(), buf, sizeof buf, 0);
-  if (n < static_cast<ssize_t>(NLMSG_HDRLEN + sizeof(nlmsgerr))) return false;
+  std::string name = "mvtps-" + device;
+  name.push_back('\0');
+  alignas(nlmsghdr) uint8_t buf[8192];
+
+  // NFT_MSG_GETTABLE: is there one, and is it ours (our comment)? A table of that name we did not make stays.
+  std::vector<uint8_t> get;
+  AppendNfMsg(&get, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_REQUEST, 1, NFPROTO_NETDEV, 0,
+              {{NFTA_TABLE_NAME, name}});
+  ssize_t n = Exchange(sock.get(), get, buf, sizeof buf);
+  if (n < static_cast<ssize_t>(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg)))) return false;
   nlmsghdr h;
+  memcpy(&h, buf, sizeof h);
+  if (h.nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE) || h.nlmsg_len > static_cast<size_t>(n)) {
+    return false;  // NLMSG_ERROR: -ENOENT, there is none
+  }
+  size_t attrs = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+  AttrTable table(buf + attrs, h.nlmsg_len - attrs, NFTA_TABLE_MAX);
+  if (!OurComment(table[NFTA_TABLE_USERDATA]) || table[NFTA_TABLE_HANDLE].len != 8) return false;
+
+  // One batch deleting exactly that table, by its handle (not a table made under the name meanwhile).
+  std::string handle(reinterpret_cast<const char*>(table[NFTA_TABLE_HANDLE].data), 8);
+  std::vector<uint8_t> batch;
+  AppendNfMsg(&batch, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 2, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
+  AppendNfMsg(&batch, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE, NLM_F_REQUEST | NLM_F_ACK, 3, NFPROTO_NETDEV, 0,
+              {{NFTA_TABLE_HANDLE, handle}});
+  AppendNfMsg(&batch, NFNL_MSG_BATCH_END, NLM_F_REQUEST, 4, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
+  n = Exchange(sock.get(), batch, buf, sizeof buf);
+  if (n < static_cast<ssize_t>(NLMSG_HDRLEN + sizeof(nlmsgerr))) return false;
   memcpy(&h, buf, sizeof h);
   if (h.nlmsg_type != NLMSG_ERROR) return false;
   nlmsgerr e;
   memcpy(&e, buf + NLMSG_HDRLEN, sizeof e);
-  return e.error == 0;  // -ENOENT: there was none
+  return e.error == 0;
 }
 
 /**

@@ -196,6 +196,9 @@ describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
     const state = await getPortSecurity(DEV, { netns: tb.host.path });
     for (const [reason, n] of Object.entries(want)) expect([reason, state?.dropped[reason]?.packets]).toEqual([reason, n]);
     expect(state?.securityGroups).toBe(false);
+    expect(state?.device).toBe(DEV);
+    expect(state?.sets['nd-lladdr']).toEqual([G, P]);
+    expect(state?.sets['nd-target']).toContain(`${G} . ${G_IP6}`);
   });
 
   const RULES: SecurityGroupRule[] = [
@@ -388,6 +391,10 @@ describePrivileged('port security: links that go away', () => {
     if (!keepsChains && maj === 6 && min <= 1) expect(chains).toEqual([]);
     if (keepsChains) expect(chains.length).toBe(2);
     // A new device of the same name: gc sees the ifindex differ and removes the stale table.
+    // What the library reads back: the ifindex applied to, and the device the chains are bound to (none when gone).
+    const stale = await getPortSecurity('mvt-c', { netns: tb.host.path });
+    expect(stale?.ifindex).toBe(mv.ifindex);
+    expect(stale?.device).toBe(keepsChains ? 'mvt-c' : null);
     const again = await createMacvtap({ lower: tb.lower, name: 'mvt-c', mac: '02:00:00:00:08:0c', netns: tb.host.path });
     expect(again.ifindex).not.toBe(mv.ifindex);
     const dry = await gc({ netns: tb.host.path, dryRun: true });
@@ -409,6 +416,17 @@ describePrivileged('port security: links that go away', () => {
     expect(state?.sets['macs']).toEqual(['02:00:00:00:08:0d']);
     expect(nftJson(ns, 'list', 'table', 'netdev', 'mvtps-mvt-d').nftables.filter((o) => o.chain !== undefined).length).toBe(2);
     expect((await gc({ netns: tb.host.path, dryRun: true })).portSecurity).toEqual([]);
+  });
+
+  it('a table of our name that we did not make survives deleteLink and removePortSecurity', async () => {
+    await createMacvtap({ lower: tb.lower, name: 'mvt-f', mac: policy.mac, netns: tb.host.path });
+    tb.host.exec('nft', ['add table netdev mvtps-mvt-f { comment "not ours"; }']);
+    expect(await getPortSecurity('mvt-f', { netns: tb.host.path })).toBeNull();
+    expect(await removePortSecurity('mvt-f', { netns: tb.host.path })).toBe(false);
+    await expect(applyPortSecurity('mvt-f', policy, { netns: tb.host.path })).rejects.toMatchObject({ code: 'EEXIST' });
+    await deleteLink('mvt-f', { netns: tb.host.path });
+    expect(ourTables(ns)).toEqual(['mvtps-mvt-f']);
+    tb.host.exec('nft', ['delete table netdev mvtps-mvt-f']);
   });
 
   it('gc leaves tables of live devices and tables it did not make', async () => {

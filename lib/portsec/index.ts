@@ -9,6 +9,7 @@ import { getLink } from '../link.js';
 import { ownerOption, ownerTag, DEFAULT_OWNER } from '../owner.js';
 import type { LinkInfo, LinkRef, Netns, NetnsOption } from '../types.js';
 import * as v from '../validate.js';
+import { formatAddress, macText, V6 } from './addr.js';
 import { compilePolicy } from './policy.js';
 import { applyCommands, liveGeneration, parseTableComment, tableName, type Gen } from './ruleset.js';
 import type { DropCounter, PortSecurityOptions, PortSecurityPolicy, PortSecurityState } from './types.js';
@@ -64,7 +65,7 @@ function isNoTable(e: unknown): boolean {
  * What the table's comment says (read from nft's text listing: 1.0's JSON leaves the comments of tables out): `null`
  * when there is no table, `'foreign'` for a table of that name without our comment (never touched).
  */
-async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: number; owner: string; gen: Gen | null } | 'foreign' | null> {
+async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: number; owner: string; gen: Gen | null; bound: string | null } | 'foreign' | null> {
   let text: string;
   try {
     text = await run(`list table netdev ${tableName(device)}`, false, device, ns);
@@ -74,7 +75,9 @@ async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: n
   }
   const m = /^\s*comment "([^"]*)"/m.exec(text);
   const tag = m && parseTableComment(m[1] as string);
-  return tag ? { ...tag, gen: liveGeneration(text) } : 'foreign';
+  // The device the chains are bound to (1.0's JSON leaves it out too); none when the kernel deleted them with it.
+  const dev = /\bhook egress device "([^"]+)"/.exec(text);
+  return tag ? { ...tag, gen: liveGeneration(text), bound: dev ? (dev[1] as string) : null } : 'foreign';
 }
 
 /**
@@ -139,7 +142,8 @@ export async function applyPortSecurity(link: LinkRef, policy: PortSecurityPolic
 
 /**
  * Removes the port's table (chains, sets, counters) so the device's frames pass unfiltered. Resolves `true` when
- * there was one, `false` when there was none (idempotent). The device need not exist any more: pass its name.
+ * there was one, `false` when there was none (idempotent) or when the table of that name was not made by this package
+ * (no comment of ours: left alone). The device need not exist any more: pass its name.
  *
  * Equivalent to: `nft delete table netdev mvtps-DEV`.
  * @throws TypeError for a bad name; {@link MacvtapError} for a refusal, `ENOENT`/`'dlopen'` without libnftables.
@@ -148,6 +152,9 @@ export async function removePortSecurity(link: string, options?: NetnsOption): P
   const name = v.linkName('link', link);
   if (!NFT_SAFE_NAME.test(name)) return false; // never had a table: apply refuses such names
   const ns = v.netnsOnly(options);
+  // A table of that name without our comment was not made here: left alone, as apply and gc leave it.
+  const info = await tableInfo(name, ns);
+  if (info === null || info === 'foreign') return false;
   try {
     await run(`delete table netdev ${tableName(name)}`, false, name, ns);
     return true;
@@ -158,6 +165,17 @@ export async function removePortSecurity(link: string, options?: NetnsOption): P
 }
 
 interface NftJsonObject { [k: string]: unknown }
+
+/**
+ * The raw fields of the neighbour-discovery sets as what they are: a 48-bit link-layer address as a MAC, a 128-bit
+ * target address as IPv6 (nft prints them as plain integers).
+ */
+function readable(element: string): string {
+  return element.replace(/\b(0x[0-9a-f]{1,32}|[0-9]{13,})\b/g, (n) => {
+    const x = BigInt(n);
+    return x < 1n << 48n ? macText(x) : formatAddress(x, V6);
+  });
+}
 
 function elementText(e: unknown): string {
   if (typeof e === 'string' || typeof e === 'number') return String(e);
@@ -195,14 +213,11 @@ export async function getPortSecurity(link: string, options?: NetnsOption): Prom
   const objects = (JSON.parse(json) as { nftables: NftJsonObject[] }).nftables;
   const sets: Record<string, string[]> = {};
   const dropped: Record<string, DropCounter> = {};
-  let device = name;
   let sg = false;
   for (const o of objects) {
     const set = o.set as { name: string; elem?: unknown[] } | undefined;
     // Only the generation the rules use (a set of the other one is left only by an interrupted replace).
-    if (set !== undefined && set.name.endsWith(`-${info.gen ?? 'a'}`)) sets[set.name.slice(0, -2)] = (set.elem ?? []).map(elementText);
-    const chain = o.chain as { hook?: string; dev?: string } | undefined;
-    if (chain?.dev !== undefined) device = chain.dev;
+    if (set !== undefined && set.name.endsWith(`-${info.gen ?? 'a'}`)) sets[set.name.slice(0, -2)] = (set.elem ?? []).map(elementText).map(readable);
     const rule = o.rule as { comment?: string; expr?: NftJsonObject[] } | undefined;
     if (rule?.comment === undefined) continue;
     if (rule.comment.startsWith('sg-')) sg = true;
@@ -214,7 +229,7 @@ export async function getPortSecurity(link: string, options?: NetnsOption): Prom
     dropped[rule.comment] = acc;
   }
   return {
-    table: tableName(name), device, ifindex: info.ifindex, owner: info.owner,
+    table: tableName(name), device: info.bound, ifindex: info.ifindex, owner: info.owner,
     securityGroups: sg, sets, dropped,
   };
 }

@@ -78,8 +78,11 @@ export interface DropCounter { packets: number; bytes: number }
 export interface PortSecurityState {
   /** The nftables table (`netdev` family) holding the port's chains: `mvtps-<device>`. */
   table: string;
-  /** The device the chains are bound to. */
-  device: string;
+  /**
+   * The device the chains are bound to; `null` when the table has no chains (a kernel that deletes a netdev chain with
+   * its device, 6.1 for one, did so: the table is garbage for {@link gc}).
+   */
+  device: string | null;
   /** The ifindex the table was applied to; differs from the device's when the device was replaced since. */
   ifindex: number;
   /** The owner tag written when it was applied (`macvtap:<owner>:<pid>:<starttime>`). */
