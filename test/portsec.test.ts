@@ -23,6 +23,7 @@ import { linkLocalOf, macNumber, formatAddress, V6 } from '../lib/portsec/addr.j
 import { captureMarked, PacketSocket } from '../bench/security/capture.js';
 import { makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 import { describePrivileged } from './helpers/suite.js';
+import { cliJs } from './helpers/benchchild.js';
 import { arpFrame, ipv4Frame, ipv6Frame, marker, ndBody, NONCE_OPTION, raBody, rawFrame } from './helpers/l2frames.js';
 
 const G = '02:00:00:00:07:0a'; // the guest (the macvtap's MAC)
@@ -400,6 +401,8 @@ describePrivileged('port security: links that go away', () => {
     const dry = await gc({ netns: tb.host.path, dryRun: true });
     expect(dry.portSecurity).toEqual(['mvt-c']);
     expect(ourTables(ns)).toEqual(['mvtps-mvt-c']);
+    // The CLI says so too (a dry run, so the library call below still finds it).
+    expect(execFileSync(process.execPath, [cliJs, 'gc', '--dry-run', '--netns', ns], { encoding: 'utf8' })).toMatch(/^port security: would remove the tables of mvt-c \(device gone or replaced\)$/m);
     const r = await gc({ netns: tb.host.path });
     expect(r.portSecurity).toEqual(['mvt-c']);
     expect(ourTables(ns)).toEqual([]);

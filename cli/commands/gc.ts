@@ -13,7 +13,8 @@ function row(status: string, l: LinkInfo): string[] {
 
 /**
  * `macvtap gc [--owner O] [--netns NS] [--dry-run] [--json]`: prints a table of the links it removed (with
- * `--dry-run`, would remove) and those it kept because their owner is alive, or `{ removed, kept }` as JSON.
+ * `--dry-run`, would remove) and those it kept because their owner is alive, then the port-security tables whose
+ * device is gone, or `{ removed, kept, portSecurity }` as JSON.
  */
 export async function gcCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -35,5 +36,8 @@ export async function gcCommand(argv: string[]): Promise<number> {
     ...result.kept.map((l) => row('kept', l)),
   ]);
   process.stdout.write(`${result.removed.length} ${gone}, ${result.kept.length} kept (owner alive); untagged links are never touched\n`);
+  if (result.portSecurity.length > 0) {
+    process.stdout.write(`port security: ${gone} the tables of ${result.portSecurity.join(', ')} (device gone or replaced)\n`);
+  }
   return 0;
 }
