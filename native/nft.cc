@@ -22,8 +22,8 @@
 #include "args.h"
 #include "async.h"
 #include "errors.h"
-#include "netlink.h"
 #include "netns.h"
+#include "nftmsg.h"
 
 namespace macvtap {
 namespace {
@@ -198,20 +198,6 @@ ssize_t Exchange(int fd, const std::vector<uint8_t>& msg, uint8_t* buf, size_t l
   return ::recv(fd, buf, len, 0);
 }
 
-/** Whether a table's NFTA_TABLE_USERDATA holds our comment (libnftnl's TLVs: type 0 is the table comment). */
-bool OurComment(const Attr& userdata) {
-  static constexpr char kPrefix[] = "macvtap-ps ifindex=";
-  size_t off = 0;
-  while (off + 2 <= userdata.len) {
-    uint8_t type = userdata.data[off];
-    uint8_t len = userdata.data[off + 1];
-    if (off + 2 + len > userdata.len) return false;
-    if (type == 0) return len >= sizeof kPrefix - 1 && memcmp(userdata.data + off + 2, kPrefix, sizeof kPrefix - 1) == 0;
-    off += 2 + len;
-  }
-  return false;
-}
-
 }  // namespace
 
 bool DeletePortSecurityTable(const NetnsRef& ns, const std::string& device) {
@@ -236,25 +222,19 @@ bool DeletePortSecurityTable(const NetnsRef& ns, const std::string& device) {
   AppendNfMsg(&get, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_REQUEST, 1, NFPROTO_NETDEV, 0,
               {{NFTA_TABLE_NAME, name}});
   ssize_t n = Exchange(sock.get(), get, buf, sizeof buf);
-  if (n < static_cast<ssize_t>(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg)))) return false;
-  nlmsghdr h;
-  memcpy(&h, buf, sizeof h);
-  if (h.nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE) || h.nlmsg_len > static_cast<size_t>(n)) {
-    return false;  // NLMSG_ERROR: -ENOENT, there is none
-  }
-  size_t attrs = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
-  AttrTable table(buf + attrs, h.nlmsg_len - attrs, NFTA_TABLE_MAX);
-  if (!OurComment(table[NFTA_TABLE_USERDATA]) || table[NFTA_TABLE_HANDLE].len != 8) return false;
+  NftTableReply reply;
+  if (n <= 0 || !ParseTableReply(buf, static_cast<size_t>(n), &reply)) return false;  // -ENOENT: there is none
+  if (!reply.ours || reply.handle.empty()) return false;
 
   // One batch deleting exactly that table, by its handle (not a table made under the name meanwhile).
-  std::string handle(reinterpret_cast<const char*>(table[NFTA_TABLE_HANDLE].data), 8);
   std::vector<uint8_t> batch;
   AppendNfMsg(&batch, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 2, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
   AppendNfMsg(&batch, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELTABLE, NLM_F_REQUEST | NLM_F_ACK, 3, NFPROTO_NETDEV, 0,
-              {{NFTA_TABLE_HANDLE, handle}});
+              {{NFTA_TABLE_HANDLE, reply.handle}});
   AppendNfMsg(&batch, NFNL_MSG_BATCH_END, NLM_F_REQUEST, 4, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, {});
   n = Exchange(sock.get(), batch, buf, sizeof buf);
   if (n < static_cast<ssize_t>(NLMSG_HDRLEN + sizeof(nlmsgerr))) return false;
+  nlmsghdr h;
   memcpy(&h, buf, sizeof h);
   if (h.nlmsg_type != NLMSG_ERROR) return false;
   nlmsgerr e;

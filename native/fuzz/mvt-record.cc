@@ -11,6 +11,8 @@
 //     answers ARP and echoes UDP with frame::GuestStep, and records the frames read from the tap (with their vnet
 //     header) and those seen on mvt-vb by an AF_PACKET socket as fuzz_frame seeds.
 // Usage: mvt-record OUTDIR TAP_MAC   (OUTDIR gets corpus-fuzz_<target>/ directories)
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,7 @@
 #include "frame.h"
 #include "netlink.h"
 #include "script.h"
+#include "nftmsg.h"
 #include "syserror.h"
 
 using namespace macvtap;
@@ -379,6 +382,44 @@ void RecordFrames(const uint8_t mac[6]) {
 
 }  // namespace
 
+/**
+ * fuzz_nftmsg: the kernel's answers to NFT_MSG_GETTABLE for the tables run.mjs made with nft before this program ran
+ * (mvtps-mvt-tap0 with our comment, mvtps-foreign without) and for one that does not exist (an NLMSG_ERROR).
+ */
+void RecordNftTables() {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd < 0) Die("socket(NETLINK_NETFILTER)");
+  const char* names[] = {"mvtps-mvt-tap0", "mvtps-foreign", "mvtps-absent"};
+  uint32_t seq = 1;
+  for (const char* name : names) {
+    std::vector<uint8_t> req(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg)) + NLA_ALIGN(NLA_HDRLEN + strlen(name) + 1));
+    nlmsghdr h{};
+    h.nlmsg_len = static_cast<uint32_t>(req.size());
+    h.nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
+    h.nlmsg_flags = NLM_F_REQUEST;
+    h.nlmsg_seq = seq++;
+    memcpy(req.data(), &h, sizeof h);
+    nfgenmsg g{};
+    g.nfgen_family = kNfprotoNetdev;
+    g.version = NFNETLINK_V0;
+    memcpy(req.data() + NLMSG_HDRLEN, &g, sizeof g);
+    nlattr a{};
+    a.nla_type = NFTA_TABLE_NAME;
+    a.nla_len = static_cast<uint16_t>(NLA_HDRLEN + strlen(name) + 1);
+    memcpy(req.data() + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof g), &a, sizeof a);
+    memcpy(req.data() + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof g) + NLA_HDRLEN, name, strlen(name) + 1);
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(fd, req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) Die("sendto");
+    std::vector<uint8_t> buf(8192);
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0) Die("recv");
+    buf.resize(static_cast<size_t>(n));
+    WriteSeed("nftmsg", std::string("gettable-") + name, buf);
+  }
+  close(fd);
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: mvt-record OUTDIR TAP_MAC (as root, inside a mvt-fuzz-* namespace)\n");
@@ -396,6 +437,7 @@ int main(int argc, char** argv) {
   RecordEvents(watcher);
   close(watcher);
   RecordFrames(mac);
+  RecordNftTables();
   printf("mvt-record: %d seeds in %s\n", g_seeds, g_out.c_str());
   return 0;
 }

@@ -15,7 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const buildDir = join(root, 'build-fuzz');
 const binDir = join(buildDir, 'native/fuzz');
 const fuzzDir = join(root, 'fuzz');
-const TARGETS = ['fuzz_netlink', 'fuzz_attrs', 'fuzz_link', 'fuzz_events', 'fuzz_frame'];
+const TARGETS = ['fuzz_netlink', 'fuzz_attrs', 'fuzz_link', 'fuzz_events', 'fuzz_frame', 'fuzz_nftmsg'];
 const CXX = process.env.MACVTAP_FUZZ_CXX ?? 'clang++-14';
 
 function parseArgs(argv) {
@@ -92,6 +92,8 @@ function recordSeeds(outDir) {
     ip('-n', ns, 'link', 'add', 'link', 'mvt-va', 'name', 'mvt-tap0', 'type', 'macvtap', 'mode', 'bridge');
     ip('-n', ns, 'link', 'set', 'mvt-tap0', 'up');
     const mac = JSON.parse(ip('-n', ns, '-j', 'link', 'show', 'mvt-tap0'))[0].address;
+    // Tables for fuzz_nftmsg's seeds: one as applyPortSecurity makes it (our comment), one that is not ours.
+    run('ip', ['netns', 'exec', ns, 'nft', 'add table netdev mvtps-mvt-tap0 { comment "macvtap-ps ifindex=1 owner=macvtap:fuzz:1:1"; }; add table netdev mvtps-foreign']);
     run('ip', ['netns', 'exec', ns, join(binDir, 'mvt-record'), outDir, mac], { timeout: 120_000 });
   } finally {
     removeNamespace();
