@@ -14,7 +14,10 @@ import { compilePolicy } from './policy.js';
 import { applyCommands, liveGeneration, parseTableComment, tableName, type Gen } from './ruleset.js';
 import type { DropCounter, PortSecurityOptions, PortSecurityPolicy, PortSecurityState } from './types.js';
 
-const { release } = process.getBuiltinModule('node:os');
+/** `os.release()`, loaded at the first apply (node:os is not needed by anything else at import time). */
+function release(): string {
+  return process.getBuiltinModule('node:os').release();
+}
 
 let kernelRelease: () => string = release;
 
