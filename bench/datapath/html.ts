@@ -8,6 +8,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { renderPage, VEGA_LITE_SCHEMA as SCHEMA, type ChartSpec } from '../report/html.js';
 import { bucketCount, mergeBuckets } from '../report/stats.js';
 import { formatDatapathReport } from './report.js';
+import { blueprintClaims } from './claims.js';
 import { tcgGuestChart } from '../guest/html.js';
 import { securityChart } from '../security/html.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
@@ -193,8 +194,10 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
 /** The whole HTML page: header facts, every chart as inline SVG, the printed report, the notes. */
 export async function renderDatapathHtml(report: DatapathReport): Promise<string> {
   const h = report.host;
+  const claims = report.claims ?? blueprintClaims(report.rows, report.options);
   return renderPage({
     title: 'macvtap datapath benchmark',
+    ...(claims.length ? { lead: { title: 'Blueprint claims, measured', lines: claims.map((c) => c.text) } } : {}),
     facts: [
       { term: 'host', text: `${h.kernel} · ${h.cpu} · ${h.vcpus} vCPUs · node ${h.node}` },
       { term: 'Open vSwitch', text: h.ovs ? `${h.ovs.version}, datapath ${h.ovs.datapath}` : 'not available' },
