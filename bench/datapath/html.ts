@@ -52,7 +52,7 @@ function barsWithCi(report: DatapathReport, id: string, title: string, yTitle: s
         width: { step: 14 },
         height: 220,
         encoding: {
-          x: { field: 'topology', type: 'nominal', title: null, sort: null, axis: { labelAngle: -35 } },
+          x: { field: 'topology', type: 'nominal', title: null, sort: null, axis: { labelAngle: -35, labelLimit: 400 } },
           xOffset: { field: 'test', type: 'nominal' },
           color: { field: 'test', type: 'nominal', title: 'measurement' },
         },
@@ -94,7 +94,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
             encoding: {
               x: { field: 'percentile', type: 'ordinal', sort: { field: 'order' }, title: null },
               y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'RTT µs' },
-              color: { field: 'topology', type: 'nominal', title: 'topology' },
+              color: { field: 'topology', type: 'nominal', title: 'topology', legend: { labelLimit: 400 }, scale: { scheme: 'category20' } },
             },
           },
         } as TopLevelSpec,
@@ -136,7 +136,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
           encoding: {
             x: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'RTT µs' },
             y: { field: 'fraction', type: 'quantitative', title: 'fraction ≤ x' },
-            color: { field: 'topology', type: 'nominal', title: 'topology' },
+            color: { field: 'topology', type: 'nominal', title: 'topology', legend: { labelLimit: 400 }, scale: { scheme: 'category20' } },
           },
         },
       } as TopLevelSpec,
@@ -164,7 +164,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
     const rowEnc = {
       y: { field: 'test', type: 'nominal', title: null },
       yOffset: { field: 'topology', type: 'nominal' },
-      color: { field: 'topology', type: 'nominal', title: 'topology' },
+      color: { field: 'topology', type: 'nominal', title: 'topology', legend: { labelLimit: 400 }, scale: { scheme: 'category20' } },
     };
     charts.push({
       id: 'ratios',

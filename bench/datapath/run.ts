@@ -331,6 +331,21 @@ export function skippedCombinations(opts: DatapathOptions, vcpus: number): strin
 }
 
 /**
+ * Why a secured topology cannot be built here when the reason is the host's, not the harness's: no libnftables, no
+ * `nft` (the tap's table is reloaded with it), a kernel without the netdev egress hook. `null` for any other failure.
+ */
+export function filterUnavailable(e: unknown): string | null {
+  const err = e as { code?: string; syscall?: string; message?: string };
+  if (err.code === 'ENOENT' && err.syscall === 'dlopen') return 'libnftables not installed (apt-get install libnftables1): port security cannot be applied';
+  if (err.code === 'EOPNOTSUPP') return `this kernel cannot host port security: ${err.message ?? ''}`;
+  // `ip netns exec NS nft …` without nft installed: "exec of "nft" failed: No such file or directory".
+  if (/exec of "nft" failed/.test(err.message ?? '')) {
+    return 'nft not installed (apt-get install nftables): the tap\'s table is reloaded with it';
+  }
+  return null;
+}
+
+/**
  * Runs the whole datapath benchmark. Topologies that cannot be built (OVS missing) are reported as unavailable and the
  * rest runs; any other failure tears everything down and throws.
  */
@@ -351,8 +366,11 @@ export async function runDatapath(opts: DatapathOptions, vcpus: number, progress
         namespaces.push(t.guestNs.name, t.peerNs.name);
       } catch (e) {
         // Only a missing OVS is tolerated: every other topology is built from kernel parts this package relies on.
+        const missing = topologyParts(id).filter ? filterUnavailable(e) : null;
         if (topologyParts(id).base === 'tap+ovs' && !ovs.available) {
           unavailable.push({ id, label: topologyLabel(id, ovs), reason: ovs.reason });
+        } else if (missing) {
+          unavailable.push({ id, label: topologyLabel(id, ovs), reason: missing });
         } else {
           throw e;
         }

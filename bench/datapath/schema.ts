@@ -1,5 +1,5 @@
 /**
- * The JSON the datapath benchmark writes with `--json FILE`: schema `macvtap-bench-datapath/1`. Every raw repetition
+ * The JSON the datapath benchmark writes with `--json FILE`: schema `macvtap-bench-datapath/2`. Every raw repetition
  * is kept in `rows` (with its latency histogram, so repetitions can be merged again by buckets); `summary` and
  * `targets` are derived from them and can be recomputed. Tests validate real runs against {@link DatapathReportSchema}.
  */

@@ -27,6 +27,9 @@ export function benchRules(n: number, traffic: BenchTraffic): SecurityGroupRule[
   if (n === 0) return [];
   if (n === 1) throw new RangeError('one rule cannot allow both directions of the benchmark traffic: use 0 or ≥ 2');
   const out: SecurityGroupRule[] = [];
+  // Neutron refuses a rule identical to one the group has (SecurityGroupRuleExists): the pattern below repeats every
+  // 60 rules, so a repeat gets a remote of its own (a /32 of 198.18.0.0/15, a /128 of 2001:db8:eeee::/48).
+  const seen = new Set<string>();
   for (let i = 0; out.length < n - 2; i++) {
     const dir: SecurityGroupRule['direction'] = i % 2 === 0 ? 'ingress' : 'egress';
     const v6 = i % 5 === 4;
@@ -50,6 +53,11 @@ export function benchRules(n: number, traffic: BenchTraffic): SecurityGroupRule[
       // A protocol without ports (GRE, ESP, VRRP); from "any" only for ones the benchmark never sends.
       out.push({ ...base, protocol: ['gre', 'esp', 'vrrp'][i % 3]! });
     }
+    const last = out[out.length - 1]!;
+    if (seen.has(JSON.stringify(last))) {
+      last.remote_ip_prefix = v6 ? `2001:db8:eeee::${i.toString(16)}/128` : `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`;
+    }
+    seen.add(JSON.stringify(last));
   }
   out.push(
     {
@@ -219,5 +227,6 @@ export function ovsFlows(policy: PortSecurityPolicy, guestPort: string, uplink: 
     for (const r of rules.filter((x) => x.direction === 'ingress')) for (const m of ruleMatches(r)) add(82, 70, m, 'NORMAL');
     add(82, 0, '', 'drop');
   }
-  return f.join('\n') + '\n';
+  // Two rules can come down to the same match (OVS would keep one flow): list each once.
+  return [...new Set(f)].join('\n') + '\n';
 }
