@@ -24,8 +24,9 @@ apt-get update
 # cmake, g++, make, python3: the native addon's build (cmake-js); nodejs/npm: only when Node is missing.
 # qemu-system-x86, cpio, xz-utils: the report's "TCG guest" row (a tiny guest built from Debian packages, booted under
 # QEMU TCG on macvtap and on tap+bridge).
+# libnftables1, nftables: the secured topologies (port security through libnftables; nft reloads the tap's table).
 apt-get install -y --no-install-recommends ca-certificates openvswitch-switch iproute2 ethtool cmake g++ make python3 \
-  qemu-system-x86 cpio xz-utils
+  qemu-system-x86 cpio xz-utils libnftables1 nftables
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt-get install -y --no-install-recommends nodejs npm

@@ -2,7 +2,9 @@
  * The datapath benchmark (`macvtap bench`), run for real but small through the compiled CLI: every topology carries
  * packets, counts agree on both ends at a fixed send rate, latency percentiles are ordered, the JSON validates
  * against its schema, and the namespaces, the private OVS daemons and their run directory are gone afterwards — also
- * after SIGINT mid-run. Plus the histogram merging the report relies on. No test asserts a speed.
+ * after SIGINT mid-run. The secured topologies carry their policy (nft tables, OVS flows) and the benchmark's traffic
+ * through it, and the report opens with the claims lines. Plus the histogram merging the report relies on and the
+ * policy generator. No test asserts a speed.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +14,10 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DatapathReportSchema, type DatapathReport, type DatapathRow } from '../bench/datapath/schema.js';
 import { mergeLatency } from '../bench/datapath/summary.js';
 import { detectOvs } from '../bench/testbed/ovs.js';
-import { TOPOLOGY_IDS } from '../bench/testbed/topology-ids.js';
+import { BASE_TOPOLOGY_IDS, SECURED_TOPOLOGY_IDS, topologyParts } from '../bench/testbed/topology-ids.js';
+import { benchRules, linkLocal6, ovsFlows, portMasks, swapHooks } from '../bench/testbed/secpolicy.js';
+import { blueprintClaims } from '../bench/datapath/claims.js';
+import { run as runTool } from '../bench/testbed/command.js';
 import { bucketCount, bucketQuantile, mergeBuckets, quantile } from '../bench/report/stats.js';
 import { benchNamespaces, cliJs, ensureCompiled, ovsDaemons, ovsDirs, reapBenchChildren, startBench, waitGone } from './helpers/benchchild.js';
 import { describePrivileged } from './helpers/suite.js';
@@ -101,7 +106,7 @@ function checkRows(report: DatapathReport, fixedRate: boolean): Set<string> {
       expect(r.gbps, where).not.toBeNull();
     }
     expect(r.cpu.busy, where).toBeGreaterThanOrEqual(0);
-    if (r.topology === 'tap+ovs') expect(r.cpu.vswitchd, where).not.toBeNull();
+    if (topologyParts(r.topology).base === 'tap+ovs') expect(r.cpu.vswitchd, where).not.toBeNull();
   }
   return labels;
 }
@@ -117,7 +122,7 @@ describePrivileged('macvtap bench (datapath)', () => {
     const jsonPath = join(tmp, 'a.json');
     const run = startBench([
       '--quick', '--reps', '2', '--placement', 'same-cpu,cross-cpu', '--poll', 'block', '--rate', '4400',
-      '--latency-ms', '60', '--throughput-ms', '60', '--json', jsonPath, '--quiet',
+      '--topologies', BASE_TOPOLOGY_IDS.join(','), '--latency-ms', '60', '--throughput-ms', '60', '--json', jsonPath, '--quiet',
     ]);
     const { code } = await run.done;
     expect(code, run.stderr()).toBe(0);
@@ -132,7 +137,7 @@ describePrivileged('macvtap bench (datapath)', () => {
     expect(report.namespaces.length).toBeGreaterThan(0);
     const labels = checkRows(report, true);
     // Every topology ran, except OVS when it is not installed — and then the report says how to get it.
-    for (const id of TOPOLOGY_IDS) {
+    for (const id of BASE_TOPOLOGY_IDS) {
       const ran = report.rows.some((r) => r.topology === id);
       if (id === 'tap+ovs' && !ovs.available) {
         expect(ran).toBe(false);
@@ -227,6 +232,208 @@ describePrivileged('macvtap bench (datapath)', () => {
     for (const d of daemons) expect(await waitGone(d, 5000), `OVS daemon ${d} still alive`).toBe(true);
     expect(ovsDirs(pid)).toEqual([]);
   }, 60_000);
+});
+
+const TRAFFIC = { guestPort: 7001, peerPort: 7000, peerNet: '10.77.0.0', prefix: 24 };
+
+/** Whether an IPv4 address is in a prefix (`a.b.c.d/n`). */
+function inPrefix4(ip: string, prefix: string): boolean {
+  const n = (a: string): number => a.split('.').reduce((acc, x) => acc * 256 + Number(x), 0);
+  const [net, len] = prefix.split('/');
+  const bits = Number(len);
+  const mask = bits === 0 ? 0 : 2 ** 32 - 2 ** (32 - bits);
+  return (n(ip) & mask) >>> 0 === (n(net!) & mask) >>> 0;
+}
+
+describe('the secured topologies\' policy and flows', () => {
+  it('N rules, the benchmark traffic allowed only by the last rule of each direction', () => {
+    for (const n of [10, 100]) {
+      const rules = benchRules(n, TRAFFIC);
+      expect(rules).toHaveLength(n);
+      // Neutron refuses duplicate rules in a group: none here.
+      expect(new Set(rules.map((r) => JSON.stringify(r))).size).toBe(n);
+      // Shaped like a real group: both directions, both families, tcp/udp ranges, icmp, protocol-only rules.
+      expect(new Set(rules.map((r) => r.direction))).toEqual(new Set(['ingress', 'egress']));
+      if (n === 100) {
+        expect(new Set(rules.map((r) => r.ethertype))).toEqual(new Set(['IPv4', 'IPv6']));
+        expect(new Set(rules.map((r) => r.protocol))).toEqual(new Set(['tcp', 'udp', 'icmp', 'gre', 'esp', 'vrrp']));
+        expect(rules.some((r) => r.port_range_min !== r.port_range_max && r.protocol !== 'icmp')).toBe(true);
+      }
+      // Which rules allow the benchmark's UDP (stateless: each direction on its own).
+      const allows = (dir: 'ingress' | 'egress', port: number) => rules.flatMap((r, i) => {
+        if (r.direction !== dir || r.ethertype !== 'IPv4') return [];
+        if (r.protocol !== undefined && r.protocol !== null && r.protocol !== 'udp') return [];
+        if (typeof r.port_range_min === 'number' && (port < r.port_range_min || port > (r.port_range_max ?? r.port_range_min))) return [];
+        return !r.remote_ip_prefix || inPrefix4('10.77.0.2', r.remote_ip_prefix) ? [i] : [];
+      });
+      expect(allows('ingress', 7001)).toEqual([n - 2]);
+      expect(allows('egress', 7000)).toEqual([n - 1]);
+    }
+    expect(benchRules(0, TRAFFIC)).toEqual([]);
+    expect(() => benchRules(1, TRAFFIC)).toThrow(RangeError);
+  });
+
+  it('port ranges become value/mask blocks covering exactly the range', () => {
+    for (const [lo, hi] of [[22, 22], [80, 89], [1000, 1999], [8000, 8999], [1, 65534], [0, 65535], [7000, 7001]] as const) {
+      const blocks = portMasks(lo, hi).map((m) => {
+        const [v, mask] = m.split('/');
+        const start = Number(v);
+        return { start, size: mask === undefined ? 1 : 0x10000 - Number(mask) };
+      });
+      if (lo === 0 && hi === 65535) {
+        expect(blocks).toEqual([]);
+        continue;
+      }
+      let next = lo;
+      for (const b of blocks) {
+        expect(b.start, `${lo}-${hi}`).toBe(next);
+        expect(b.start % b.size).toBe(0);
+        next += b.size;
+      }
+      expect(next - 1).toBe(hi);
+    }
+  });
+
+  it('the OpenFlow layout: anti-spoofing in 71, rules in 72/82 with a drop at the end; without rules, NORMAL', () => {
+    const mac = '02:00:00:77:00:01';
+    const withRules = ovsFlows({ mac, ips: ['10.77.0.1', 'fd77::1'], rules: benchRules(100, TRAFFIC) }, 'tap0', 'vh0');
+    expect(withRules).toContain('table=71,priority=90,ip,dl_src=02:00:00:77:00:01,nw_src=10.77.0.1,actions=resubmit(,72)');
+    expect(withRules).toContain(`table=71,priority=90,ipv6,dl_src=02:00:00:77:00:01,ipv6_src=${linkLocal6(mac)},actions=resubmit(,72)`);
+    expect(withRules).toContain('table=82,priority=70,udp,nw_src=10.77.0.0/24,tp_dst=7001,actions=NORMAL');
+    expect(withRules).toContain('table=72,priority=70,udp,nw_dst=10.77.0.0/24,tp_dst=7000,actions=NORMAL');
+    for (const t of [0, 71, 72, 81, 82]) expect(withRules).toContain(`table=${t},priority=0,actions=drop`);
+    const psOnly = ovsFlows({ mac, ips: ['10.77.0.1'] }, 'tap0', 'vh0');
+    expect(psOnly).toContain('table=72,priority=0,actions=NORMAL');
+    expect(psOnly).toContain('table=82,priority=0,actions=NORMAL');
+    expect(linkLocal6(mac)).toBe('fe80::0:ff:fe77:1');
+  });
+
+  it('a secured topology the host cannot carry is reported unavailable with the package to install; other failures are not', async () => {
+    const { filterUnavailable } = await import('../bench/datapath/run.js');
+    expect(filterUnavailable(Object.assign(new Error('ENOENT'), { code: 'ENOENT', syscall: 'dlopen' }))).toMatch(/apt-get install libnftables1/);
+    expect(filterUnavailable(new Error('ip netns exec mvt-bench-1-0 nft list table netdev mvtps-tap0: exec of "nft" failed: No such file or directory'))).toMatch(/apt-get install nftables/);
+    expect(filterUnavailable(Object.assign(new Error('x'), { code: 'EOPNOTSUPP' }))).toMatch(/cannot host port security/);
+    expect(filterUnavailable(Object.assign(new Error('EEXIST'), { code: 'EEXIST' }))).toBeNull();
+  });
+
+  it('swapHooks moves each chain to the other hook, and refuses a listing without one', () => {
+    const t = 'chain egress {\n type filter hook egress device "tap0" priority filter; }\nchain ingress {\n type filter hook ingress device "tap0" priority filter; }';
+    expect(swapHooks(t)).toBe(t.replace('hook egress', 'hook X').replace('hook ingress', 'hook egress').replace('hook X', 'hook ingress'));
+    expect(() => swapHooks('table netdev x {}')).toThrow(/nothing to swap/);
+  });
+
+  it('claims: secured vs secured when both ran, per repetition pair, and the security cost vs unfiltered macvtap', () => {
+    const row = (topology: DatapathRow['topology'], test: DatapathRow['test'], rep: number, v: number, cpu: number) => ({
+      topology, label: topology, test, rep, placement: 'same-cpu', poll: 'block', pps: v * 1e6, cpuUsPerPacket: cpu,
+      latency: test === 'rtt-64' ? { count: 10, p50Ns: v * 1000 } : null,
+    }) as unknown as DatapathRow;
+    const rows: DatapathRow[] = [];
+    for (const rep of [0, 1, 2]) {
+      rows.push(row('macvtap-bridge', 'rtt-64', rep, 10, 1), row('macvtap-bridge+nft100', 'rtt-64', rep, 11 + rep, 1),
+        row('tap+linuxbridge+nft100', 'rtt-64', rep, 20, 1), row('macvtap-bridge+nft100', 'g2p-64', rep, 0.2, 4),
+        row('tap+linuxbridge+nft100', 'g2p-64', rep, 0.1, 8));
+    }
+    const c = blueprintClaims(rows, { placements: ['same-cpu'], polls: ['block'] });
+    expect(c.map((x) => x.claim)).toEqual(['latency', 'throughput', 'cpu', 'security']);
+    expect(c[0]!.ratio!.median).toBeCloseTo(12 / 20, 9);
+    expect(c[0]!.against).toBe('tap+linuxbridge+nft100');
+    expect(c[1]!.ratio!.median).toBeCloseTo(2, 9);
+    expect(c[2]!.ratio!.median).toBeCloseTo(0.5, 9);
+    expect(c[3]!.ratio!.median).toBeCloseTo(1.2, 9);
+    expect(c[3]!.text).toMatch(/target ≤ 1\.10×: NOT MET/);
+    expect(c[0]!.text).toMatch(/= 0\.60× \[0\.55–0\.65\]/);
+  });
+});
+
+describePrivileged('secured topologies (in process)', () => {
+  it('each carries its policy (nft table on the right hooks, OVS flows) and leaves nothing behind', async () => {
+    const { buildTopology } = await import('../bench/testbed/topology.js');
+    for (const id of SECURED_TOPOLOGY_IDS) {
+      const { base, filter } = topologyParts(id);
+      if (base === 'tap+ovs' && !ovs.available) continue;
+      const t = await buildTopology(id, ovs);
+      const ns = t.guestNs.name;
+      try {
+        expect(t.filter?.rules).toBe(filter!.rules);
+        const dev = t.guestDevices[0]!;
+        if (filter!.kind === 'nft') {
+          const json = JSON.parse(runTool('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'netdev', `mvtps-${dev}`])) as { nftables: Record<string, any>[] };
+          const chains = json.nftables.filter((o) => o.chain).map((o) => o.chain as { name: string; hook: string });
+          // The chain named egress holds what the guest sends: the macvtap's egress hook, the tap's ingress hook.
+          const fromGuest = base === 'macvtap-bridge' ? 'egress' : 'ingress';
+          const toGuest = fromGuest === 'egress' ? 'ingress' : 'egress';
+          expect(chains.find((c) => c.name === 'egress'), id).toMatchObject({ hook: fromGuest });
+          expect(chains.find((c) => c.name === 'ingress'), id).toMatchObject({ hook: toGuest });
+          // nft 1.0.6's JSON leaves out a netdev chain's device: read it from the text listing.
+          const text = runTool('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'netdev', `mvtps-${dev}`]);
+          const bound = [...text.matchAll(/chain (egress|ingress) \{[^}]*?hook (egress|ingress) device "([^"]+)"/g)].map((m) => [m[1], m[2], m[3]]);
+          expect(bound.sort(), id).toEqual([['egress', fromGuest, dev], ['ingress', toGuest, dev]]);
+          const comments = json.nftables.filter((o) => o.rule?.comment).map((o) => o.rule.comment as string);
+          expect(comments, id).toContain('spoofed-mac');
+          expect(comments.includes('sg-ingress-ipv4'), id).toBe(filter!.rules > 0);
+          const sets = json.nftables.filter((o) => o.set).map((o) => o.set as { name: string; elem?: unknown[] });
+          const ports = sets.find((x) => x.name === 'sg-ingress4-ports-a');
+          expect(JSON.stringify(ports?.elem ?? []).includes('7001'), id).toBe(filter!.rules > 0);
+        } else {
+          const flows = await t.ovs!.dumpFlows('br0');
+          for (const tbl of [0, 71, 72, 81, 82]) expect(flows.some((f) => f.includes(`table=${tbl},`) || (tbl === 0 && !/table=\d/.test(f))), `${id} table ${tbl}`).toBe(true);
+          // The default NORMAL-everything flow is gone; the traffic's rule flows are there when the group has rules.
+          expect(flows.some((f) => /priority=0 actions=NORMAL/.test(f) && !/table=/.test(f))).toBe(false);
+          expect(flows.some((f) => f.includes('tp_dst=7001')), id).toBe(filter!.rules > 0);
+          expect(flows.length).toBe(ovsFlows({ mac: '02:00:00:77:00:01', ips: ['10.77.0.1', 'fd77::1'], ...(filter!.rules ? { rules: benchRules(filter!.rules, TRAFFIC) } : {}) }, 'tap0', 'vh0').split('\n').filter((l) => l.startsWith('table=')).length);
+        }
+      } finally {
+        const daemons = t.ovs ? [t.ovs.switchPid, t.ovs.dbPid] : [];
+        await t.destroy();
+        expect(existsSync(`/run/netns/${ns}`), id).toBe(false);
+        for (const d of daemons) expect(await waitGone(d, 5000), `${id}: OVS daemon ${d}`).toBe(true);
+      }
+    }
+  }, 120_000);
+
+  it('a run of the secured topologies carries the traffic, and the report opens with the claims lines', async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'mvt-bench-dp-test-'));
+    const jsonPath = join(tmp, 's.json');
+    const ids = ['macvtap-bridge', 'tap+linuxbridge', 'macvtap-bridge+nft100', 'tap+linuxbridge+nft100', ...(ovs.available ? ['tap+ovs+flows100'] : [])];
+    const run = startBench([
+      '--quick', '--reps', '2', '--placement', 'same-cpu', '--poll', 'block', '--rate', '4400', '--tests', 'rtt-64,g2p-64',
+      '--topologies', ids.join(','), '--no-security', '--latency-ms', '60', '--throughput-ms', '60', '--json', jsonPath, '--quiet',
+    ]);
+    const { code } = await run.done;
+    expect(code, run.stderr()).toBe(0);
+    const pid = run.child.pid!;
+    expect(benchNamespaces(pid)).toEqual([]);
+    expect(ovsDaemons(pid)).toEqual([]);
+    const report = DatapathReportSchema.parse(JSON.parse(readFileSync(jsonPath, 'utf8')));
+    expect(report.schema).toBe('macvtap-bench-datapath/2');
+    // Every secured topology ran and carried the benchmark's traffic through its filter, without loss at a fixed rate.
+    checkRows(report, true);
+    for (const id of ids) expect(report.rows.some((r) => r.topology === id), id).toBe(true);
+    expect(Object.keys(report.filters ?? {}).sort()).toEqual(
+      ['macvtap-bridge+nft100', 'tap+linuxbridge+nft100@tap', ...(ovs.available ? [`ovs-${ovs.datapath}+flows100`] : [])].sort());
+    // The claims: four lines, each with a ratio, at the top of the printed report, before any table.
+    expect(report.claims?.map((c) => c.claim)).toEqual(['latency', 'throughput', 'cpu', 'security']);
+    for (const c of report.claims!) expect(c.ratio, c.text).not.toBeNull();
+    expect(report.claims![0]!.against).toBe('tap+linuxbridge+nft100@tap');
+    const out = run.stdout();
+    const lines = out.split('\n');
+    expect(lines[1]).toMatch(/^Blueprint claims/);
+    for (const c of report.claims!) expect(out.indexOf(c.text)).toBeLessThan(out.indexOf('Latency,'));
+    expect(report.targets.map((t) => t.name)).toEqual(expect.arrayContaining([expect.stringMatching(/÷ unfiltered macvtap-bridge/), expect.stringMatching(/÷ unfiltered tap\+linuxbridge/)]));
+  }, 120_000);
+
+});
+
+describe('datapath report schema versions', () => {
+  it('a /1 report still reads, and its printed report gets its claims from its rows', async () => {
+    const { formatDatapathReport } = await import('../bench/datapath/report.js');
+    const v1 = { schema: 'macvtap-bench-datapath/1', host: { kernel: 'Linux x', cpu: 'c', vcpus: 2, node: 'v20', ovs: null }, command: 'c', argv: [],
+      options: { quick: true, reps: 1, topologies: ['macvtap-bridge'], placements: ['same-cpu'], polls: ['block'], tests: ['rtt-64'], baseline: 'tap+linuxbridge', latencyMs: 10, throughputMs: 10, ratePps: 0, warmup: false },
+      namespaces: [], startedAt: 'x', durationS: 1, unavailable: [], skipped: [], offloads: {}, notes: [], rows: [], summary: [], targets: [] };
+    const r = DatapathReportSchema.parse(v1);
+    expect(r.claims).toBeUndefined();
+    expect(formatDatapathReport(r)).toMatch(/latency \(both unfiltered\): not measured in this run/);
+  });
 });
 
 describe('tap UDP GSO support by kernel release', () => {

@@ -46,6 +46,20 @@ describePrivileged('datapath HTML report in headless Chromium', () => {
     const dom = runChromium(tmp, ['--dump-dom', `file://${htmlPath}`]);
     expect(dom.status, dom.stderr).toBe(0);
     expect(dom.stdout).toContain('<h1>macvtap datapath benchmark</h1>');
+    // The page opens with the claims lines, before the facts and the charts: one per claim, each a ratio with its
+    // interval and what it was measured against.
+    const claims = /<section data-claims[^>]*>([\s\S]*?)<\/section>/.exec(dom.stdout);
+    expect(claims, 'no claims section').not.toBeNull();
+    expect(dom.stdout.indexOf('<section data-claims')).toBeLessThan(dom.stdout.indexOf('<dl>'));
+    expect(dom.stdout.indexOf('<section data-claims')).toBeLessThan(dom.stdout.indexOf('<figure'));
+    const items = [...claims![1]!.matchAll(/<li>([^<]*)<\/li>/g)].map((m) => m[1]!);
+    expect(items).toHaveLength(4);
+    expect(items.map((t) => t.split(' ')[0])).toEqual(['latency', 'throughput', 'CPU', 'security']);
+    for (const [i, c] of report.claims!.entries()) {
+      expect(c.ratio, c.text).not.toBeNull();
+      // As printed: "… A ÷ B = 0.85× [0.80–0.90] — what, placement, poll; …" (HTML-escaped in the page).
+      expect(items[i]).toContain(`÷ ${c.against} = ${c.ratio!.median.toFixed(2)}× [${c.ratio!.ci.lo.toFixed(2)}–${c.ratio!.ci.hi.toFixed(2)}]`);
+    }
 
     const labels = [...new Set(report.rows.map((r) => r.label))];
     expect(labels.length).toBeGreaterThanOrEqual(4);

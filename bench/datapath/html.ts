@@ -8,6 +8,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { renderPage, VEGA_LITE_SCHEMA as SCHEMA, type ChartSpec } from '../report/html.js';
 import { bucketCount, mergeBuckets } from '../report/stats.js';
 import { formatDatapathReport } from './report.js';
+import { blueprintClaims } from './claims.js';
 import { tcgGuestChart } from '../guest/html.js';
 import { securityChart } from '../security/html.js';
 import type { DatapathReport, DatapathSummary } from './schema.js';
@@ -51,7 +52,7 @@ function barsWithCi(report: DatapathReport, id: string, title: string, yTitle: s
         width: { step: 14 },
         height: 220,
         encoding: {
-          x: { field: 'topology', type: 'nominal', title: null, sort: null, axis: { labelAngle: -35 } },
+          x: { field: 'topology', type: 'nominal', title: null, sort: null, axis: { labelAngle: -35, labelLimit: 400 } },
           xOffset: { field: 'test', type: 'nominal' },
           color: { field: 'test', type: 'nominal', title: 'measurement' },
         },
@@ -93,7 +94,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
             encoding: {
               x: { field: 'percentile', type: 'ordinal', sort: { field: 'order' }, title: null },
               y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'RTT µs' },
-              color: { field: 'topology', type: 'nominal', title: 'topology' },
+              color: { field: 'topology', type: 'nominal', title: 'topology', legend: { labelLimit: 400 }, scale: { scheme: 'category20' } },
             },
           },
         } as TopLevelSpec,
@@ -135,7 +136,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
           encoding: {
             x: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'RTT µs' },
             y: { field: 'fraction', type: 'quantitative', title: 'fraction ≤ x' },
-            color: { field: 'topology', type: 'nominal', title: 'topology' },
+            color: { field: 'topology', type: 'nominal', title: 'topology', legend: { labelLimit: 400 }, scale: { scheme: 'category20' } },
           },
         },
       } as TopLevelSpec,
@@ -163,7 +164,7 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
     const rowEnc = {
       y: { field: 'test', type: 'nominal', title: null },
       yOffset: { field: 'topology', type: 'nominal' },
-      color: { field: 'topology', type: 'nominal', title: 'topology' },
+      color: { field: 'topology', type: 'nominal', title: 'topology', legend: { labelLimit: 400 }, scale: { scheme: 'category20' } },
     };
     charts.push({
       id: 'ratios',
@@ -193,8 +194,10 @@ export function chartSpecs(report: DatapathReport): ChartSpec[] {
 /** The whole HTML page: header facts, every chart as inline SVG, the printed report, the notes. */
 export async function renderDatapathHtml(report: DatapathReport): Promise<string> {
   const h = report.host;
+  const claims = report.claims ?? blueprintClaims(report.rows, report.options);
   return renderPage({
     title: 'macvtap datapath benchmark',
+    ...(claims.length ? { lead: { title: 'Blueprint claims, measured', lines: claims.map((c) => c.text) } } : {}),
     facts: [
       { term: 'host', text: `${h.kernel} · ${h.cpu} · ${h.vcpus} vCPUs · node ${h.node}` },
       { term: 'Open vSwitch', text: h.ovs ? `${h.ovs.version}, datapath ${h.ovs.datapath}` : 'not available' },

@@ -12,6 +12,7 @@ import { DATAPATH_DEFAULTS, DATAPATH_QUICK, RTT_TIMEOUT_MS, runDatapath, type Da
 import { formatDatapathReport } from './report.js';
 import { DATAPATH_SCHEMA_ID, DatapathReportSchema, PLACEMENTS, POLLS, TESTS, type DatapathOptions, type DatapathReport } from './schema.js';
 import { checkDatapathTargets, summarizeDatapath } from './summary.js';
+import { blueprintClaims } from './claims.js';
 import { TOPOLOGY_IDS } from '../testbed/topology-ids.js';
 import { measureTcgGuest } from '../guest/run.js';
 import type { TcgGuestResult } from '../guest/schema.js';
@@ -163,6 +164,16 @@ function notes(run: DatapathRun, opts: DatapathOptions): string[] {
         ? " (OVS's userspace datapath does not take the tap's 64 KB GSO super-frames; its TSO support is off by default and TCP-only)."
         : '.'));
   }
+  if (Object.keys(run.filters).length) {
+    out.push('Secured topologies (…+nftN, …+flowsN): every one carries the same port policy — the guest\'s MAC, its IPv4 ' +
+      'and an IPv6 address, and N stateless security group rules (0 = anti-spoofing only) shaped like a real group (TCP/UDP ' +
+      'port ranges, ICMP, protocol-only rules, IPv4 and IPv6, remote prefixes); the benchmark\'s own UDP is allowed by ' +
+      'the last rule of each direction and by no other. macvtap-bridge+nftN: applyPortSecurity on the macvtap (netdev ' +
+      'egress/ingress hooks). tap+linuxbridge+nftN@tap: the same library ruleset on the tap\'s own netdev hooks, chains ' +
+      'moved to the swapped hooks (a tap receives what the guest writes). ovs-…+flowsN: OpenFlow anti-spoofing and rule ' +
+      'flows in the tables of Neutron\'s OVS firewall driver (0, 71, 72, 81, 82), stateless, accepted traffic to NORMAL. ' +
+      'What each installed is listed under "Filters".');
+  }
   if (run.ovs.available && run.ovs.datapath === 'netdev') {
     out.push('Open vSwitch runs its userspace netdev datapath here (no openvswitch kernel module on this kernel): the OVS ' +
       'docs call it experimental and far slower than the kernel datapath; the rows say ovs-netdev. Where the module ' +
@@ -188,6 +199,8 @@ export function buildDatapathReport(
     unavailable: run.unavailable.map((u) => ({ topology: u.id, label: u.label, reason: u.reason })),
     skipped: run.skipped,
     offloads: run.offloads,
+    filters: run.filters,
+    claims: blueprintClaims(run.rows, opts),
     notes: notes(run, opts),
     rows: run.rows,
     summary,

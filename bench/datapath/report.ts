@@ -7,6 +7,7 @@ import type { DatapathReport, DatapathSummary } from './schema.js';
 import { formatTcgGuest } from '../guest/report.js';
 import { TCG_GUEST_LABEL } from '../guest/schema.js';
 import { formatMatrix } from '../security/report.js';
+import { blueprintClaims } from './claims.js';
 
 type Stats = NonNullable<DatapathSummary['vsBaseline']>;
 
@@ -104,12 +105,23 @@ function sections(report: DatapathReport, placement: string, poll: string): stri
   return out;
 }
 
+/**
+ * The claims header: one line per blueprint claim, first thing in the report (reports without claims — schema `/1` —
+ * get them computed from their rows).
+ */
+export function claimsLines(report: DatapathReport): string[] {
+  const claims = report.claims ?? blueprintClaims(report.rows, report.options);
+  if (!claims.length) return [];
+  return ['Blueprint claims, measured (ratio per repetition pair: median [interval]):', ...claims.map((c) => `  ${c.text}`), ''];
+}
+
 /** The whole printed report. */
 export function formatDatapathReport(report: DatapathReport): string {
   const h = report.host;
   const o = report.options;
   const parts: string[] = [
     `macvtap datapath benchmark (${report.schema})`,
+    ...claimsLines(report),
     `host     ${h.kernel} · ${h.cpu} · ${h.vcpus} vCPUs · node ${h.node} · ` +
       (h.ovs ? `Open vSwitch ${h.ovs.version} (datapath ${h.ovs.datapath})` : 'Open vSwitch: not available'),
     `command  ${report.command}`,
@@ -128,6 +140,8 @@ export function formatDatapathReport(report: DatapathReport): string {
   for (const s of report.skipped) parts.push(`not measured: ${s}`);
   for (const placement of o.placements) for (const poll of o.polls) parts.push(...sections(report, placement, poll));
   if (report.targets.length) parts.push('', targetsTable(report.targets));
+  const filt = Object.entries(report.filters ?? {});
+  if (filt.length) parts.push('', 'Filters', ...filt.map(([k, v]) => `  ${k}: ${v}`));
   const offl = Object.entries(report.offloads).filter(([, v]) => v.length);
   if (offl.length) parts.push('', 'Offload changes', ...offl.map(([k, v]) => `  ${k}: ${v.join(', ')}`));
   if (report.notes.length) parts.push('', 'Notes', ...report.notes.map((n) => `- ${n}`));

@@ -12,6 +12,7 @@ import { detectOvs, type OvsAvailability } from '../testbed/ovs.js';
 import type { Progress } from '../report/progress.js';
 import type { DatapathOptions, DatapathRow } from './schema.js';
 import { ADDR, buildTopology, topologyLabel, TOPOLOGY_IDS, type Topology, type TopologyId, type UnavailableTopology } from '../testbed/topology.js';
+import { BASE_TOPOLOGY_IDS, topologyParts } from '../testbed/topology-ids.js';
 
 /** Ethernet (14) + IPv4 (20) + UDP (8): bytes a frame carries besides the UDP payload (no FCS, no vnet header). */
 export const FRAME_OVERHEAD = 42;
@@ -46,10 +47,14 @@ export const DATAPATH_DEFAULTS: DatapathOptions = {
   warmup: true,
 };
 
-/** `--quick`: every topology and test, blocking only, two short repetitions (≤ 60 s). */
+/**
+ * `--quick`: every unfiltered topology and the three secured ones with 100 rules, every test, blocking only, two short
+ * repetitions (≤ 60 s).
+ */
 export const DATAPATH_QUICK: DatapathOptions = {
   ...DATAPATH_DEFAULTS,
   quick: true,
+  topologies: [...BASE_TOPOLOGY_IDS, 'macvtap-bridge+nft100', 'tap+linuxbridge+nft100', 'tap+ovs+flows100'],
   reps: 2,
   polls: ['block'],
   latencyMs: 100,
@@ -71,6 +76,8 @@ export interface DatapathRun {
   unavailable: UnavailableTopology[];
   skipped: string[];
   offloads: Record<string, string[]>;
+  /** Per secured topology's label: the policy it carries and how it was installed. */
+  filters: Record<string, string>;
   namespaces: string[];
   ovs: OvsAvailability;
   startedAt: string;
@@ -98,7 +105,7 @@ export function tapUdpGsoSupported(release: string = osRelease()): boolean {
 /** Whether a (topology, test) pair makes sense; `rtt-64-raw` only on tap topologies, GSO only through a tap. */
 export function testApplies(topology: TopologyId, test: DatapathRow['test']): boolean {
   if (test === 'g2p-gso' && !tapUdpGsoSupported()) return false;
-  if (topology === 'veth-direct') return test !== 'g2p-gso' && test !== 'rtt-64-raw';
+  if (topologyParts(topology).base === 'veth-direct') return test !== 'g2p-gso' && test !== 'rtt-64-raw';
   return true;
 }
 
@@ -324,6 +331,21 @@ export function skippedCombinations(opts: DatapathOptions, vcpus: number): strin
 }
 
 /**
+ * Why a secured topology cannot be built here when the reason is the host's, not the harness's: no libnftables, no
+ * `nft` (the tap's table is reloaded with it), a kernel without the netdev egress hook. `null` for any other failure.
+ */
+export function filterUnavailable(e: unknown): string | null {
+  const err = e as { code?: string; syscall?: string; message?: string };
+  if (err.code === 'ENOENT' && err.syscall === 'dlopen') return 'libnftables not installed (apt-get install libnftables1): port security cannot be applied';
+  if (err.code === 'EOPNOTSUPP') return `this kernel cannot host port security: ${err.message ?? ''}`;
+  // `ip netns exec NS nft …` without nft installed: "exec of "nft" failed: No such file or directory".
+  if (/exec of "nft" failed/.test(err.message ?? '')) {
+    return 'nft not installed (apt-get install nftables): the tap\'s table is reloaded with it';
+  }
+  return null;
+}
+
+/**
  * Runs the whole datapath benchmark. Topologies that cannot be built (OVS missing) are reported as unavailable and the
  * rest runs; any other failure tears everything down and throws.
  */
@@ -344,8 +366,11 @@ export async function runDatapath(opts: DatapathOptions, vcpus: number, progress
         namespaces.push(t.guestNs.name, t.peerNs.name);
       } catch (e) {
         // Only a missing OVS is tolerated: every other topology is built from kernel parts this package relies on.
-        if (id === 'tap+ovs' && !ovs.available) {
+        const missing = topologyParts(id).filter ? filterUnavailable(e) : null;
+        if (topologyParts(id).base === 'tap+ovs' && !ovs.available) {
           unavailable.push({ id, label: topologyLabel(id, ovs), reason: ovs.reason });
+        } else if (missing) {
+          unavailable.push({ id, label: topologyLabel(id, ovs), reason: missing });
         } else {
           throw e;
         }
@@ -375,11 +400,14 @@ export async function runDatapath(opts: DatapathOptions, vcpus: number, progress
   }
   const offloads: Record<string, string[]> = {};
   for (const t of topologies) offloads[t.label] = t.offloads;
+  const filters: Record<string, string> = {};
+  for (const t of topologies) if (t.filter) filters[t.label] = t.filter.description;
   return {
     rows,
     unavailable,
     skipped: skippedCombinations(opts, vcpus),
     offloads,
+    filters,
     namespaces,
     ovs,
     startedAt: startedAt.toISOString(),

@@ -1,5 +1,5 @@
 /**
- * The JSON the datapath benchmark writes with `--json FILE`: schema `macvtap-bench-datapath/1`. Every raw repetition
+ * The JSON the datapath benchmark writes with `--json FILE`: schema `macvtap-bench-datapath/2`. Every raw repetition
  * is kept in `rows` (with its latency histogram, so repetitions can be merged again by buckets); `summary` and
  * `targets` are derived from them and can be recomputed. Tests validate real runs against {@link DatapathReportSchema}.
  */
@@ -9,8 +9,13 @@ import { TOPOLOGY_IDS } from '../testbed/topology-ids.js';
 import { TcgGuestResultSchema } from '../guest/schema.js';
 import { SecurityMatrixSchema } from '../security/schema.js';
 
-/** Schema id written into every report; bump the number on any incompatible change. */
-export const DATAPATH_SCHEMA_ID = 'macvtap-bench-datapath/1';
+/**
+ * Schema id written into every report; bump the number on any incompatible change. `/2` added the secured topologies
+ * (topology ids `…+nftN`, `…+flowsN`), `filters` and `claims`; a `/1` report still reads (those are optional).
+ */
+export const DATAPATH_SCHEMA_ID = 'macvtap-bench-datapath/2';
+/** Ids of reports this reader takes: the current one and the ones before it. */
+export const DATAPATH_SCHEMA_IDS = ['macvtap-bench-datapath/1', DATAPATH_SCHEMA_ID] as const;
 
 /** Where the two endpoints run: both pinned to one vCPU, or each on its own. */
 export const PLACEMENTS = ['same-cpu', 'cross-cpu'] as const;
@@ -127,9 +132,29 @@ export const DatapathSummarySchema = z.object({
 /** A summary row. */
 export type DatapathSummary = z.infer<typeof DatapathSummarySchema>;
 
+/**
+ * One line of the claims header: a blueprint claim, the measured ratio with its interval, and what it was measured
+ * against (which topologies, test, placement and poll).
+ */
+export const ClaimSchema = z.object({
+  /** `latency`, `throughput`, `cpu`, `security`. */
+  claim: z.enum(['latency', 'throughput', 'cpu', 'security']),
+  /** The line as printed. */
+  text: z.string(),
+  /** The ratio's median and interval (per repetition pair); null when the run lacks one of the two topologies. */
+  ratio: StatsSchema.nullable(),
+  /** Numerator and denominator topology labels. */
+  of: z.string(),
+  against: z.string(),
+  /** What was divided: test, placement and poll. */
+  measure: z.string(),
+});
+/** A claims line. */
+export type Claim = z.infer<typeof ClaimSchema>;
+
 /** The whole report. */
 export const DatapathReportSchema = z.object({
-  schema: z.literal(DATAPATH_SCHEMA_ID),
+  schema: z.enum(DATAPATH_SCHEMA_IDS),
   host: HostSchema.extend({ ovs: z.object({ version: z.string(), datapath: z.enum(['system', 'netdev']) }).nullable() }),
   command: z.string(),
   argv: z.array(z.string()),
@@ -156,6 +181,10 @@ export const DatapathReportSchema = z.object({
   skipped: z.array(z.string()),
   /** Per topology: offload changes made (ethtool -K equivalents). */
   offloads: z.record(z.string(), z.array(z.string())),
+  /** Per secured topology (label): the port policy it carries and how it was installed; absent in `/1` reports. */
+  filters: z.record(z.string(), z.string()).optional(),
+  /** One line per blueprint claim, printed first (claims.ts); absent in `/1` reports. */
+  claims: z.array(ClaimSchema).optional(),
   notes: z.array(z.string()),
   rows: z.array(DatapathRowSchema),
   summary: z.array(DatapathSummarySchema),

@@ -45,7 +45,8 @@ export function mergeLatency(rows: DatapathRow[]): DatapathSummary['latencyUs'] 
   };
 }
 
-function byRep(rows: DatapathRow[], f: (r: DatapathRow) => number | null): Map<number, number> {
+/** One number per repetition (the last row of each repetition wins; null and non-finite values left out). */
+export function byRep(rows: DatapathRow[], f: (r: DatapathRow) => number | null): Map<number, number> {
   const m = new Map<number, number>();
   for (const r of rows) {
     const v = f(r);
@@ -120,6 +121,37 @@ export function checkDatapathTargets(rows: DatapathRow[], summary: DatapathSumma
         value: s ? `${f2(s.median)}× [${f2(s.min)}–${f2(s.max)}]` : 'no data',
         met: s ? s.median <= 1.1 : null,
       });
+    }
+  }
+  // The secured topologies' targets: port security + 100 rules on macvtap costs ≤ 10% of its round trip, and its CPU
+  // per packet stays below the unfiltered Linux bridge's. Per repetition pair, as every ratio here.
+  for (const placement of ['same-cpu', 'cross-cpu'] as const) {
+    for (const poll of ['block', 'busy'] as const) {
+      const pick = (t: DatapathRow['topology'], test: DatapathRow['test']): DatapathRow[] =>
+        rows.filter((r) => r.topology === t && r.placement === placement && r.poll === poll && r.test === test);
+      const sec = pick('macvtap-bridge+nft100', 'rtt-64');
+      const open = pick('macvtap-bridge', 'rtt-64');
+      if (sec.length && open.length) {
+        const s = stats(pairedByRep(byRep(sec, mainValue), byRep(open, mainValue)));
+        out.push({
+          name: `macvtap-bridge + port security + 100 rules ÷ unfiltered macvtap-bridge, RTT p50 64 B, ${placement} ${poll}`,
+          target: '≤ 1.10×',
+          value: s ? `${f2(s.median)}× [${f2(s.ci.lo)}–${f2(s.ci.hi)}]` : 'no data',
+          met: s ? s.median <= 1.1 : null,
+        });
+      }
+      const cpu = (r: DatapathRow): number | null => r.cpuUsPerPacket;
+      const secG = pick('macvtap-bridge+nft100', 'g2p-64');
+      const lb = pick('tap+linuxbridge', 'g2p-64');
+      if (secG.length && lb.length) {
+        const s = stats(pairedByRep(byRep(secG, cpu), byRep(lb, cpu)));
+        out.push({
+          name: `CPU µs/packet g→p 64 B, macvtap-bridge + port security + 100 rules ÷ unfiltered tap+linuxbridge, ${placement} ${poll}`,
+          target: '< 1×',
+          value: s ? `${f2(s.median)}× [${f2(s.ci.lo)}–${f2(s.ci.hi)}]` : 'no data',
+          met: s ? s.median < 1 : null,
+        });
+      }
     }
   }
   // GSO bulk guest→peer vs veth-direct: our own UDP stream over the veth (no TCP, no GSO on that side).

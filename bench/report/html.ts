@@ -35,6 +35,8 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 export interface ReportPage {
   /** `<title>` and `<h1>`. */
   title: string;
+  /** Lines shown first, right under the heading, before the facts and charts (the claims header); optional. */
+  lead?: { title: string; lines: string[] };
   /** Header facts as term/description pairs; `code: true` sets the description in `<code>` (the command line). */
   facts: { term: string; text: string; code?: boolean }[];
   charts: ChartSpec[];
@@ -62,6 +64,7 @@ pre{font:12px/1.3 ui-monospace,monospace;background:#f6f6f6;padding:12px;overflo
 dt{font-weight:600}dd{margin:0 0 6px 0}
 </style></head><body>
 <h1>${escapeHtml(page.title)}</h1>
+${page.lead ? `<section data-claims><h2>${escapeHtml(page.lead.title)}</h2><ul>\n${page.lead.lines.map((l) => `<li>${escapeHtml(l)}</li>`).join('\n')}\n</ul></section>` : ''}
 <dl>
 ${facts}
 </dl>

@@ -8,14 +8,14 @@
  * datapath (experimental and slow per the OVS docs); the result is labelled with the one really used.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { trackCleanup, trackPid } from './cleanup.js';
 
 /** OVS's own tools this harness runs. */
-const TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl'] as const;
+const TOOLS = ['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl', 'ovs-ofctl'] as const;
 /** Where Debian's openvswitch-common puts the schema. */
 const SCHEMA_PATHS = ['/usr/share/openvswitch/vswitch.ovsschema', '/usr/local/share/openvswitch/vswitch.ovsschema'];
 /** Debian puts the daemons in sbin, which a non-login root shell may not have on PATH. */
@@ -232,6 +232,28 @@ export class OvsInstance {
   async addBridge(name: string, ports: string[]): Promise<void> {
     await this.vsctl(['add-br', name, '--', 'set', 'bridge', name, `datapath_type=${this.datapath}`]);
     for (const p of ports) await this.vsctl(['add-port', name, p]);
+  }
+
+  /** `ovs-ofctl ARGS…` against a bridge of this instance (its management socket is in the run directory). */
+  ofctl(args: string[]): Promise<string> {
+    return run(this.tools['ovs-ofctl'], args, this.env);
+  }
+
+  /**
+   * Replaces every flow of `bridge` by `flows` (`ovs-ofctl add-flows` syntax, one per line) in one batch: the text goes
+   * to a file in the run directory, then `del-flows` and `add-flows FILE` (the default NORMAL flow goes with the rest).
+   */
+  async replaceFlows(bridge: string, flows: string): Promise<void> {
+    const file = join(this.dir, `${bridge}.flows`);
+    writeFileSync(file, flows);
+    await this.ofctl(['del-flows', bridge]);
+    await this.ofctl(['add-flows', bridge, file]);
+  }
+
+  /** `ovs-ofctl dump-flows BRIDGE`, one flow per line (the reply header left out). */
+  async dumpFlows(bridge: string): Promise<string[]> {
+    const out = await this.ofctl(['dump-flows', bridge]);
+    return out.split('\n').filter((l) => l.includes('actions='));
   }
 
   /** Daemon pids still running (for checks after {@link stop}). */

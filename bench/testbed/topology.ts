@@ -12,6 +12,20 @@
  *   checksums unfilled, so UDP would arrive with bad sums and be dropped).
  * - `veth-direct`: no tap at all; the guest side is a socket in the guest namespace — the floor.
  *
+ * The secured topologies (topology-ids.ts) are three of these carrying the same port policy (secpolicy.ts: the
+ * guest's MAC and addresses, N = 0, 10 or 100 stateless security group rules):
+ *
+ * - `macvtap-bridge+nftN`: `applyPortSecurity` on the macvtap (nftables netdev egress/ingress hooks of `mvt0`).
+ * - `tap+linuxbridge+nftN` (label `…@tap`): the library's same ruleset on the tap's netdev hooks. A tap sees the
+ *   guest's frames at its **ingress** hook (the guest's write is the tap receiving) and frames to the guest at its
+ *   egress hook — the other way round from a macvtap — so the table `applyPortSecurity` makes on `tap0` is read back
+ *   and reloaded with its two base chains on the swapped hooks, in one nftables transaction; rules and sets are the
+ *   library's, unchanged. (Neutron's iptables driver filters in the bridge through br_netfilter instead: same place in
+ *   the path, one hook per direction, but linear iptables chains.)
+ * - `tap+ovs+flowsN` (label `ovs-<datapath>+flowsN`): OpenFlow flows in the harness's OVS replacing the NORMAL-only
+ *   table: anti-spoofing and one flow per rule and masked port, in the tables of Neutron's OVS firewall driver,
+ *   stateless (no conntrack); layout in secpolicy.ts's `ovsFlows`.
+ *
  * The anti-spoofing probe (bench/security/) builds the same topologies plus `macvtap-private` (private mode, behind the
  * same hairpinning external bridge as VEPA, so the switch would reflect guest↔guest traffic) and, with
  * `{ secondGuest: true }`, a second guest on the same lower device or bridge (`mvt1` / `tap1`). The datapath benchmark
@@ -21,13 +35,14 @@
  * Each topology is built once and kept for the whole run, so repetitions can interleave topologies cheaply.
  */
 import {
-  addAddress, createBridge, createMacvtap, createTap, createVeth, getLink, openTap, setBridgePort, setLink, setOffloads,
+  addAddress, applyPortSecurity, createBridge, createMacvtap, createTap, createVeth, getLink, openTap, setBridgePort, setLink, setOffloads,
   type TapQueue,
 } from 'macvtap';
 import { BENCH_PREFIX, TestNetns } from './netns.js';
 import { detectOvs, type OvsAvailability, OvsInstance } from './ovs.js';
-
-import type { TopologyId } from './topology-ids.js';
+import { run } from './command.js';
+import { benchPolicy, ovsFlows, swapHooks } from './secpolicy.js';
+import { topologyParts, type TopologyId } from './topology-ids.js';
 
 export { TOPOLOGY_IDS, type TopologyId } from './topology-ids.js';
 
@@ -35,6 +50,8 @@ export { TOPOLOGY_IDS, type TopologyId } from './topology-ids.js';
 export const ADDR = {
   guestIp: '10.77.0.1',
   peerIp: '10.77.0.2',
+  /** The network of both (the secured topologies' rules allow the benchmark's traffic from/to it). */
+  peerNet: '10.77.0.0',
   prefix: 24,
   /** The guest's MAC on plain taps (locally administered); on macvtaps the guest must use the macvtap's own MAC. */
   tapGuestMac: '02:00:00:77:00:01',
@@ -89,8 +106,19 @@ export interface Topology<I extends AttachmentId = TopologyId> {
   offloads: string[];
   /** The OVS instance of `tap+ovs`. */
   ovs: OvsInstance | null;
+  /** The port policy a secured topology carries and how it was installed; null for the unfiltered ones. */
+  filter: TopologyFilter | null;
   /** Closes the tap, stops OVS, deletes both namespaces. Idempotent. */
   destroy(): Promise<void>;
+}
+
+/** What a secured topology installed. */
+export interface TopologyFilter {
+  kind: 'nft' | 'flows';
+  /** Security group rules in the policy (0: port security only). */
+  rules: number;
+  /** Where and what, for the report: the device and table, or the bridge and flow count. */
+  description: string;
 }
 
 /** A topology that could not be built here, and why (printed in its row instead of numbers). */
@@ -102,8 +130,15 @@ export interface UnavailableTopology {
 
 /** The row label of a topology before it is built (OVS: the datapath it will use). */
 export function topologyLabel(id: AttachmentId, ovs: OvsAvailability): string {
-  if (id !== 'tap+ovs') return id;
-  return ovs.available ? `ovs-${ovs.datapath}` : 'tap+ovs';
+  if (id === 'macvtap-private') return id;
+  const { base, filter } = topologyParts(id);
+  if (base === 'tap+ovs') {
+    const name = ovs.available ? `ovs-${ovs.datapath}` : 'tap+ovs';
+    return filter ? `${name}+flows${filter.rules}` : name;
+  }
+  // The nftables hooks of tap+linuxbridge+nftN are the tap's own: say so.
+  if (base === 'tap+linuxbridge' && filter) return `${id}@tap`;
+  return id;
 }
 
 function ensureMac(mac: string | null, what: string): string {
@@ -140,8 +175,11 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
   options: BuildOptions = {},
 ): Promise<Topology<I>> {
   const second = options.secondGuest === true;
-  if (second && id === 'veth-direct') throw new Error('veth-direct has no tap: it cannot carry a second guest');
-  if (id === 'tap+ovs' && !ovs.available) throw new Error(ovs.reason);
+  const parts = id === 'macvtap-private' ? { base: 'macvtap-private' as const, filter: null } : topologyParts(id as TopologyId);
+  const base = parts.base;
+  if (second && base === 'veth-direct') throw new Error('veth-direct has no tap: it cannot carry a second guest');
+  if (second && parts.filter) throw new Error(`${id}: the secured topologies carry one guest`);
+  if (base === 'tap+ovs' && !ovs.available) throw new Error(ovs.reason);
   const b = new Builder();
   try {
     b.guestNs = TestNetns.create(BENCH_PREFIX);
@@ -152,12 +190,12 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
     const offloads: string[] = [];
 
     // The wire: vh0 (guest namespace) ↔ vp0 (peer namespace); for veth-direct the guest end carries the guest's IP.
-    const hostEnd = id === 'veth-direct' ? 'vg0' : 'vh0';
+    const hostEnd = base === 'veth-direct' ? 'vg0' : 'vh0';
     await createVeth({ name: hostEnd, peer: { name: 'vp0', netns: p }, up: true, netns: g });
     await setLink('vp0', { up: true }, { netns: p });
 
     let peerMac: string;
-    if (id === 'macvtap-vepa' || id === 'macvtap-private') {
+    if (base === 'macvtap-vepa' || base === 'macvtap-private') {
       // The external switch: a bridge in the peer namespace with hairpin on the port facing the VEPA.
       await createBridge({ name: 'brx', up: true, netns: p });
       await setLink('vp0', { master: 'brx' }, { netns: p });
@@ -172,11 +210,11 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
     let guest: GuestSide;
     let guest2: GuestSide | null = null;
     const guestDevices: string[] = [];
-    if (id === 'veth-direct') {
+    if (base === 'veth-direct') {
       await addAddress('vg0', cidr(ADDR.guestIp), { netns: g });
       guest = { kind: 'socket', netns: g, ip: ADDR.guestIp };
-    } else if (id === 'macvtap-bridge' || id === 'macvtap-vepa' || id === 'macvtap-private') {
-      const mode = id === 'macvtap-bridge' ? 'bridge' : id === 'macvtap-vepa' ? 'vepa' : 'private';
+    } else if (base === 'macvtap-bridge' || base === 'macvtap-vepa' || base === 'macvtap-private') {
+      const mode = base === 'macvtap-bridge' ? 'bridge' : base === 'macvtap-vepa' ? 'vepa' : 'private';
       const names = second ? ['mvt0', 'mvt1'] : ['mvt0'];
       const sides: GuestSide[] = [];
       for (const [i, name] of names.entries()) {
@@ -198,7 +236,7 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
         sides.push(tapSide(q, i === 0 ? ADDR.tapGuestMac : ADDR.tapGuest2Mac, i === 0 ? ADDR.guestIp : ADDR.guest2Ip));
         guestDevices.push(name);
       }
-      if (id === 'tap+linuxbridge') {
+      if (base === 'tap+linuxbridge') {
         await createBridge({ name: 'br0', up: true, netns: g });
         for (const name of names) await setLink(name, { master: 'br0' }, { netns: g });
         await setLink('vh0', { master: 'br0' }, { netns: g });
@@ -212,6 +250,33 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
       }
       guest = sides[0]!;
       guest2 = sides[1] ?? null;
+    }
+
+    let filter: TopologyFilter | null = null;
+    if (parts.filter) {
+      if (guest.kind !== 'tap') throw new Error(`${id}: no tap to secure`);
+      const dev = guestDevices[0]!;
+      const policy = benchPolicy(guest.mac, guest.ip, parts.filter.rules, {
+        guestPort: ADDR.guestPort, peerPort: ADDR.peerPort, peerNet: ADDR.peerNet, prefix: ADDR.prefix,
+      });
+      if (parts.filter.kind === 'flows') {
+        if (!b.ovs) throw new Error(`${id}: no Open vSwitch`);
+        const flows = ovsFlows(policy, dev, 'vh0');
+        await b.ovs.replaceFlows('br0', flows);
+        const n = flows.split('\n').filter((l) => l.startsWith('table=')).length;
+        filter = { kind: 'flows', rules: parts.filter.rules, description: `${n} OpenFlow flows on br0 (tables 0, 71, 72, 81, 82; stateless, no conntrack); ${parts.filter.rules} security group rules` };
+      } else {
+        await applyPortSecurity(dev, policy, { netns: g });
+        let where = `netdev table mvtps-${dev}: chain egress on hook egress, ingress on hook ingress (applyPortSecurity)`;
+        if (base !== 'macvtap-bridge') {
+          // A tap: the guest's frames arrive at its ingress hook. Reload the library's table with the hooks swapped.
+          const ns = b.guestNs.name;
+          const listing = run('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'netdev', `mvtps-${dev}`]);
+          run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: `delete table netdev mvtps-${dev}\n${swapHooks(listing)}` });
+          where = `netdev table mvtps-${dev} (applyPortSecurity's, reloaded with hooks swapped for a tap): chain egress (from the guest) on hook ingress, ingress (to the guest) on hook egress`;
+        }
+        filter = { kind: 'nft', rules: parts.filter.rules, description: `${where}; ${parts.filter.rules} security group rules` };
+      }
     }
 
     const guestNs = b.guestNs;
@@ -228,6 +293,7 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
       peer: { ip: ADDR.peerIp, mac: peerMac },
       offloads,
       ovs: b.ovs,
+      filter,
       destroy: () => b.teardown(),
     };
   } catch (e) {
