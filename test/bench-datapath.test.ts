@@ -15,7 +15,7 @@ import { DatapathReportSchema, type DatapathReport, type DatapathRow } from '../
 import { mergeLatency } from '../bench/datapath/summary.js';
 import { detectOvs } from '../bench/testbed/ovs.js';
 import { BASE_TOPOLOGY_IDS, SECURED_TOPOLOGY_IDS, topologyParts } from '../bench/testbed/topology-ids.js';
-import { benchRules, linkLocal6, ovsFlows, portMasks, swapHooks } from '../bench/testbed/secpolicy.js';
+import { benchRules, linkLocal6, ovsFlows, portMasks } from '../bench/testbed/secpolicy.js';
 import { blueprintClaims } from '../bench/datapath/claims.js';
 import { run as runTool } from '../bench/testbed/command.js';
 import { bucketCount, bucketQuantile, mergeBuckets, quantile } from '../bench/report/stats.js';
@@ -316,11 +316,6 @@ describe('the secured topologies\' policy and flows', () => {
     expect(filterUnavailable(Object.assign(new Error('EEXIST'), { code: 'EEXIST' }))).toBeNull();
   });
 
-  it('swapHooks moves each chain to the other hook, and refuses a listing without one', () => {
-    const t = 'chain egress {\n type filter hook egress device "tap0" priority filter; }\nchain ingress {\n type filter hook ingress device "tap0" priority filter; }';
-    expect(swapHooks(t)).toBe(t.replace('hook egress', 'hook X').replace('hook ingress', 'hook egress').replace('hook X', 'hook ingress'));
-    expect(() => swapHooks('table netdev x {}')).toThrow(/nothing to swap/);
-  });
 
   it('claims: secured vs secured when both ran, per repetition pair, and the security cost vs unfiltered macvtap', () => {
     const row = (topology: DatapathRow['topology'], test: DatapathRow['test'], rep: number, v: number, cpu: number) => ({
@@ -359,15 +354,15 @@ describePrivileged('secured topologies (in process)', () => {
         if (filter!.kind === 'nft') {
           const json = JSON.parse(runTool('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'netdev', `mvtps-${dev}`])) as { nftables: Record<string, any>[] };
           const chains = json.nftables.filter((o) => o.chain).map((o) => o.chain as { name: string; hook: string });
-          // The chain named egress holds what the guest sends: the macvtap's egress hook, the tap's ingress hook.
+          // from-guest holds what the guest sends: on the macvtap's egress hook, on the tap's ingress hook.
           const fromGuest = base === 'macvtap-bridge' ? 'egress' : 'ingress';
           const toGuest = fromGuest === 'egress' ? 'ingress' : 'egress';
-          expect(chains.find((c) => c.name === 'egress'), id).toMatchObject({ hook: fromGuest });
-          expect(chains.find((c) => c.name === 'ingress'), id).toMatchObject({ hook: toGuest });
+          expect(chains.find((c) => c.name === 'from-guest'), id).toMatchObject({ hook: fromGuest });
+          expect(chains.find((c) => c.name === 'to-guest'), id).toMatchObject({ hook: toGuest });
           // nft 1.0.6's JSON leaves out a netdev chain's device: read it from the text listing.
           const text = runTool('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'netdev', `mvtps-${dev}`]);
-          const bound = [...text.matchAll(/chain (egress|ingress) \{[^}]*?hook (egress|ingress) device "([^"]+)"/g)].map((m) => [m[1], m[2], m[3]]);
-          expect(bound.sort(), id).toEqual([['egress', fromGuest, dev], ['ingress', toGuest, dev]]);
+          const bound = [...text.matchAll(/chain (from-guest|to-guest) \{[^}]*?hook (egress|ingress) device "([^"]+)"/g)].map((m) => [m[1], m[2], m[3]]);
+          expect(bound.sort(), id).toEqual([['from-guest', fromGuest, dev], ['to-guest', toGuest, dev]]);
           const comments = json.nftables.filter((o) => o.rule?.comment).map((o) => o.rule.comment as string);
           expect(comments, id).toContain('spoofed-mac');
           expect(comments.includes('sg-ingress-ipv4'), id).toBe(filter!.rules > 0);

@@ -105,7 +105,7 @@ describeNeeding('macvtap secure on a real macvtap', nftUnavailable, () => {
     const nft = nftTable(tb.host, `mvtps-${DEV}`);
     expect(nft).not.toBeNull();
     const { ifindex } = tb.host.ipLink(DEV);
-    expect(nft!.chains).toEqual({ egress: { hook: 'egress' }, ingress: { hook: 'ingress' } });
+    expect(nft!.chains).toEqual({ 'from-guest': { hook: 'egress' }, 'to-guest': { hook: 'ingress' } });
     expect(nft!.devices).toEqual([DEV, DEV]);
     expect(nft!.comment).toMatch(new RegExp(`^macvtap-ps ifindex=${ifindex} owner=macvtap:clitest:\\d+:\\d+$`));
     expect(nft!.sets.macs!.sort()).toEqual(['fa:16:3e:00:00:02', MAC]);

@@ -105,7 +105,7 @@ describe('port-security policy validation', () => {
     const [fill, swap] = applyCommands('mvt0', 7, 'macvtap:macvtap:1:2', compilePolicy(OK), { table: true, gen: 'a' }, false);
     expect(fill).toMatch(/^add element netdev mvtps-mvt0 macs-b /m);
     expect(fill).not.toMatch(/rule|chain|-a /);
-    expect(swap).toMatch(/^flush chain netdev mvtps-mvt0 egress$/m);
+    expect(swap).toMatch(/^flush chain netdev mvtps-mvt0 from-guest$/m);
     expect(swap).toMatch(/@macs-b /);
     expect(swap).toMatch(/^delete set netdev mvtps-mvt0 macs-a$/m);
   });

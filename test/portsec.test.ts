@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import {
-  applyPortSecurity, createMacvtap, deleteLink, gc, getPortSecurity, MacvtapError, openTap, removePortSecurity,
+  applyPortSecurity, createMacvtap, createTap, deleteLink, gc, getPortSecurity, MacvtapError, openTap, removePortSecurity,
   setLink, type PortSecurityPolicy, type SecurityGroupRule, type TapQueue,
 } from '../lib/index.js';
 import { setKernelReleaseForTests } from '../lib/portsec/index.js';
@@ -67,6 +67,16 @@ function nftDrops(ns: string, table: string): Record<string, number> {
   return out;
 }
 
+/**
+ * The peer's stack answers the test frames it receives (UDP to a closed port, unknown protocols) with ICMP errors that
+ * quote them, marker included; a later capture would count those copies. The peer's namespace sends no such errors.
+ */
+function quietPeer(tb: Testbed): void {
+  tb.peer.exec('nft', ['-f', '-'], ['table inet mvt-quiet {', '  chain out {', '    type filter hook output priority 0; policy accept;',
+    '    icmp type { destination-unreachable, parameter-problem } drop', '    icmpv6 type { destination-unreachable, parameter-problem } drop',
+    '  }', '}'].join('\n'));
+}
+
 describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
   let tb: Testbed;
   let q: TapQueue;
@@ -79,6 +89,7 @@ describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
     ns = tb.host.name;
     peerMac = tb.peerMac;
     tb.peer.ip('-6', 'addr', 'add', `${PEER_IP6}/64`, 'dev', tb.peerIf, 'nodad');
+    quietPeer(tb);
     await createMacvtap({ lower: tb.lower, name: DEV, mac: G, mode: 'bridge', netns: tb.host.path });
     tb.host.exec('sysctl', ['-q', '-w', `net.ipv6.conf.${DEV}.disable_ipv6=1`]);
     await setLink(DEV, { up: true }, { netns: tb.host.path });
@@ -517,4 +528,69 @@ describePrivileged(`port security: replaced ${REPLACES} times under load`, () =>
       tb.destroy();
     }
   }, 240_000);
+});
+
+describePrivileged('port security on a tap behind a bridge (the guest is across the device)', () => {
+  it('checks what the guest writes at the tap\'s ingress hook and what goes to it at its egress hook', async () => {
+    const tb = makeTestbed(11);
+    const netns = tb.host.path;
+    const mac = '02:00:00:00:0b:0a';
+    let tap: TapQueue | undefined;
+    let peer: PacketSocket | undefined;
+    try {
+      quietPeer(tb);
+      tb.host.ip('link', 'add', 'mvt-br', 'type', 'bridge');
+      tb.host.ip('link', 'set', tb.lower, 'master', 'mvt-br');
+      tap = await createTap({ name: 'mvt-t0', netns, up: false });
+      tb.host.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.mvt-t0.disable_ipv6=1', 'net.ipv6.conf.mvt-br.disable_ipv6=1']);
+      tb.host.ip('link', 'set', 'mvt-t0', 'master', 'mvt-br');
+      tb.host.ip('link', 'set', 'mvt-t0', 'up');
+      tb.host.ip('link', 'set', 'mvt-br', 'up');
+      await applyPortSecurity('mvt-t0', { mac, ips: ['10.200.11.10'], rules: [
+        { direction: 'ingress', ethertype: 'IPv4', protocol: 'udp', port_range_min: 5000, port_range_max: 5000 },
+        { direction: 'egress', ethertype: 'IPv4' },
+      ] }, { netns });
+      const state = await getPortSecurity('mvt-t0', { netns });
+      expect([state?.device, state?.fromGuestHook]).toEqual(['mvt-t0', 'ingress']);
+      const text = execFileSync('ip', ['netns', 'exec', tb.host.name, 'nft', 'list', 'table', 'netdev', 'mvtps-mvt-t0'], { encoding: 'utf8' });
+      expect(text).toMatch(/chain from-guest \{[^}]*hook ingress device "mvt-t0"/);
+      expect(text).toMatch(/chain to-guest \{[^}]*hook egress device "mvt-t0"/);
+
+      peer = await PacketSocket.open(tb.peerIf, tb.peer.path);
+      const mk = (src: string, srcMac: string): { mark: Buffer; frame: Buffer } => {
+        const mark = marker();
+        return { mark, frame: ipv4Frame({ srcMac, dstMac: tb.peerMac, src, dst: tb.peerIp, proto: 17, l4: { sport: 1, dport: 2 }, mark }) };
+      };
+      // From the guest: forged MAC and forged IP dropped, the legitimate frame (sent last) through the bridge.
+      const forgedMac = mk('10.200.11.10', '02:00:00:00:0b:66');
+      const forgedIp = mk('10.200.11.99', mac);
+      const legit = mk('10.200.11.10', mac);
+      // One path, in order: a forged frame that got through would arrive before the legitimate one sent after it.
+      const out = captureMarked(peer.fd, legit.mark.subarray(0, 6), 1, 5000);
+      for (const f of [forgedMac, forgedIp, legit]) tap.write(f.frame);
+      const arrived = await out;
+      expect([forgedMac, forgedIp, legit].map((f) => arrived.some((a) => a.includes(f.mark)))).toEqual([false, false, true]);
+      // To the guest: UDP 5000 allowed, 5001 dropped (at the tap's egress hook), read from the tap fd.
+      const to = (port: number): { mark: Buffer; frame: Buffer } => {
+        const mark = marker();
+        return { mark, frame: ipv4Frame({ srcMac: tb.peerMac, dstMac: mac, src: tb.peerIp, dst: '10.200.11.10', proto: 17, l4: { sport: 1, dport: port }, mark }) };
+      };
+      const denied = to(5001);
+      const allowed = to(5000);
+      const inbound = captureMarked(tap.fd, allowed.mark.subarray(0, 6), 1, 5000);
+      // The bridge must know where the guest's MAC lives (it learnt it from the legitimate frame above).
+      peer.send(denied.frame);
+      peer.send(allowed.frame);
+      const got = await inbound;
+      expect([denied, allowed].map((f) => got.some((a) => a.includes(f.mark)))).toEqual([false, true]);
+      // The bridge floods other IPv4 to the tap too (dropped there as well): at least our denied frame.
+      const drops = nftDrops(tb.host.name, 'mvtps-mvt-t0');
+      expect(drops).toMatchObject({ 'spoofed-mac': 1, 'spoofed-ipv4': 1 });
+      expect(drops['sg-ingress-ipv4']).toBeGreaterThanOrEqual(1);
+    } finally {
+      peer?.close();
+      await tap?.close();
+      tb.destroy();
+    }
+  });
 });

@@ -169,8 +169,8 @@ function notes(run: DatapathRun, opts: DatapathOptions): string[] {
       'and an IPv6 address, and N stateless security group rules (0 = anti-spoofing only) shaped like a real group (TCP/UDP ' +
       'port ranges, ICMP, protocol-only rules, IPv4 and IPv6, remote prefixes); the benchmark\'s own UDP is allowed by ' +
       'the last rule of each direction and by no other. macvtap-bridge+nftN: applyPortSecurity on the macvtap (netdev ' +
-      'egress/ingress hooks). tap+linuxbridge+nftN@tap: the same library ruleset on the tap\'s own netdev hooks, chains ' +
-      'moved to the swapped hooks (a tap receives what the guest writes). ovs-…+flowsN: OpenFlow anti-spoofing and rule ' +
+      'egress/ingress hooks). tap+linuxbridge+nftN@tap: the same library ruleset on the tap\'s own netdev hooks (from-guest ' +
+      'on its ingress: a tap receives what the guest writes). ovs-…+flowsN: OpenFlow anti-spoofing and rule ' +
       'flows in the tables of Neutron\'s OVS firewall driver (0, 71, 72, 81, 82), stateless, accepted traffic to NORMAL. ' +
       'What each installed is listed under "Filters".');
   }

@@ -1,7 +1,6 @@
 /**
- * The port policy of the secured topologies, and the two ways the harness installs it besides `applyPortSecurity` on
- * a macvtap: on a plain tap (the library's own ruleset with its hooks swapped) and as OpenFlow flows in the harness's
- * OVS (the table layout of Neutron's OVS firewall driver, stateless).
+ * The port policy of the secured topologies (installed with `applyPortSecurity` on the macvtap or the tap), and the
+ * same policy as OpenFlow flows in the harness's OVS (the table layout of Neutron's OVS firewall driver, stateless).
  *
  * One generator ({@link benchPolicy}) makes the policy every secured topology gets: the guest's MAC and addresses, and
  * N security group rules shaped like a real group — TCP/UDP port ranges, ICMP types, protocol-only rules, IPv4 and
@@ -81,13 +80,6 @@ export function benchPolicy(mac: string, ip: string, rules: number, traffic: Ben
   const p: PortSecurityPolicy = { mac, ips: [ip, GUEST_IP6] };
   if (rules > 0) p.rules = benchRules(rules, traffic);
   return p;
-}
-
-/** The library's table on a device swapped to a tap's point of view: each chain moved to the other hook. */
-export function swapHooks(listing: string): string {
-  const out = listing.replace(/hook (egress|ingress) device/g, (_m, h: string) => `hook ${h === 'egress' ? 'ingress' : 'egress'} device`);
-  if (out === listing) throw new Error('no netdev base chain in the listing: nothing to swap');
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

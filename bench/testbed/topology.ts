@@ -18,9 +18,8 @@
  * - `macvtap-bridge+nftN`: `applyPortSecurity` on the macvtap (nftables netdev egress/ingress hooks of `mvt0`).
  * - `tap+linuxbridge+nftN` (label `…@tap`): the library's same ruleset on the tap's netdev hooks. A tap sees the
  *   guest's frames at its **ingress** hook (the guest's write is the tap receiving) and frames to the guest at its
- *   egress hook — the other way round from a macvtap — so the table `applyPortSecurity` makes on `tap0` is read back
- *   and reloaded with its two base chains on the swapped hooks, in one nftables transaction; rules and sets are the
- *   library's, unchanged. (Neutron's iptables driver filters in the bridge through br_netfilter instead: same place in
+ *   egress hook — the other way round from a macvtap — which `applyPortSecurity` knows from the device's kind.
+ *   (Neutron's iptables driver filters in the bridge through br_netfilter instead: same place in
  *   the path, one hook per direction, but linear iptables chains.)
  * - `tap+ovs+flowsN` (label `ovs-<datapath>+flowsN`): OpenFlow flows in the harness's OVS replacing the NORMAL-only
  *   table: anti-spoofing and one flow per rule and masked port, in the tables of Neutron's OVS firewall driver,
@@ -41,7 +40,7 @@ import {
 import { BENCH_PREFIX, TestNetns } from './netns.js';
 import { detectOvs, type OvsAvailability, OvsInstance } from './ovs.js';
 import { run } from './command.js';
-import { benchPolicy, ovsFlows, swapHooks } from './secpolicy.js';
+import { benchPolicy, ovsFlows } from './secpolicy.js';
 import { topologyParts, type TopologyId } from './topology-ids.js';
 
 export { TOPOLOGY_IDS, type TopologyId } from './topology-ids.js';
@@ -267,14 +266,11 @@ export async function buildTopology<I extends AttachmentId = TopologyId>(
         filter = { kind: 'flows', rules: parts.filter.rules, description: `${n} OpenFlow flows on br0 (tables 0, 71, 72, 81, 82; stateless, no conntrack); ${parts.filter.rules} security group rules` };
       } else {
         await applyPortSecurity(dev, policy, { netns: g });
-        let where = `netdev table mvtps-${dev}: chain egress on hook egress, ingress on hook ingress (applyPortSecurity)`;
-        if (base !== 'macvtap-bridge') {
-          // A tap: the guest's frames arrive at its ingress hook. Reload the library's table with the hooks swapped.
-          const ns = b.guestNs.name;
-          const listing = run('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'netdev', `mvtps-${dev}`]);
-          run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: `delete table netdev mvtps-${dev}\n${swapHooks(listing)}` });
-          where = `netdev table mvtps-${dev} (applyPortSecurity's, reloaded with hooks swapped for a tap): chain egress (from the guest) on hook ingress, ingress (to the guest) on hook egress`;
-        }
+        // The library puts the guest's side where the guest's frames pass: a macvtap transmits what the guest writes
+        // (egress hook), a tap receives it (ingress hook).
+        const where = base === 'macvtap-bridge'
+          ? `netdev table mvtps-${dev}: chain from-guest on hook egress, to-guest on hook ingress (applyPortSecurity)`
+          : `netdev table mvtps-${dev}: chain from-guest on the tap's hook ingress, to-guest on hook egress (applyPortSecurity)`;
         filter = { kind: 'nft', rules: parts.filter.rules, description: `${where}; ${parts.filter.rules} security group rules` };
       }
     }

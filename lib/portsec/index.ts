@@ -11,7 +11,7 @@ import type { LinkInfo, LinkRef, Netns, NetnsOption } from '../types.js';
 import * as v from '../validate.js';
 import { formatAddress, macText, V6 } from './addr.js';
 import { compilePolicy } from './policy.js';
-import { applyCommands, liveGeneration, parseTableComment, tableName, type Gen } from './ruleset.js';
+import { applyCommands, guestHooks, liveGeneration, parseTableComment, tableName, type Gen } from './ruleset.js';
 import type { DropCounter, PortSecurityOptions, PortSecurityPolicy, PortSecurityState } from './types.js';
 
 /** `os.release()`, loaded at the first apply (node:os is not needed by anything else at import time). */
@@ -68,7 +68,9 @@ function isNoTable(e: unknown): boolean {
  * What the table's comment says (read from nft's text listing: 1.0's JSON leaves the comments of tables out): `null`
  * when there is no table, `'foreign'` for a table of that name without our comment (never touched).
  */
-async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: number; owner: string; gen: Gen | null; bound: string | null } | 'foreign' | null> {
+interface TableInfo { ifindex: number; owner: string; gen: Gen | null; bound: string | null; fromGuest: 'egress' | 'ingress' | null }
+
+async function tableInfo(device: string, ns: Netns | null): Promise<TableInfo | 'foreign' | null> {
   let text: string;
   try {
     text = await run(`list table netdev ${tableName(device)}`, false, device, ns);
@@ -79,14 +81,16 @@ async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: n
   const m = /^\s*comment "([^"]*)"/m.exec(text);
   const tag = m && parseTableComment(m[1] as string);
   // The device the chains are bound to (1.0's JSON leaves it out too); none when the kernel deleted them with it.
-  const dev = /\bhook egress device "([^"]+)"/.exec(text);
-  return tag ? { ...tag, gen: liveGeneration(text), bound: dev ? (dev[1] as string) : null } : 'foreign';
+  const chain = /\bchain from-guest \{[^}]*?\bhook (egress|ingress) device "([^"]+)"/.exec(text);
+  if (!tag) return 'foreign';
+  return { ...tag, gen: liveGeneration(text), bound: chain ? (chain[2] as string) : null, fromGuest: chain ? (chain[1] as 'egress' | 'ingress') : null };
 }
 
 /**
- * Enforces Neutron's port security and (stateless) security group rules on the frames of one device: the guest's
- * frames at the device's nftables `netdev` **egress** hook (every frame written to its tap fd), frames to the guest at
- * its **ingress** hook. What it checks:
+ * Enforces Neutron's port security and (stateless) security group rules on the frames of one device: on a macvtap (or
+ * macvlan) the guest's frames at the device's nftables `netdev` **egress** hook (every frame written to its tap fd)
+ * and frames to the guest at its **ingress** hook; on any other device (a tap behind a bridge, a veth end) the guest is
+ * across the device, so the other way round (chains `from-guest` and `to-guest`, on the hooks that fit). What it checks:
  * - from the guest: source MAC among the port's and its allowed pairs' MACs; IPv4/IPv6 source among the (MAC, address)
  *   pairs of its fixed IPs and allowed address pairs (prefixes allowed; each allowed MAC's EUI-64 link-local address
  *   too); ARP sender MAC/IP the same way (ARP probes from 0.0.0.0 allowed); neighbour advertisements' target address
@@ -106,8 +110,8 @@ async function tableInfo(device: string, ns: Netns | null): Promise<{ ifindex: n
  * from about 6.16 keep a netdev chain whose device was deleted and bind it to the next device of that name; 6.1
  * deletes the chains and leaves the empty table).
  *
- * Equivalent to: `nft -f FILE` with `add table netdev mvtps-DEV`, its `egress` and `ingress` chains and sets, flushed
- * and refilled in one batch (`nft list table netdev mvtps-DEV` shows the result).
+ * Equivalent to: `nft -f FILE` with `add table netdev mvtps-DEV`, its `from-guest` and `to-guest` chains and its sets
+ * (two batches when replacing; `nft list table netdev mvtps-DEV` shows the result).
  *
  * @example
  * ```ts
@@ -138,7 +142,7 @@ export async function applyPortSecurity(link: LinkRef, policy: PortSecurityPolic
   }
   const recreate = existing !== null && existing.ifindex !== info.ifindex;
   const live = existing === null ? { table: false as const } : { table: true as const, gen: existing.gen };
-  for (const batch of applyCommands(info.name, info.ifindex, ownerTag(owner), compiled, live, recreate)) {
+  for (const batch of applyCommands(info.name, info.ifindex, ownerTag(owner), compiled, live, recreate, guestHooks(info.kind))) {
     await run(batch, false, info.name, ns);
   }
 }
@@ -232,7 +236,7 @@ export async function getPortSecurity(link: string, options?: NetnsOption): Prom
     dropped[rule.comment] = acc;
   }
   return {
-    table: tableName(name), device: info.bound, ifindex: info.ifindex, owner: info.owner,
+    table: tableName(name), device: info.bound, fromGuestHook: info.fromGuest, ifindex: info.ifindex, owner: info.owner,
     securityGroups: sg, sets, dropped,
   };
 }

@@ -1,6 +1,8 @@
 /**
- * The nftables ruleset of one port, as nft commands: a `netdev` table `mvtps-<device>` with an `egress` base chain
- * (every frame the guest writes to its tap fd) and an `ingress` base chain (every frame on its way to the guest).
+ * The nftables ruleset of one port, as nft commands: a `netdev` table `mvtps-<device>` with a `from-guest` base chain
+ * (every frame the guest sends) and a `to-guest` base chain (every frame on its way to the guest), each on the hook of
+ * the device where those frames pass ({@link GuestHooks}: a macvtap transmits what the guest writes to its tap fd, a
+ * tap receives it).
  *
  * Every lookup is a set: the anti-spoofing checks are one lookup each whatever the number of addresses, and the
  * security group rules are three lookups per direction and family (ports, ICMP type·code, protocol) whatever the number
@@ -105,7 +107,7 @@ const ND_INGRESS = 'mld-listener-query, mld-listener-report, mld-listener-done, 
 /** A set's name in generation `g`. */
 export type Gen = 'a' | 'b';
 
-function egressRules(sg: boolean, g: Gen): string[] {
+function fromGuestRules(sg: boolean, g: Gen): string[] {
   const r = [
     // Anti-spoofing (Neutron's port security), first: nothing below may accept a frame it would drop.
     `ether saddr != @macs-${g} counter drop comment "spoofed-mac"`,
@@ -142,7 +144,7 @@ function egressRules(sg: boolean, g: Gen): string[] {
   ];
 }
 
-function ingressRules(sg: boolean, g: Gen): string[] {
+function toGuestRules(sg: boolean, g: Gen): string[] {
   if (!sg) return [];
   return [
     `udp sport 67 udp dport 68 accept`,
@@ -185,8 +187,20 @@ function fill(t: string, sets: SetDef[], g: Gen, out: string[]): void {
 
 function rules(t: string, p: CompiledPolicy, g: Gen, out: string[]): void {
   const sg = p.rules !== null;
-  for (const r of egressRules(sg, g)) out.push(`add rule ${t} egress ${r}`);
-  for (const r of ingressRules(sg, g)) out.push(`add rule ${t} ingress ${r}`);
+  for (const r of fromGuestRules(sg, g)) out.push(`add rule ${t} from-guest ${r}`);
+  for (const r of toGuestRules(sg, g)) out.push(`add rule ${t} to-guest ${r}`);
+}
+
+/**
+ * Where the guest's frames pass the device: on a macvtap (and a macvlan) the guest is above the device, so what it
+ * sends is transmitted (`egress`) and what reaches it is received (`ingress`); on a tap or a veth end the guest is
+ * across the device, so what it sends arrives at the device's `ingress` and what goes to it leaves through `egress`.
+ */
+export type GuestHooks = { fromGuest: 'egress'; toGuest: 'ingress' } | { fromGuest: 'ingress'; toGuest: 'egress' };
+
+/** {@link GuestHooks} for a device of `kind` (`IFLA_INFO_KIND`; `tun` for a tap). */
+export function guestHooks(kind: string | null): GuestHooks {
+  return kind === 'macvtap' || kind === 'macvlan' ? { fromGuest: 'egress', toGuest: 'ingress' } : { fromGuest: 'ingress', toGuest: 'egress' };
 }
 
 /**
@@ -194,15 +208,15 @@ function rules(t: string, p: CompiledPolicy, g: Gen, out: string[]): void {
  * A fresh table (none yet, one left by an earlier device of that name: `recreate`, or one whose rules reference no
  * set) is one transaction that makes everything; replacing a live ruleset is two (see the file's comment).
  */
-export function applyCommands(device: string, ifindex: number, owner: string, p: CompiledPolicy, live: LiveState, recreate: boolean): string[] {
+export function applyCommands(device: string, ifindex: number, owner: string, p: CompiledPolicy, live: LiveState, recreate: boolean, hooks: GuestHooks = guestHooks('macvtap')): string[] {
   const t = `netdev ${tableName(device)}`;
   const comment = tableComment(ifindex, owner);
   const sets = setDefs(p);
   if (!live.table || live.gen === null || recreate) {
     const out: string[] = [`add table ${t} { comment "${comment}"; }`];
     if (live.table) out.push(`delete table ${t}`, `add table ${t} { comment "${comment}"; }`);
-    for (const hook of ['egress', 'ingress']) {
-      out.push(`add chain ${t} ${hook} { type filter hook ${hook} device "${device}" priority 0; policy accept; comment "${comment}"; }`);
+    for (const [chain, hook] of [['from-guest', hooks.fromGuest], ['to-guest', hooks.toGuest]]) {
+      out.push(`add chain ${t} ${chain} { type filter hook ${hook} device "${device}" priority 0; policy accept; comment "${comment}"; }`);
     }
     fill(t, sets, 'a', out);
     rules(t, p, 'a', out);
@@ -211,7 +225,7 @@ export function applyCommands(device: string, ifindex: number, owner: string, p:
   const next: Gen = live.gen === 'a' ? 'b' : 'a';
   const first: string[] = [];
   fill(t, sets, next, first);
-  const second: string[] = [`flush chain ${t} egress`, `flush chain ${t} ingress`];
+  const second: string[] = [`flush chain ${t} from-guest`, `flush chain ${t} to-guest`];
   rules(t, p, next, second);
   for (const s of sets) second.push(`delete set ${t} ${s.name}-${live.gen}`);
   return [first.join('\n') + '\n', second.join('\n') + '\n'];

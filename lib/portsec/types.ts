@@ -83,6 +83,11 @@ export interface PortSecurityState {
    * its device, 6.1 for one, did so: the table is garbage for {@link gc}).
    */
   device: string | null;
+  /**
+   * The hook of `device` holding the checks of what the guest sends (chain `from-guest`): `egress` on a macvtap or
+   * macvlan, `ingress` on a tap or veth end (the guest is across it); `null` with `device`.
+   */
+  fromGuestHook: 'egress' | 'ingress' | null;
   /** The ifindex the table was applied to; differs from the device's when the device was replaced since. */
   ifindex: number;
   /** The owner tag written when it was applied (`macvtap:<owner>:<pid>:<starttime>`). */

@@ -1,10 +1,10 @@
 /**
  * Hand-built Ethernet frames for the port-security tests: IPv4 and IPv6 with any transport header, neighbour
  * discovery messages, VLAN tags. Each frame ends with a marker the far side's capture looks for. They are judged at
- * layer 2 only (a packet socket on the far side, or the tap fd), never handed to an IP stack, so checksums are left
- * zero: nothing on the path between a tap fd and a veth validates them.
+ * layer 2 only (a packet socket on the far side, or the tap fd), never handed to an IP stack, so transport checksums
+ * are left zero (nothing on the paths tested validates them); the IPv4 header checksum is real.
  */
-import { ipBytes, macBytes } from '../../bench/testbed/frames.js';
+import { internetChecksum, ipBytes, macBytes } from '../../bench/testbed/frames.js';
 import { parseAddress, V6 } from '../../lib/portsec/addr.js';
 
 export function ip6Bytes(ip: string): Buffer {
@@ -57,6 +57,9 @@ export function ipv4Frame(s: IpSpec): Buffer {
   ip[9] = s.proto;
   ipBytes(s.src).copy(ip, 12);
   ipBytes(s.dst).copy(ip, 16);
+  // The header checksum is real: a bridge with br_netfilter (bridge-nf-call-iptables, on by default once loaded)
+  // validates IPv4 headers and drops a bad one.
+  ip.writeUInt16BE(internetChecksum(ip), 10);
   return eth(s.dstMac, s.srcMac, 0x0800, Buffer.concat([ip, payload]), s.vlan);
 }
 
