@@ -57,7 +57,7 @@ export function nftTable(ns: TestNetns, table: string): NftTable | null {
     const set = o.set as { name: string; elem?: unknown[] } | undefined;
     if (set && out.generation !== null && set.name.endsWith(`-${out.generation}`)) out.sets[set.name.slice(0, -2)] = (set.elem ?? []).map(text);
     const chain = o.chain as { name: string; hook?: string } | undefined;
-    if (chain) out.chains[chain.name] = { ...(chain.hook !== undefined && { hook: chain.hook }) };
+    if (chain?.hook !== undefined) out.chains[chain.name] = { hook: chain.hook };
   }
   const listing = ns.exec('nft', ['list', 'table', 'netdev', table]);
   out.devices = [...listing.matchAll(/hook \w+ device "([^"]+)"/g)].map((m) => m[1] as string);
