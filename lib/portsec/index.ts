@@ -39,8 +39,8 @@ function checkEgressHook(device: string): void {
   if (maj > EGRESS_HOOK_KERNEL[0] || (maj === EGRESS_HOOK_KERNEL[0] && min >= EGRESS_HOOK_KERNEL[1])) return;
   throw new MacvtapError(
     { code: 'EOPNOTSUPP', errno: -95, syscall: 'nftables', device },
-    `EOPNOTSUPP: Operation not supported, nftables '${device}' — port security filters the frames a guest sends at ` +
-    `the nftables netdev egress hook, which needs Linux 5.16 or later (this kernel: ${kernelRelease()})`,
+    `EOPNOTSUPP: Operation not supported, nftables '${device}' — port security needs the nftables netdev egress hook ` +
+    `(what a macvtap's guest sends, what goes to a tap's guest), which needs Linux 5.16 or later (this kernel: ${kernelRelease()})`,
   );
 }
 
@@ -64,12 +64,13 @@ function isNoTable(e: unknown): boolean {
   return (e as { code?: string }).code === 'ENOENT' && (e as { syscall?: string }).syscall === 'nftables';
 }
 
+/** What a table of ours records (comment) and shows (its live set generation, the device and hook of `from-guest`). */
+interface TableInfo { ifindex: number; owner: string; gen: Gen | null; bound: string | null; fromGuest: 'egress' | 'ingress' | null }
+
 /**
  * What the table's comment says (read from nft's text listing: 1.0's JSON leaves the comments of tables out): `null`
  * when there is no table, `'foreign'` for a table of that name without our comment (never touched).
  */
-interface TableInfo { ifindex: number; owner: string; gen: Gen | null; bound: string | null; fromGuest: 'egress' | 'ingress' | null }
-
 async function tableInfo(device: string, ns: Netns | null): Promise<TableInfo | 'foreign' | null> {
   let text: string;
   try {
