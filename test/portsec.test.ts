@@ -38,7 +38,9 @@ const DEV = 'mvt-ps';
 const POLICY: PortSecurityPolicy = {
   mac: G,
   ips: [G_IP, G_IP6],
-  allowedAddressPairs: [{ ip: '10.200.7.64/28', mac: P }, { ip_address: '10.200.7.11' }],
+  // Prefixes make the (MAC, address) sets interval sets; the idempotence test replaces this policy with a single
+  // address, which goes into a hash set.
+  allowedAddressPairs: [{ ip: '10.200.7.64/28', mac: P }, { ip_address: '10.200.7.11' }, { ip: '10.201.0.0/16' }],
 };
 
 /** A frame, whether it must reach the far side, and the drop counter it must land in otherwise. */
@@ -54,6 +56,16 @@ function ourTables(ns: string): string[] {
     const t = o.table as { family: string; name: string } | undefined;
     return t?.family === 'netdev' && t.name.startsWith('mvtps-') ? [t.name] : [];
   });
+}
+
+/** The flags of a set of ours (any generation), by nft's own listing. */
+function setFlags(ns: string, table: string, name: string): string[] {
+  const sets = nftJson(ns, 'list', 'table', 'netdev', table).nftables.flatMap((o) => {
+    const s = o.set as { name: string; flags?: string[] } | undefined;
+    return s && s.name.replace(/-[ab]$/, '') === name ? [s.flags ?? []] : [];
+  });
+  expect(sets).toHaveLength(1);
+  return sets[0] as string[];
 }
 
 /** Drop counters by rule comment, read with nft (not through the library). */
@@ -137,6 +149,9 @@ describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
       udp4('legit ipv4', G, G_IP, true),
       udp4('pair prefix with its MAC', P, '10.200.7.70', true),
       udp4('pair without MAC', G, '10.200.7.11', true),
+      udp4('pair /16 prefix', G, '10.201.3.4', true),
+      udp4('just outside the /16 pair', G, '10.202.0.0', false, 'spoofed-ipv4'),
+      udp4('pair /16 prefix from the pair MAC of another pair', P, '10.201.3.4', false, 'spoofed-ipv4'),
       udp4('DHCP discover from 0.0.0.0', G, '0.0.0.0', true, undefined, { dst: '255.255.255.255', dstMac: 'ff:ff:ff:ff:ff:ff', l4: { sport: 68, dport: 67 } }),
       udp4('forged MAC', X, G_IP, false, 'spoofed-mac'),
       udp4('stolen MAC (the peer\'s)', peerMac, G_IP, false, 'spoofed-mac'),
@@ -211,6 +226,7 @@ describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
     expect(state?.device).toBe(DEV);
     expect(state?.sets['nd-lladdr']).toEqual([G, P]);
     expect(state?.sets['nd-target']).toContain(`${G} . ${G_IP6}`);
+    expect(setFlags(ns, `mvtps-${DEV}`, 'pairs4')).toEqual(['interval']);
   });
 
   const RULES: SecurityGroupRule[] = [
@@ -327,6 +343,9 @@ describePrivileged('port security on a macvtap (nftables netdev hooks)', () => {
     const state = await getPortSecurity(DEV, { netns: tb.host.path });
     expect(state?.securityGroups).toBe(false);
     expect(state?.sets['pairs4']).toEqual([`${G} . 10.200.7.12`]);
+    // Single addresses: a hash set (no interval flag), which a packet's lookup costs less than an interval set.
+    expect(setFlags(ns, `mvtps-${DEV}`, 'pairs4')).toEqual([]);
+    expect(setFlags(ns, `mvtps-${DEV}`, 'pairs6')).toEqual([]);
     expect(Object.entries(state?.sets ?? {}).filter(([k, v]) => k.startsWith('sg-') && v.length > 0)).toEqual([]);
     expect(ourTables(ns)).toEqual([`mvtps-${DEV}`]);
     expect(await removePortSecurity(DEV, { netns: tb.host.path })).toBe(true);
@@ -488,7 +507,8 @@ describePrivileged(`port security: replaced ${REPLACES} times under load`, () =>
       ].join('\n'));
       const policies: PortSecurityPolicy[] = [
         { mac, ips: [allowed] },
-        { mac, ips: [allowed, '10.200.9.11'], allowedAddressPairs: [{ ip: '10.200.9.64/28' }], rules: [
+        // A /16 pair: the (MAC, address) sets alternate between a hash set and an interval set on every replace.
+        { mac, ips: [allowed, '10.200.9.11'], allowedAddressPairs: [{ ip: '10.201.0.0/16' }], rules: [
           { direction: 'egress', ethertype: 'IPv4', protocol: 'udp', port_range_min: 40001, port_range_max: 40001 },
           { direction: 'egress', ethertype: 'IPv4', protocol: 'tcp', port_range_min: 1, port_range_max: 1024 },
         ] },

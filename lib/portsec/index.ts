@@ -11,7 +11,7 @@ import type { LinkInfo, LinkRef, Netns, NetnsOption } from '../types.js';
 import * as v from '../validate.js';
 import { formatAddress, macText, V6 } from './addr.js';
 import { compilePolicy } from './policy.js';
-import { applyCommands, guestHooks, liveGeneration, parseTableComment, tableName, type Gen } from './ruleset.js';
+import { applyCommands, DROP_REASONS, guestHooks, liveGeneration, parseTableComment, tableName, type Gen } from './ruleset.js';
 import type { DropCounter, PortSecurityOptions, PortSecurityPolicy, PortSecurityState } from './types.js';
 
 /** `os.release()`, loaded at the first apply (node:os is not needed by anything else at import time). */
@@ -236,9 +236,12 @@ export async function getPortSecurity(link: string, options?: NetnsOption): Prom
     acc.bytes += c.bytes;
     dropped[rule.comment] = acc;
   }
+  // The documented order of reasons (the rules' order is an implementation detail), then any other comment.
+  const rank = (k: string): number => { const i = DROP_REASONS.indexOf(k); return i < 0 ? DROP_REASONS.length : i; };
+  const ordered = Object.fromEntries(Object.entries(dropped).sort(([a], [b]) => rank(a) - rank(b)));
   return {
     table: tableName(name), device: info.bound, fromGuestHook: info.fromGuest, ifindex: info.ifindex, owner: info.owner,
-    securityGroups: sg, sets, dropped,
+    securityGroups: sg, sets, dropped: ordered,
   };
 }
 

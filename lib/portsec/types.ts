@@ -97,9 +97,9 @@ export interface PortSecurityState {
   /** Each set's elements as nft prints them (`macs`, `pairs4`, `pairs6`, `sg-ingress4-ports`, …). */
   sets: Record<string, string[]>;
   /**
-   * Drop counters by reason: `spoofed-mac`, `spoofed-arp`, `spoofed-ipv4`, `spoofed-ipv6`, `spoofed-nd`,
-   * `dhcp-server`, `router-advert`, `ethertype`, and with security groups `sg-ingress-ipv4`, `sg-ingress-ipv6`,
-   * `sg-egress-ipv4`, `sg-egress-ipv6`.
+   * Drop counters by reason: `spoofed-mac`, `ethertype`, `spoofed-arp`, `spoofed-ipv4`, `dhcp-server`, `spoofed-ipv6`,
+   * `router-advert`, `spoofed-nd`, and with security groups `sg-ingress-ipv4`, `sg-ingress-ipv6`,
+   * `sg-egress-ipv4`, `sg-egress-ipv6` — in that order, whatever the order of the rules.
    */
   dropped: Record<string, DropCounter>;
 }
