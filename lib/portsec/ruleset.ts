@@ -179,13 +179,15 @@ function spoof4Rules(g: Gen): string[] {
   ];
 }
 
+/** The rules of `to-guest` (security groups only), per family, each section ending in a verdict. */
 function toGuestRules(sg: boolean, g: Gen): string[] {
   if (!sg) return [];
   return [
-    `udp sport 67 udp dport 68 accept`,
-    `udp sport 547 udp dport 546 accept`,
-    `icmpv6 type { ${ND_INGRESS} } accept`,
+    `ether type ip udp sport 67 udp dport 68 accept`,
     ...groupRules('ingress', 'v4', g),
+    `ether type ip6 udp sport 67 udp dport 68 accept`,
+    `ether type ip6 udp sport 547 udp dport 546 accept`,
+    `icmpv6 type { ${ND_INGRESS} } accept`,
     ...groupRules('ingress', 'v6', g),
   ];
 }
