@@ -28,14 +28,13 @@ import {
 import type { LinkInfo, Netns } from '../types.js';
 import { isInteger, isPlainObject, MAX_TAP_QUEUES } from '../validate.js';
 import { InvalidVifError, VifPlugError, type VifPlugErrorCode } from './errors.js';
-import { interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
-import { formatIssues, ifname, kernelMacvtapMode, parseVif, type Vif, type VifInput } from './model.js';
+import { INTERFACE_OPTION_KEYS, interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
+import { formatIssues, ifname, kernelMacvtapMode, parseVif, unknownKeyIssues, type Vif, type VifInput } from './model.js';
 import {
   applyVifPortSecurity,
   directTargetDev,
   portSecurityNameIssue,
   targetDevIssue,
-  unknownKeyIssues,
   vifPortSecurityPolicy,
   type VifPortSecurity,
   type VifPortSecurityOptions,
@@ -279,8 +278,8 @@ export async function plug(vifInput: VifInput | Vif, options: DirectPlugOptions 
  *
  * @throws {@link InvalidVifError} / {@link VifDetailsMissingMacvtapParameters} for a bad vif.
  */
-export async function unplug(vifInput: VifInput | Vif, _options: PlugOptions = {}): Promise<void> {
-  parseVif(vifInput);
+export async function unplug(vifInput: VifInput | Vif, options: PlugOptions = {}): Promise<void> {
+  checkOptions(parseVif(vifInput), 'unplug options', options, ['netns']);
 }
 
 /**
@@ -294,6 +293,7 @@ export async function unplug(vifInput: VifInput | Vif, _options: PlugOptions = {
  */
 export async function removeVlan(vifInput: VifInput | Vif, options: PlugOptions = {}): Promise<boolean> {
   const vif = parseVif(vifInput);
+  checkOptions(vif, 'removeVlan options', options, ['netns']);
   const { netns } = options;
   const { macvtap_source: name, physical_interface: phys, vlan } = vif.details;
   if (vlan === undefined) return false;
@@ -370,6 +370,13 @@ export interface SelfManagedPlug {
 export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfManagedOptions = {}): Promise<SelfManagedPlug> {
   const vif = parseVif(vifInput);
   checkOptions(vif, 'self-managed plug options', options, ['netns', 'queues', 'name', 'vnetHdr', 'nonblock', 'xml', 'portSecurity']);
+  // form, targetDev and vcpus are this function's to set: given in `xml`, they would be silently overridden.
+  if (options.xml !== undefined) {
+    const issues = isPlainObject(options.xml)
+      ? unknownKeyIssues('xml', options.xml, INTERFACE_OPTION_KEYS.filter((k) => k !== 'form' && k !== 'targetDev' && k !== 'vcpus'))
+      : [{ path: 'xml', message: 'must be an object' }];
+    if (issues.length) throw new InvalidVifError(`invalid self-managed plug options for vif ${vif.id}: ${formatIssues(issues)}`, { vifId: vif.id, issues });
+  }
   const { netns } = options;
   const queues = options.queues ?? 1;
   if (!isInteger(queues, 1, MAX_TAP_QUEUES)) {
@@ -477,6 +484,7 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
  */
 export async function unplugSelfManaged(vifInput: VifInput | Vif, options: PlugOptions & { name?: string } = {}): Promise<boolean> {
   const vif = parseVif(vifInput);
+  checkOptions(vif, 'unplugSelfManaged options', options, ['netns', 'name']);
   const name = options.name ?? vif.devname;
   if (name === undefined) {
     throw new InvalidVifError(`vif ${vif.id} has no devname: pass the macvtap's name`, { vifId: vif.id, issues: [{ path: 'name', message: 'required' }] });
