@@ -40,7 +40,6 @@ def main():
     import nova.privsep.linux_net as linux_net
     from nova.virt.libvirt import vif as libvirt_vif
     import nova.version
-    import neutron.version
 
     from lxml import etree
 
@@ -99,9 +98,12 @@ def main():
         except Exception as e:  # noqa: BLE001
             plug_out.append(exception_result(e))
 
-    # Neutron's bind_port() with a fake port context.
-    from neutron.plugins.ml2.drivers.macvtap.mech_driver import mech_macvtap
-    from neutron_lib import constants as n_const
+    # Neutron's bind_port() with a fake port context (imported only when asked: it is a second large import).
+    bind_cases = request.get('bind', [])
+    if bind_cases:
+        from neutron.plugins.ml2.drivers.macvtap.mech_driver import mech_macvtap
+        from neutron_lib import constants as n_const
+        import neutron.version
 
     class Network:
         current = {'id': 'net-1'}
@@ -124,7 +126,7 @@ def main():
             self.bound = {'segment_id': segment_id, 'vif_type': vif_type, 'vif_details': dict(vif_details)}
 
     bind_out = []
-    for case in request.get('bind', []):
+    for case in bind_cases:
         ctx = Context(case)
         mech_macvtap.MacvtapMechanismDriver().bind_port(ctx)
         if not ctx.bound:
@@ -149,7 +151,8 @@ def main():
         bind_out.append(out)
 
     json.dump({
-        'versions': {'nova': nova.version.version_string(), 'neutron': neutron.version.version_info.version_string()},
+        'versions': {'nova': nova.version.version_string(),
+                     'neutron': neutron.version.version_info.version_string() if bind_cases else None},
         'kernel': os.uname().release,
         'config': config_out,
         'plug': plug_out,
