@@ -8,6 +8,8 @@
  */
 import { isInteger, isPlainObject, MAX_TAP_QUEUES, parseDecimal, U32_MAX } from '../validate.js';
 import { InvalidVifError, type VifIssue } from './errors.js';
+// TSDoc links only.
+import type { novaInterfaceXml } from './nova.js';
 import {
   VIF_MACVTAP_MODES,
   boolean,
@@ -307,11 +309,15 @@ export interface InterfaceOptions {
   targetDev?: string;
   /** `<model type>`; default `'virtio'`. */
   model?: InterfaceModel;
-  /** Asks for multiqueue: `<driver name='vhost' queues='min(vcpus, maxTapQueues)'>` (only when that is above 1). */
+  /**
+   * Asks for multiqueue: `<driver name='vhost' queues='min(vcpus, maxTapQueues)'>` (only when that is above 1).
+   * Unlike Nova, giving vCPUs is the request itself: Nova turns multiqueue on only for `hw:vif_multiqueue_enabled`
+   * (flavor) or `hw_vif_multiqueue_enabled` (image) — use {@link novaInterfaceXml} for Nova's decision.
+   */
   vcpus?: number;
   /** Ceiling for the queue count; default {@link MAX_TAP_QUEUES} (Nova's `max_queues`). */
   maxTapQueues?: number;
-  /** `<driver name>`; default `'vhost'` when multiqueue is in effect, otherwise absent. */
+  /** `<driver name>`; default `'vhost'` when multiqueue is in effect or `rxQueueSize` is given (as Nova), otherwise absent. */
   driverName?: 'vhost' | 'qemu';
   /** `<driver rx_queue_size>`: 256, 512 or 1024. */
   rxQueueSize?: number;
@@ -323,7 +329,12 @@ export interface InterfaceOptions {
   guestOffloads?: GuestOffloads;
   /** `<bandwidth>`; merged over what `quota` gives. */
   bandwidth?: Bandwidth;
-  /** A flavor's extra specs; `quota:vif_*` keys become `<bandwidth>` (see {@link bandwidthFromQuota}). */
+  /**
+   * A flavor's extra specs; `quota:vif_*` keys become `<bandwidth>` (see {@link bandwidthFromQuota}). Stricter than
+   * Nova, by choice: a peak or burst without the direction's average is refused (Nova silently drops the direction,
+   * libvirt needs the average), and so is a 0 (Nova writes it, libvirt's schema refuses it). {@link novaInterfaceXml}
+   * follows Nova instead and warns about what it drops.
+   */
   quota?: Record<string, unknown>;
   /**
    * `<mtu size>`. Default: `network.meta.mtu` for `'ethernet'`, none for `'direct'` (libvirt refuses it there; `plug`
@@ -389,7 +400,8 @@ export function interfaceFromVif(vifInput: VifInput | Vif, options: InterfaceOpt
   const multiqueue = queues !== undefined && queues > 1;
 
   const driver = dropUndefined({
-    name: options.driverName ?? (multiqueue ? 'vhost' : undefined),
+    // As Nova's get_base_config: the vhost backend is the one that takes an RX queue size, so asking for one names it.
+    name: options.driverName ?? (multiqueue || options.rxQueueSize !== undefined ? 'vhost' : undefined),
     queues: multiqueue ? queues : undefined,
     rxQueueSize: options.rxQueueSize,
     txQueueSize: options.txQueueSize,

@@ -4,6 +4,10 @@
  * - `plug`: with a VLAN, ensure the VLAN device `macvtap_source` on `physical_interface` (create it, or accept it when
  *   it already is that VLAN on that lower device), bring it up and set its MTU from `network.meta.mtu` every time;
  *   without one, ensure the source device is up. libvirt then creates the macvtap itself (`type='direct'`).
+ *   Nova (Zed) differs in three ways, checked against its own code by `test/vif-nova-plug.test.ts`: it sets no MTU
+ *   (libvirt refuses `<mtu>` on direct, so this is the only place the network's MTU reaches the macvtap's lower);
+ *   with the physical interface down it accepts `ip link set … up` failing and leaves the VLAN down (ours fails with
+ *   `ENETDOWN` and deletes the VLAN it created); and it leaves an existing down device down (ours brings it up).
  * - `unplug`: nothing to delete for libvirt-managed attachments; VLAN devices go only through {@link removeVlan}.
  * - `plugSelfManaged`: for drivers that own the device: also create the macvtap with the vif's MAC, open its queues,
  *   and return them with the matching unmanaged `type='ethernet'` XML.
@@ -195,7 +199,8 @@ async function ensureVlan(vif: Vif, vlan: number, netns: Netns | undefined): Pro
   }
   const mtu = vif.network.meta.mtu;
   try {
-    // As Nova's ensure_vlan: up, and the MTU set on every plug (the network's MTU may have changed).
+    // Up, as Nova's ensure_vlan, and the MTU on every plug (the network's MTU may have changed), which Nova (Zed) does
+    // not set: plug_macvtap passes ensure_vlan no MTU.
     const after = await setLink(link.ifindex, { up: true, ...(mtu === undefined ? {} : { mtu }) }, nsOpt(netns));
     return { link: after ?? link, created };
   } catch (e) {
