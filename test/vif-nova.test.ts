@@ -8,8 +8,8 @@
  * except where Nova's is the invalid one, and there it must refuse Nova's. Neutron's real `bind_port()` output (flat,
  * VLAN, its hashed VLAN device names) goes through `parseVif`, `toInterfaceXml` and `novaInterfaceXml`.
  */
-import { afterAll, beforeAll, expect, test, vi } from 'vitest';
-import { MAX_TAP_QUEUES, VifError, novaInterfaceXml, parseVif, toInterfaceXml } from '../lib/vif/index.js';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { MAX_TAP_QUEUES, UnsupportedVirtType, VifError, novaInterfaceXml, parseVif, toInterfaceXml } from '../lib/vif/index.js';
 import { readXml, type XmlElement } from '../lib/vif/xml.js';
 import { libvirtValidateUnavailable, validateDomains } from './helpers/libvirt.js';
 import { describeNova, runOracle, type NeutronBindCase, type NovaConfigCase, type NovaError, type OracleResponse } from './helpers/nova.js';
@@ -291,6 +291,9 @@ describeNova("novaInterfaceXml against Nova's own get_config (python3-nova, one 
 
   test("Neutron's bind_port output (flat, VLAN, hashed names) goes through parseVif, toInterfaceXml and novaInterfaceXml", () => {
     expect(oracle.bind.map((b) => b.bound)).toStrictEqual([true, true, false, true, true, true, false]);
+    // test/vif-nova-plug.test.ts plugs (ours and Nova's, in the VM) exactly these two hashed names.
+    const sources = oracle.bind.map((b) => (b.bound ? b.vif_details.macvtap_source : null));
+    expect([sources[4], sources[5]]).toStrictEqual(['enp19cb088.1', 'long4e6e5d.4094']);
     for (const [i, b] of oracle.bind.entries()) {
       if (!b.bound) continue;
       const c = bindCases[i]!;
@@ -307,6 +310,25 @@ describeNova("novaInterfaceXml against Nova's own get_config (python3-nova, one 
       // The general renderer names the same source device and mode.
       expect(elementSet(toInterfaceXml(vif as never))).toStrictEqual(elementSet(b.xml));
     }
+  });
+});
+
+describe('novaInterfaceXml refusals that need no oracle', () => {
+  const vif = vifDict(9100, { vlan: 100 });
+  test('an image with os_distro but no hw_vif_model (Nova would ask libosinfo for the model)', () => {
+    expect(() => novaInterfaceXml(vif as never, { vcpus: 1, imageProperties: { os_distro: 'ubuntu' } })).toThrow(/imageProperties\.os_distro: without hw_vif_model/);
+    expect(novaInterfaceXml(vif as never, { vcpus: 1, imageProperties: { os_distro: 'ubuntu', hw_vif_model: 'virtio' } })).toContain('<model type="virtio"/>');
+  });
+  test('a virt type Nova (Zed) does not have is UnsupportedVirtType with its field', () => {
+    let err: unknown;
+    try { novaInterfaceXml(vif as never, { vcpus: 1, virtType: 'xen' as never }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(UnsupportedVirtType);
+    expect((err as UnsupportedVirtType).virt).toBe('xen');
+    expect((err as UnsupportedVirtType).code).toBe('ERR_VIF_UNSUPPORTED_VIRT_TYPE');
+  });
+  test('vcpus is required (a flavor always has it) and conf values are Nova\'s choices', () => {
+    expect(() => novaInterfaceXml(vif as never, {} as never)).toThrow(/vcpus: must be a number/);
+    expect(() => novaInterfaceXml(vif as never, { vcpus: 2, conf: { rx_queue_size: 300 as never } })).toThrow(/conf\.rx_queue_size: must be one of 256, 512, 1024/);
   });
 });
 
