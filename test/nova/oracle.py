@@ -24,6 +24,7 @@ the agent list, set_binding); a new driver per case, because the driver mutates 
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 
@@ -47,8 +48,15 @@ def main():
     CONF = nova.conf.CONF
     CONF([], project='nova', default_config_files=[])
     lock_dir = tempfile.mkdtemp(prefix='mvt-nova-locks-')
-    CONF.set_override('lock_path', lock_dir, group='oslo_concurrency')
+    try:
+        CONF.set_override('lock_path', lock_dir, group='oslo_concurrency')
+        run(request, CONF, objects, network_model, nova, linux_net, libvirt_vif, etree)
+    finally:
+        shutil.rmtree(lock_dir, ignore_errors=True)
 
+
+def run(request, CONF, objects, network_model, nova, linux_net, libvirt_vif, etree):
+    """Every batch in the request, answered on stdout."""
     driver = libvirt_vif.LibvirtGenericVIFDriver(host=None)
     instance = objects.Instance(uuid='00000000-0000-4000-8000-000000000001', display_name='mvt-oracle', id=1)
 
