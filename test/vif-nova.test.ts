@@ -10,6 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { MAX_TAP_QUEUES, UnsupportedVirtType, VifError, novaInterfaceXml, parseVif, toInterfaceXml } from '../lib/vif/index.js';
+import { novaKernelQueueCap } from '../lib/vif/nova.js';
 import { readXml, type XmlElement } from '../lib/vif/xml.js';
 import { libvirtValidateUnavailable, validateDomains } from './helpers/libvirt.js';
 import { describeNova, runOracle, type NeutronBindCase, type NovaConfigCase, type NovaError, type OracleResponse } from './helpers/nova.js';
@@ -169,6 +170,8 @@ function ours(c: NovaConfigCase): Ours {
 }
 
 const cases = corpus();
+/** Kernel releases for Nova's queue cap (it reads the major version from os.uname()). */
+const RELEASES = ['2.6.32-754.el6.x86_64', '3.10.0-1160.el7.x86_64', '4.19.0-27-amd64', '5.10.0-30-amd64', '6.1.0-57-amd64', '6.18.44-fc-v1045'];
 const bindCases: NeutronBindCase[] = [
   { mappings: { physnet1: 'eth0' }, segment: { id: 's1', network_type: 'flat', physical_network: 'physnet1', segmentation_id: null }, address: 'fa:16:3e:aa:00:01' },
   { mappings: { physnet1: 'eth0' }, segment: { id: 's2', network_type: 'vlan', physical_network: 'physnet1', segmentation_id: 100 }, address: 'fa:16:3e:aa:00:02' },
@@ -193,7 +196,7 @@ describeNova("novaInterfaceXml against Nova's own get_config (python3-nova, one 
   let oracle: OracleResponse;
   const t0 = Date.now();
   beforeAll(() => {
-    oracle = runOracle({ config: [...cases, ...stricter.map(([, c]) => c)], bind: bindCases });
+    oracle = runOracle({ config: [...cases, ...stricter.map(([, c]) => c)], bind: bindCases, caps: RELEASES });
     process.stderr.write(`nova oracle: Nova ${oracle.versions.nova}, Neutron ${oracle.versions.neutron}, kernel ${oracle.kernel}: ${cases.length} cases in ${Date.now() - t0} ms\n`);
   }, 300_000);
 
@@ -264,6 +267,11 @@ describeNova("novaInterfaceXml against Nova's own get_config (python3-nova, one 
     });
     // Nova really wrote the non-integer quota into the XML (which libvirt's schema then refuses).
     expect((oracle.config[cases.length + 1] as { xml: string }).xml).toContain('average="10k"');
+  });
+
+  test("the queue cap by kernel version is Nova's _get_max_tap_queues, with 256 where Nova has none", () => {
+    expect(RELEASES.map((r) => novaKernelQueueCap(r) ?? null)).toStrictEqual(oracle.caps);
+    expect(oracle.caps).toStrictEqual([1, 8, 256, null, null, null]);
   });
 
   test('queues above 256 (Nova on kernels ≥ 5 asks for one per vCPU) become 256, the kernel limit', () => {

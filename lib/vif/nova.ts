@@ -166,9 +166,8 @@ export interface NovaDecisions {
   /** The model Nova decided (`undefined`: none; libvirt's default). It decides whether `<driver>` is written. */
   model: string | undefined;
   driverName: 'vhost' | 'qemu' | undefined;
+  /** The queue count: Nova's, capped at {@link MAX_TAP_QUEUES}. */
   queues: number | undefined;
-  /** What Nova would have asked for before our cap at {@link MAX_TAP_QUEUES}. */
-  novaQueues: number | undefined;
   rxQueueSize: number | undefined;
 }
 
@@ -225,13 +224,12 @@ export function novaDecisions(o: NovaInterfaceOptions, vifId?: string): NovaDeci
     // Nova's config refuses such a virt_type before any vif is rendered.
     throw new UnsupportedVirtType(virt, vifId);
   }
-  const none: NovaDecisions = { model, driverName: undefined, queues: undefined, novaQueues: undefined, rxQueueSize: undefined };
+  const none: NovaDecisions = { model, driverName: undefined, queues: undefined, rxQueueSize: undefined };
   if (model !== 'virtio') return none;
 
   // Nova's workaround for libvirt enabling vhost on non-KVM guests.
   let driverName: 'vhost' | 'qemu' | undefined = virt === 'qemu' ? 'qemu' : undefined;
   let queues: number | undefined;
-  let novaQueues: number | undefined;
   if (virt === 'kvm' || virt === 'parallels') {
     // get_vif_multiqueue_constraint: one vCPU never gets multiqueue, and the conflict is not even looked at then.
     let enabled = false;
@@ -245,14 +243,14 @@ export function novaDecisions(o: NovaInterfaceOptions, vifId?: string): NovaDeci
       driverName = 'vhost';
       // _get_max_tap_queues: max_queues when set, else by kernel version (no cap from 5 on, in Nova).
       const novaCap = conf.max_queues ?? novaKernelQueueCap();
-      novaQueues = novaCap === undefined ? o.vcpus : Math.min(o.vcpus, novaCap);
+      const novaQueues = novaCap === undefined ? o.vcpus : Math.min(o.vcpus, novaCap);
       queues = Math.min(novaQueues, MAX_TAP_QUEUES);
     }
   }
   const rx = conf.rx_queue_size ?? undefined;
   // "vhost backend only supports update of RX queue size": Nova forces name='vhost' to get a <driver> element.
   if (rx !== undefined && (driverName === 'vhost' || driverName === undefined)) driverName = 'vhost';
-  return { model, driverName, queues, novaQueues, rxQueueSize: rx };
+  return { model, driverName, queues, rxQueueSize: rx };
 }
 
 function warnDropped(vifId: string, dropped: DroppedBandwidth[]): void {

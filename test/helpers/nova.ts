@@ -80,11 +80,12 @@ export interface OracleResponse {
   kernel: string;
   config: Array<{ xml: string } | NovaError>;
   plug: Array<{ commands: NovaCommand[] } | NovaError>;
+  caps: Array<number | null>;
   bind: Array<{ bound: false } | { bound: true; vif_type: string; vif_details: Record<string, unknown>; xml: string; commands: NovaCommand[] }>;
 }
 
 /** Runs the oracle once over a whole batch. */
-export function runOracle(request: { config?: NovaConfigCase[]; plug?: Array<{ vif: Record<string, unknown>; existing: string[] }>; bind?: NeutronBindCase[] }): OracleResponse {
+export function runOracle(request: { config?: NovaConfigCase[]; plug?: Array<{ vif: Record<string, unknown>; existing: string[] }>; bind?: NeutronBindCase[]; caps?: string[] }): OracleResponse {
   const r = spawnSync(DEBIAN_PYTHON, [ORACLE], { input: JSON.stringify(request), encoding: 'utf8', timeout: 300_000, maxBuffer: 256 << 20 });
   if (r.status !== 0) throw new Error(`oracle failed (${r.status ?? r.signal}): ${r.stderr}`);
   return JSON.parse(r.stdout) as OracleResponse;

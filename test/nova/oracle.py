@@ -6,18 +6,21 @@ writes one on stdout, so a whole corpus costs one interpreter start:
 
   {"config": [{"vif", "vcpus", "extra_specs", "image_properties", "conf", "virt_type"}, ...],
    "plug":   [{"vif", "existing": [device names that exist]}, ...],
-   "bind":   [{"mappings", "segment", "vnic_type"}, ...]}
+   "bind":   [{"mappings", "segment", "address", "vnic_type"}, ...],
+   "caps":   [kernel release strings, ...]}
 ->
   {"versions": {...}, "kernel": os.uname().release,
    "config": [{"xml"} | {"error", "kwargs"}, ...],
    "plug":   [{"commands": [{"argv", "check_exit_code"}]} | {"error"}, ...],
-   "bind":   [{"bound", "vif_type", "vif_details"} | {"bound": false}, ...]}
+   "bind":   [{"bound", "vif_type", "vif_details", "xml", "commands"} | {"bound": false}, ...],
+   "caps":   [_get_max_tap_queues() for that release, ...]}
 
 What runs is Nova's real code: LibvirtGenericVIFDriver.get_config() with real nova.objects (Instance, Flavor,
 ImageMeta) and network.model.VIF, and LibvirtGenericVIFDriver.plug() down to nova.privsep.linux_net. Stubbed, because
 they need a host or a hypervisor: the privsep daemon (entrypoints run in-process: client_mode off), the commands
 themselves (processutils.execute records argv and check_exit_code instead of running `ip`), device_exists (answers
-from the case's "existing" list instead of /sys/class/net) and the external lock's directory (a temporary one).
+from the case's "existing" list instead of /sys/class/net), the external lock's directory (a temporary one), and, for
+"caps" only, os.uname() as vif.py sees it (to ask Nova's queue cap for other kernels than this one).
 Neutron's MacvtapMechanismDriver.bind_port() runs with a small fake PortContext (current port, network, segments,
 the agent list, set_binding); a new driver per case, because the driver mutates its own vif_details dict.
 """
@@ -83,6 +86,21 @@ def run(request, CONF, objects, network_model, nova, linux_net, libvirt_vif, etr
             config_out.append({'xml': etree.tostring(conf.format_dom(), encoding='unicode')})
         except Exception as e:  # noqa: BLE001 - the class name is the answer
             config_out.append(exception_result(e))
+
+    # _get_max_tap_queues() by kernel release, max_queues unset: os.uname as seen by vif.py answers the release.
+    caps_out = []
+    real_uname = libvirt_vif.os.uname
+    for rel in request.get('caps', []):
+        for opt in ('max_queues',):
+            CONF.clear_override(opt, group='libvirt')
+
+        class Uname:
+            release = rel
+        libvirt_vif.os.uname = lambda: Uname
+        try:
+            caps_out.append(driver._get_max_tap_queues())
+        finally:
+            libvirt_vif.os.uname = real_uname
 
     # plug(): privsep entrypoints in-process, commands recorded instead of run.
     nova.privsep.sys_admin_pctxt.client_mode = False
@@ -163,6 +181,7 @@ def run(request, CONF, objects, network_model, nova, linux_net, libvirt_vif, etr
                      'neutron': neutron.version.version_info.version_string() if bind_cases else None},
         'kernel': os.uname().release,
         'config': config_out,
+        'caps': caps_out,
         'plug': plug_out,
         'bind': bind_out,
     }, sys.stdout)
