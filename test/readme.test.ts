@@ -34,6 +34,14 @@ describe('README examples', () => {
     expect(execFileSync(process.execPath, [file], { encoding: 'utf8' })).toBe(output);
   });
 
+  it("novaInterfaceXml → Nova's decisions and its error, as the README shows", () => {
+    const dist = join(root, 'dist', 'lib', 'vif', 'index.js');
+    const { code, output } = example('vif-nova');
+    const file = join(work, 'vif-nova.mjs');
+    writeFileSync(file, code.replace(`from 'macvtap/vif'`, `from ${JSON.stringify(pathToFileURL(dist).href)}`));
+    expect(execFileSync(process.execPath, [file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })).toBe(output);
+  });
+
   it('vif port security → the policy and the refusal the README shows', () => {
     const dist = join(root, 'dist', 'lib', 'vif', 'index.js');
     const { code, output } = example('vif-portsec');

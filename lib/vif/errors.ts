@@ -96,3 +96,62 @@ export class VifPlugError extends VifError {
     this.device = opts.device;
   }
 }
+
+/**
+ * The flavor and the image disagree on a setting — Nova's `FlavorImageConflict`, raised for
+ * `hw:vif_multiqueue_enabled` (flavor extra spec) against `hw_vif_multiqueue_enabled` (image property).
+ * `setting`, `flavorVal` and `imageVal` are the fields of Nova's message format.
+ */
+export class FlavorImageConflict extends VifError {
+  /** The setting, as Nova names it (`'hw:vif_multiqueue_enabled'`). */
+  readonly setting: string;
+  /** The flavor's value, read as Nova reads it. */
+  readonly flavorVal: unknown;
+  /** The image's value, read as Nova reads it. */
+  readonly imageVal: unknown;
+
+  /** @internal */
+  constructor(setting: string, flavorVal: unknown, imageVal: unknown, vifId?: string) {
+    super(
+      'ERR_VIF_FLAVOR_IMAGE_CONFLICT',
+      `Conflicting values for ${setting} found in the flavor (${String(flavorVal)}) and the image (${String(imageVal)}).`,
+      { ...(vifId === undefined ? {} : { vifId }), issues: [{ path: `flavorExtraSpecs.${setting}`, message: `conflicts with the image's value ${String(imageVal)}` }] },
+    );
+    this.setting = setting;
+    this.flavorVal = flavorVal;
+    this.imageVal = imageVal;
+  }
+}
+
+/** The NIC model is not one the virt type supports — Nova's `UnsupportedHardware` (fields `model`, `virt`). */
+export class UnsupportedHardware extends VifError {
+  /** The requested model (the image's `hw_vif_model`, or Nova's default). */
+  readonly model: string;
+  /** The virt type (`[libvirt] virt_type`). */
+  readonly virt: string;
+
+  /** @internal */
+  constructor(model: string, virt: string, vifId?: string) {
+    super('ERR_VIF_UNSUPPORTED_HARDWARE', `Requested hardware '${model}' is not supported by the '${virt}' virt driver`, {
+      ...(vifId === undefined ? {} : { vifId }),
+      issues: [{ path: 'imageProperties.hw_vif_model', message: `not supported by virt type ${virt}` }],
+    });
+    this.model = model;
+    this.virt = virt;
+  }
+}
+
+/** The virt type is not one Nova's libvirt driver knows — Nova's `UnsupportedVirtType` (field `virt`). */
+export class UnsupportedVirtType extends VifError {
+  /** The virt type asked for. */
+  readonly virt: string;
+
+  /** @internal */
+  constructor(virt: string, vifId?: string) {
+    super('ERR_VIF_UNSUPPORTED_VIRT_TYPE', `Virtualization type '${virt}' is not supported by this compute driver`, {
+      ...(vifId === undefined ? {} : { vifId }),
+      issues: [{ path: 'virtType', message: 'must be one of kvm, qemu, lxc, parallels' }],
+    });
+    this.virt = virt;
+  }
+}

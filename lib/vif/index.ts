@@ -10,7 +10,16 @@
  * the core's port-security policy check (`../portsec/policy.js`), so a port the core would refuse is refused before
  * a plug creates anything.
  */
-export { VifError, InvalidVifError, VifDetailsMissingMacvtapParameters, VifXmlError, VifPlugError } from './errors.js';
+export {
+  VifError,
+  InvalidVifError,
+  VifDetailsMissingMacvtapParameters,
+  VifXmlError,
+  VifPlugError,
+  FlavorImageConflict,
+  UnsupportedHardware,
+  UnsupportedVirtType,
+} from './errors.js';
 export type { VifIssue, VifPlugErrorCode } from './errors.js';
 export {
   VIF_MACVTAP_MODES,
@@ -41,6 +50,8 @@ export type {
 } from './interface.js';
 export { interfaceToXml, toInterfaceXml, parseInterfaceXml, parseDomainInterfaces, toDomainXml } from './xml.js';
 export type { DomainOptions } from './xml.js';
+export { NOVA_VIRT_TYPES, NOVA_VIF_MODELS, NOVA_SUPPORTED_VIF_MODELS, novaInterfaceConfig, novaInterfaceXml } from './nova.js';
+export type { NovaInterfaceOptions, NovaLibvirtConf, NovaVirtType } from './nova.js';
 export { plug, unplug, removeVlan, plugSelfManaged, unplugSelfManaged } from './plug.js';
 export type { PlugOptions, DirectPlugOptions, PlugResult, SelfManagedOptions, SelfManagedPlug } from './plug.js';
 export {

@@ -8,6 +8,8 @@
  */
 import { isInteger, isPlainObject, MAX_TAP_QUEUES, parseDecimal, U32_MAX } from '../validate.js';
 import { InvalidVifError, type VifIssue } from './errors.js';
+// TSDoc links only.
+import type { novaInterfaceXml } from './nova.js';
 import {
   VIF_MACVTAP_MODES,
   boolean,
@@ -30,6 +32,7 @@ import {
   type Vif,
   type VifInput,
   type VifMacvtapMode,
+  unknownKeyIssues,
 } from './model.js';
 
 export { MAX_TAP_QUEUES };
@@ -82,6 +85,8 @@ export interface Driver {
   queues?: number;
   /** Virtio RX ring size: 256, 512 or 1024 (powers of two QEMU accepts). */
   rxQueueSize?: number;
+  /** Virtio TX ring size: 256, 512 or 1024 (QEMU honours it only with the vhost-user backend; Nova sets it anyway). */
+  txQueueSize?: number;
   host?: HostOffloads;
   guest?: GuestOffloads;
 }
@@ -118,10 +123,14 @@ const isVirtio = (model: string | undefined): boolean => model === undefined || 
 
 const positive = integer(1, U32_MAX);
 
-/** Checks an optional object at `path` with a check per known key (other keys are dropped); its known keys. */
-function optionalFields(issues: VifIssue[], path: string, v: unknown, fields: Record<string, Check>): Record<string, unknown> | undefined {
+/**
+ * Checks an optional object at `path` with a check per known key, refusing any other key (`nested` names keys the
+ * caller reads itself); its known keys.
+ */
+function optionalFields(issues: VifIssue[], path: string, v: unknown, fields: Record<string, Check>, nested: readonly string[] = []): Record<string, unknown> | undefined {
   if (v === undefined) return undefined;
   return readObject(issues, path, v, (o) => {
+    issues.push(...unknownKeyIssues(path, o, [...Object.keys(fields), ...nested]));
     const out: Record<string, unknown> = {};
     for (const [key, check] of Object.entries(fields)) if (checkAt(issues, `${path}.${key}`, o[key], check)) out[key] = o[key];
     return out;
@@ -129,14 +138,17 @@ function optionalFields(issues: VifIssue[], path: string, v: unknown, fields: Re
 }
 
 const ON_OFF = optional(boolean);
+// QEMU's virtio-net takes a power of two in 256–1024 for either ring (virtio_net_device_realize).
+const queueSize: Check = (n) => (n === 256 || n === 512 || n === 1024 ? undefined : 'must be 256, 512 or 1024 (a power of two QEMU accepts)');
 const RATE = optional(positive);
 
 function readDriver(issues: VifIssue[], v: unknown): Driver | undefined {
   const d = optionalFields(issues, 'driver', v, {
     name: optional(oneOf(['vhost', 'qemu'])),
     queues: optional(integer(1, MAX_TAP_QUEUES)),
-    rxQueueSize: optional((n) => (n === 256 || n === 512 || n === 1024 ? undefined : 'must be 256, 512 or 1024 (a power of two QEMU accepts)')),
-  });
+    rxQueueSize: optional(queueSize),
+    txQueueSize: optional(queueSize),
+  }, ['host', 'guest']);
   if (d === undefined || !isPlainObject(v)) return undefined;
   d.host = optionalFields(issues, 'driver.host', v.host, { csum: ON_OFF, gso: ON_OFF, tso4: ON_OFF, tso6: ON_OFF, ecn: ON_OFF, ufo: ON_OFF, mrgRxbuf: ON_OFF });
   d.guest = optionalFields(issues, 'driver.guest', v.guest, { csum: ON_OFF, tso4: ON_OFF, tso6: ON_OFF, ecn: ON_OFF, ufo: ON_OFF });
@@ -147,7 +159,7 @@ const RATE_FIELDS = { average: RATE, peak: RATE, burst: RATE, floor: RATE };
 
 function readBandwidth(issues: VifIssue[], v: unknown): Bandwidth | undefined {
   if (v === undefined) return undefined;
-  return readObject(issues, 'bandwidth', v, (b) => ({
+  return readObject(issues, 'bandwidth', v, (b) => (issues.push(...unknownKeyIssues('bandwidth', b, ['inbound', 'outbound'])), {
     inbound: optionalFields(issues, 'bandwidth.inbound', b.inbound, RATE_FIELDS),
     outbound: optionalFields(issues, 'bandwidth.outbound', b.outbound, RATE_FIELDS),
   }));
@@ -156,7 +168,12 @@ function readBandwidth(issues: VifIssue[], v: unknown): Bandwidth | undefined {
 function readVirtualport(issues: VifIssue[], v: unknown): Virtualport | undefined {
   if (v === undefined) return undefined;
   return readObject(issues, 'virtualport', v, (vp): Virtualport | undefined => {
+    issues.push(...unknownKeyIssues('virtualport', vp, ['type', 'parameters']));
     const params = vp.parameters;
+    if (isPlainObject(params)) {
+      const known = vp.type === '802.1Qbh' ? ['profileid'] : ['managerid', 'typeid', 'typeidversion', 'instanceid'];
+      issues.push(...unknownKeyIssues('virtualport.parameters', params, known));
+    }
     if (vp.type === '802.1Qbh') return { type: vp.type, parameters: params === undefined ? undefined : readQbhParams(issues, 'virtualport.parameters', params) };
     if (vp.type === '802.1Qbg') return { type: vp.type, parameters: params === undefined ? undefined : readQbgParams(issues, 'virtualport.parameters', params) };
     return void issues.push({ path: 'virtualport.type', message: 'must be "802.1Qbg" or "802.1Qbh"' });
@@ -196,6 +213,10 @@ function crossFieldIssues(c: InterfaceConfig): VifIssue[] {
   return issues;
 }
 
+const CONFIG_KEYS = [
+  'type', 'mac', 'source', 'target', 'model', 'driver', 'bandwidth', 'mtu', 'linkState', 'trustGuestRxFilters', 'virtualport', 'bootOrder', 'alias',
+] as const satisfies ReadonlyArray<keyof InterfaceConfig>;
+
 /**
  * Every problem of an {@link InterfaceConfig} (libvirt's grammar, then its semantic rules for direct/ethernet), and
  * the config with its known keys only, `undefined`s dropped and the MAC in lower case. @internal
@@ -204,6 +225,7 @@ export function interfaceConfigIssues(config: unknown): { issues: VifIssue[]; co
   const issues: VifIssue[] = [];
   if (!isPlainObject(config)) return { issues: [{ path: '', message: 'an interface must be an object' }], config: config as InterfaceConfig };
   const c = config;
+  issues.push(...unknownKeyIssues('', c, CONFIG_KEYS));
   checkAt(issues, 'type', c.type, oneOf(['direct', 'ethernet']));
   checkAt(issues, 'mac', c.mac, mac);
   const out = dropUndefined({
@@ -287,21 +309,32 @@ export interface InterfaceOptions {
   targetDev?: string;
   /** `<model type>`; default `'virtio'`. */
   model?: InterfaceModel;
-  /** Asks for multiqueue: `<driver name='vhost' queues='min(vcpus, maxTapQueues)'>` (only when that is above 1). */
+  /**
+   * Asks for multiqueue: `<driver name='vhost' queues='min(vcpus, maxTapQueues)'>` (only when that is above 1).
+   * Unlike Nova, giving vCPUs is the request itself: Nova turns multiqueue on only for `hw:vif_multiqueue_enabled`
+   * (flavor) or `hw_vif_multiqueue_enabled` (image) — use {@link novaInterfaceXml} for Nova's decision.
+   */
   vcpus?: number;
   /** Ceiling for the queue count; default {@link MAX_TAP_QUEUES} (Nova's `max_queues`). */
   maxTapQueues?: number;
-  /** `<driver name>`; default `'vhost'` when multiqueue is in effect, otherwise absent. */
+  /** `<driver name>`; default `'vhost'` when multiqueue is in effect or `rxQueueSize` is given (as Nova), otherwise absent. */
   driverName?: 'vhost' | 'qemu';
   /** `<driver rx_queue_size>`: 256, 512 or 1024. */
   rxQueueSize?: number;
+  /** `<driver tx_queue_size>`: 256, 512 or 1024. */
+  txQueueSize?: number;
   /** `<driver><host …/>`. */
   hostOffloads?: HostOffloads;
   /** `<driver><guest …/>`. */
   guestOffloads?: GuestOffloads;
   /** `<bandwidth>`; merged over what `quota` gives. */
   bandwidth?: Bandwidth;
-  /** A flavor's extra specs; `quota:vif_*` keys become `<bandwidth>` (see {@link bandwidthFromQuota}). */
+  /**
+   * A flavor's extra specs; `quota:vif_*` keys become `<bandwidth>` (see {@link bandwidthFromQuota}). Stricter than
+   * Nova, by choice: a peak or burst without the direction's average is refused (Nova silently drops the direction,
+   * libvirt needs the average), and so is a 0 (Nova writes it, libvirt's schema refuses it). {@link novaInterfaceXml}
+   * follows Nova instead and warns about what it drops.
+   */
   quota?: Record<string, unknown>;
   /**
    * `<mtu size>`. Default: `network.meta.mtu` for `'ethernet'`, none for `'direct'` (libvirt refuses it there; `plug`
@@ -320,10 +353,23 @@ export interface InterfaceOptions {
   alias?: string;
 }
 
+/** The keys {@link InterfaceOptions} takes. */
+export const INTERFACE_OPTION_KEYS = [
+  'form', 'targetDev', 'model', 'vcpus', 'maxTapQueues', 'driverName', 'rxQueueSize', 'txQueueSize', 'hostOffloads', 'guestOffloads',
+  'bandwidth', 'quota', 'mtu', 'linkState', 'trustGuestRxFilters', 'virtualport', 'bootOrder', 'alias',
+] as const satisfies ReadonlyArray<keyof InterfaceOptions>;
+
 /** Problems of the options {@link interfaceFromVif} reads itself; the rest are checked in the config they become. */
 function optionIssues(options: unknown): VifIssue[] {
   if (!isPlainObject(options)) return [{ path: '', message: 'options must be an object' }];
-  const issues: VifIssue[] = [];
+  const issues: VifIssue[] = unknownKeyIssues('', options, INTERFACE_OPTION_KEYS);
+  // The nested objects are copied into the config under other names: name their keys as the caller spelt them.
+  const nested: Array<[string, unknown, readonly string[]]> = [
+    ['hostOffloads', options.hostOffloads, ['csum', 'gso', 'tso4', 'tso6', 'ecn', 'ufo', 'mrgRxbuf']],
+    ['guestOffloads', options.guestOffloads, ['csum', 'tso4', 'tso6', 'ecn', 'ufo']],
+    ['bandwidth', options.bandwidth, ['inbound', 'outbound']],
+  ];
+  for (const [path, v, known] of nested) if (isPlainObject(v)) issues.push(...unknownKeyIssues(path, v, known));
   checkAt(issues, 'form', options.form, optional(oneOf(['direct', 'ethernet'])));
   checkAt(issues, 'vcpus', options.vcpus, optional(integer(1, Infinity)));
   checkAt(issues, 'maxTapQueues', options.maxTapQueues, optional(integer(1, MAX_TAP_QUEUES)));
@@ -354,9 +400,11 @@ export function interfaceFromVif(vifInput: VifInput | Vif, options: InterfaceOpt
   const multiqueue = queues !== undefined && queues > 1;
 
   const driver = dropUndefined({
-    name: options.driverName ?? (multiqueue ? 'vhost' : undefined),
+    // As Nova's get_base_config: the vhost backend is the one that takes an RX queue size, so asking for one names it.
+    name: options.driverName ?? (multiqueue || options.rxQueueSize !== undefined ? 'vhost' : undefined),
     queues: multiqueue ? queues : undefined,
     rxQueueSize: options.rxQueueSize,
+    txQueueSize: options.txQueueSize,
     host: options.hostOffloads,
     guest: options.guestOffloads,
   });

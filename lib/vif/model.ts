@@ -81,7 +81,8 @@ export interface Vif {
   /** The guest's MAC address: unicast, not all-zero, lower case. */
   address: string;
   type: 'macvtap';
-  vnic_type: 'normal';
+  /** `normal`, or `macvtap` (Neutron's vnic type for macvtap ports; Nova treats both alike here). */
+  vnic_type: 'normal' | 'macvtap';
   /** Nova's device name (`tap` + port id prefix); the self-managed macvtap's default name. */
   devname?: string;
   network: VifNetwork;
@@ -114,7 +115,7 @@ export interface VifInput {
   id: string;
   address: string;
   type: 'macvtap';
-  vnic_type?: 'normal';
+  vnic_type?: 'normal' | 'macvtap';
   devname?: string | null;
   network: {
     id?: string;
@@ -219,6 +220,16 @@ const vlanCheck: Check = (v) => {
   return n >= 1 && n <= 4094 ? undefined : 'VLAN id must be in 1–4094';
 };
 
+/**
+ * Refuses keys of `obj` not in `known`, naming each, as the core's options do (`knownKeys` in `../validate.ts`): a
+ * misspelt option must fail, not silently fall back to a default. @internal
+ */
+export function unknownKeyIssues(path: string, obj: Record<string, unknown>, known: readonly string[]): VifIssue[] {
+  return Object.keys(obj)
+    .filter((k) => !known.includes(k))
+    .map((k) => ({ path: path ? `${path}.${k}` : k, message: `is not a known option (known: ${known.join(', ')})` }));
+}
+
 /** Reads an object with `read` (which records problems under `path`), or records that it is not one. @internal */
 export function readObject<T>(issues: VifIssue[], path: string, v: unknown, read: (o: Record<string, unknown>) => T, message = 'must be an object'): T | undefined {
   if (!isPlainObject(v)) {
@@ -318,10 +329,11 @@ function readVif(issues: VifIssue[], input: unknown): Vif | undefined {
     checkAt(issues, 'id', o.id, (v) => (typeof v !== 'string' ? 'must be a string (the Neutron port id)' : v.length === 0 ? 'must not be empty' : undefined));
     checkAt(issues, 'address', o.address, mac);
     checkAt(issues, 'type', o.type, (v) => (v === 'macvtap' ? undefined : `vif type must be "macvtap", not ${JSON.stringify(v)}`));
+    // Nova renders vnic types normal and macvtap alike for vif type macvtap; the SR-IOV ones skip the virtio setup.
     checkAt(issues, 'vnic_type', o.vnic_type, (v) =>
-      v === undefined || v === 'normal'
+      v === undefined || v === 'normal' || v === 'macvtap'
         ? undefined
-        : `vnic_type must be "normal" for a macvtap vif (got ${JSON.stringify(v)}; SR-IOV vnic types are another vif type)`);
+        : `vnic_type must be "normal" or "macvtap" for a macvtap vif (got ${JSON.stringify(v)}; SR-IOV vnic types are another vif type)`);
     checkAt(issues, 'devname', o.devname, nullable(ifname));
     const network = readNetwork(issues, o.network);
     const details = readDetails(issues, o.details);
@@ -332,7 +344,7 @@ function readVif(issues: VifIssue[], input: unknown): Vif | undefined {
       id: o.id as string,
       address: (o.address as string).toLowerCase(),
       type: 'macvtap' as const,
-      vnic_type: 'normal' as const,
+      vnic_type: (o.vnic_type ?? 'normal') as 'normal' | 'macvtap',
       devname: (o.devname ?? undefined) as string | undefined,
       network: network!,
       details: details!,

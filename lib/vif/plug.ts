@@ -4,6 +4,10 @@
  * - `plug`: with a VLAN, ensure the VLAN device `macvtap_source` on `physical_interface` (create it, or accept it when
  *   it already is that VLAN on that lower device), bring it up and set its MTU from `network.meta.mtu` every time;
  *   without one, ensure the source device is up. libvirt then creates the macvtap itself (`type='direct'`).
+ *   Nova (Zed) differs in three ways, checked against its own code by `test/vif-nova-plug.test.ts`: it sets no MTU
+ *   (libvirt refuses `<mtu>` on direct, so this is the only place the network's MTU reaches the macvtap's lower);
+ *   with the physical interface down it accepts `ip link set … up` failing and leaves the VLAN down (ours fails with
+ *   `ENETDOWN` and deletes the VLAN it created); and it leaves an existing down device down (ours brings it up).
  * - `unplug`: nothing to delete for libvirt-managed attachments; VLAN devices go only through {@link removeVlan}.
  * - `plugSelfManaged`: for drivers that own the device: also create the macvtap with the vif's MAC, open its queues,
  *   and return them with the matching unmanaged `type='ethernet'` XML.
@@ -28,14 +32,13 @@ import {
 import type { LinkInfo, Netns } from '../types.js';
 import { isInteger, isPlainObject, MAX_TAP_QUEUES } from '../validate.js';
 import { InvalidVifError, VifPlugError, type VifPlugErrorCode } from './errors.js';
-import { interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
-import { formatIssues, ifname, kernelMacvtapMode, parseVif, type Vif, type VifInput } from './model.js';
+import { INTERFACE_OPTION_KEYS, interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
+import { formatIssues, ifname, kernelMacvtapMode, parseVif, unknownKeyIssues, type Vif, type VifInput } from './model.js';
 import {
   applyVifPortSecurity,
   directTargetDev,
   portSecurityNameIssue,
   targetDevIssue,
-  unknownKeyIssues,
   vifPortSecurityPolicy,
   type VifPortSecurity,
   type VifPortSecurityOptions,
@@ -196,7 +199,8 @@ async function ensureVlan(vif: Vif, vlan: number, netns: Netns | undefined): Pro
   }
   const mtu = vif.network.meta.mtu;
   try {
-    // As Nova's ensure_vlan: up, and the MTU set on every plug (the network's MTU may have changed).
+    // Up, as Nova's ensure_vlan, and the MTU on every plug (the network's MTU may have changed), which Nova (Zed) does
+    // not set: plug_macvtap passes ensure_vlan no MTU.
     const after = await setLink(link.ifindex, { up: true, ...(mtu === undefined ? {} : { mtu }) }, nsOpt(netns));
     return { link: after ?? link, created };
   } catch (e) {
@@ -279,8 +283,8 @@ export async function plug(vifInput: VifInput | Vif, options: DirectPlugOptions 
  *
  * @throws {@link InvalidVifError} / {@link VifDetailsMissingMacvtapParameters} for a bad vif.
  */
-export async function unplug(vifInput: VifInput | Vif, _options: PlugOptions = {}): Promise<void> {
-  parseVif(vifInput);
+export async function unplug(vifInput: VifInput | Vif, options: PlugOptions = {}): Promise<void> {
+  checkOptions(parseVif(vifInput), 'unplug options', options, ['netns']);
 }
 
 /**
@@ -294,6 +298,7 @@ export async function unplug(vifInput: VifInput | Vif, _options: PlugOptions = {
  */
 export async function removeVlan(vifInput: VifInput | Vif, options: PlugOptions = {}): Promise<boolean> {
   const vif = parseVif(vifInput);
+  checkOptions(vif, 'removeVlan options', options, ['netns']);
   const { netns } = options;
   const { macvtap_source: name, physical_interface: phys, vlan } = vif.details;
   if (vlan === undefined) return false;
@@ -370,6 +375,13 @@ export interface SelfManagedPlug {
 export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfManagedOptions = {}): Promise<SelfManagedPlug> {
   const vif = parseVif(vifInput);
   checkOptions(vif, 'self-managed plug options', options, ['netns', 'queues', 'name', 'vnetHdr', 'nonblock', 'xml', 'portSecurity']);
+  // form, targetDev and vcpus are this function's to set: given in `xml`, they would be silently overridden.
+  if (options.xml !== undefined) {
+    const issues = isPlainObject(options.xml)
+      ? unknownKeyIssues('xml', options.xml, INTERFACE_OPTION_KEYS.filter((k) => k !== 'form' && k !== 'targetDev' && k !== 'vcpus'))
+      : [{ path: 'xml', message: 'must be an object' }];
+    if (issues.length) throw new InvalidVifError(`invalid self-managed plug options for vif ${vif.id}: ${formatIssues(issues)}`, { vifId: vif.id, issues });
+  }
   const { netns } = options;
   const queues = options.queues ?? 1;
   if (!isInteger(queues, 1, MAX_TAP_QUEUES)) {
@@ -477,6 +489,7 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
  */
 export async function unplugSelfManaged(vifInput: VifInput | Vif, options: PlugOptions & { name?: string } = {}): Promise<boolean> {
   const vif = parseVif(vifInput);
+  checkOptions(vif, 'unplugSelfManaged options', options, ['netns', 'name']);
   const name = options.name ?? vif.devname;
   if (name === undefined) {
     throw new InvalidVifError(`vif ${vif.id} has no devname: pass the macvtap's name`, { vifId: vif.id, issues: [{ path: 'name', message: 'required' }] });

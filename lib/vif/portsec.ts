@@ -15,7 +15,7 @@ import { compilePolicy } from '../portsec/policy.js';
 import type { Netns } from '../types.js';
 import { isPlainObject } from '../validate.js';
 import { InvalidVifError, VifPlugError, type VifIssue } from './errors.js';
-import { formatIssues, ifname, mac as macCheck, parseVif, type Vif, type VifInput } from './model.js';
+import { formatIssues, ifname, mac as macCheck, parseVif, unknownKeyIssues, type Vif, type VifInput } from './model.js';
 import { parseDomainInterfaces } from './xml.js';
 
 /** One of a Neutron port's `fixed_ips`: `{ ip_address, subnet_id }`. */
@@ -71,13 +71,6 @@ const NFT_NAME = /^[A-Za-z0-9_.-]+$/;
 
 function invalid(vif: Vif, what: string, issues: VifIssue[]): InvalidVifError {
   return new InvalidVifError(`invalid ${what} for vif ${vif.id}: ${formatIssues(issues)}`, { vifId: vif.id, issues });
-}
-
-/** Refuses keys of `obj` not in `known`, naming each, as the core's options do. @internal */
-export function unknownKeyIssues(path: string, obj: Record<string, unknown>, known: readonly string[]): VifIssue[] {
-  return Object.keys(obj)
-    .filter((k) => !known.includes(k))
-    .map((k) => ({ path: path ? `${path}.${k}` : k, message: `is not a known option (known: ${known.join(', ')})` }));
 }
 
 /** The field of {@link VifPortSecurity} behind a path the core's policy check names. */

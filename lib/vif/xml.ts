@@ -10,8 +10,8 @@
 import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
 import { VifXmlError, type VifIssue } from './errors.js';
 import { checkInterfaceConfig, interfaceConfigIssues, interfaceFromVif, type InterfaceConfig, type InterfaceOptions } from './interface.js';
-import { dropUndefined, formatIssues, type Vif, type VifInput } from './model.js';
-import { isUuid, parseDecimal } from '../validate.js';
+import { dropUndefined, formatIssues, unknownKeyIssues, type Vif, type VifInput } from './model.js';
+import { isPlainObject, isUuid, parseDecimal } from '../validate.js';
 
 /** An element as read or to be written: name, attributes (unescaped text), children in document order. @internal */
 export interface XmlElement {
@@ -97,7 +97,7 @@ function interfaceElement(c: InterfaceConfig): XmlElement {
   if (c.model) appendElement(iface, 'model', { type: c.model });
   if (c.driver) {
     const d = c.driver;
-    const drv = appendElement(iface, 'driver', attrs({ name: d.name, queues: d.queues, rx_queue_size: d.rxQueueSize }));
+    const drv = appendElement(iface, 'driver', attrs({ name: d.name, queues: d.queues, rx_queue_size: d.rxQueueSize, tx_queue_size: d.txQueueSize }));
     if (d.host) {
       const h = d.host;
       appendElement(drv, 'host', attrs({ csum: h.csum, gso: h.gso, tso4: h.tso4, tso6: h.tso6, ecn: h.ecn, ufo: h.ufo, mrg_rxbuf: h.mrgRxbuf }));
@@ -221,6 +221,7 @@ function readInterface(el: XmlElement): Record<string, unknown> {
       name: attr(driver, 'name'),
       queues: num(attr(driver, 'queues')),
       rxQueueSize: num(attr(driver, 'rx_queue_size')),
+      txQueueSize: num(attr(driver, 'tx_queue_size')),
       host: host && {
         csum: onOffAttr(host, 'csum'),
         gso: onOffAttr(host, 'gso'),
@@ -366,8 +367,11 @@ export interface DomainOptions {
  * @throws {@link InvalidVifError} for a bad config or domain option; {@link VifXmlError} for a bad XML string.
  */
 export function toDomainXml(interfaces: Array<InterfaceConfig | string>, options: DomainOptions = {}): string {
+  const raw: unknown = options;
+  if (!isPlainObject(raw)) throw new VifXmlError('invalid domain options: must be an object', { issues: [{ path: '', message: 'must be an object' }] });
   const name = options.name ?? 'macvtap-vif';
-  const issues: VifIssue[] = [];
+  const issues: VifIssue[] = unknownKeyIssues('', raw, ['name', 'uuid', 'memoryMiB', 'vcpus', 'type']);
+  if (options.type !== undefined && options.type !== 'qemu' && options.type !== 'kvm') issues.push({ path: 'type', message: 'must be "qemu" or "kvm"' });
   // libvirt's objectNameWithSlash is [^\n]+; other control characters would not survive XML either.
   if (typeof name !== 'string' || name.length === 0 || /[\x00-\x1f\x7f]/.test(name)) {
     issues.push({ path: 'name', message: 'must be non-empty text without control characters' });
