@@ -1,0 +1,292 @@
+/**
+ * Bandwidth limits (lib/bandwidth.ts) on a real macvtap. Bad rates are refused before anything is sent (any kernel);
+ * on a kernel without traffic control (this project's 6.18 host: no CONFIG_NET_SCHED, hence no /proc/net/psched) the
+ * refusal is EOPNOTSUPP with nothing changed; on a kernel with it (Debian's 6.1, `npm run test:kernel`) what we
+ * install is compared with `tc -s -j qdisc/class/filter show`, and the rates are measured: the harness's native
+ * endpoints push UDP as fast as they can through the macvtap, to the guest (a peer socket → the macvtap's receive
+ * path → the tap fd) and from it (the tap fd → its transmit path → the peer socket).
+ *
+ * Layout: testbed namespaces `host` (veth `mvt-l0`, the macvtap `mvt-bw` on it) and `peer` (`mvt-p0`, 10.200.9.2/24).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMacvtap, deleteLink, getBandwidth, MacvtapError, openTap, setBandwidth, setLink, type Bandwidth, type TapQueue } from '../lib/index.js';
+import { BANDWIDTH_HANDLE } from '../lib/bandwidth.js';
+import { startGuest, startPeer } from '../bench/testbed/endpoints.js';
+import { makeTestbed, type Testbed } from '../bench/testbed/netns.js';
+import { describePrivileged, isRoot } from './helpers/suite.js';
+
+const DEV = 'mvt-bw';
+const G = '02:00:00:00:09:0a';
+const G_IP = '10.200.9.10';
+/**
+ * What this kernel has, asked of `tc` in a throwaway namespace: `none` (no CONFIG_NET_SCHED: no /proc/net/psched),
+ * `partial` (qdiscs, but no matchall classifier or police action: this project's 6.18 host), `full` (Debian's 6.1).
+ */
+function tcSupport(): 'none' | 'partial' | 'full' {
+  if (!existsSync('/proc/net/psched')) return 'none';
+  if (!isRoot) return 'partial';
+  const probe = `mvt-bwprobe-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', probe]);
+  try {
+    const x = (...a: string[]): void => { execFileSync('ip', ['netns', 'exec', probe, ...a], { stdio: 'ignore' }); };
+    x('ip', 'link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1');
+    try {
+      x('tc', 'qdisc', 'add', 'dev', 'p0', 'ingress');
+      x('tc', 'filter', 'add', 'dev', 'p0', 'parent', 'ffff:', 'matchall', 'action', 'police', 'rate', '1mbit', 'burst', '10k', 'drop');
+      x('tc', 'qdisc', 'add', 'dev', 'p0', 'root', 'handle', '1:', 'htb');
+      return 'full';
+    } catch {
+      return 'partial';
+    }
+  } finally {
+    execFileSync('ip', ['netns', 'del', probe]);
+  }
+}
+const support = tcSupport();
+const hasTc = support === 'full';
+/** UDP payload per datagram: 1242-byte Ethernet frames. */
+const PAYLOAD = 1200;
+const FRAME = PAYLOAD + 42;
+
+describe('bandwidth input checks (before anything is sent)', () => {
+  const rows: [string, unknown, RegExp][] = [
+    ['zero average', { inbound: { average: 0 } }, /average.*>= 1/],
+    ['average above 32 bits', { outbound: { average: 2 ** 32 } }, /average.*<= 4294967295/],
+    ['fractional average', { outbound: { average: 1.5 } }, /integer/],
+    ['peak below average', { inbound: { average: 100, peak: 99 } }, /peak.*>= the average/],
+    ['burst without average', { outbound: { burst: 64 } }, /average.*required with burst/],
+    ['peak without average', { outbound: { peak: 64 } }, /average.*required with burst or peak/],
+    ['floor (libvirt networks only)', { inbound: { average: 100, floor: 10 } }, /floor.*not supported/],
+    ['unknown key', { inbound: { average: 100, rate: 1 } }, /inbound\.rate.*not a known option/],
+    ['unknown direction', { both: { average: 1 } }, /bandwidth\.both.*not a known option/],
+    ['burst too long for the kernel bucket', { inbound: { average: 1, burst: 4_000_000 } }, /burst.*2\^32 ticks/],
+    ['string rate', { inbound: { average: '100' } }, /must be a number|must be of type number/],
+  ];
+  for (const [name, bw, msg] of rows) {
+    it(`refuses ${name}`, async () => {
+      // A link that does not exist: a check that let it through would fail differently (ENODEV), not with this message.
+      await expect(setBandwidth('mvt-nonexist', bw as Bandwidth)).rejects.toThrow(msg);
+    });
+  }
+  it('refuses unknown options', async () => {
+    await expect(setBandwidth('mvt-nonexist', null, { netns: '/x', quota: 1 } as never)).rejects.toThrow(/options\.quota/);
+  });
+});
+
+/** `tc -s -j` in the host namespace: the independent view. */
+function tcJson(tb: Testbed, what: 'qdisc' | 'class' | 'filter', ...extra: string[]): Record<string, unknown>[] {
+  return JSON.parse(tb.host.exec('tc', ['-s', '-j', what, 'show', 'dev', DEV, ...extra]) || '[]') as Record<string, unknown>[];
+}
+
+describePrivileged('bandwidth on a kernel without traffic control', () => {
+  it.runIf(support === 'none')('is EOPNOTSUPP naming what is missing, and changes nothing', async () => {
+    const tb = makeTestbed(9);
+    try {
+      await createMacvtap({ lower: tb.lower, name: DEV, mac: G, netns: tb.host.path });
+      const before = tb.host.ip('-d', '-j', 'link', 'show', DEV);
+      const err = await setBandwidth(DEV, { inbound: { average: 1000 }, outbound: { average: 1000 } }, { netns: tb.host.path }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MacvtapError);
+      expect(err).toMatchObject({ code: 'EOPNOTSUPP', syscall: 'RTM_GETQDISC' });
+      expect((err as Error).message).toMatch(/CONFIG_NET_SCHED/);
+      await expect(getBandwidth(DEV, { netns: tb.host.path })).rejects.toMatchObject({ code: 'EOPNOTSUPP' });
+      await expect(setBandwidth(DEV, null, { netns: tb.host.path })).rejects.toMatchObject({ code: 'EOPNOTSUPP' });
+      expect(tb.host.ip('-d', '-j', 'link', 'show', DEV)).toBe(before);
+    } finally {
+      tb.destroy();
+    }
+  });
+});
+
+describePrivileged('bandwidth on a kernel with qdiscs but without the policer', () => {
+  it.runIf(support === 'partial')('is refused naming what is missing, and changes nothing (the htb part is undone)', async () => {
+    const tb = makeTestbed(9);
+    try {
+      await createMacvtap({ lower: tb.lower, name: DEV, mac: G, netns: tb.host.path });
+      const before = [tcJson(tb, 'qdisc'), tcJson(tb, 'class')];
+      const err = await setBandwidth(DEV, { inbound: { average: 1000 }, outbound: { average: 1000 } }, { netns: tb.host.path }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MacvtapError);
+      expect(err).toMatchObject({ code: 'ENOENT', syscall: 'RTM_NEWTFILTER' });
+      expect((err as Error).message).toMatch(/CONFIG_NET_CLS_MATCHALL|CONFIG_NET_ACT_POLICE/);
+      // tc's stats counters move with traffic: compare what is installed, not the counters.
+      const shape = (l: Record<string, unknown>[]): unknown[] => l.map((x) => [x.kind, x.handle, x.parent, x.root]);
+      expect([tcJson(tb, 'qdisc'), tcJson(tb, 'class')].map(shape)).toEqual(before.map(shape));
+      expect(await getBandwidth(DEV, { netns: tb.host.path })).toEqual({});
+    } finally {
+      tb.destroy();
+    }
+  });
+});
+
+describePrivileged('bandwidth on a macvtap (traffic control in the kernel)', () => {
+  if (!hasTc) {
+    process.stderr.write('\n*** SKIPPING bandwidth on a macvtap: this kernel lacks the matchall classifier or police action (run it with npm run test:kernel) ***\n');
+  }
+  let tb: Testbed;
+  let q: TapQueue;
+  const ns = (): { netns: string } => ({ netns: tb.host.path });
+
+  beforeAll(async () => {
+    if (!hasTc || !isRoot) return;
+    tb = makeTestbed(9);
+    await createMacvtap({ lower: tb.lower, name: DEV, mac: G, mode: 'bridge', netns: tb.host.path });
+    tb.host.exec('sysctl', ['-q', '-w', `net.ipv6.conf.${DEV}.disable_ipv6=1`]);
+    await setLink(DEV, { up: true }, ns());
+    // The peer knows the guest's MAC: no ARP needs to pass the policer.
+    tb.peer.ip('neigh', 'replace', G_IP, 'lladdr', G, 'dev', tb.peerIf, 'nud', 'permanent');
+    [q] = (await openTap(DEV, { netns: tb.host.path, vnetHdr: false })) as [TapQueue];
+  });
+  afterAll(async () => {
+    await q?.close();
+    tb?.destroy();
+  });
+
+  /** Our pieces as tc sees them, in the units tc's JSON uses. */
+  function tcView(): { root?: Record<string, unknown>; cls?: Record<string, unknown>; police: Record<string, unknown>[]; qdiscs: string[] } {
+    const qdiscs = tcJson(tb, 'qdisc');
+    const root = qdiscs.find((x) => x.root === true && x.kind === 'htb' && x.handle === `${BANDWIDTH_HANDLE.toString(16)}:`);
+    const cls = tcJson(tb, 'class').find((x) => x.handle === `${BANDWIDTH_HANDLE.toString(16)}:1`);
+    const filters = qdiscs.some((x) => x.kind === 'ingress') ? tcJson(tb, 'filter', 'ingress') : [];
+    const police = filters.flatMap((f) => {
+      const opts = f.options as { actions?: Record<string, unknown>[] } | undefined;
+      return (opts?.actions ?? []).filter((a) => a.kind === 'police').map((a) => ({ ...a, pref: f.pref }));
+    });
+    return { ...(root && { root }), ...(cls && { cls }), police, qdiscs: qdiscs.map((x) => String(x.kind)) };
+  }
+
+  it.runIf(hasTc)('installs an htb class for outbound and an ingress policer for inbound, as tc shows them', async () => {
+    const bw = { inbound: { average: 1000, burst: 64 }, outbound: { average: 2000, peak: 4000, burst: 128 } };
+    await setBandwidth(DEV, bw, ns());
+    const t = tcView();
+    expect(t.root).toMatchObject({ kind: 'htb', options: { default: '0x1' } });
+    // tc reports rates in bytes/s and bursts in bytes.
+    expect(t.cls).toMatchObject({ class: 'htb', parent: `${BANDWIDTH_HANDLE.toString(16)}:`, rate: 2_000_000, ceil: 4_000_000 });
+    expect(Math.abs((t.cls!.burst as number) - 128 * 1024)).toBeLessThanOrEqual(64);
+    expect(t.police).toHaveLength(1);
+    expect(t.police[0]).toMatchObject({ rate: 1_000_000, control_action: { type: 'drop' } });
+    expect(Math.abs((t.police[0]!.burst as number) - 64 * 1024)).toBeLessThanOrEqual(64);
+    expect(await getBandwidth(DEV, ns())).toEqual(bw);
+  });
+
+  it.runIf(hasTc)('is idempotent, replaces in place, and null removes ours and nothing else', async () => {
+    const bw = { inbound: { average: 3000, burst: 32 }, outbound: { average: 1500, burst: 48 } };
+    await setBandwidth(DEV, bw, ns());
+    const first = await getBandwidth(DEV, ns());
+    await setBandwidth(DEV, bw, ns());
+    expect(await getBandwidth(DEV, ns())).toEqual(first);
+    expect(first).toEqual(bw);
+    const t = tcView();
+    expect(t.police).toHaveLength(1); // the replacement did not leave the old policer behind
+    expect(t.qdiscs.filter((k) => k === 'htb')).toHaveLength(1);
+    // One direction only: the other one's limit of ours goes.
+    await setBandwidth(DEV, { outbound: { average: 700, burst: 16 } }, ns());
+    expect(await getBandwidth(DEV, ns())).toEqual({ outbound: { average: 700, burst: 16 } });
+    expect(tcView().police).toHaveLength(0);
+    // Someone else's filter on the ingress qdisc stays, and so does the qdisc it needs.
+    await setBandwidth(DEV, { inbound: { average: 500, burst: 16 } }, ns());
+    tb.host.exec('tc', ['filter', 'add', 'dev', DEV, 'parent', 'ffff:', 'prio', '7', 'protocol', 'ip', 'matchall', 'action', 'pass']);
+    await setBandwidth(DEV, null, ns());
+    expect(await getBandwidth(DEV, ns())).toEqual({});
+    const after = tcView();
+    expect(after.root).toBeUndefined();
+    expect(after.police).toHaveLength(0);
+    const filters = tcJson(tb, 'filter', 'ingress');
+    expect(filters.some((f) => f.pref === 7)).toBe(true);
+    tb.host.exec('tc', ['qdisc', 'del', 'dev', DEV, 'ingress']);
+    // Nothing of ours: null again sends nothing and succeeds.
+    await setBandwidth(DEV, null, ns());
+    expect(tcView().qdiscs).not.toContain('htb');
+    expect(tcView().qdiscs).not.toContain('ingress');
+  });
+
+  it.runIf(hasTc)('refuses a root qdisc that is not ours', async () => {
+    tb.host.exec('tc', ['qdisc', 'replace', 'dev', DEV, 'root', 'handle', '5:', 'tbf', 'rate', '1mbit', 'burst', '32kb', 'latency', '50ms']);
+    try {
+      await expect(setBandwidth(DEV, { outbound: { average: 100 } }, ns())).rejects.toMatchObject({ code: 'EBUSY' });
+      expect(tcView().qdiscs).toContain('tbf');
+    } finally {
+      tb.host.exec('tc', ['qdisc', 'del', 'dev', DEV, 'root']);
+    }
+  });
+
+  /** Guest → peer: the guest endpoint writes as fast as the tap fd takes frames; the peer counts what arrives. */
+  async function fromGuest(ms: number): Promise<number> {
+    const guest = startGuest({
+      // busy: a blocking write on a shaped macvtap can sleep until a frame arrives for the guest (see README).
+      fd: q.fd, vnetHdrSize: 0, mac: G, ip: G_IP, mode: 'generate', poll: 'busy', durationMs: ms + 900,
+      generate: { dstMac: tb.peerMac, dstIp: tb.peerIp, srcPort: 40000, dstPort: 40001, payloadSize: PAYLOAD, ratePps: 0 },
+    });
+    await guest.ready;
+    // The sink starts once the bucket's first burst has gone, and stops before the sender does.
+    await new Promise((r) => setTimeout(r, 300));
+    const peer = startPeer({ netns: tb.peer.path, bindIp: tb.peerIp, bindPort: 40001, mode: 'sink', poll: 'block', durationMs: ms });
+    const p = await peer.done;
+    await guest.done;
+    return (p.rxPackets * FRAME) / (p.elapsedNs / 1e9);
+  }
+
+  /** Peer → guest: the peer socket sends as fast as it can; the guest endpoint counts what it reads from the tap fd. */
+  async function toGuest(ms: number): Promise<number> {
+    const peer = startPeer({
+      netns: tb.peer.path, bindIp: tb.peerIp, bindPort: 40002, mode: 'generate', target: { ip: G_IP, port: 40003 },
+      payloadSize: PAYLOAD, ratePps: 0, poll: 'block', durationMs: ms + 900,
+    });
+    await peer.ready;
+    await new Promise((r) => setTimeout(r, 300));
+    const guest = startGuest({ fd: q.fd, vnetHdrSize: 0, mac: G, ip: G_IP, mode: 'sink', poll: 'block', durationMs: ms });
+    const g = await guest.done;
+    await peer.done;
+    return g.rxBytes / (g.elapsedNs / 1e9);
+  }
+
+  const RUN_MS = 2000;
+  for (const [dir, measure] of [['outbound (from the guest)', fromGuest], ['inbound (to the guest)', toGuest]] as const) {
+    it.runIf(hasTc)(`${dir}: the delivered rate is the average within ±15%, and unshaped is clearly faster`, async () => {
+      const key = dir.startsWith('outbound') ? 'outbound' : 'inbound';
+      const rows: string[] = [];
+      const rates = [1000, 4000];
+      for (const average of rates) {
+        await setBandwidth(DEV, { [key]: { average, burst: 32 } }, ns());
+        const got = await measure(RUN_MS);
+        rows.push(`${average} KB/s → ${(got / 1000).toFixed(0)} KB/s`);
+        expect(got / (average * 1000), rows.join('; ')).toBeGreaterThan(0.85);
+        expect(got / (average * 1000), rows.join('; ')).toBeLessThan(1.15);
+      }
+      await setBandwidth(DEV, null, ns());
+      const free = await measure(RUN_MS);
+      rows.push(`unshaped → ${(free / 1000).toFixed(0)} KB/s`);
+      process.stderr.write(`bandwidth ${dir}: ${rows.join('; ')}\n`);
+      expect(free, rows.join('; ')).toBeGreaterThan(1.5 * Math.max(...rates) * 1000);
+    });
+  }
+
+  it.runIf(hasTc)('replacing a rate under load never lets traffic through unshaped', async () => {
+    // The policer is replaced every 100 ms while the peer floods the guest: a gap would show as a rate far above both.
+    await setBandwidth(DEV, { inbound: { average: 1000, burst: 16 } }, ns());
+    const running = toGuest(RUN_MS);
+    let replaced = 0;
+    const until = Date.now() + RUN_MS + 1000;
+    while (Date.now() < until) {
+      await setBandwidth(DEV, { inbound: { average: replaced % 2 ? 1000 : 1100, burst: 16 } }, ns());
+      replaced++;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const got = await running;
+    await setBandwidth(DEV, null, ns());
+    expect(replaced).toBeGreaterThan(5);
+    expect(got / 1_050_000, `${(got / 1000).toFixed(0)} KB/s over ${replaced} replacements`).toBeLessThan(1.15);
+  });
+
+  it.runIf(hasTc)('a link deleted with rates set leaves nothing behind', async () => {
+    const name = 'mvt-bw2';
+    await createMacvtap({ lower: tb.lower, name, netns: tb.host.path });
+    await setBandwidth(name, { inbound: { average: 100 }, outbound: { average: 100 } }, ns());
+    const handle = `${BANDWIDTH_HANDLE.toString(16)}:`;
+    expect(tb.host.exec('tc', ['-j', 'qdisc', 'show'])).toContain(handle);
+    await deleteLink(name, ns());
+    const all = JSON.parse(tb.host.exec('tc', ['-j', 'qdisc', 'show'])) as { dev: string; handle: string }[];
+    expect(all.filter((x) => x.dev === name || x.handle === handle)).toEqual([]);
+    expect(execFileSync('ip', ['netns', 'exec', tb.host.name, 'tc', '-j', 'filter', 'show', 'dev', 'mvt-l0', 'ingress'], { encoding: 'utf8' })).not.toContain('police');
+  });
+});
