@@ -285,6 +285,61 @@ describePrivileged('bandwidth on a macvtap (traffic control in the kernel)', () 
     return (g.rxBytes - burst) / (p.elapsedNs / 1e9);
   }
 
+  /**
+   * Bytes that arrive in the first `ms` of a flood (the counting side starts first), either direction, and the seconds
+   * the counting side actually ran (under emulation its timer can end it late).
+   */
+  async function fromStart(dir: 'inbound' | 'outbound', ms: number): Promise<{ bytes: number; seconds: number }> {
+    if (dir === 'outbound') {
+      const peer = startPeer({ netns: tb.peer.path, bindIp: tb.peerIp, bindPort: 40001, mode: 'sink', poll: 'block', durationMs: ms });
+      await peer.ready;
+      const guest = startGuest({
+        fd: q.fd, vnetHdrSize: 0, mac: G, ip: G_IP, mode: 'generate', poll: 'busy', durationMs: ms + 300,
+        generate: { dstMac: tb.peerMac, dstIp: tb.peerIp, srcPort: 40000, dstPort: 40001, payloadSize: PAYLOAD, ratePps: 0 },
+      });
+      const p = await peer.done;
+      await guest.done;
+      return { bytes: p.rxPackets * FRAME, seconds: p.elapsedNs / 1e9 };
+    }
+    const guest = startGuest({ fd: q.fd, vnetHdrSize: 0, mac: G, ip: G_IP, mode: 'sink', poll: 'block', durationMs: ms });
+    await guest.ready;
+    const peer = startPeer({
+      netns: tb.peer.path, bindIp: tb.peerIp, bindPort: 40002, mode: 'generate', target: { ip: G_IP, port: 40003 },
+      payloadSize: PAYLOAD, ratePps: 0, poll: 'block', durationMs: ms + 300,
+    });
+    const g = await guest.done;
+    await peer.done;
+    return { bytes: g.rxBytes, seconds: g.elapsedNs / 1e9 };
+  }
+
+  for (const dir of ['outbound', 'inbound'] as const) {
+    it.runIf(hasTc)(`${dir}: with peak and burst, the first burst leaves at up to the peak, then the average`, async () => {
+      // 500 KB/s average, 1000 KB/s peak, a 512 KB bucket: it lasts ≈1 s at the peak. In the first 0.5 s about
+      // peak × 0.5 s arrives (without the peak it would be burst + average × 0.5 s = 762 KB); in the first 2.5 s
+      // burst + average × 2.5 s (the peak alone would allow 2500 KB, the average alone 1250 KB). The policer's peak
+      // bucket is its mtu (64 KB), the htb's ceil bucket two frames.
+      const avg = 500_000;
+      const peak = 1_000_000;
+      const burst = 512 * 1024;
+      const peakBucket = dir === 'inbound' ? 65535 : 2 * 1514;
+      const expect1 = (w: number): number => Math.min(peakBucket + peak * w, burst + avg * w);
+      const rows: string[] = [];
+      // Inbound: the first window only. Over 2.5 s a fresh policer passed 1751–2100 KB against 1774 KB by this model
+      // (cause not established); tc's own `police … peakrate` with the same parameters, in the same run, passed as
+      // much as ours (1751 vs 1940 KB, and 1976 vs 1956 without the peak), so it is not our encoding.
+      for (const w of dir === 'outbound' ? [0.5, 2.5] : [0.5]) {
+        await setBandwidth(DEV, { [dir]: { average: avg / 1000, peak: peak / 1000, burst: burst / 1024 } }, ns());
+        const { bytes, seconds } = await fromStart(dir, w * 1000);
+        await setBandwidth(DEV, null, ns()); // a fresh bucket for the next window
+        const want = expect1(seconds);
+        rows.push(`first ${seconds.toFixed(2)} s: ${(bytes / 1000).toFixed(0)} KB, expected ${(want / 1000).toFixed(0)} KB`);
+        expect(bytes / want, rows.join('; ')).toBeGreaterThan(0.85);
+        expect(bytes / want, rows.join('; ')).toBeLessThan(1.15);
+      }
+      process.stderr.write(`bandwidth ${dir} peak/burst: ${rows.join('; ')}\n`);
+    });
+  }
+
   const RUN_MS = 2000;
   for (const [dir, measure] of [['outbound (from the guest)', (ms: number) => fromGuest(ms)], ['inbound (to the guest)', (ms: number, burst: number) => toGuest(ms, burst)]] as const) {
     it.runIf(hasTc)(`${dir}: the delivered rate is the average within ±15%, and unshaped is clearly faster`, async () => {
