@@ -12,7 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMacvtap, deleteLink, getBandwidth, MacvtapError, openTap, setBandwidth, setLink, type Bandwidth, type TapQueue } from '../lib/index.js';
+import { createMacvtap, createTap, deleteLink, getBandwidth, MacvtapError, openTap, setBandwidth, setLink, type Bandwidth, type TapQueue } from '../lib/index.js';
 import { BANDWIDTH_HANDLE } from '../lib/bandwidth.js';
 import { plugSelfManaged } from '../lib/vif/index.js';
 import { novaVif } from './helpers/libvirt.js';
@@ -148,6 +148,38 @@ describePrivileged('bandwidth on a kernel with qdiscs but without the policer', 
       const shape = (l: Record<string, unknown>[]): unknown[] => l.map((x) => [x.kind, x.handle, x.parent, x.root]);
       expect([tcJson(tb, 'qdisc'), tcClasses(tb)].map(shape)).toEqual(before.map(shape));
       expect(await getBandwidth(DEV, { netns: tb.host.path })).toEqual({});
+    } finally {
+      tb.destroy();
+    }
+  });
+});
+
+describePrivileged('bandwidth on a tap: the directions swap', () => {
+  it.runIf(support !== 'none')('inbound (to the guest) is the tap\'s transmit path: an htb root qdisc', async () => {
+    const tb = makeTestbed(9);
+    try {
+      const q = await createTap({ name: 'mvt-bwtap', netns: tb.host.path });
+      try {
+        // A tap's receive path is the guest's writes, its transmit path the frames to the guest: the reverse of a macvtap.
+        await setBandwidth('mvt-bwtap', { inbound: { average: 300, burst: 24 } }, { netns: tb.host.path });
+        const qd = JSON.parse(tb.host.exec('tc', ['-j', 'qdisc', 'show', 'dev', 'mvt-bwtap'])) as Record<string, unknown>[];
+        expect(qd.some((x) => x.kind === 'htb' && x.root === true && x.handle === `${BANDWIDTH_HANDLE.toString(16)}:`)).toBe(true);
+        expect(qd.some((x) => x.kind === 'ingress')).toBe(false);
+        expect(await getBandwidth('mvt-bwtap', { netns: tb.host.path })).toEqual({ inbound: { average: 300, burst: 24 } });
+        await setBandwidth('mvt-bwtap', null, { netns: tb.host.path });
+        expect(tb.host.exec('tc', ['qdisc', 'show', 'dev', 'mvt-bwtap'])).not.toMatch(/htb/);
+      } finally {
+        await q.close();
+      }
+    } finally {
+      tb.destroy();
+    }
+  });
+
+  it.runIf(support !== 'none')('refuses a link that is not a guest port', async () => {
+    const tb = makeTestbed(9);
+    try {
+      await expect(setBandwidth(tb.lower, { inbound: { average: 100 } }, { netns: tb.host.path })).rejects.toMatchObject({ code: 'EINVAL', message: /macvtap or a tap.*veth/ });
     } finally {
       tb.destroy();
     }
