@@ -134,6 +134,50 @@ export interface NativeAddress {
   prefixlen: number;
 }
 
+/** A token bucket as the kernel keeps it: bytes/s and bytes. */
+export interface NativeTcBucket {
+  rate: number;
+  burst: number;
+}
+
+/** One qdisc, class or filter of a `tcDump`, as parsed from `RTM_NEWQDISC`/`RTM_NEWTCLASS`/`RTM_NEWTFILTER`. */
+export interface NativeTcObject {
+  /** `TCA_KIND`: `'htb'`, `'ingress'`, `'fq_codel'`, `'matchall'`, … */
+  kind: string;
+  /** `tcm_handle` (major in the upper 16 bits). */
+  handle: number;
+  /** `tcm_parent` (`0xffffffff` root, `0xfffffff1` ingress). */
+  parent: number;
+  /** Filters: priority and protocol (network byte order) from `tcm_info`. */
+  prio?: number;
+  protocol?: number;
+  /** htb qdisc: `tc_htb_glob.defcls`. */
+  defcls?: number;
+  /** htb class: rate and ceil, buckets converted from psched ticks to bytes. */
+  rate?: NativeTcBucket;
+  ceil?: NativeTcBucket;
+  /** A filter's first police action (matchall, or u32 as libvirt installs it); `exceed` is `tc_police.action`. */
+  police?: NativeTcBucket & { peak: number; mtu: number; exceed: number };
+}
+
+/** What `tcDump` found on one device. */
+export interface NativeTcDump {
+  ifindex: number;
+  qdiscs: NativeTcObject[];
+  classes: NativeTcObject[];
+  /** Filters of the ingress (or clsact) qdisc; empty when there is none. */
+  filters: NativeTcObject[];
+}
+
+/** One step of `tcApply`; rates in bytes/s, bursts in bytes (the addon converts them to psched ticks). */
+export type NativeTcOp =
+  | { op: 'htbQdisc'; handle: number; defcls: number; replace: boolean }
+  | { op: 'ingressQdisc' }
+  | { op: 'deleteQdisc'; parent: number; handle: number }
+  | { op: 'htbClass'; parent: number; classid: number; create: boolean; rate: number; burst: number; ceil: number; cburst: number }
+  | { op: 'policeFilter'; parent: number; prio: number; handle: number; rate: number; burst: number; peak: number; mtu: number }
+  | { op: 'deleteFilter'; parent: number; prio: number };
+
 /** Legacy `SIOCETHTOOL` set commands; an absent field is left unchanged. */
 export interface NativeOffloads {
   /** `ETHTOOL_STXCSUM`. */ tx?: boolean;
@@ -312,6 +356,10 @@ export interface Binding {
   tunCreate(name: string, opts: { vnetHdr: boolean }, ns: NativeNetns): Promise<NativeTunResult>;
   /** `SIOCETHTOOL` legacy set commands on a socket made inside `ns`. */
   ethtoolSetOffloads(key: NativeLinkKey, offloads: NativeOffloads, ns: NativeNetns): Promise<void>;
+  /** `RTM_GETQDISC`/`RTM_GETTCLASS` dumps of one device, and `RTM_GETTFILTER` of its ingress qdisc when it has one. */
+  tcDump(key: NativeLinkKey, ns: NativeNetns): Promise<NativeTcDump>;
+  /** Sends the ops in order on one socket, each acknowledged; the first refusal stops the rest. */
+  tcApply(key: NativeLinkKey, ops: NativeTcOp[], ns: NativeNetns): Promise<void>;
 
   /**
    * Runs nft commands (nft's own syntax) as one nftables transaction inside `ns` through libnftables, loaded at the

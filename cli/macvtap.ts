@@ -9,6 +9,7 @@ import { createCommand, deleteCommand, listCommand, showCommand } from './comman
 import { execCommand } from './commands/exec.js';
 import { gcCommand } from './commands/gc.js';
 import { secureCommand } from './commands/secure.js';
+import { bandwidthCommand } from './commands/bandwidth.js';
 
 const USAGE = `Usage: macvtap <command> [options]
 
@@ -27,6 +28,10 @@ Port security (nftables netdev chains on the device, as Neutron's port security 
          security group rules or a Neutron response {"security_group_rules": […]}, '-' reads stdin
   secure --show DEV [--netns NS] [--json]                  sets and drop counters by reason
   secure --remove DEV [--netns NS]                         idempotent: says whether there was one
+
+Bandwidth (libvirt's <bandwidth>: inbound = to the guest, outbound = from it; KB/s and KB):
+  bandwidth DEV [--inbound AVG[,PEAK,BURST]] [--outbound AVG[,PEAK,BURST]] [--clear] [--netns NS] [--json]
+         sets exactly the directions given (the other is not limited), --clear removes ours, none shows them
 
 Queues:
   exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
@@ -72,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
     case 'exec': return execCommand(rest);
     case 'gc': return gcCommand(rest);
     case 'secure': return secureCommand(rest);
+    case 'bandwidth': return bandwidthCommand(rest);
     case 'xml': {
       const { xmlCommand } = await import('./commands/xml.js');
       return xmlCommand(rest);

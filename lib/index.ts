@@ -9,6 +9,8 @@ export { createBridge, setBridgePort } from './bridge.js';
 export { addAddress } from './address.js';
 export { createTap } from './tun.js';
 export { setOffloads } from './ethtool.js';
+export { setBandwidth, getBandwidth } from './bandwidth.js';
+export type { Bandwidth, BandwidthRate } from './bandwidth.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';

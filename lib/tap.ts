@@ -117,7 +117,11 @@ export class TapQueue {
     return callNative(() => binding.tapRead(fd, maxLength, timeout));
   }
 
-  /** Writes one frame (vnet header first when {@link vnetHdr}); returns the bytes written. */
+  /**
+   * Writes one frame (vnet header first when {@link vnetHdr}); returns the bytes written. On a queue opened without
+   * `nonblock`, a shaped device (see `setBandwidth`) makes this wait until the shaper has room — it waits in `poll()`
+   * first, because a bare blocking `write()` on a tap fd whose send buffer is full is not woken when it drains.
+   */
   write(frame: Uint8Array): number {
     if (!(frame instanceof Uint8Array)) throw invalidType('frame', 'a Buffer or Uint8Array', frame);
     const fd = this.#liveFd('write');

@@ -11,6 +11,7 @@
 #include "nft.h"
 #include "ownership.h"
 #include "tap.h"
+#include "tc.h"
 #include "tun.h"
 
 namespace macvtap {
@@ -39,6 +40,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ownedFds", Napi::Function::New(env, JsOwnedFds, "ownedFds"));
   exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, JsRecvFds, "recvFds"));
+  exports.Set("tcDump", Napi::Function::New(env, JsTcDump, "tcDump"));
+  exports.Set("tcApply", Napi::Function::New(env, JsTcApply, "tcApply"));
   exports.Set("nftRun", Napi::Function::New(env, JsNftRun, "nftRun"));
   exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
   return exports;

@@ -47,6 +47,15 @@ const char* RtmName(uint16_t type) {
     case RTM_NEWADDR: return "RTM_NEWADDR";
     case RTM_DELADDR: return "RTM_DELADDR";
     case RTM_GETADDR: return "RTM_GETADDR";
+    case RTM_NEWQDISC: return "RTM_NEWQDISC";
+    case RTM_DELQDISC: return "RTM_DELQDISC";
+    case RTM_GETQDISC: return "RTM_GETQDISC";
+    case RTM_NEWTCLASS: return "RTM_NEWTCLASS";
+    case RTM_DELTCLASS: return "RTM_DELTCLASS";
+    case RTM_GETTCLASS: return "RTM_GETTCLASS";
+    case RTM_NEWTFILTER: return "RTM_NEWTFILTER";
+    case RTM_DELTFILTER: return "RTM_DELTFILTER";
+    case RTM_GETTFILTER: return "RTM_GETTFILTER";
     default: return "netlink";
   }
 }

@@ -265,7 +265,12 @@ Napi::Value JsTapRead(const Napi::CallbackInfo& info) {
 }
 
 /**
- * tapWrite(fd, frame) → bytes written (sync; a tap write does not block for long).
+ * tapWrite(fd, frame) → bytes written (sync). On a blocking fd it first waits in poll() for POLLOUT: a frame written
+ * to a tap fd is charged to the queue's send buffer until the device has sent it, so with a qdisc holding frames (a
+ * shaped macvtap) the buffer fills, and a write that then sleeps in the kernel (sock_alloc_send_pskb) is never woken
+ * by the tap driver's write-space callback, which wakes only waiters that poll() announced — it sleeps until a frame
+ * for the guest happens to wake the queue. poll() is woken when the buffer drains, so the write waits only as long as
+ * the shaper holds it.
  * errno contract (syscall 'write'): EAGAIN O_NONBLOCK queue full; EINVAL frame too short/long or bad vnet header;
  * EIO/EBADFD the device is gone or down; EBADF not an open fd.
  */
@@ -274,6 +279,12 @@ Napi::Value JsTapWrite(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(ReqInt(info[0], "fd", 0, INT32_MAX));
   if (!info[1].IsBuffer()) ThrowTypeError(env, "The \"frame\" argument must be a Buffer");
   Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) {
+    pollfd p{fd, POLLOUT, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
   ssize_t n;
   do n = ::write(fd, frame.Data(), frame.Length());
   while (n < 0 && errno == EINTR);

@@ -25,7 +25,9 @@ import {
   getPortSecurity,
   openTap,
   removePortSecurity,
+  setBandwidth,
   setLink,
+  type Bandwidth as CoreBandwidth,
   type PortSecurityPolicy,
   type TapQueue,
 } from '../index.js';
@@ -363,7 +365,8 @@ export interface SelfManagedPlug {
  * Self-managed plug: {@link plug}, then create the macvtap on the source device with the vif's MAC and mode, open its
  * queues, and return them with the unmanaged `type='ethernet'` XML naming it. The macvtap is deleted again if a later
  * step fails (a VLAN device {@link plug} made stays: it belongs to the network, as with `plug`). With `portSecurity`,
- * the policy is applied between creating the macvtap and opening its queues.
+ * the policy is applied between creating the macvtap and opening its queues, and so is the `<bandwidth>` of the XML
+ * (`xml.quota`'s `quota:vif_*` keys and `xml.bandwidth`), with the core's `setBandwidth`.
  *
  * Equivalent to: `plug`, then `ip link add link SOURCE name NAME address MAC type macvtap mode MODE`,
  * `ip link set NAME up`, with `portSecurity` the core's `applyPortSecurity` (`nft -f`, table `netdev mvtps-NAME`),
@@ -401,7 +404,7 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
   }
   const xmlOptions = (targetDev: string): InterfaceOptions => ({ ...options.xml, form: 'ethernet', targetDev, vcpus: queues });
   // Refuse bad XML options and port security now, before anything exists on the host.
-  interfaceFromVif(vif, xmlOptions(provisional));
+  const { bandwidth } = interfaceFromVif(vif, xmlOptions(provisional));
   const secured = options.portSecurity !== undefined;
   const policy = secured ? vifPortSecurityPolicy(vif, options.portSecurity) : null;
   const nftIssue = secured ? portSecurityNameIssue(name, true) : undefined;
@@ -442,6 +445,16 @@ export async function plugSelfManaged(vifInput: VifInput | Vif, options: SelfMan
     } catch (e) {
       await rollback();
       throw plugError('ERR_VIF_PLUG_FAILED', `cannot ${policy === null ? 'remove the port security of' : 'apply port security to'} macvtap ${link.name}`, vif, link.name, e);
+    }
+  }
+  if (bandwidth?.inbound || bandwidth?.outbound) {
+    // The XML's <bandwidth> (quota keys and the explicit option; validated above, no floor) enforced on the macvtap
+    // itself, before any queue exists: libvirt leaves a managed='no' target alone.
+    try {
+      await setBandwidth(link.ifindex, bandwidth as CoreBandwidth, nsOpt(netns));
+    } catch (e) {
+      await rollback();
+      throw plugError('ERR_VIF_PLUG_FAILED', `cannot set the bandwidth of macvtap ${link.name}`, vif, link.name, e);
     }
   }
   let opened: TapQueue[];

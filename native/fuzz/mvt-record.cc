@@ -40,6 +40,7 @@
 #include "netlink.h"
 #include "script.h"
 #include "nftmsg.h"
+#include "tcmsg.h"
 #include "syserror.h"
 
 using namespace macvtap;
@@ -420,6 +421,46 @@ void RecordNftTables() {
   close(fd);
 }
 
+/**
+ * fuzz_tcmsg: what setBandwidth sends (an RTM_NEWQDISC/RTM_NEWTCLASS/RTM_NEWTFILTER is laid out as the kernel's dump
+ * answer is: tcmsg, TCA_KIND, TCA_OPTIONS), with 32- and 64-bit rates and a peak, and the kernel's real answer to a
+ * qdisc dump of this namespace (on kernels with traffic control).
+ */
+void RecordTc() {
+  auto seed = [](const std::string& name, MessageBuilder& m) {
+    const std::vector<uint8_t>& bytes = m.Finish(1, 0);
+    WriteSeed("tcmsg", name, bytes);
+  };
+  MessageBuilder q(RTM_NEWQDISC, 0);
+  BuildHtbQdisc(q, 7, 0x6d76, 1);
+  seed("htb-qdisc", q);
+  MessageBuilder in(RTM_NEWQDISC, 0);
+  BuildIngressQdisc(in, 7);
+  seed("ingress-qdisc", in);
+  MessageBuilder c(RTM_NEWTCLASS, 0);
+  BuildHtbClass(c, 7, 0x6d760000, 0x6d760001, HtbClassRequest{{1000000, 65536}, {4000000, 3028}});
+  seed("htb-class", c);
+  MessageBuilder c64(RTM_NEWTCLASS, 0);
+  BuildHtbClass(c64, 7, 0x6d760000, 0x6d760001, HtbClassRequest{{4294967295000ull, 1 << 30}, {4294967295000ull, 1 << 30}});
+  seed("htb-class-64", c64);
+  MessageBuilder f(RTM_NEWTFILTER, 0);
+  BuildPoliceFilter(f, 7, kTcIngressHandle, 0x6d76, 0x6d76, PoliceRequest{{1000000, 32768}, 0, 65535});
+  seed("police", f);
+  MessageBuilder fp(RTM_NEWTFILTER, 0);
+  BuildPoliceFilter(fp, 7, kTcIngressHandle, 0x6d77, 0x6d76, PoliceRequest{{5000000000ull, 1 << 20}, 8000000000ull, 65535});
+  seed("police-peak-64", fp);
+  try {
+    NetlinkSocket sock(std::make_unique<SocketTransport>());
+    MessageBuilder d(RTM_GETQDISC, 0);
+    tcmsg t{};
+    d.AppendHeader(&t, sizeof t);
+    int i = 0;
+    for (const auto& msg : sock.Dump(d)) WriteSeed("tcmsg", "dump-qdisc-" + std::to_string(i++), msg);
+  } catch (const SysException& e) {
+    printf("  qdisc dump: %s (no traffic control: builder seeds only)\n", e.what());
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: mvt-record OUTDIR TAP_MAC (as root, inside a mvt-fuzz-* namespace)\n");
@@ -438,6 +479,7 @@ int main(int argc, char** argv) {
   close(watcher);
   RecordFrames(mac);
   RecordNftTables();
+  RecordTc();
   printf("mvt-record: %d seeds in %s\n", g_seeds, g_out.c_str());
   return 0;
 }

@@ -15,7 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const buildDir = join(root, 'build-fuzz');
 const binDir = join(buildDir, 'native/fuzz');
 const fuzzDir = join(root, 'fuzz');
-const TARGETS = ['fuzz_netlink', 'fuzz_attrs', 'fuzz_link', 'fuzz_events', 'fuzz_frame', 'fuzz_nftmsg'];
+const TARGETS = ['fuzz_netlink', 'fuzz_attrs', 'fuzz_link', 'fuzz_events', 'fuzz_frame', 'fuzz_nftmsg', 'fuzz_tcmsg'];
 const CXX = process.env.MACVTAP_FUZZ_CXX ?? 'clang++-14';
 
 function parseArgs(argv) {
