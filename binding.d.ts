@@ -175,6 +175,8 @@ export interface NativeCreateLink {
   /** Sets `IFF_UP` in `ifi_flags`/`ifi_change` in the create message itself. */
   up?: boolean;
   group?: number;
+  /** `IFLA_NUM_TX_QUEUES` and `IFLA_NUM_RX_QUEUES`, both this value (1–4096). */
+  numQueues?: number;
   /**
    * `IFLA_IFALIAS`. The kernel ignores it in a create, so it is set by a change request right after the create, with
    * `finalGroup` as `IFLA_GROUP` in the same request when given.
@@ -201,6 +203,8 @@ export interface NativeSetLink {
   up?: boolean;
   /** `IFF_PROMISC` in `ifi_change`/`ifi_flags`: the user's promiscuity request, as `ip link set promisc on|off`. */
   promisc?: boolean;
+  /** `IFF_ALLMULTI` the same way (`ip link set allmulticast on|off`). */
+  allmulti?: boolean;
   mtu?: number;
   address?: string;
   /** `IFLA_IFNAME`: rename (while the link is up 6.1 refuses with `EBUSY`, 6.18 renames it). */
@@ -319,6 +323,11 @@ export interface Binding {
    */
   nftRun(commands: string, opts: { json?: boolean; device?: string }, ns: NativeNetns): Promise<string>;
 
+  /**
+   * Writes `value` to `/proc/sys/<key>` as namespace `ns` sees it (`ip netns exec NS sysctl -w`); `key` validated by
+   * lib/. ENOENT (syscall 'open') when there is no such sysctl.
+   */
+  sysctlWrite(key: string, value: string, ns: NativeNetns): Promise<void>;
   /** Opens `queues` fds of a macvtap's char device, verified by `st_rdev`; see {@link NativeTapOpenResult}. */
   tapOpen(key: NativeLinkKey, opts: NativeTapOpenOptions, ns: NativeNetns): Promise<NativeTapOpenResult>;
   /**

@@ -9,6 +9,7 @@ export { createBridge, setBridgePort } from './bridge.js';
 export { addAddress } from './address.js';
 export { createTap } from './tun.js';
 export { setOffloads } from './ethtool.js';
+export { setLinkIpv6 } from './sysctl.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';

@@ -10,6 +10,7 @@
 #include "link.h"
 #include "nft.h"
 #include "ownership.h"
+#include "sysctl.h"
 #include "tap.h"
 #include "tun.h"
 
@@ -40,6 +41,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendFds", Napi::Function::New(env, JsSendFds, "sendFds"));
   exports.Set("recvFds", Napi::Function::New(env, JsRecvFds, "recvFds"));
   exports.Set("nftRun", Napi::Function::New(env, JsNftRun, "nftRun"));
+  exports.Set("sysctlWrite", Napi::Function::New(env, JsSysctlWrite, "sysctlWrite"));
   exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
   return exports;
 }
