@@ -5,12 +5,13 @@
  * having created nothing. Debian's reference plugins (host-local, static, macvlan) are the IPAM delegates and the
  * comparison.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, expect, test } from 'vitest';
 import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
-import { CNI_BIN, type CniVars, referencePluginsMissing, runPlugin } from './helpers/cni.js';
+import { CNI_BIN, type CniVars, PLUGIN, referencePluginsMissing, runPlugin } from './helpers/cni.js';
 import { describeNeeding } from './helpers/suite.js';
 
 const spaces: TestNetns[] = [];
@@ -57,6 +58,32 @@ function add(f: Fixture, c: Record<string, unknown>, over: CniVars = {}): Record
   expect(r.status, r.stdout).toBe(0);
   return r.json as Record<string, unknown>;
 }
+
+/** The bundled files `file` imports (statically, or with `import()` when `dynamic`), and the sources esbuild put in each. */
+function bundleGraph(file: string, dynamic: boolean, seen = new Map<string, string[]>()): Map<string, string[]> {
+  if (seen.has(file)) return seen;
+  const text = readFileSync(file, 'utf8');
+  seen.set(file, [...text.matchAll(/^\/\/ dist\/(\S+)\.js$/gm)].map((m) => m[1] as string));
+  const re = dynamic ? /(?:^import\b[^;]*?from\s*|^import\s*|\bimport\()"(\.[^"]+)"/gm : /(?:^import\b[^;]*?from\s*|^import\s*)"(\.[^"]+)"/gm;
+  for (const m of text.matchAll(re)) bundleGraph(resolve(dirname(file), m[1] as string), dynamic, seen);
+  return seen;
+}
+
+test("the plugin's start loads only its input checks; its verbs load the link code, never the harness or other layers", () => {
+  const sources = (g: Map<string, string[]>): string[] => [...new Set([...g.values()].flat())].sort();
+  const start = sources(bundleGraph(PLUGIN, false));
+  expect(start).toEqual(['cli/cni/config', 'cli/cni/errors', 'cli/cni/macvtap-cni', 'lib/errors', 'lib/validate']);
+  const all = sources(bundleGraph(PLUGIN, true));
+  expect(all).toEqual(expect.arrayContaining(['cli/cni/commands', 'cli/cni/ipam', 'lib/link', 'lib/binding']));
+  expect(all.filter((f) => /^(bench|lib\/vif|lib\/portsec|lib\/events|lib\/gc|lib\/tap|cli\/commands)\b/.test(f) || f === 'cli/macvtap')).toEqual([]);
+  for (const f of bundleGraph(PLUGIN, true).keys()) expect(readFileSync(f, 'utf8')).not.toMatch(/macvtap-bench|fast-xml-parser/);
+  // VERSION and a refused config never load the addon: a path that cannot load does not matter to them.
+  const env = { PATH: process.env.PATH, MACVTAP_ADDON: '/nonexistent/macvtap.node' };
+  const version = spawnSync(process.execPath, [PLUGIN], { env: { ...env, CNI_COMMAND: 'VERSION' }, input: '', encoding: 'utf8' });
+  expect([version.status, JSON.parse(version.stdout).cniVersion]).toEqual([0, '1.1.0']);
+  const refused = spawnSync(process.execPath, [PLUGIN], { env: { ...env, CNI_COMMAND: 'ADD' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8' });
+  expect([refused.status, JSON.parse(refused.stdout).code]).toEqual([1, 4]);
+});
 
 describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
   test('VERSION lists every version, with or without a config on stdin, and loads nothing else', () => {

@@ -2,14 +2,21 @@
  * The CNI verbs that touch the kernel: ADD, DEL, CHECK, GC, STATUS. Loaded by the entry point only for these verbs
  * (VERSION and every refused input never load the addon). Links are made and changed with the library's own calls.
  */
-import { readdirSync } from 'node:fs';
 import { addAddress } from '../../lib/address.js';
 import { createMacvtap, deleteLink, getLink, listLinks, setLink } from '../../lib/link.js';
 import { setLinkIpv6 } from '../../lib/sysctl.js';
 import type { LinkInfo } from '../../lib/types.js';
 import { type CniEnv, effectiveMac, LATEST_VERSION, type NetConf, SUPPORTED_VERSIONS, versionAtLeast } from './config.js';
 import { CNI_ERR, CniError, toCniError } from './errors.js';
-import { runIpam } from './ipam.js';
+
+// Not ESM imports: node:fs's facade loads all of streams (see lib/loader.ts), and the IPAM code (node:child_process:
+// net, streams, dns) is loaded only by a config that names an IPAM plugin.
+const { readdirSync } = process.getBuiltinModule('node:fs');
+
+/** {@link import('./ipam.js').runIpam}, loaded on first use. */
+async function runIpam(...args: Parameters<typeof import('./ipam.js').runIpam>): ReturnType<typeof import('./ipam.js').runIpam> {
+  return (await import('./ipam.js')).runIpam(...args);
+}
 
 /** The prefix of this plugin's tag in `IFLA_IFALIAS`: `macvtap-cni:<network>:<container id>:<ifname>`. */
 export const CNI_TAG_PREFIX = 'macvtap-cni';

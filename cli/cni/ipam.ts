@@ -3,10 +3,11 @@
  * looked up in `CNI_PATH`, run with this invocation's environment (`CNI_COMMAND` as given) and the same network
  * configuration on stdin; its result or error comes back on its stdout.
  */
-import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { CNI_ERR, CniError } from './errors.js';
+
+const { spawn } = process.getBuiltinModule('node:child_process');
+const { accessSync, constants } = process.getBuiltinModule('node:fs');
 
 /** How long an IPAM plugin may run before it is killed (host-local and static answer in milliseconds). */
 const IPAM_TIMEOUT_MS = 30_000;
