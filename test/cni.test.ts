@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, expect, test } from 'vitest';
 import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
+import { buildArp, parseFrame, vnetHdr } from '../bench/testbed/frames.js';
 import { CNI_BIN, type CniVars, PLUGIN, referencePluginsMissing, runPlugin } from './helpers/cni.js';
 import { describeNeeding } from './helpers/suite.js';
 
@@ -142,6 +143,37 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     expect(runPlugin(f.host.path, f.vars({ CNI_COMMAND: 'DEL' }), { ...c, prevResult: res }).status).toBe(0);
     expect(names(f.sandbox)).toEqual(['lo']);
     expect(names(f.host)).toEqual(['l0', 'lo']);
+  });
+
+  test('a VMM-like process in the sandbox makes the tap node from the reported major:minor and moves frames', () => {
+    const f = fixture();
+    const res = add(f, conf({ mac: '02:00:00:00:00:51' }));
+    const { tap } = res.macvtap as { tap: { major: number; minor: number } };
+    const dir = mkdtempSync(join(tmpdir(), 'mvt-cni-vmm-'));
+    dirs.push(dir);
+    // The guest's ARP request for the peer, behind the 10-byte virtio-net header the queue has by default.
+    const request = Buffer.concat([vnetHdr(10), buildArp({ op: 1, senderMac: '02:00:00:00:00:51', senderIp: '10.77.0.2', targetMac: '00:00:00:00:00:00', targetIp: '10.77.0.1' })]);
+    // What a VMM does with the result: mknod in its own directory, open, write a frame, read until the reply comes.
+    const vmm = `
+      const fs = require('node:fs');
+      const [node, major, minor, hex] = process.argv.slice(1);
+      require('node:child_process').execFileSync('mknod', [node, 'c', major, minor]);
+      const fd = fs.openSync(node, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+      fs.writeSync(fd, Buffer.from(hex, 'hex'));
+      const buf = Buffer.alloc(2048);
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        let n = -1;
+        try { n = fs.readSync(fd, buf); } catch (e) { if (e.code !== 'EAGAIN') throw e; }
+        if (n > 0 && buf.readUInt16BE(10 + 12) === 0x0806 && buf.readUInt16BE(10 + 14 + 6) === 2) { process.stdout.write(buf.subarray(0, n).toString('hex')); break; }
+        if (Date.now() > deadline) { process.stderr.write('no ARP reply within 5 s'); process.exit(1); }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }`;
+    const r = spawnSync('nsenter', [`--net=${f.sandbox.path}`, process.execPath, '-e', vmm, join(dir, 'tap'), String(tap.major), String(tap.minor), request.toString('hex')], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const reply = parseFrame(Buffer.from(r.stdout, 'hex').subarray(10));
+    expect(reply.arp).toEqual({ op: 2, senderMac: f.peer.ipLink('l1').address, senderIp: '10.77.0.1', targetMac: '02:00:00:00:00:51', targetIp: '10.77.0.2' });
+    expect(JSON.parse(f.peer.ip('-j', 'neigh', 'show', 'dev', 'l1', '10.77.0.2'))[0]?.lladdr).toBe('02:00:00:00:00:51');
   });
 
   test('host-local IPAM: the address is assigned, reported, and released by DEL', () => {
