@@ -13,6 +13,7 @@ import { afterAll, afterEach, expect, test } from 'vitest';
 import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 import { buildArp, parseFrame, vnetHdr } from '../bench/testbed/frames.js';
 import { CNI_BIN, type CniVars, PLUGIN, referencePluginsMissing, runPlugin } from './helpers/cni.js';
+import { nftUnavailable } from './helpers/nft.js';
 import { describeNeeding } from './helpers/suite.js';
 
 const spaces: TestNetns[] = [];
@@ -75,8 +76,11 @@ test("the plugin's start loads only its input checks; its verbs load the link co
   const start = sources(bundleGraph(PLUGIN, false));
   expect(start).toEqual(['cli/cni/config', 'cli/cni/errors', 'cli/cni/macvtap-cni', 'lib/errors', 'lib/validate']);
   const all = sources(bundleGraph(PLUGIN, true));
-  expect(all).toEqual(expect.arrayContaining(['cli/cni/commands', 'cli/cni/ipam', 'lib/link', 'lib/binding']));
-  expect(all.filter((f) => /^(bench|lib\/vif|lib\/portsec|lib\/events|lib\/gc|lib\/tap|cli\/commands)\b/.test(f) || f === 'cli/macvtap')).toEqual([]);
+  expect(all).toEqual(expect.arrayContaining(['cli/cni/commands', 'cli/cni/ipam', 'lib/link', 'lib/binding', 'lib/portsec/index']));
+  expect(all.filter((f) => /^(bench|lib\/vif|lib\/events|lib\/tap|cli\/commands)\b/.test(f) || f === 'cli/macvtap')).toEqual([]);
+  // The verbs' own chunk and what it imports statically: no port security or IPAM code unless a config asks for it.
+  const verbs = [...bundleGraph(PLUGIN, true).entries()].find(([, src]) => src.includes('cli/cni/commands'))?.[0] as string;
+  expect(sources(bundleGraph(verbs, false)).filter((f) => /^(lib\/portsec|cli\/cni\/ipam)\b/.test(f))).toEqual([]);
   for (const f of bundleGraph(PLUGIN, true).keys()) expect(readFileSync(f, 'utf8')).not.toMatch(/macvtap-bench|fast-xml-parser/);
   // VERSION and a refused config never load the addon: a path that cannot load does not matter to them.
   const env = { PATH: process.env.PATH, MACVTAP_ADDON: '/nonexistent/macvtap.node' };
@@ -339,6 +343,11 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     ['queues 257', {}, conf({ queues: 257 }), 7],
     ['ipam without a type', {}, conf({ ipam: { subnet: '10.0.0.0/24' } }), 7],
     ['ipam with a path as type', {}, conf({ ipam: { type: '../sbin/x' } }), 7],
+    ['portSecurity that is not an object', {}, conf({ portSecurity: true }), 7],
+    ['an unknown portSecurity key', {}, conf({ portSecurity: { ips: [], mac: '02:00:00:00:00:01' } }), 2],
+    ['portSecurity without ips or ipam', {}, conf({ portSecurity: {} }), 7],
+    ['portSecurity with a malformed address', {}, conf({ portSecurity: { ips: ['10.0.0.300'] } }), 7],
+    ['a stateful security group rule', {}, conf({ portSecurity: { ips: ['10.77.0.2'], rules: [{ direction: 'ingress', ethertype: 'IPv4', stateful: true }] } }), 7],
     ['a CNI_NETNS that does not exist', { CNI_NETNS: '/run/netns/mvt-no-such-ns' }, conf(), 3],
     ['a master that does not exist', {}, conf({ master: 'l9' }), 100],
     ['an IPAM plugin that is not in CNI_PATH', {}, conf({ ipam: { type: 'no-such-ipam' } }), 101],
@@ -351,5 +360,33 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     expect(r.json).toMatchObject({ code, msg: expect.any(String) });
     expect(Object.keys(r.json as object).every((k) => ['cniVersion', 'code', 'msg', 'details'].includes(k))).toBe(true);
     expect([names(f.host), names(f.sandbox)]).toEqual(before);
+  });
+});
+
+describeNeeding('macvtap-cni with port security', referencePluginsMissing() ?? nftUnavailable, () => {
+  test('the interface gets the port-security table before it is up: spoofed sources are dropped; CHECK sees it; DEL removes it', () => {
+    const f = fixture();
+    const c = conf({ mac: '02:00:00:00:00:61', ipam: { type: 'static', addresses: [{ address: '10.77.0.2/24' }] }, portSecurity: {} });
+    const res = add(f, c);
+    const table = f.sandbox.exec('nft', ['list', 'table', 'netdev', 'mvtps-eth0']);
+    expect(table).toMatch(/device "eth0"/);
+    expect(table).toContain('02:00:00:00:00:61');
+    expect(table).toContain('10.77.0.2');
+    expect(f.sandbox.exec('busybox', ['ping', '-c', '1', '-W', '2', '10.77.0.1'])).toMatch(/1 packets received/);
+    // A source address the port does not own: its frames are dropped at the egress hook.
+    f.sandbox.ip('addr', 'add', '10.77.0.9/24', 'dev', 'eth0');
+    const spoof = spawnSync('ip', ['netns', 'exec', f.sandbox.name, 'busybox', 'ping', '-c', '2', '-W', '1', '-I', '10.77.0.9', '10.77.0.1'], { encoding: 'utf8', timeout: 30_000 });
+    expect(spoof.stdout).toMatch(/2 packets transmitted, 0 packets received/);
+    const check = (): ReturnType<typeof runPlugin> => runPlugin(f.host.path, f.vars({ CNI_COMMAND: 'CHECK' }), { ...c, prevResult: res });
+    expect(check().status).toBe(0);
+    f.sandbox.exec('nft', ['delete', 'table', 'netdev', 'mvtps-eth0']);
+    expect(check().json).toMatchObject({ code: 102, msg: expect.stringContaining('it has no port security') });
+    // A second attachment in the same sandbox: its DEL removes its link and its table, and leaves eth0's alone.
+    const c2 = conf({ mac: '02:00:00:00:00:62', portSecurity: { ips: ['10.77.0.3'] } });
+    add(f, c2, { CNI_IFNAME: 'net1', CNI_CONTAINERID: 'c2' });
+    expect(f.sandbox.exec('nft', ['list', 'tables'])).toMatch(/mvtps-net1/);
+    expect(runPlugin(f.host.path, f.vars({ CNI_COMMAND: 'DEL', CNI_IFNAME: 'net1', CNI_CONTAINERID: 'c2' }), c2).status).toBe(0);
+    expect(f.sandbox.exec('nft', ['list', 'tables'])).not.toMatch(/mvtps-net1/);
+    expect(names(f.sandbox)).toEqual(['eth0', 'lo']);
   });
 });

@@ -6,6 +6,7 @@ import { addAddress } from '../../lib/address.js';
 import { createMacvtap, deleteLink, getLink, listLinks, setLink } from '../../lib/link.js';
 import { setLinkIpv6 } from '../../lib/sysctl.js';
 import type { LinkInfo } from '../../lib/types.js';
+import type { PortSecurityPolicy } from '../../lib/portsec/types.js';
 import { type CniEnv, effectiveMac, LATEST_VERSION, type NetConf, SUPPORTED_VERSIONS, versionAtLeast } from './config.js';
 import { CNI_ERR, CniError, toCniError } from './errors.js';
 
@@ -31,6 +32,33 @@ export function attachmentTag(network: string, containerId: string, ifname: stri
   }
   return tag;
 }
+
+/** The port-security policy of an attachment, from the config, the interface's MAC and (by default) its addresses. */
+function portPolicy(conf: NetConf, mac: string, ips: string[]): PortSecurityPolicy {
+  const ps = conf.portSecurity as NonNullable<NetConf['portSecurity']>;
+  return {
+    mac, ips: ps.ips ?? ips,
+    ...(ps.allowedAddressPairs !== undefined && { allowedAddressPairs: ps.allowedAddressPairs as PortSecurityPolicy['allowedAddressPairs'] }),
+    ...(ps.rules !== undefined && { rules: ps.rules as PortSecurityPolicy['rules'] }),
+  };
+}
+
+/**
+ * Checks `portSecurity` in full before anything is made (error 7 naming the bad field), with the library's own
+ * validator: the MAC and addresses that are not known yet (a kernel-chosen MAC, the IPAM's) stand in as valid ones.
+ */
+async function checkPortSecurity(conf: NetConf, mac: string | undefined): Promise<void> {
+  if (!conf.portSecurity) return;
+  const { compilePolicy } = await import('../../lib/portsec/policy.js');
+  try {
+    compilePolicy(portPolicy(conf, mac ?? '02:00:00:00:00:01', []));
+  } catch (e) {
+    throw new CniError(CNI_ERR.INVALID_CONFIG, `"portSecurity": ${(e as Error).message}`);
+  }
+}
+
+/** Port security's module (libnftables and the ruleset code), loaded only for a config that has it. */
+const portsec = (): Promise<typeof import('../../lib/portsec/index.js')> => import('../../lib/portsec/index.js');
 
 /** A tag written by {@link attachmentTag}, or `null`. Network names and container ids hold no ":". */
 export function parseAttachmentTag(alias: string | null): { network: string; containerId: string; ifname: string } | null {
@@ -90,6 +118,7 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
     throw new CniError(CNI_ERR.KERNEL, `the sandbox ${netns} already has an interface ${ifname}`, 'errno EEXIST');
   }
   const mac = effectiveMac(conf, env);
+  await checkPortSecurity(conf, mac);
   let created: { name: string; netns?: string } | null = null;
   let ipamAdded = false;
   try {
@@ -105,16 +134,11 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
       throw toCniError(e, `moving ${tmp.name} into ${netns} as ${ifname}`);
     });
     created = { name: ifname, netns };
-    // Before it is up: an interface brought up with IPv6 on would already have sent its first solicitations.
+    // Everything before it goes up: IPv6 off before its first solicitation, addresses and port security before its
+    // first frame.
     if (conf.ipv6 === false) await setLinkIpv6(ifname, false, { netns }).catch((e: unknown) => { throw toCniError(e, `disabling IPv6 on ${ifname}`); });
-    await setLink(ifname, {
-      up: true, ...(conf.promisc !== undefined && { promisc: conf.promisc }), ...(conf.allmulti !== undefined && { allmulti: conf.allmulti }),
-    }, { netns }).catch((e: unknown) => {
-      throw toCniError(e, `bringing ${ifname} up in ${netns}`);
-    });
     const result: Record<string, unknown> = { cniVersion: conf.cniVersion };
-    const link = await getLink(ifname, { netns });
-    result.interfaces = [{ name: ifname, mac: link.mac, mtu: link.mtu, sandbox: netns }];
+    const addresses: string[] = [];
     if (conf.ipam) {
       ipamAdded = true;
       const ipam = await runIpam(conf.ipam.type, env.path, 'ADD', inv.stdin, ipamEnv(env));
@@ -126,9 +150,26 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
       for (const ip of ips) {
         if (typeof ip.address !== 'string') throw new CniError(CNI_ERR.IPAM, `IPAM plugin ${conf.ipam.type} returned an address that is not a string`);
         await addAddress(ifname, ip.address, { netns }).catch((e: unknown) => { throw toCniError(e, `adding ${String(ip.address)} to ${ifname}`); });
+        addresses.push(ip.address.slice(0, ip.address.lastIndexOf('/')));
       }
       result.ips = ips;
     }
+    const before = await getLink(ifname, { netns });
+    if (conf.portSecurity) {
+      await (await portsec()).applyPortSecurity(ifname, portPolicy(conf, before.mac as string, addresses), { netns, owner: 'macvtap-cni' })
+        .catch((e: unknown) => { throw toCniError(e, `applying port security to ${ifname}`); });
+    }
+    await setLink(ifname, {
+      up: true, ...(conf.promisc !== undefined && { promisc: conf.promisc }), ...(conf.allmulti !== undefined && { allmulti: conf.allmulti }),
+    }, { netns }).catch((e: unknown) => {
+      throw toCniError(e, `bringing ${ifname} up in ${netns}`);
+    });
+    const link = await getLink(ifname, { netns });
+    // The spec's key order: interfaces, ips, dns.
+    const ips = result.ips;
+    delete result.ips;
+    result.interfaces = [{ name: ifname, mac: link.mac, mtu: link.mtu, sandbox: netns }];
+    if (ips !== undefined) result.ips = ips;
     result.dns = conf.dns ?? {};
     // Plugin-specific data: what a VMM inside the sandbox needs to make the tap's device node (mknod c MAJOR MINOR).
     result.macvtap = {
@@ -138,6 +179,7 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
     return result;
   } catch (e) {
     if (created) await deleteLink(created.name, created.netns ? { netns: created.netns } : undefined).catch(() => undefined);
+    if (created?.netns && conf.portSecurity) await (await portsec()).removePortSecurity(ifname, { netns: created.netns }).catch(() => undefined);
     if (ipamAdded && conf.ipam) await runIpam(conf.ipam.type, env.path, 'DEL', inv.stdin, ipamEnv(env)).catch(() => undefined);
     throw toCniError(e, 'ADD');
   }
@@ -161,11 +203,22 @@ export async function del(inv: Invocation): Promise<void> {
       if (!isNoDevice(e) && !isNetnsGone(e)) throw toCniError(e, `looking up ${ifname} in ${env.netns}`);
     }
     if (link && link.alias === tag) await removeLink(link.ifindex, env.netns);
+    // The table outlives its device (newer kernels bind its chain to the next device of that name): removed too, when
+    // the sandbox is still there. Only a table this package made is removed.
+    if (conf.portSecurity && (link === null || link.alias === tag)) await removeTable(ifname, env.netns);
   }
   for (const link of await listLinks({ kind: 'macvtap' })) {
     if (link.alias === tag) await removeLink(link.ifindex, undefined);
   }
   if (conf.ipam) await runIpam(conf.ipam.type, env.path, 'DEL', inv.stdin, ipamEnv(env));
+}
+
+async function removeTable(ifname: string, netns: string): Promise<void> {
+  try {
+    await (await portsec()).removePortSecurity(ifname, { netns });
+  } catch (e) {
+    if (!isNetnsGone(e)) throw toCniError(e, `removing the port security of ${ifname}`);
+  }
 }
 
 async function removeLink(ifindex: number, netns: string | undefined): Promise<void> {
@@ -210,6 +263,11 @@ export async function check(inv: Invocation): Promise<void> {
   if (conf.mtu !== undefined && link.mtu !== conf.mtu) diffs.push(`MTU is ${link.mtu}, the config says ${conf.mtu}`);
   if (reported && typeof reported.mtu === 'number' && reported.mtu !== link.mtu) diffs.push(`MTU is ${link.mtu}, prevResult says ${reported.mtu}`);
   if (conf.promisc !== undefined && link.promisc !== conf.promisc) diffs.push(`promisc is ${link.promisc ? 'on' : 'off'}, the config says ${conf.promisc ? 'on' : 'off'}`);
+  if (conf.portSecurity) {
+    const state = await (await portsec()).getPortSecurity(ifname, { netns }).catch((e: unknown) => { throw toCniError(e, `reading the port security of ${ifname}`); });
+    if (state === null) diffs.push('it has no port security');
+    else if (state.device !== ifname) diffs.push(`its port security is bound to ${String(state.device)}`);
+  }
   if (diffs.length > 0) throw new CniError(CNI_ERR.CHECK_MISMATCH, `${ifname} in ${netns}: ${diffs.join('; ')}`);
   if (conf.ipam) await runIpam(conf.ipam.type, env.path, 'CHECK', inv.stdin, ipamEnv(env));
 }
@@ -247,6 +305,7 @@ export async function gc(inv: Invocation): Promise<Array<{ containerID: string; 
       const tag = parseAttachmentTag(link.alias);
       if (!tag || tag.network !== conf.name || valid.has(`${tag.containerId}\0${tag.ifname}`)) continue;
       await removeLink(link.ifindex, netns);
+      if (conf.portSecurity && netns !== undefined) await removeTable(link.name, netns);
       removed.push({ containerID: tag.containerId, ifname: tag.ifname });
     }
   }

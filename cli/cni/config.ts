@@ -33,6 +33,11 @@ export interface NetConf {
   ipv6?: boolean;
   queues?: number;
   ipam?: { type: string };
+  /**
+   * Port security on the interface (the library's `applyPortSecurity`): the MAC is the interface's, `ips` default to
+   * the IPAM addresses. Checked in full by the verbs before anything is made (see `commands.ts`).
+   */
+  portSecurity?: { ips?: string[]; allowedAddressPairs?: unknown[]; rules?: unknown[] };
   dns?: Record<string, unknown>;
   prevResult?: Record<string, unknown>;
   /** `cni.dev/valid-attachments` of a GC request. */
@@ -157,7 +162,7 @@ export function versionAtLeast(a: string, b: string): boolean {
 const KEYS = new Set([
   'cniVersion', 'name', 'type', 'args', 'capabilities', 'runtimeConfig', 'prevResult', 'ipam', 'dns', 'ipMasq',
   'cni.dev/valid-attachments', 'cni.dev/attachments',
-  'master', 'mode', 'mtu', 'mac', 'promisc', 'allmulti', 'ipv6', 'queues',
+  'master', 'mode', 'mtu', 'mac', 'promisc', 'allmulti', 'ipv6', 'queues', 'portSecurity',
 ]);
 
 /** The whole network configuration, validated; nothing is created before this returns. */
@@ -203,6 +208,18 @@ export function readConf(raw: Record<string, unknown>, cniVersion: string): NetC
     }
     // An empty ipam object ({}) is what some tools write for "none": only a named type delegates.
     conf.ipam = { type: ipam.type };
+  }
+  if (raw.portSecurity !== undefined) {
+    const ps = raw.portSecurity;
+    if (!isPlainObject(ps)) throw confError(`"portSecurity" must be an object { ips?, allowedAddressPairs?, rules? }, got ${JSON.stringify(ps)}`);
+    for (const k of Object.keys(ps)) {
+      if (!['ips', 'allowedAddressPairs', 'rules'].includes(k)) throw new CniError(CNI_ERR.UNSUPPORTED_FIELD, `unsupported field "portSecurity.${k}": ${JSON.stringify(ps[k])}`);
+    }
+    for (const k of ['ips', 'allowedAddressPairs', 'rules'] as const) {
+      if (ps[k] !== undefined && !Array.isArray(ps[k])) throw confError(`"portSecurity.${k}" must be an array, got ${JSON.stringify(ps[k])}`);
+    }
+    if (ps.ips === undefined && raw.ipam === undefined) throw confError('"portSecurity" needs "ips", or an "ipam" whose addresses become them');
+    conf.portSecurity = ps as NetConf['portSecurity'];
   }
   const rc = raw.runtimeConfig as Record<string, unknown> | undefined;
   if (rc?.mac !== undefined) conf.runtimeMac = macValue('"runtimeConfig.mac"', rc.mac);
