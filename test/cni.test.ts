@@ -296,6 +296,20 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     expect(names(f.host)).toEqual(['l0', 'lo', 'plain']);
   });
 
+  test('GC with host-local IPAM releases the removed attachments\' addresses and keeps the valid one\'s', () => {
+    const f = fixture();
+    const dataDir = mkdtempSync(join(tmpdir(), 'mvt-cni-ipam-'));
+    dirs.push(dataDir);
+    const c = conf({ ipam: { type: 'host-local', subnet: '10.77.0.0/24', rangeStart: '10.77.0.80', rangeEnd: '10.77.0.89', dataDir } });
+    add(f, c, { CNI_CONTAINERID: 'keep' });
+    add(f, { ...c, mac: '02:00:00:00:00:72' }, { CNI_CONTAINERID: 'stale', CNI_IFNAME: 'net1' });
+    expect(readdirSync(join(dataDir, 'mvnet')).filter((n) => n.startsWith('10.')).sort()).toEqual(['10.77.0.80', '10.77.0.81']);
+    const r = runPlugin(f.host.path, { CNI_COMMAND: 'GC', CNI_PATH: CNI_BIN }, { ...c, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] });
+    expect(r.status, r.stdout).toBe(0);
+    expect(readdirSync(join(dataDir, 'mvnet')).filter((n) => n.startsWith('10.'))).toEqual(['10.77.0.80']);
+    expect(names(f.sandbox)).toEqual(['eth0', 'lo']);
+  });
+
   test('STATUS: ready with the master up; code 50 naming why otherwise', () => {
     const f = fixture();
     const status = (c: Record<string, unknown>): ReturnType<typeof runPlugin> => runPlugin(f.host.path, { CNI_COMMAND: 'STATUS' }, { ...c, cniVersion: '1.1.0' });
