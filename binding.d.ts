@@ -222,6 +222,16 @@ export interface NativeSetLink {
   master?: number | string;
 }
 
+/** One route for `routeAdd`, already validated by `lib/`. */
+export interface NativeRoute {
+  family: 4 | 6;
+  /** The destination prefix's address (`0.0.0.0` with `dstLen` 0 for a default route). */
+  dst: string;
+  dstLen: number;
+  /** Next hop; absent: the destination is on the link (scope link). */
+  gateway?: string;
+}
+
 /** `openTap` options, already defaulted and validated by `lib/`. */
 export interface NativeTapOpenOptions {
   /** 1–256. More than one sets `IFF_MULTI_QUEUE` on every fd (`TUNSETIFF`). */
@@ -309,6 +319,8 @@ export interface Binding {
   linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => boolean): Promise<number>;
   /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
   addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
+  /** `RTM_NEWROUTE`: `ip route add DST/LEN [via GATEWAY] dev LINK` in the main table. See native/route.cc. */
+  routeAdd(key: NativeLinkKey, route: NativeRoute, ns: NativeNetns): Promise<void>;
   /**
    * Opens `/dev/net/tun` on a worker thread inside `ns` and `TUNSETIFF`s `IFF_TAP|IFF_NO_PI` (`|IFF_VNET_HDR`): a
    * non-persistent tap device that disappears when the fd closes.

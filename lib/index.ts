@@ -7,6 +7,7 @@ export { createMacvtap, createVlan, createVeth, getLink, getLinkSync, listLinks,
 export { openTap, TapQueue } from './tap.js';
 export { createBridge, setBridgePort } from './bridge.js';
 export { addAddress } from './address.js';
+export { addRoute } from './route.js';
 export { createTap } from './tun.js';
 export { setOffloads } from './ethtool.js';
 export { setLinkIpv6 } from './sysctl.js';

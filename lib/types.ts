@@ -270,6 +270,14 @@ export interface SetLinkOptions {
   master?: LinkRef | null;
 }
 
+/** The route {@link addRoute} adds. */
+export interface AddRouteOptions {
+  /** The destination prefix, `ADDRESS/LEN` with no host bits set: `'0.0.0.0/0'`, `'::/0'`, `'10.1.0.0/16'`. */
+  dst: string;
+  /** The next hop, of `dst`'s family; absent: the destination is directly on the link. */
+  gateway?: string;
+}
+
 /** Options of {@link listLinks}. Equivalent to `ip -d link show [type KIND]`. */
 export interface ListLinksOptions extends NetnsOption {
   /** Only links of this `IFLA_INFO_KIND`. */

@@ -10,6 +10,7 @@
 #include "link.h"
 #include "nft.h"
 #include "ownership.h"
+#include "route.h"
 #include "sysctl.h"
 #include "tap.h"
 #include "tun.h"
@@ -29,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linkSetBridgePort", Napi::Function::New(env, JsLinkSetBridgePort, "linkSetBridgePort"));
   exports.Set("linkWatch", Napi::Function::New(env, JsLinkWatch, "linkWatch"));
   exports.Set("addrAdd", Napi::Function::New(env, JsAddrAdd, "addrAdd"));
+  exports.Set("routeAdd", Napi::Function::New(env, JsRouteAdd, "routeAdd"));
   exports.Set("tunCreate", Napi::Function::New(env, JsTunCreate, "tunCreate"));
   exports.Set("ethtoolSetOffloads", Napi::Function::New(env, JsEthtoolSetOffloads, "ethtoolSetOffloads"));
   exports.Set("tapOpen", Napi::Function::New(env, JsTapOpen, "tapOpen"));

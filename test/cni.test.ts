@@ -80,7 +80,7 @@ test("the plugin's start loads only its input checks; its verbs load the link co
   expect(all.filter((f) => /^(bench|lib\/vif|lib\/events|lib\/tap|cli\/commands)\b/.test(f) || f === 'cli/macvtap')).toEqual([]);
   // The verbs' own chunk and what it imports statically: no port security or IPAM code unless a config asks for it.
   const verbs = [...bundleGraph(PLUGIN, true).entries()].find(([, src]) => src.includes('cli/cni/commands'))?.[0] as string;
-  expect(sources(bundleGraph(verbs, false)).filter((f) => /^(lib\/portsec|cli\/cni\/ipam)\b/.test(f))).toEqual([]);
+  expect(sources(bundleGraph(verbs, false)).filter((f) => /^(lib\/portsec\/(index|ruleset|policy|boxes)|cli\/cni\/ipam)\b/.test(f))).toEqual([]);
   for (const f of bundleGraph(PLUGIN, true).keys()) expect(readFileSync(f, 'utf8')).not.toMatch(/macvtap-bench|fast-xml-parser/);
   // VERSION and a refused config never load the addon: a path that cannot load does not matter to them.
   const env = { PATH: process.env.PATH, MACVTAP_ADDON: '/nonexistent/macvtap.node' };
@@ -194,25 +194,35 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     expect(names(f.sandbox)).toEqual(['lo']);
   });
 
-  test('the result matches the reference macvlan plugin field by field (ours adds mtu and the tap numbers)', () => {
+  test('the result matches the reference macvlan plugin field by field (ours adds mtu and the tap numbers); routes installed', () => {
     const f = fixture();
-    const ipam = (dir: string): Record<string, unknown> => ({ type: 'host-local', subnet: '10.77.0.0/24', rangeStart: '10.77.0.70', rangeEnd: '10.77.0.70', dataDir: dir });
+    const refSandbox = TestNetns.create();
+    spaces.push(refSandbox);
+    const ipam = (dir: string): Record<string, unknown> => ({
+      type: 'host-local', subnet: '10.77.0.0/24', rangeStart: '10.77.0.70', rangeEnd: '10.77.0.70', dataDir: dir,
+      routes: [{ dst: '0.0.0.0/0' }, { dst: '192.0.2.0/24', gw: '10.77.0.254' }],
+    });
     const d1 = mkdtempSync(join(tmpdir(), 'mvt-cni-ipam-'));
     const d2 = mkdtempSync(join(tmpdir(), 'mvt-cni-ipam-'));
     dirs.push(d1, d2);
     const ours = add(f, conf({ mac: '02:00:00:00:00:21', ipam: ipam(d1) }));
-    const ref = runPlugin(f.host.path, f.vars({ CNI_IFNAME: 'ref0' }), conf({ type: 'macvlan', mac: '02:00:00:00:00:22', ipam: ipam(d2) }), `${CNI_BIN}/macvlan`);
+    const ref = runPlugin(f.host.path, f.vars({ CNI_NETNS: refSandbox.path }), conf({ type: 'macvlan', mac: '02:00:00:00:00:22', ipam: ipam(d2) }), `${CNI_BIN}/macvlan`);
     expect(ref.status, ref.stdout).toBe(0);
     const r = ref.json as { interfaces: Array<Record<string, unknown>> } & Record<string, unknown>;
-    expect(Object.keys(ours).filter((k) => k !== 'macvtap').sort()).toEqual(Object.keys(r).sort());
+    expect(Object.keys(ours).filter((k) => k !== 'macvtap')).toEqual(Object.keys(r));
     expect(ours.cniVersion).toBe(r.cniVersion);
     expect(ours.dns).toEqual(r.dns);
     expect(ours.ips).toEqual(r.ips);
+    expect(ours.routes).toEqual(r.routes);
     const [oi] = ours.interfaces as Array<Record<string, unknown>>;
     const [ri] = r.interfaces;
-    expect({ ...oi, mtu: undefined, name: undefined, mac: undefined }).toEqual({ ...ri, mtu: undefined, name: undefined, mac: undefined });
-    expect([oi?.name, oi?.mac, oi?.mtu]).toEqual(['eth0', '02:00:00:00:00:21', 1500]);
-    expect([ri?.name, ri?.mac]).toEqual(['ref0', '02:00:00:00:00:22']);
+    expect({ ...oi, mtu: undefined, mac: undefined, sandbox: undefined }).toEqual({ ...ri, mtu: undefined, mac: undefined, sandbox: undefined });
+    expect([oi?.mac, oi?.mtu, oi?.sandbox, ri?.mac, ri?.sandbox]).toEqual(['02:00:00:00:00:21', 1500, f.sandbox.path, '02:00:00:00:00:22', refSandbox.path]);
+    // The routes as the kernel has them, in both sandboxes alike.
+    const routes = (ns: TestNetns): string[] => (JSON.parse(ns.ip('-j', '-4', 'route', 'show')) as Array<{ dst: string; gateway?: string; dev: string }>)
+      .map((x) => `${x.dst}${x.gateway ? ` via ${x.gateway}` : ''} dev ${x.dev}`).sort();
+    expect(routes(f.sandbox)).toEqual(['10.77.0.0/24 dev eth0', '192.0.2.0/24 via 10.77.0.254 dev eth0', 'default via 10.77.0.1 dev eth0']);
+    expect(routes(refSandbox)).toEqual(routes(f.sandbox));
   });
 
   test('DEL is idempotent: twice, without CNI_NETNS, after the sandbox is gone, after a failed ADD', () => {

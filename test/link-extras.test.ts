@@ -3,7 +3,7 @@
  * (createMacvtap) and `setLinkIpv6`, each checked with `ip -d -j` or the namespace's own sysctl file.
  */
 import { afterAll, afterEach, expect, test } from 'vitest';
-import { createMacvtap, getLink, setLink, setLinkIpv6 } from '../lib/index.js';
+import { addAddress, addRoute, createMacvtap, getLink, setLink, setLinkIpv6 } from '../lib/index.js';
 import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
 import { describePrivileged } from './helpers/suite.js';
 
@@ -42,6 +42,25 @@ describePrivileged('link extras', () => {
     await expect(createMacvtap({ lower: 'l0', name: 'mv1', numQueues: 0, netns: ns.path })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     await expect(createMacvtap({ lower: 'l0', name: 'mv1', numQueues: 257, netns: ns.path })).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
     expect(ns.ipLinks().map((l) => l.ifname).sort()).toEqual(['l0', 'l1', 'lo', 'mv0']);
+  });
+
+  test('addRoute: via a gateway and on the link, as ip route shows them; bad input refused before the kernel', async () => {
+    const ns = host();
+    await addAddress('l0', '10.78.0.2/24', { netns: ns.path });
+    await addRoute('l0', { dst: '0.0.0.0/0', gateway: '10.78.0.1' }, { netns: ns.path });
+    await addRoute('l0', { dst: '198.51.100.0/24' }, { netns: ns.path });
+    await addRoute('l0', { dst: '2001:db8:1::/64' }, { netns: ns.path });
+    const v4 = JSON.parse(ns.ip('-j', '-4', 'route', 'show')) as Array<Record<string, unknown>>;
+    expect(v4).toEqual(expect.arrayContaining([
+      expect.objectContaining({ dst: 'default', gateway: '10.78.0.1', dev: 'l0' }),
+      expect.objectContaining({ dst: '198.51.100.0/24', dev: 'l0', scope: 'link' }),
+    ]));
+    expect(JSON.parse(ns.ip('-j', '-6', 'route', 'show', '2001:db8:1::/64'))[0]).toMatchObject({ dst: '2001:db8:1::/64', dev: 'l0' });
+    await expect(addRoute('l0', { dst: '0.0.0.0/0', gateway: '10.78.0.1' }, { netns: ns.path })).rejects.toMatchObject({ name: 'MacvtapError', code: 'EEXIST' });
+    await expect(addRoute('l0', { dst: '203.0.113.0/24', gateway: '192.0.2.1' }, { netns: ns.path })).rejects.toMatchObject({ name: 'MacvtapError', code: 'ENETUNREACH' });
+    for (const bad of [{ dst: '10.0.0.1/24' }, { dst: '10.0.0.0' }, { dst: '10.0.0.0/33' }, { dst: '0.0.0.0/0', gateway: 'fe80::1' }, { dst: '::/0', via: '::1' }]) {
+      await expect(addRoute('l0', bad as never, { netns: ns.path })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    }
   });
 
   test('setLinkIpv6 writes disable_ipv6 as the link\'s own namespace sees it; a missing link is ENOENT', async () => {

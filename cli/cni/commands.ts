@@ -3,6 +3,7 @@
  * (VERSION and every refused input never load the addon). Links are made and changed with the library's own calls.
  */
 import { addAddress } from '../../lib/address.js';
+import { addRoute } from '../../lib/route.js';
 import { createMacvtap, deleteLink, getLink, listLinks, setLink } from '../../lib/link.js';
 import { setLinkIpv6 } from '../../lib/sysctl.js';
 import type { LinkInfo } from '../../lib/types.js';
@@ -139,12 +140,16 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
     if (conf.ipv6 === false) await setLinkIpv6(ifname, false, { netns }).catch((e: unknown) => { throw toCniError(e, `disabling IPv6 on ${ifname}`); });
     const result: Record<string, unknown> = { cniVersion: conf.cniVersion };
     const addresses: string[] = [];
+    let routes: Array<{ dst: string; gw?: string }> = [];
     if (conf.ipam) {
       ipamAdded = true;
       const ipam = await runIpam(conf.ipam.type, env.path, 'ADD', inv.stdin, ipamEnv(env));
       if (!ipam || !Array.isArray(ipam.ips)) throw new CniError(CNI_ERR.IPAM, `IPAM plugin ${conf.ipam.type} returned no "ips"`);
-      if (Array.isArray(ipam.routes) && ipam.routes.length > 0) {
-        throw new CniError(CNI_ERR.IPAM, `IPAM plugin ${conf.ipam.type} returned routes, which this plugin does not install: configure addresses only`);
+      if (ipam.routes !== undefined) {
+        if (!Array.isArray(ipam.routes) || !ipam.routes.every((r) => typeof (r as { dst?: unknown }).dst === 'string')) {
+          throw new CniError(CNI_ERR.IPAM, `IPAM plugin ${conf.ipam.type} returned "routes" that are not [{ "dst", "gw"? }]`);
+        }
+        routes = ipam.routes as Array<{ dst: string; gw?: string }>;
       }
       const ips: Array<Record<string, unknown>> = (ipam.ips as Array<Record<string, unknown>>).map((ip) => ({ ...ip, interface: 0 }));
       for (const ip of ips) {
@@ -164,12 +169,23 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
     }, { netns }).catch((e: unknown) => {
       throw toCniError(e, `bringing ${ifname} up in ${netns}`);
     });
+    // Routes after it is up: a gateway must be reachable through the link, which its subnet's route makes so. A route
+    // without "gw" goes via the gateway IPAM gave the address of that family, as the reference plugins do
+    // (ipam.ConfigureIface), or directly on the link when there is none.
+    for (const r of routes) {
+      const v6 = r.dst.includes(':');
+      const gw = r.gw ?? ((result.ips ?? []) as Array<{ address: string; gateway?: string }>).find((ip) => ip.gateway !== undefined && ip.address.includes(':') === v6)?.gateway;
+      await addRoute(ifname, { dst: r.dst, ...(gw !== undefined && { gateway: gw }) }, { netns }).catch((e: unknown) => {
+        throw toCniError(e, `adding the route to ${r.dst}${gw ? ` via ${gw}` : ''} on ${ifname}`);
+      });
+    }
     const link = await getLink(ifname, { netns });
-    // The spec's key order: interfaces, ips, dns.
+    // The spec's key order: interfaces, ips, routes, dns.
     const ips = result.ips;
     delete result.ips;
     result.interfaces = [{ name: ifname, mac: link.mac, mtu: link.mtu, sandbox: netns }];
     if (ips !== undefined) result.ips = ips;
+    if (routes.length > 0) result.routes = routes;
     result.dns = conf.dns ?? {};
     // Plugin-specific data: what a VMM inside the sandbox needs to make the tap's device node (mknod c MAJOR MINOR).
     result.macvtap = {
