@@ -413,4 +413,18 @@ describeNeeding('macvtap-cni with port security', referencePluginsMissing() ?? n
     expect(f.sandbox.exec('nft', ['list', 'tables'])).not.toMatch(/mvtps-net1/);
     expect(names(f.sandbox)).toEqual(['eth0', 'lo']);
   });
+
+  test('an ADD that fails at its last step (MAC clash with the master, at up) leaves no link, table or address', () => {
+    const f = fixture();
+    const dataDir = mkdtempSync(join(tmpdir(), 'mvt-cni-ipam-'));
+    dirs.push(dataDir);
+    const masterMac = f.host.ipLink('l0').address as string;
+    const c = conf({ mac: masterMac, ipam: { type: 'host-local', subnet: '10.77.0.0/24', dataDir }, portSecurity: {} });
+    const r = runPlugin(f.host.path, f.vars(), c);
+    expect(r.json).toMatchObject({ code: 100, msg: expect.stringMatching(/bringing eth0 up.*EADDRINUSE/), details: expect.stringContaining('errno EADDRINUSE') });
+    expect(names(f.host)).toEqual(['l0', 'lo']);
+    expect(names(f.sandbox)).toEqual(['lo']);
+    expect(f.sandbox.exec('nft', ['list', 'tables'])).not.toMatch(/mvtps/);
+    expect(readdirSync(join(dataDir, 'mvnet')).filter((n) => n.startsWith('10.'))).toEqual([]);
+  });
 });
