@@ -189,6 +189,12 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     expect(res.ips).toEqual([{ address: '10.77.0.50/24', gateway: '10.77.0.1', interface: 0 }]);
     expect(JSON.parse(f.sandbox.ip('-j', '-4', 'addr', 'show', 'dev', 'eth0'))[0].addr_info[0].local).toBe('10.77.0.50');
     expect(readdirSync(join(dataDir, 'mvnet'))).toContain('10.77.0.50');
+    // CHECK delegates to host-local's CHECK, which finds the allocation; without it, host-local's own error comes back.
+    expect(runPlugin(f.host.path, f.vars({ CNI_COMMAND: 'CHECK' }), { ...c, prevResult: res }).status).toBe(0);
+    rmSync(join(dataDir, 'mvnet', '10.77.0.50'));
+    const check = runPlugin(f.host.path, f.vars({ CNI_COMMAND: 'CHECK' }), { ...c, prevResult: res });
+    expect(check.status).toBe(1);
+    expect(check.json?.msg).toMatch(/^IPAM plugin host-local \(CHECK\): /);
     expect(runPlugin(f.host.path, f.vars({ CNI_COMMAND: 'DEL' }), { ...c, prevResult: res }).status).toBe(0);
     expect(readdirSync(join(dataDir, 'mvnet'))).not.toContain('10.77.0.50');
     expect(names(f.sandbox)).toEqual(['lo']);
