@@ -219,6 +219,8 @@ export interface NativeCreateLink {
   /** Sets `IFF_UP` in `ifi_flags`/`ifi_change` in the create message itself. */
   up?: boolean;
   group?: number;
+  /** `IFLA_NUM_TX_QUEUES` and `IFLA_NUM_RX_QUEUES`, both this value (1–4096). */
+  numQueues?: number;
   /**
    * `IFLA_IFALIAS`. The kernel ignores it in a create, so it is set by a change request right after the create, with
    * `finalGroup` as `IFLA_GROUP` in the same request when given.
@@ -245,6 +247,8 @@ export interface NativeSetLink {
   up?: boolean;
   /** `IFF_PROMISC` in `ifi_change`/`ifi_flags`: the user's promiscuity request, as `ip link set promisc on|off`. */
   promisc?: boolean;
+  /** `IFF_ALLMULTI` the same way (`ip link set allmulticast on|off`). */
+  allmulti?: boolean;
   mtu?: number;
   address?: string;
   /** `IFLA_IFNAME`: rename (while the link is up 6.1 refuses with `EBUSY`, 6.18 renames it). */
@@ -260,6 +264,16 @@ export interface NativeSetLink {
    * operation); `0` releases it (`nomaster`).
    */
   master?: number | string;
+}
+
+/** One route for `routeAdd`, already validated by `lib/`. */
+export interface NativeRoute {
+  family: 4 | 6;
+  /** The destination prefix's address (`0.0.0.0` with `dstLen` 0 for a default route). */
+  dst: string;
+  dstLen: number;
+  /** Next hop; absent: the destination is on the link (scope link). */
+  gateway?: string;
 }
 
 /** `openTap` options, already defaulted and validated by `lib/`. */
@@ -349,6 +363,8 @@ export interface Binding {
   linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => boolean): Promise<number>;
   /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
   addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
+  /** `RTM_NEWROUTE`: `ip route add DST/LEN [via GATEWAY] dev LINK` in the main table. See native/route.cc. */
+  routeAdd(key: NativeLinkKey, route: NativeRoute, ns: NativeNetns): Promise<void>;
   /**
    * Opens `/dev/net/tun` on a worker thread inside `ns` and `TUNSETIFF`s `IFF_TAP|IFF_NO_PI` (`|IFF_VNET_HDR`): a
    * non-persistent tap device that disappears when the fd closes.
@@ -367,6 +383,11 @@ export interface Binding {
    */
   nftRun(commands: string, opts: { json?: boolean; device?: string }, ns: NativeNetns): Promise<string>;
 
+  /**
+   * Writes `value` to `/proc/sys/<key>` as namespace `ns` sees it (`ip netns exec NS sysctl -w`); `key` validated by
+   * lib/. ENOENT (syscall 'open') when there is no such sysctl.
+   */
+  sysctlWrite(key: string, value: string, ns: NativeNetns): Promise<void>;
   /** Opens `queues` fds of a macvtap's char device, verified by `st_rdev`; see {@link NativeTapOpenResult}. */
   tapOpen(key: NativeLinkKey, opts: NativeTapOpenOptions, ns: NativeNetns): Promise<NativeTapOpenResult>;
   /**

@@ -7,10 +7,12 @@ export { createMacvtap, createVlan, createVeth, getLink, getLinkSync, listLinks,
 export { openTap, TapQueue } from './tap.js';
 export { createBridge, setBridgePort } from './bridge.js';
 export { addAddress } from './address.js';
+export { addRoute } from './route.js';
 export { createTap } from './tun.js';
 export { setOffloads } from './ethtool.js';
 export { setBandwidth, getBandwidth } from './bandwidth.js';
 export type { Bandwidth, BandwidthRate } from './bandwidth.js';
+export { setLinkIpv6 } from './sysctl.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';

@@ -67,7 +67,7 @@ export async function createLink(req: NativeCreateLink, ns: Netns | null, signal
   return info;
 }
 
-const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'netns', 'owner', 'signal'] as const;
+const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'numQueues', 'netns', 'owner', 'signal'] as const;
 
 /**
  * Creates a macvtap on a lower device and returns its info (with its tap char device).
@@ -106,6 +106,7 @@ export async function createMacvtap(options: CreateMacvtapOptions): Promise<Link
   }
   const req: NativeCreateLink = { kind: 'macvtap', name, ...commonCreate(opts), macvlanMode: v.MODE_VALUES[mode] };
   if (flags) req.macvlanFlags = flags;
+  if (opts.numQueues !== undefined) req.numQueues = v.integer('numQueues', opts.numQueues, 1, v.MAX_TAP_QUEUES);
   if (macaddrs) req.macvlanMacaddrs = macaddrs;
   const ns = v.nsOf(opts);
   req.link = lowerRef(opts.lower);
@@ -216,12 +217,12 @@ export async function listLinks(options?: ListLinksOptions): Promise<LinkInfo[]>
   return callNative(() => binding.linkList(kind, ns));
 }
 
-const SET_KEYS = ['up', 'promisc', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master'] as const;
+const SET_KEYS = ['up', 'promisc', 'allmulti', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master'] as const;
 
 /**
  * Changes a link in one request and returns its new info (`null` when it was moved to another namespace).
  *
- * Equivalent to: `ip link set dev LINK [up|down] [promisc on|off] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]
+ * Equivalent to: `ip link set dev LINK [up|down] [promisc on|off] [allmulticast on|off] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]
  * [master BR | nomaster]`.
  * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up: 6.1 refuses, 6.18 allows), `EADDRINUSE` (a MAC
  *   clash shows at up), `EINVAL`.
@@ -233,6 +234,7 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
   const ns = v.netnsOnly(options);
   const req: NativeSetLink = linkFields(c);
   if (c.promisc !== undefined) req.promisc = v.bool('promisc', c.promisc);
+  if (c.allmulti !== undefined) req.allmulti = v.bool('allmulti', c.allmulti);
   if (c.name !== undefined) req.name = v.linkName('name', c.name);
   if (c.moveToNetns !== undefined) req.netns = v.netns('moveToNetns', c.moveToNetns);
   if (c.master !== undefined) {

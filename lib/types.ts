@@ -207,6 +207,11 @@ export interface CreateMacvtapOptions extends NetnsOption, CreateSignalOption, O
   nopromisc?: boolean;
   /** source mode only (and required there): the accepted source MACs. */
   sourceMacs?: string[];
+  /**
+   * The device's transmit and receive queue count (`IFLA_NUM_TX_QUEUES`, `IFLA_NUM_RX_QUEUES`), 1–256; the kernel's
+   * default is 1. (The tap queues a reader opens with {@link openTap} are separate: up to 256 whatever this is.)
+   */
+  numQueues?: number;
 }
 
 /** Options of {@link createVlan}. Equivalent to `ip link add link LOWER name NAME type vlan id ID`. */
@@ -246,6 +251,8 @@ export interface SetLinkOptions {
    * once, and clearing it leaves promiscuity that a bridge or a macvlan took for its own needs.
    */
   promisc?: boolean;
+  /** All-multicast mode as `ip link set dev LINK allmulticast on|off` asks for it (`IFF_ALLMULTI`, counted once). */
+  allmulti?: boolean;
   mtu?: number;
   mac?: string;
   /** Rename. While the link is up 6.1 refuses with `EBUSY`; 6.18 renames it. */
@@ -261,6 +268,14 @@ export interface SetLinkOptions {
    * releases it (`ip link set dev LINK nomaster`).
    */
   master?: LinkRef | null;
+}
+
+/** The route {@link addRoute} adds. */
+export interface AddRouteOptions {
+  /** The destination prefix, `ADDRESS/LEN` with no host bits set: `'0.0.0.0/0'`, `'::/0'`, `'10.1.0.0/16'`. */
+  dst: string;
+  /** The next hop, of `dst`'s family; absent: the destination is directly on the link. */
+  gateway?: string;
 }
 
 /** Options of {@link listLinks}. Equivalent to `ip -d link show [type KIND]`. */

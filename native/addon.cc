@@ -10,6 +10,8 @@
 #include "link.h"
 #include "nft.h"
 #include "ownership.h"
+#include "route.h"
+#include "sysctl.h"
 #include "tap.h"
 #include "tc.h"
 #include "tun.h"
@@ -29,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linkSetBridgePort", Napi::Function::New(env, JsLinkSetBridgePort, "linkSetBridgePort"));
   exports.Set("linkWatch", Napi::Function::New(env, JsLinkWatch, "linkWatch"));
   exports.Set("addrAdd", Napi::Function::New(env, JsAddrAdd, "addrAdd"));
+  exports.Set("routeAdd", Napi::Function::New(env, JsRouteAdd, "routeAdd"));
   exports.Set("tunCreate", Napi::Function::New(env, JsTunCreate, "tunCreate"));
   exports.Set("ethtoolSetOffloads", Napi::Function::New(env, JsEthtoolSetOffloads, "ethtoolSetOffloads"));
   exports.Set("tapOpen", Napi::Function::New(env, JsTapOpen, "tapOpen"));
@@ -43,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcDump", Napi::Function::New(env, JsTcDump, "tcDump"));
   exports.Set("tcApply", Napi::Function::New(env, JsTcApply, "tcApply"));
   exports.Set("nftRun", Napi::Function::New(env, JsNftRun, "nftRun"));
+  exports.Set("sysctlWrite", Napi::Function::New(env, JsSysctlWrite, "sysctlWrite"));
   exports.Set("execvp", Napi::Function::New(env, JsExecvp, "execvp"));
   return exports;
 }

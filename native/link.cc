@@ -193,6 +193,10 @@ void BuildCreate(MessageBuilder& m, const CreateRequest& req, const std::string&
   if (req.mtu) m.PutU32(IFLA_MTU, *req.mtu);
   if (req.txqlen) m.PutU32(IFLA_TXQLEN, *req.txqlen);
   if (req.group) m.PutU32(IFLA_GROUP, *req.group);
+  if (req.num_queues) {
+    m.PutU32(IFLA_NUM_TX_QUEUES, *req.num_queues);
+    m.PutU32(IFLA_NUM_RX_QUEUES, *req.num_queues);
+  }
 
   size_t linkinfo = m.BeginNest(IFLA_LINKINFO);
   m.PutString(IFLA_INFO_KIND, req.kind);
@@ -402,6 +406,11 @@ void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns) {
     ifi.ifi_change |= IFF_PROMISC;
     if (*change.promisc) ifi.ifi_flags |= IFF_PROMISC;
   }
+  // IFF_ALLMULTI the same way (`ip link set allmulticast on|off`): the user's request, counted once.
+  if (change.allmulti) {
+    ifi.ifi_change |= IFF_ALLMULTI;
+    if (*change.allmulti) ifi.ifi_flags |= IFF_ALLMULTI;
+  }
   MessageBuilder m = KeyedRequest(RTM_NEWLINK, 0, target, &ifi);
   if (change.name) m.PutString(IFLA_IFNAME, *change.name);
   if (change.mtu) m.PutU32(IFLA_MTU, *change.mtu);
@@ -502,6 +511,7 @@ CreateRequest ReadCreate(const Napi::Value& v) {
   if (auto x = OptInt(o, "mtu", 0, UINT32_MAX)) r.mtu = static_cast<uint32_t>(*x);
   if (auto x = OptInt(o, "txqlen", 0, UINT32_MAX)) r.txqlen = static_cast<uint32_t>(*x);
   if (auto x = OptInt(o, "group", 0, UINT32_MAX)) r.group = static_cast<uint32_t>(*x);
+  if (auto x = OptInt(o, "numQueues", 1, 4096)) r.num_queues = static_cast<uint32_t>(*x);
   r.up = OptBool(o, "up").value_or(false);
   r.alias = OptString(o, "alias");
   if (auto x = OptInt(o, "finalGroup", 0, UINT32_MAX)) r.final_group = static_cast<uint32_t>(*x);
@@ -536,6 +546,7 @@ SetRequest ReadSet(const Napi::Value& v) {
   SetRequest s;
   s.up = OptBool(o, "up");
   s.promisc = OptBool(o, "promisc");
+  s.allmulti = OptBool(o, "allmulti");
   if (auto x = OptInt(o, "mtu", 0, UINT32_MAX)) s.mtu = static_cast<uint32_t>(*x);
   s.address = OptMac(o, "address");
   s.name = OptString(o, "name");

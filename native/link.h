@@ -38,6 +38,8 @@ struct CreateRequest {
   std::optional<int32_t> ifindex;
   std::optional<std::vector<uint8_t>> address;
   std::optional<uint32_t> mtu, txqlen, group;
+  /** IFLA_NUM_TX_QUEUES and IFLA_NUM_RX_QUEUES, both this value. */
+  std::optional<uint32_t> num_queues;
   bool up = false;
   std::optional<std::string> alias;
   // With `alias`: IFLA_GROUP set together with the alias, in the change request that follows the create (the create
@@ -51,7 +53,7 @@ struct CreateRequest {
 
 /** NativeSetLink. */
 struct SetRequest {
-  std::optional<bool> up, promisc;
+  std::optional<bool> up, promisc, allmulti;
   std::optional<uint32_t> mtu, group, txqlen;
   std::optional<std::vector<uint8_t>> address;
   std::optional<std::string> name, alias;
