@@ -21,6 +21,7 @@ const dirs: string[] = [];
 afterEach(() => {
   for (const s of spaces.splice(0)) s.destroy();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  stateDir = '';
 });
 afterAll(() => destroyAll());
 
@@ -31,8 +32,13 @@ interface Fixture {
   vars: (over?: CniVars) => CniVars;
 }
 
-/** host: l0 (the master) ↔ l1 in `peer` (10.77.0.1/24); an empty sandbox. */
+/** This test's `stateDir` (the plugin's attachment records), made by {@link fixture}; `conf()` puts it in every config. */
+let stateDir = '';
+
+/** host: l0 (the master) ↔ l1 in `peer` (10.77.0.1/24); an empty sandbox; a fresh state directory. */
 function fixture(): Fixture {
+  stateDir = mkdtempSync(join(tmpdir(), 'mvt-cni-state-'));
+  dirs.push(stateDir);
   const host = TestNetns.create();
   const sandbox = TestNetns.create();
   const peer = TestNetns.create();
@@ -46,8 +52,21 @@ function fixture(): Fixture {
 }
 
 const conf = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
-  cniVersion: '1.0.0', name: 'mvnet', type: 'macvtap-cni', master: 'l0', ...over,
+  cniVersion: '1.0.0', name: 'mvnet', type: 'macvtap-cni', master: 'l0', ...(stateDir !== '' && { stateDir }), ...over,
 });
+
+/** The attachment records of network `mvnet` in this test's state directory (file names, sorted). */
+const records = (): string[] => {
+  try {
+    return readdirSync(join(stateDir, 'mvnet')).sort();
+  } catch {
+    return [];
+  }
+};
+
+/** host-local's allocations in `dataDir` (its files named by address), with the container id each is held for. */
+const allocations = (dataDir: string): Record<string, string> => Object.fromEntries(readdirSync(join(dataDir, 'mvnet'))
+  .filter((n) => n.startsWith('10.')).sort().map((n) => [n, readFileSync(join(dataDir, 'mvnet', n), 'utf8').split(/\r?\n/)[0] as string]));
 
 const names = (ns: TestNetns): string[] => ns.ipLinks().map((l) => l.ifname).sort();
 
@@ -326,6 +345,70 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     expect(names(f.sandbox)).toEqual(['eth0', 'lo']);
   });
 
+  test('ADD with IPAM records the attachment; DEL removes the record; a failing ADD removes no one else\'s', () => {
+    const f = fixture();
+    const dataDir = mkdtempSync(join(tmpdir(), 'mvt-cni-ipam-'));
+    dirs.push(dataDir);
+    const c = conf({ ipam: { type: 'host-local', subnet: '10.77.0.0/24', rangeStart: '10.77.0.100', rangeEnd: '10.77.0.109', dataDir } });
+    const res = add(f, c);
+    expect(records()).toEqual(['c0ffee:eth0.json']);
+    const rec = JSON.parse(readFileSync(join(stateDir, 'mvnet', 'c0ffee:eth0.json'), 'utf8'));
+    expect(rec).toEqual({ network: 'mvnet', containerID: 'c0ffee', ifname: 'eth0', config: c, result: res });
+    // A failed ADD of the same attachment (its eth0 exists), and one of another that fails after IPAM ADD (its MAC is the
+    // master's: EADDRINUSE at up): c0ffee's record and address stay, the failed one leaves neither.
+    expect(runPlugin(f.host.path, f.vars(), c).json?.code).toBe(100);
+    const clash = runPlugin(f.host.path, f.vars({ CNI_CONTAINERID: 'bad', CNI_IFNAME: 'net1' }), { ...c, mac: f.host.ipLink('l0').address });
+    expect(clash.json).toMatchObject({ code: 100, msg: expect.stringMatching(/EADDRINUSE/) });
+    expect(records()).toEqual(['c0ffee:eth0.json']);
+    expect(allocations(dataDir)).toEqual({ '10.77.0.100': 'c0ffee' });
+    // ADD without IPAM has nothing to release later: no record.
+    add(f, conf(), { CNI_CONTAINERID: 'noipam', CNI_IFNAME: 'net2' });
+    expect(records()).toEqual(['c0ffee:eth0.json']);
+    expect(runPlugin(f.host.path, f.vars({ CNI_COMMAND: 'DEL' }), { ...c, prevResult: res }).status).toBe(0);
+    expect(records()).toEqual([]);
+    expect(allocations(dataDir)).toEqual({});
+    expect(readdirSync(stateDir)).toEqual(['mvnet']); // no temporary file left beside the records
+  });
+
+  test('GC releases host-local\'s allocation of an attachment whose namespace went without DEL, and removes its record', () => {
+    const f = fixture();
+    const gone = TestNetns.create();
+    spaces.push(gone);
+    const dataDir = mkdtempSync(join(tmpdir(), 'mvt-cni-ipam-'));
+    dirs.push(dataDir);
+    const c = conf({ ipam: { type: 'host-local', subnet: '10.77.0.0/24', rangeStart: '10.77.0.110', rangeEnd: '10.77.0.119', dataDir } });
+    add(f, c, { CNI_CONTAINERID: 'keep' });
+    add(f, { ...c, mac: '02:00:00:00:00:73' }, { CNI_CONTAINERID: 'stale', CNI_NETNS: gone.path });
+    expect(allocations(dataDir)).toEqual({ '10.77.0.110': 'keep', '10.77.0.111': 'stale' });
+    expect(records()).toEqual(['keep:eth0.json', 'stale:eth0.json']);
+    // The runtime deletes the namespace without DEL: the link goes with it, and with it the tag GC finds links by.
+    gone.destroy();
+    const macvtaps = (): string[] => [f.host, f.sandbox].flatMap((ns) => ns.ipLinks()).filter((l) => (l as { linkinfo?: { info_kind?: string } }).linkinfo?.info_kind === 'macvtap').map((l) => String(l.ifalias));
+    expect(macvtaps()).toEqual(['macvtap-cni:mvnet:keep:eth0']);
+    const gc = (valid: Array<{ containerID: string; ifname: string }>, path = CNI_BIN): ReturnType<typeof runPlugin> =>
+      runPlugin(f.host.path, { CNI_COMMAND: 'GC', CNI_PATH: path }, { ...c, cniVersion: '1.1.0', 'cni.dev/valid-attachments': valid });
+    // host-local not found: the error comes back in CNI form, and the record stays for the next GC.
+    const emptyBin = mkdtempSync(join(tmpdir(), 'mvt-cni-bin-'));
+    dirs.push(emptyBin);
+    const failed = gc([{ containerID: 'keep', ifname: 'eth0' }], emptyBin);
+    expect(failed.status).toBe(1);
+    expect(failed.json).toMatchObject({ cniVersion: '1.1.0', code: 101, msg: expect.stringContaining('releasing the IPAM allocation of stale/eth0') });
+    expect(records()).toEqual(['keep:eth0.json', 'stale:eth0.json']);
+    expect(allocations(dataDir)).toEqual({ '10.77.0.110': 'keep', '10.77.0.111': 'stale' });
+    // With host-local found: the stale allocation and record go, the valid attachment keeps its link, address and record.
+    const r = gc([{ containerID: 'keep', ifname: 'eth0' }]);
+    expect(r.status, r.stdout).toBe(0);
+    expect(allocations(dataDir)).toEqual({ '10.77.0.110': 'keep' });
+    expect(records()).toEqual(['keep:eth0.json']);
+    expect(macvtaps()).toEqual(['macvtap-cni:mvnet:keep:eth0']);
+    // Nothing valid any more: the link, its allocation and its record all go.
+    const all = gc([]);
+    expect(all.status, all.stdout).toBe(0);
+    expect(allocations(dataDir)).toEqual({});
+    expect(records()).toEqual([]);
+    expect(macvtaps()).toEqual([]);
+  });
+
   test('STATUS: ready with the master up; code 50 naming why otherwise', () => {
     const f = fixture();
     const status = (c: Record<string, unknown>): ReturnType<typeof runPlugin> => runPlugin(f.host.path, { CNI_COMMAND: 'STATUS' }, { ...c, cniVersion: '1.1.0' });
@@ -373,6 +456,7 @@ describeNeeding('macvtap-cni', referencePluginsMissing(), () => {
     ['queues 257', {}, conf({ queues: 257 }), 7],
     ['ipam without a type', {}, conf({ ipam: { subnet: '10.0.0.0/24' } }), 7],
     ['ipam with a path as type', {}, conf({ ipam: { type: '../sbin/x' } }), 7],
+    ['a relative stateDir', {}, conf({ stateDir: 'var/lib/cni' }), 7],
     ['portSecurity that is not an object', {}, conf({ portSecurity: true }), 7],
     ['an unknown portSecurity key', {}, conf({ portSecurity: { ips: [], mac: '02:00:00:00:00:01' } }), 2],
     ['portSecurity without ips or ipam', {}, conf({ portSecurity: {} }), 7],

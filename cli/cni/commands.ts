@@ -10,6 +10,7 @@ import type { LinkInfo } from '../../lib/types.js';
 import type { PortSecurityPolicy } from '../../lib/portsec/types.js';
 import { type CniEnv, effectiveMac, LATEST_VERSION, type NetConf, SUPPORTED_VERSIONS, versionAtLeast } from './config.js';
 import { CNI_ERR, CniError, toCniError } from './errors.js';
+import { type AttachmentRecord, DEFAULT_STATE_DIR, listRecords, recordFile, removeRecord, writeRecord } from './state.js';
 
 // Not ESM imports: node:fs's facade loads all of streams (see lib/loader.ts), and the IPAM code (node:child_process:
 // net, streams, dns) is loaded only by a config that names an IPAM plugin.
@@ -192,6 +193,13 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
       ifindex: link.ifindex, master: conf.master, mode: conf.mode,
       ...(link.tap && { tap: { major: link.tap.major, minor: link.tap.minor } }),
     };
+    // The last step, so that a failed ADD leaves no record (and never removes one it did not write): what GC needs to
+    // release the allocation after the link has gone with its namespace.
+    if (conf.ipam) {
+      writeRecord(conf.stateDir ?? DEFAULT_STATE_DIR, {
+        network: conf.name, containerID: env.containerId as string, ifname, config: JSON.parse(inv.stdin) as Record<string, unknown>, result,
+      });
+    }
     return result;
   } catch (e) {
     if (created) await deleteLink(created.name, created.netns ? { netns: created.netns } : undefined).catch(() => undefined);
@@ -205,7 +213,8 @@ export async function add(inv: Invocation): Promise<Record<string, unknown>> {
 /**
  * DEL: idempotent. Deletes the link named `CNI_IFNAME` in `CNI_NETNS` only when it carries this attachment's tag
  * (another plugin's `eth0` is not ours), any link of this attachment left in the runtime's namespace by an ADD that was
- * cut off, and releases the IPAM allocation. A missing namespace, a missing link, a second DEL all succeed.
+ * cut off, releases the IPAM allocation, then removes the attachment's record (kept when the IPAM DEL fails, for GC).
+ * A missing namespace, a missing link, a second DEL all succeed.
  */
 export async function del(inv: Invocation): Promise<void> {
   const { conf, env } = inv;
@@ -227,6 +236,7 @@ export async function del(inv: Invocation): Promise<void> {
     if (link.alias === tag) await removeLink(link.ifindex, undefined);
   }
   if (conf.ipam) await runIpam(conf.ipam.type, env.path, 'DEL', inv.stdin, ipamEnv(env));
+  removeRecord(recordFile(conf.stateDir ?? DEFAULT_STATE_DIR, conf.name, env.containerId as string, ifname));
 }
 
 async function removeTable(ifname: string, netns: string): Promise<void> {
@@ -288,6 +298,11 @@ export async function check(inv: Invocation): Promise<void> {
   if (conf.ipam) await runIpam(conf.ipam.type, env.path, 'CHECK', inv.stdin, ipamEnv(env));
 }
 
+/** `e` as a CNI error whose message says what was being done (a CNI error keeps its code and gets the prefix). */
+function inContext(e: unknown, what: string): CniError {
+  return e instanceof CniError ? new CniError(e.code, `${what}: ${e.message}`, e.details) : toCniError(e, what);
+}
+
 /** The network namespaces GC looks in: the runtime's own, and each one bind-mounted under `/run/netns`. */
 function namespacesToScan(): Array<string | undefined> {
   let named: string[] = [];
@@ -301,41 +316,99 @@ function namespacesToScan(): Array<string | undefined> {
 
 /**
  * GC (spec 1.1.0): deletes every link tagged for this network whose attachment (container id, ifname) is not in
- * `cni.dev/valid-attachments`, in the runtime's namespace and in every namespace under `/run/netns`, and releases
- * its IPAM allocation; links without this plugin's tag are never touched. When the IPAM plugin speaks this version,
- * it gets the GC too (for allocations whose link is already gone). Returns the attachments removed.
+ * `cni.dev/valid-attachments`, in the runtime's namespace and in every namespace under `/run/netns` (links without
+ * this plugin's tag are never touched), then releases the IPAM allocation of every recorded attachment of this network
+ * that is not valid (an IPAM DEL as DEL would send it: the record's config with ADD's result as `prevResult`) and
+ * removes its record; this covers attachments whose link went with its namespace. A removed link without a record (an
+ * ADD cut off before it wrote one) gets an IPAM DEL with this config. When the IPAM plugin speaks this version, it
+ * gets the GC too. Best effort, as the spec asks: every failure is collected, the rest goes on, a record whose IPAM DEL
+ * failed stays for the next GC, and the failures come back as one CNI error. Returns the attachments removed.
  */
 export async function gc(inv: Invocation): Promise<Array<{ containerID: string; ifname: string }>> {
   const { conf, env } = inv;
-  const valid = new Set((conf.validAttachments ?? []).map((a) => `${a.containerID}\0${a.ifname}`));
+  const key = (containerId: string, ifname: string): string => `${containerId}\0${ifname}`;
+  const valid = new Set((conf.validAttachments ?? []).map((a) => key(a.containerID, a.ifname)));
   const removed: Array<{ containerID: string; ifname: string }> = [];
+  const kept = new Set<string>(); // links that could not be deleted: their addresses are still in use
+  const errors: CniError[] = [];
   for (const netns of namespacesToScan()) {
     let links: LinkInfo[];
     try {
       links = await listLinks({ kind: 'macvtap', ...(netns !== undefined && { netns }) });
     } catch (e) {
       if (isNetnsGone(e)) continue; // a stale mount point, or a namespace removed while we looked
-      throw toCniError(e, `listing links in ${netns ?? "the runtime's namespace"}`);
+      errors.push(toCniError(e, `listing links in ${netns ?? "the runtime's namespace"}`));
+      continue;
     }
     for (const link of links) {
       const tag = parseAttachmentTag(link.alias);
-      if (!tag || tag.network !== conf.name || valid.has(`${tag.containerId}\0${tag.ifname}`)) continue;
-      await removeLink(link.ifindex, netns);
-      if (conf.portSecurity && netns !== undefined) await removeTable(link.name, netns);
-      removed.push({ containerID: tag.containerId, ifname: tag.ifname });
+      if (!tag || tag.network !== conf.name || valid.has(key(tag.containerId, tag.ifname))) continue;
+      try {
+        await removeLink(link.ifindex, netns);
+        if (conf.portSecurity && netns !== undefined) await removeTable(link.name, netns);
+        removed.push({ containerID: tag.containerId, ifname: tag.ifname });
+      } catch (e) {
+        kept.add(key(tag.containerId, tag.ifname));
+        errors.push(inContext(e, `removing ${link.name}`));
+      }
+    }
+  }
+  const recorded = new Set<string>();
+  let records: ReturnType<typeof listRecords> = [];
+  try {
+    records = listRecords(conf.stateDir ?? DEFAULT_STATE_DIR, conf.name);
+  } catch (e) {
+    errors.push(toCniError(e, 'GC'));
+  }
+  for (const entry of records) {
+    if ('error' in entry) {
+      errors.push(new CniError(CNI_ERR.KERNEL, entry.error));
+      continue;
+    }
+    const rec = entry.record;
+    const k = key(rec.containerID, rec.ifname);
+    recorded.add(k);
+    if (valid.has(k) || kept.has(k)) continue;
+    try {
+      await releaseRecorded(rec, env);
+      removeRecord(entry.file);
+    } catch (e) {
+      errors.push(inContext(e, `releasing the IPAM allocation of ${rec.containerID}/${rec.ifname}`));
     }
   }
   if (conf.ipam) {
-    const versions = await ipamVersions(conf.ipam.type, env);
-    const delVersion = [...SUPPORTED_VERSIONS].reverse().find((x) => versions.includes(x) && versionAtLeast(conf.cniVersion, x));
-    for (const a of removed) {
-      if (!delVersion) break;
-      const stdin = JSON.stringify({ ...JSON.parse(inv.stdin), cniVersion: delVersion, 'cni.dev/valid-attachments': undefined });
-      await runIpam(conf.ipam.type, env.path, 'DEL', stdin, ipamEnv(env, { containerId: a.containerID, ifname: a.ifname, netns: '' }));
+    try {
+      const versions = await ipamVersions(conf.ipam.type, env);
+      const delVersion = [...SUPPORTED_VERSIONS].reverse().find((x) => versions.includes(x) && versionAtLeast(conf.cniVersion, x));
+      for (const a of removed) {
+        if (!delVersion || recorded.has(key(a.containerID, a.ifname))) continue;
+        const stdin = JSON.stringify({ ...JSON.parse(inv.stdin), cniVersion: delVersion, 'cni.dev/valid-attachments': undefined });
+        await runIpam(conf.ipam.type, env.path, 'DEL', stdin, ipamEnv(env, { containerId: a.containerID, ifname: a.ifname, netns: '' })).catch((e: unknown) => {
+          errors.push(inContext(e, `releasing the IPAM allocation of ${a.containerID}/${a.ifname}`));
+        });
+      }
+      if (versions.includes(conf.cniVersion)) await runIpam(conf.ipam.type, env.path, 'GC', inv.stdin, ipamEnv(env));
+    } catch (e) {
+      errors.push(toCniError(e, 'GC'));
     }
-    if (versions.includes(conf.cniVersion)) await runIpam(conf.ipam.type, env.path, 'GC', inv.stdin, ipamEnv(env));
+  }
+  const [first] = errors;
+  if (first) {
+    throw errors.length === 1 ? first : new CniError(first.code, errors.map((e) => e.message).join('; '), errors.map((e) => e.details).filter((d) => d !== undefined).join('; ') || undefined);
   }
   return removed;
+}
+
+/**
+ * The IPAM DEL of a recorded attachment, as DEL would send it: the ADD's config (its `cniVersion`, which the IPAM plugin
+ * accepted then, and its `ipam`), ADD's result as `prevResult` (0.4.0 and later), no `CNI_NETNS` (it may be gone).
+ */
+async function releaseRecorded(rec: AttachmentRecord, env: CniEnv): Promise<void> {
+  const ipam = rec.config.ipam as { type?: unknown } | undefined;
+  const version = rec.config.cniVersion;
+  if (typeof ipam?.type !== 'string' || typeof version !== 'string') throw new CniError(CNI_ERR.KERNEL, `the record of ${rec.containerID}/${rec.ifname} has no "ipam.type" or "cniVersion"`);
+  const stdin = JSON.stringify({ ...rec.config, prevResult: versionAtLeast(version, '0.4.0') ? rec.result : undefined });
+  await runIpam(ipam.type, env.path, 'DEL', stdin, ipamEnv(env, { containerId: rec.containerID, ifname: rec.ifname, netns: '' }));
 }
 
 async function ipamVersions(type: string, env: CniEnv): Promise<string[]> {

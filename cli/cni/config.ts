@@ -40,6 +40,8 @@ export interface NetConf {
   portSecurity?: { ips?: string[]; allowedAddressPairs?: unknown[]; rules?: unknown[] };
   dns?: Record<string, unknown>;
   prevResult?: Record<string, unknown>;
+  /** Where the attachment records live (`<stateDir>/<network>/`); default `/var/lib/cni/macvtap-cni` (see `state.ts`). */
+  stateDir?: string;
   /** `cni.dev/valid-attachments` of a GC request. */
   validAttachments?: Array<{ containerID: string; ifname: string }>;
 }
@@ -162,7 +164,7 @@ export function versionAtLeast(a: string, b: string): boolean {
 const KEYS = new Set([
   'cniVersion', 'name', 'type', 'args', 'capabilities', 'runtimeConfig', 'prevResult', 'ipam', 'dns', 'ipMasq',
   'cni.dev/valid-attachments', 'cni.dev/attachments',
-  'master', 'mode', 'mtu', 'mac', 'promisc', 'allmulti', 'ipv6', 'queues', 'portSecurity',
+  'master', 'mode', 'mtu', 'mac', 'promisc', 'allmulti', 'ipv6', 'queues', 'portSecurity', 'stateDir',
 ]);
 
 /** The whole network configuration, validated; nothing is created before this returns. */
@@ -220,6 +222,12 @@ export function readConf(raw: Record<string, unknown>, cniVersion: string): NetC
     }
     if (ps.ips === undefined && raw.ipam === undefined) throw confError('"portSecurity" needs "ips", or an "ipam" whose addresses become them');
     conf.portSecurity = ps as NetConf['portSecurity'];
+  }
+  if (raw.stateDir !== undefined) {
+    if (typeof raw.stateDir !== 'string' || !raw.stateDir.startsWith('/') || raw.stateDir.includes('\0')) {
+      throw confError(`"stateDir" must be an absolute directory path, got ${JSON.stringify(raw.stateDir)}`);
+    }
+    conf.stateDir = raw.stateDir;
   }
   const rc = raw.runtimeConfig as Record<string, unknown> | undefined;
   if (rc?.mac !== undefined) conf.runtimeMac = macValue('"runtimeConfig.mac"', rc.mac);
