@@ -19,7 +19,7 @@ afterEach(() => {
 });
 afterAll(() => destroyAll());
 
-interface Setup { host: TestNetns; peer: TestNetns; pod: PodmanSandbox; net: string }
+interface Setup { host: TestNetns; peer: TestNetns; pod: PodmanSandbox; net: string; stateDir: string }
 
 /** host: l0 (the master) ↔ l1 in `peer` (10.77.0.1/24); a private podman seeing only our plugins. */
 function setup(): Setup {
@@ -30,7 +30,10 @@ function setup(): Setup {
   peer.ip('addr', 'add', '10.77.0.1/24', 'dev', 'l1');
   const pod = new PodmanSandbox({ 'macvtap-cni': PLUGIN, tuning: `${CNI_BIN}/tuning`, static: `${CNI_BIN}/static`, 'host-local': `${CNI_BIN}/host-local` });
   undo.push(() => pod.destroy(host.path));
-  return { host, peer, pod, net: `mvt-cni-${process.pid}` };
+  // The plugin's attachment records (IPAM configs), here instead of /var/lib/cni/macvtap-cni.
+  const stateDir = mkdtempSync(join(tmpdir(), 'mvt-cni-state-'));
+  undo.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  return { host, peer, pod, net: `mvt-cni-${process.pid}`, stateDir };
 }
 
 const names = (ns: TestNetns): string[] => ns.ipLinks().map((l) => l.ifname).sort();
@@ -43,9 +46,9 @@ const PROBE = [
 
 describeNeeding('macvtap-cni under podman', podmanMissing() ?? referencePluginsMissing(), () => {
   test('a container on macvtap-cni + tuning sees eth0 with our MAC and MTU and pings a peer; --rm leaves nothing', () => {
-    const { host, peer, pod, net } = setup();
+    const { host, peer, pod, net, stateDir } = setup();
     pod.network(net, [
-      { type: 'macvtap-cni', master: 'l0', mtu: 1400, mac: '02:00:00:00:00:44', ipam: { type: 'static', addresses: [{ address: '10.77.0.2/24' }] } },
+      { type: 'macvtap-cni', master: 'l0', stateDir, mtu: 1400, mac: '02:00:00:00:00:44', ipam: { type: 'static', addresses: [{ address: '10.77.0.2/24' }] } },
       { type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.log_martians': '1' } },
     ]);
     const r = pod.podman(host.path, ['run', '--rm', '--network', net, '--cap-add', 'NET_RAW', '--rootfs', pod.rootfs, '/bin/sh', '-c', PROBE]);
@@ -61,14 +64,15 @@ describeNeeding('macvtap-cni under podman', podmanMissing() ?? referencePluginsM
     expect(host.ipLinks().filter((l) => (l as { linkinfo?: { info_kind?: string } }).linkinfo?.info_kind === 'macvtap')).toEqual([]);
     expect(pod.newNetns()).toEqual([]);
     expect(pod.cachedResults()).toEqual([]);
+    expect(readdirSync(join(stateDir, net))).toEqual([]); // ADD made the network's record directory, DEL emptied it
   });
 
   test('with host-local IPAM the address is assigned from the range and released when the container goes', () => {
-    const { host, pod, net } = setup();
+    const { host, pod, net, stateDir } = setup();
     const dataDir = mkdtempSync(join(tmpdir(), 'mvt-cni-ipam-'));
     undo.push(() => rmSync(dataDir, { recursive: true, force: true }));
     pod.network(net, [
-      { type: 'macvtap-cni', master: 'l0', ipam: { type: 'host-local', subnet: '10.77.0.0/24', rangeStart: '10.77.0.90', rangeEnd: '10.77.0.99', dataDir } },
+      { type: 'macvtap-cni', master: 'l0', stateDir, ipam: { type: 'host-local', subnet: '10.77.0.0/24', rangeStart: '10.77.0.90', rangeEnd: '10.77.0.99', dataDir } },
       { type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.log_martians': '1' } },
     ]);
     // While the container runs, host-local's allocation file exists (the container lists it through a bind mount).
@@ -81,5 +85,6 @@ describeNeeding('macvtap-cni under podman', podmanMissing() ?? referencePluginsM
     expect(names(host)).toEqual(['l0', 'lo']);
     expect(pod.newNetns()).toEqual([]);
     expect(pod.cachedResults()).toEqual([]);
+    expect(readdirSync(join(stateDir, net))).toEqual([]); // ADD made the network's record directory, DEL emptied it
   });
 });
