@@ -111,8 +111,9 @@ async function tableInfo(device: string, ns: Netns | null): Promise<TableInfo | 
  * from about 6.16 keep a netdev chain whose device was deleted and bind it to the next device of that name; 6.1
  * deletes the chains and leaves the empty table).
  *
- * Equivalent to: `nft -f FILE` with `add table netdev mvtps-DEV`, its `from-guest` and `to-guest` chains and its sets
- * (two batches when replacing; `nft list table netdev mvtps-DEV` shows the result).
+ * Equivalent to: `nft -f FILE` with `add table netdev mvtps-DEV`, its `from-guest` and `to-guest` base chains, the
+ * regular chain `from-guest-spoof4` (where an IPv4 frame whose (MAC, source) pair is not allowed is told apart) and its
+ * sets (two batches when replacing; `nft list table netdev mvtps-DEV` shows the result).
  *
  * @example
  * ```ts
