@@ -408,7 +408,17 @@ describePrivileged('secured topologies (in process)', () => {
       ['macvtap-bridge+nft100', 'tap+linuxbridge+nft100@tap', ...(ovs.available ? [`ovs-${ovs.datapath}+flows100`] : [])].sort());
     // The claims: four lines, each with a ratio, at the top of the printed report, before any table.
     expect(report.claims?.map((c) => c.claim)).toEqual(['latency', 'throughput', 'cpu', 'security']);
-    for (const c of report.claims!) expect(c.ratio, c.text).not.toBeNull();
+    // CPU per packet is whole-machine busy time from /proc/stat, which this kernel samples at its 250 Hz tick: a 60 ms
+    // stream at 4,400 packets/s can read 0 (no tick saw the machine busy), and a pair whose reference reads 0 has no
+    // ratio. The claim has a ratio exactly when some repetition pair has a positive reference, and says "not
+    // measured" otherwise; every other claim always has one.
+    const cpuRef = report.rows.filter((r) => r.topology === 'tap+linuxbridge+nft100' && r.test === 'g2p-64');
+    const cpuOf = new Set(report.rows.filter((r) => r.topology === 'macvtap-bridge+nft100' && r.test === 'g2p-64' && r.cpuUsPerPacket !== null).map((r) => r.rep));
+    const cpuPaired = cpuRef.some((r) => (r.cpuUsPerPacket ?? 0) > 0 && cpuOf.has(r.rep));
+    for (const c of report.claims!) {
+      if (c.claim === 'cpu' && !cpuPaired) expect(c.text).toMatch(/^CPU per packet .*: not measured in this run/);
+      else expect(c.ratio, c.text).not.toBeNull();
+    }
     expect(report.claims![0]!.against).toBe('tap+linuxbridge+nft100@tap');
     const out = run.stdout();
     const lines = out.split('\n');
