@@ -54,10 +54,7 @@ Napi::Value JsAddrAdd(const Napi::CallbackInfo& info) {
   if (family != 4 && family != 6) ThrowRangeError(env, "\"family\" must be 4 or 6");
   req.family = family == 4 ? AF_INET : AF_INET6;
   std::string text = ReqString(o.Get("address"), "address");
-  req.address.resize(family == 4 ? 4 : 16);
-  if (inet_pton(req.family, text.c_str(), req.address.data()) != 1) {
-    ThrowTypeError(env, "The \"address\" option must be an IPv" + std::to_string(family) + " address");
-  }
+  req.address = ParseIp(env, req.family, text, "address");
   req.prefixlen = static_cast<uint8_t>(ReqInt(o.Get("prefixlen"), "prefixlen", 0, family == 4 ? 32 : 128));
   NetnsRef ns = ReadNetns(info[2], "ns");
   return PromiseWorker<Nothing>::Start(

@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -69,6 +70,14 @@ std::vector<uint8_t> ParseMac(Napi::Env env, const std::string& s, const char* w
     ThrowTypeError(env, std::string("The \"") + what + "\" option must be a MAC address like aa:bb:cc:dd:ee:ff");
   }
   return std::vector<uint8_t>(b, b + 6);
+}
+
+std::vector<uint8_t> ParseIp(Napi::Env env, int family, const std::string& text, const char* what) {
+  std::vector<uint8_t> out(family == AF_INET ? 4 : 16);
+  if (inet_pton(family, text.c_str(), out.data()) != 1) {
+    ThrowTypeError(env, std::string("The \"") + what + "\" option must be an IPv" + (family == AF_INET ? "4" : "6") + " address");
+  }
+  return out;
 }
 
 std::optional<std::vector<uint8_t>> OptMac(const Napi::Object& o, const char* key) {

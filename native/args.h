@@ -31,6 +31,8 @@ std::optional<bool> OptBool(const Napi::Object& o, const char* key);
 /** "aa:bb:cc:dd:ee:ff" → 6 bytes. */
 std::optional<std::vector<uint8_t>> OptMac(const Napi::Object& o, const char* key);
 std::vector<uint8_t> ParseMac(Napi::Env env, const std::string& s, const char* what);
+/** An IPv4 (family AF_INET, 4 bytes) or IPv6 (AF_INET6, 16 bytes) address in text form (TypeError otherwise). */
+std::vector<uint8_t> ParseIp(Napi::Env env, int family, const std::string& text, const char* what);
 
 /** A NativeNetns: null/undefined → current, string → path, number → fd. */
 NetnsRef ReadNetns(const Napi::Value& v, const char* what);

@@ -1,6 +1,5 @@
 #include "route.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
@@ -29,18 +28,6 @@ void RouteAdd(const LinkKey& key, const RouteRequest& req, const NetnsRef& ns) {
   m.PutU32(RTA_OIF, static_cast<uint32_t>(index));
   sock->Ack(m, key.Describe());
 }
-
-namespace {
-
-std::vector<uint8_t> ParseIp(Napi::Env env, int family, const std::string& text, const char* what) {
-  std::vector<uint8_t> out(family == AF_INET ? 4 : 16);
-  if (inet_pton(family, text.c_str(), out.data()) != 1) {
-    ThrowTypeError(env, std::string("The \"") + what + "\" option must be an IPv" + (family == AF_INET ? "4" : "6") + " address");
-  }
-  return out;
-}
-
-}  // namespace
 
 /**
  * routeAdd(key, { family, dst, dstLen, gateway? }, ns) → Promise<void>. Equivalent to `ip route add DST/LEN [via GW]
