@@ -2,23 +2,13 @@
  * The link settings the CNI plugin's config needs, as library calls: `allmulti` (setLink), `numQueues`
  * (createMacvtap) and `setLinkIpv6`, each checked with `ip -d -j` or the namespace's own sysctl file.
  */
-import { afterAll, afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { addAddress, addRoute, createMacvtap, getLink, setLink, setLinkIpv6 } from '../lib/index.js';
-import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
+import type { TestNetns } from '../bench/testbed/netns.js';
 import { describePrivileged } from './helpers/suite.js';
+import { vethHostFixture } from './helpers/hostns.js';
 
-const spaces: TestNetns[] = [];
-afterEach(() => {
-  for (const s of spaces.splice(0)) s.destroy();
-});
-afterAll(() => destroyAll());
-
-function host(): TestNetns {
-  const ns = TestNetns.create();
-  spaces.push(ns);
-  ns.veth('l0', 'l1');
-  return ns;
-}
+const { host, track } = vethHostFixture();
 
 const ipLink = (ns: TestNetns, dev: string): Record<string, unknown> => JSON.parse(ns.ip('-d', '-j', 'link', 'show', 'dev', dev))[0] as Record<string, unknown>;
 

@@ -5,7 +5,7 @@
  * behaviour tests are written in full and skip with the reason "kernel lacks 802.1Q" when a probe (an `ip link add …
  * type vlan` in a throwaway namespace) fails; on a kernel with VLAN support (the second-kernel VM) they run.
  */
-import { afterAll, afterEach, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { MacvtapError } from '../lib/index.js';
 import {
   InvalidVifError,
@@ -22,24 +22,13 @@ import {
 import { buildUdpFrame, vnetHdr } from '../bench/testbed/frames.js';
 import { libvirtValidateUnavailable, novaVif, validateDomain } from './helpers/libvirt.js';
 import { describePrivileged } from './helpers/suite.js';
-import { destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from '../bench/testbed/netns.js';
+import { vethHostFixture } from './helpers/hostns.js';
+import { makeTestbed, type TestNetns, vlanUnsupported as vlanUnsupportedProbe } from '../bench/testbed/netns.js';
 import { UdpListener } from '../bench/testbed/peer.js';
 
 const vlanUnsupported: string | null = vlanUnsupportedProbe();
 
-const spaces: Array<TestNetns | Testbed> = [];
-afterEach(() => {
-  for (const s of spaces.splice(0)) s.destroy();
-});
-afterAll(() => destroyAll());
-
-/** A namespace with veth `l0` (the physical interface stand-in) ↔ `l1`, both up. */
-function host(): TestNetns {
-  const ns = TestNetns.create();
-  spaces.push(ns);
-  ns.veth('l0', 'l1');
-  return ns;
-}
+const { host, track } = vethHostFixture();
 
 function vlanVif(over: { id?: string; address?: string; vlan?: number | string; mtu?: number; source?: string } = {}): VifInput {
   return novaVif({
@@ -223,7 +212,7 @@ describePrivileged('vif plug: conflicts and flat networks (any kernel)', () => {
 describePrivileged('vif plugSelfManaged: the macvtap is ours', () => {
   test('creates the macvtap with the vif MAC on the source, opens the queues, returns matching XML; a queue carries a real frame to the peer', async () => {
     const bed = makeTestbed(7);
-    spaces.push(bed);
+    track(bed);
     const mac = 'fa:16:3e:07:00:0a';
     const vif = novaVif({
       address: mac,

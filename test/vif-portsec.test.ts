@@ -3,7 +3,7 @@
  * self-managed macvtap or to a `type='direct'` device, in throwaway namespaces, cross-checked with `nft -j list table`
  * and `ip -d -j link show` (independent tools), and the `<target dev>` XML checked by libvirt's schema.
  */
-import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
   InvalidVifError,
   VifError,
@@ -24,21 +24,9 @@ import { applyPortSecurity } from '../lib/index.js';
 import { describeLibvirt, novaVif, validateDomain } from './helpers/libvirt.js';
 import { nftTable, nftTables, nftUnavailable } from './helpers/nft.js';
 import { describeNeeding } from './helpers/suite.js';
-import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
+import { vethHostFixture } from './helpers/hostns.js';
 
-const spaces: TestNetns[] = [];
-afterEach(() => {
-  for (const s of spaces.splice(0)) s.destroy();
-});
-afterAll(() => destroyAll());
-
-/** A namespace with veth `l0` (the source device) ↔ `l1`, both up. */
-function host(): TestNetns {
-  const ns = TestNetns.create();
-  spaces.push(ns);
-  ns.veth('l0', 'l1');
-  return ns;
-}
+const { host, track } = vethHostFixture();
 
 const MAC = 'fa:16:3e:12:34:56';
 const flatVif = (over: Record<string, unknown> = {}) =>
