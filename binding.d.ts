@@ -352,6 +352,11 @@ export interface Binding {
   linkList(kind: string | null, ns: NativeNetns): Promise<LinkInfo[]>;
   /** `RTM_NEWLINK` on an existing link (no create flags). */
   linkSet(key: NativeLinkKey, change: NativeSetLink, ns: NativeNetns): Promise<void>;
+  /**
+   * `mknod(path, S_IFCHR | 0600, makedev(major, minor))` on the calling thread; an existing path is `EEXIST` (never
+   * replaced). Throws `EPERM` without `CAP_MKNOD`.
+   */
+  mknodChar(path: string, major: number, minor: number): void;
   /** `RTM_DELLINK` of one link. */
   linkDelete(key: NativeLinkKey, ns: NativeNetns): Promise<void>;
   /** `RTM_DELLINK` with `ifi_index = 0` and `IFLA_GROUP`: every link of the group, one RCU grace period. */

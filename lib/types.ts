@@ -249,8 +249,9 @@ export interface CreateTapNodeOptions extends NetnsOption {
   /** Permission bits, 0–0o777 (e.g. `0o600`: only `uid` opens it). Required. */
   mode: number;
   /**
-   * Where to make the node: a normalized absolute path in an existing directory, not existing yet. Default
-   * `/run/macvtap/nodes/ID.tap`. (The consumer needs search permission on every directory above it.)
+   * Where to make the node: a normalized absolute path in an existing directory, not existing yet, on a filesystem
+   * mounted without `nodev` (systemd mounts `/run` and `/tmp` `nodev`). Default `/dev/macvtap/ID`. The consumer needs
+   * search permission on every directory above it.
    */
   path?: string;
   /** The owner name in the node's record (as {@link OwnerOption.owner}; `false` is not allowed). Default `'macvtap'`. */
