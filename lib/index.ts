@@ -16,7 +16,7 @@ export { setLinkIpv6 } from './sysctl.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';
-export { createTapNode } from './tapnode.js';
+export { createTapNode, removeTapNode } from './tapnode.js';
 export { createHostShim } from './hostshim.js';
 export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';
 export { MacvtapError } from './errors.js';

@@ -262,6 +262,27 @@ class TapNodeHandle implements TapNode {
 }
 
 /**
+ * Removes a tap node made by {@link createTapNode} (by any process, e.g. the `macvtap node` command) by its path: the
+ * node, only while it still is the recorded device, and its record. For a process that no longer has the handle.
+ *
+ * Equivalent to: `rm PATH` plus its record.
+ *
+ * @example
+ * ```ts
+ * await removeTapNode('/dev/macvtap/3f0c9a1e2b7d4c55');
+ * ```
+ * @returns `true` when there was a record for that path, `false` when there was none (nothing is touched then).
+ * @throws TypeError for a path that is not absolute.
+ */
+export async function removeTapNode(path: string): Promise<boolean> {
+  if (typeof path !== 'string') throw invalidType('path', 'an absolute path', path);
+  if (!path.startsWith('/') || path.includes('\0')) throw invalidValue('path', 'must be an absolute path', path);
+  const hits = readRecords().filter((r) => r.rec.path === path);
+  for (const { file, rec } of hits) removeRecorded(file, rec);
+  return hits.length > 0;
+}
+
+/**
  * The recorded tap nodes of namespace `ns` that are garbage: their link (by ifindex) is not among `live`, is no
  * longer a macvtap, or has other device numbers; or their recorded namespace path no longer names their namespace.
  * @internal
