@@ -264,12 +264,20 @@ LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
     if (request.link_name) {
       lower_name = *request.link_name;
     } else {
-      LinkKey lower;
-      lower.index = static_cast<int>(*req.link);
-      lower_name = GetWith(*sock, lower, ns, false).name;
+      // By ifindex: its name from SIOCGIFNAME on the netlink socket (a name lookup in the socket's namespace, no
+      // netlink request). Not found: the create below fails with the kernel's own ENODEV.
+      ifreq ifr{};
+      ifr.ifr_ifindex = static_cast<int>(*req.link);
+      if (sock->Fd() >= 0 && ::ioctl(sock->Fd(), SIOCGIFNAME, &ifr) == 0) {
+        lower_name.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+      } else if (errno != ENODEV) {
+        LinkKey lower;
+        lower.index = static_cast<int>(*req.link);
+        lower_name = GetWith(*sock, lower, ns, false).name;
+      }
     }
     bool wireless = false;
-    SysError probe = LowerIsWireless(ns, lower_name, &wireless);
+    SysError probe = lower_name.empty() ? SysError{} : LowerIsWireless(ns, lower_name, &wireless);
     if (probe.err != 0) throw SysException(std::move(probe));
     if (wireless) {
       SysError e;
