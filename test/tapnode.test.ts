@@ -6,7 +6,8 @@
  * its namespace; gc removes a node whose link is gone or whose namespace is gone; bad input is refused before anything
  * is created.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,6 +23,7 @@ const TAP_MAC = '02:00:00:00:0c:0a';
 const TAP_IP = '10.200.1.10';
 const PEER_PORT = 41_300;
 const TAP_PORT = 42_300;
+const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 const VMM_UID = 64_101;
 const OTHER_UID = 64_102;
 
@@ -186,6 +188,30 @@ describePrivileged('tap nodes', () => {
     expect(fs.existsSync(where)).toBe(false);
     expect(records().length).toBe(before - 1);
     await node.remove(); // already gone: no error
+  });
+
+  test('a creator SIGKILLed right after making its node leaves a recorded node, which gc removes once the link goes', async (ctx) => {
+    if (!fs.existsSync(DIST)) return ctx.skip(`needs the compiled library ${DIST} (npm run build:ts; the pretest script builds it)`);
+    const ns = TestNetns.create();
+    spaces.push(ns);
+    ns.veth('l0', 'l1');
+    // An alias of our own: the link is untagged, so gc leaves the link itself alone (only its node is in question).
+    await createMacvtap({ lower: 'l0', name: 'mv0', alias: 'crash test', netns: ns.path });
+    const script = `
+      const lib = await import(${JSON.stringify(DIST)});
+      const n = await lib.createTapNode('mv0', { uid: ${VMM_UID}, gid: ${VMM_UID}, mode: 0o600, netns: ${JSON.stringify(ns.path)} });
+      process.stdout.write(n.path + '\\n', () => process.kill(process.pid, 'SIGKILL'));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.signal, r.stderr).toBe('SIGKILL');
+    const left = r.stdout.trim();
+    expect(fs.lstatSync(left).isCharacterDevice()).toBe(true);
+    const rec = records().map((n) => JSON.parse(fs.readFileSync(path.join(TAP_NODE_DIR, n), 'utf8')) as { path: string }).find((x) => x.path === left);
+    expect(rec).toBeDefined();
+    expect((await gc({ netns: ns.path })).tapNodes).toEqual([]); // the link lives: the node is still its node
+    await deleteLink('mv0', { netns: ns.path });
+    expect((await gc({ netns: ns.path })).tapNodes).toEqual([left]);
+    expect(fs.existsSync(left)).toBe(false);
+    expect(records().some((n) => fs.readFileSync(path.join(TAP_NODE_DIR, n), 'utf8').includes(left))).toBe(false);
   });
 
   test('gc from another namespace removes a node whose namespace was deleted; a reused path is never unlinked', async () => {
