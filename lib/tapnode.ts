@@ -15,8 +15,8 @@
  *   changed meanwhile, the node is removed and the call fails.
  * - The node goes away through {@link TapNode.remove}, or in {@link gc} when its link is gone or its `major:minor` is
  *   another device's now (macvtap minors are reused: a stale node would open the next macvtap that gets them), or when
- *   its recorded namespace path no longer names that namespace. A new node for a `major:minor` also removes any older
- *   record of the same numbers (stale by definition). A file is only ever unlinked when it still is a character device
+ *   its recorded namespace path no longer names that namespace. A new node for a `major:minor` also removes any
+ *   record of the same numbers made for another link (stale by definition). A file is only ever unlinked when it still is a character device
  *   of the recorded numbers, so a path reused for something else is left alone.
  */
 import { binding } from './binding.js';
@@ -181,9 +181,11 @@ export async function createTapNode(link: LinkRef, options: CreateTapNodeOptions
   const netnsId = netnsIdentity(ns);
   ensureDir(TAP_NODE_DIR);
   if (path === undefined) ensureDir(TAP_NODE_DEV_DIR);
-  // Any older record of these numbers is stale: the minor is this link's now.
+  // A record of these numbers for another link (another ifindex or namespace) is stale: the minor is this link's now,
+  // so its node would open this device. Nodes of this same link are left alone (a link may have several).
   for (const { file, rec } of readRecords()) {
-    if (rec.major === tap.major && rec.minor === tap.minor) removeRecorded(file, rec);
+    const sameLink = rec.ifindex === info.ifindex && rec.netnsId.dev === netnsId.dev && rec.netnsId.ino === netnsId.ino;
+    if (rec.major === tap.major && rec.minor === tap.minor && !sameLink) removeRecorded(file, rec);
   }
   const id = randomId();
   const file = `${TAP_NODE_DIR}/${id}.json`;

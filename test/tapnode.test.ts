@@ -214,6 +214,29 @@ describePrivileged('tap nodes', () => {
     expect(records().some((n) => fs.readFileSync(path.join(TAP_NODE_DIR, n), 'utf8').includes(left))).toBe(false);
   });
 
+  test('two nodes of one link coexist; a record of the same numbers for another link is dropped as stale', async () => {
+    const ns = TestNetns.create();
+    spaces.push(ns);
+    ns.veth('l0', 'l1');
+    await createMacvtap({ lower: 'l0', name: 'mv0', netns: ns.path });
+    const a = await createTapNode('mv0', { uid: VMM_UID, gid: VMM_UID, mode: 0o600, netns: ns.path });
+    nodes.push(a);
+    const b = await createTapNode('mv0', { uid: OTHER_UID, gid: OTHER_UID, mode: 0o600, netns: ns.path });
+    nodes.push(b);
+    expect(fs.lstatSync(a.path).isCharacterDevice() && fs.lstatSync(b.path).isCharacterDevice()).toBe(true);
+    // Make a's record say it was made for another link with these numbers (what a record left from a deleted macvtap
+    // whose minor this one got looks like); the next node for mv0 must take it and its node away.
+    const recFile = records().map((n) => path.join(TAP_NODE_DIR, n)).find((f) => fs.readFileSync(f, 'utf8').includes(a.path))!;
+    const rec = JSON.parse(fs.readFileSync(recFile, 'utf8')) as { ifindex: number };
+    rec.ifindex += 100_000;
+    fs.writeFileSync(recFile, JSON.stringify(rec));
+    const c = await createTapNode('mv0', { uid: VMM_UID, gid: VMM_UID, mode: 0o600, netns: ns.path });
+    nodes.push(c);
+    expect(fs.existsSync(a.path)).toBe(false);
+    expect(fs.existsSync(recFile)).toBe(false);
+    expect(fs.existsSync(b.path)).toBe(true);
+  });
+
   test('gc from another namespace removes a node whose namespace was deleted; a reused path is never unlinked', async () => {
     const ns = TestNetns.create();
     spaces.push(ns);
@@ -226,17 +249,17 @@ describePrivileged('tap nodes', () => {
     const keep = path.join(dir, 'reused');
     const other = await createTapNode('mv0', { uid: VMM_UID, gid: VMM_UID, mode: 0o600, path: keep, netns: ns.path });
     nodes.push(other);
-    // `other` replaced `node`'s record (same device numbers: the older one is stale by definition).
-    expect(fs.existsSync(node.path)).toBe(false);
-    // Its path now holds a regular file of someone else's: gc must not remove it.
+    // `keep` now holds a regular file of someone else's: gc must not remove it (but drops its record).
     fs.unlinkSync(keep);
     fs.writeFileSync(keep, 'not a node');
     ns.destroy();
     const elsewhere = TestNetns.create();
     spaces.push(elsewhere);
     const r = await gc({ netns: elsewhere.path });
-    expect(r.tapNodes).toContain(keep);
+    expect(r.tapNodes).toEqual(expect.arrayContaining([node.path, keep]));
+    expect(fs.existsSync(node.path)).toBe(false);
     expect(fs.readFileSync(keep, 'utf8')).toBe('not a node');
+    expect(records().some((n) => fs.readFileSync(path.join(TAP_NODE_DIR, n), 'utf8').includes(keep))).toBe(false);
   });
 
   test.each([
