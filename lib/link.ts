@@ -74,9 +74,8 @@ const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'gr
  * even if IPv6 is enabled again later) then `disable_ipv6` 1 (no address at all, no DAD, no router solicitation, no
  * autoconfiguration from router advertisements). A link-local address is only generated when a link goes up
  * (`NETDEV_UP` in addrconf), so done before the first up the link never has one, not even for a moment.
- * @internal
  */
-export async function disableHostIpv6(name: string, ns: Netns | null): Promise<void> {
+async function disableHostIpv6(name: string, ns: Netns | null): Promise<void> {
   await callNative(() => binding.sysctlWrite(`net/ipv6/conf/${name}/addr_gen_mode`, '1', ns));
   await callNative(() => binding.sysctlWrite(`net/ipv6/conf/${name}/disable_ipv6`, '1', ns));
 }
@@ -84,9 +83,8 @@ export async function disableHostIpv6(name: string, ns: Netns | null): Promise<v
 /**
  * The steps after the create request for `ipv6: false`: IPv6 off while the link is down, then up if asked. Any
  * failure deletes the link (it would otherwise be up with IPv6, or half-configured) and rethrows.
- * @internal
  */
-export async function finishCreate(info: LinkInfo, ns: Netns | null, ipv6Off: boolean, up: boolean): Promise<LinkInfo> {
+async function finishCreate(info: LinkInfo, ns: Netns | null, ipv6Off: boolean, up: boolean): Promise<LinkInfo> {
   if (!ipv6Off) return info;
   try {
     await disableHostIpv6(info.name, ns);
