@@ -34,7 +34,7 @@ function isNoDevice(e: unknown): boolean {
  * from about 6.16 keep such a table's chains and bind them to the next device of that name, so this matters beyond
  * tidiness. Untagged tables (not made by this package) are never touched.
  *
- * Tap nodes ({@link createTapNode}) recorded for this namespace go when their link is gone (or removed now), is
+ * Tap nodes ({@link createTapNode}) recorded for this namespace (by `owner`, when given) go when their link is gone (or removed now), is
  * another device now (other `major:minor`), or their recorded namespace path no longer names their namespace.
  *
  * Equivalent to: `ip link del group G` after `ip link set dev X group G` for each dead owner's link, then
@@ -80,8 +80,8 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
   const gone = new Set(removed);
   const staying = all.filter((l) => !gone.has(l));
   const tables = await portSecurityGarbage(staying, ns, owner);
-  // Tap nodes go with their link whoever owns them: a node of a gone device would open the next one of its numbers.
-  const nodes = tapNodeGarbage(staying, ns);
+  // Tap nodes go with their link (a node of a gone device would open the next one of its numbers), of `owner` if given.
+  const nodes = tapNodeGarbage(staying, ns, owner);
   const tapNodes = nodes.map((n) => n.rec.path);
   if (dryRun) return { removed, kept, portSecurity: tables, tapNodes };
   await removeLinks(removed, all, ns);

@@ -21,7 +21,7 @@
  */
 import { binding } from './binding.js';
 import { callNative, invalidType, invalidValue, outOfRange } from './errors.js';
-import { ownerOption, ownerTag, DEFAULT_OWNER } from './owner.js';
+import { ownerOption, ownerTag, parseOwnerTag, DEFAULT_OWNER } from './owner.js';
 import type { CreateTapNodeOptions, LinkInfo, LinkRef, Netns, TapNode } from './types.js';
 import * as v from './validate.js';
 
@@ -287,13 +287,15 @@ export async function removeTapNode(path: string): Promise<boolean> {
 /**
  * The recorded tap nodes of namespace `ns` that are garbage: their link (by ifindex) is not among `live`, is no
  * longer a macvtap, or has other device numbers; or their recorded namespace path no longer names their namespace.
+ * With `owner`, only nodes recorded by that owner.
  * @internal
  */
-export function tapNodeGarbage(live: LinkInfo[], ns: Netns | null): Array<{ file: string; rec: TapNodeRecord }> {
+export function tapNodeGarbage(live: LinkInfo[], ns: Netns | null, owner?: string): Array<{ file: string; rec: TapNodeRecord }> {
   const here = netnsIdentity(ns);
   const out: Array<{ file: string; rec: TapNodeRecord }> = [];
   for (const r of readRecords()) {
     const { rec } = r;
+    if (owner !== undefined && parseOwnerTag(rec.owner)?.owner !== owner) continue;
     if (rec.netnsId.dev !== here.dev || rec.netnsId.ino !== here.ino) {
       // Another namespace: garbage only when its recorded path shows it is gone.
       if (rec.netnsPath === null) continue;
