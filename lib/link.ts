@@ -105,7 +105,8 @@ async function finishCreate(info: LinkInfo, ns: Netns | null, ipv6Off: boolean, 
  *
  * A wireless (802.11) lower device is refused: an access point accepts frames only from the station's own MAC, so a
  * macvtap there would give its guest no traffic at all. The check reads `/sys/class/net/LOWER/wireless` and
- * `…/phy80211` in the lower's own namespace (a private sysfs view, as for the tap device).
+ * `…/phy80211` in the lower's own namespace (a private sysfs view, as for the tap device); a process that cannot get
+ * that view (no `CAP_SYS_ADMIN` for the private mount of another namespace's sysfs) skips the check.
  *
  * L2 hygiene: `ipv6: false` keeps the host's IPv6 stack off the link (no link-local address ever, no DAD, no
  * autoconfiguration: the link is created down, `addr_gen_mode` none and `disable_ipv6` are set, then it goes up if
