@@ -52,16 +52,29 @@ describePrivileged('L2 hygiene at create', () => {
     const mon = spawn('ip', ['-n', ns.name, '-6', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'pipe'] });
     undo.push(() => { if (mon.exitCode === null) mon.kill('SIGKILL'); });
     let out = '';
-    mon.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-    // `ip monitor` subscribes before it prints anything; a listener of our own on the same group is the readiness
-    // check: wait until an address event we cause ourselves shows up.
-    ns.ip('addr', 'add', 'fd00::1/64', 'dev', 'lo');
-    for (let i = 0; i < 200 && !out.includes('fd00::1'); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(out).toContain('fd00::1');
+    let wake: (() => void) | null = null;
+    mon.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; wake?.(); });
+    // Resolves when the monitor's output matches; the bound is only for a failure (a loaded machine can take seconds
+    // to start `ip`), never a wait in the passing case.
+    const seen = (re: RegExp, what: string): Promise<void> => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`ip monitor never showed ${what} in 20 s; it printed:\n${out}`)), 20_000);
+      const check = (): void => {
+        if (re.test(out)) { clearTimeout(timer); wake = null; resolve(); } else wake = check;
+      };
+      check();
+    });
+    // `ip monitor` prints nothing when it has subscribed, so readiness is a handshake: add an address on lo until the
+    // monitor shows one (an event from before its subscription is simply not seen; the next one is).
+    for (let i = 1; i <= 400 && !/fd00::/.test(out); i++) {
+      ns.ip('addr', 'add', `fd00::${i.toString(16)}/64`, 'dev', 'lo');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(out).toMatch(/fd00::/);
 
     const quiet = await createMacvtap({ lower: 'l0', name: 'mvq', up: true, ipv6: false, netns: ns.path });
     const control = await createMacvtap({ lower: 'l0', name: 'mvc', up: true, netns: ns.path });
-    for (let i = 0; i < 300 && !/mvc\s+inet6 fe80/.test(out); i++) await new Promise((r) => setTimeout(r, 10));
+    // Events come in kernel order: anything of mvq's (created first) would be printed before mvc's link-local.
+    await seen(/mvc\s+inet6 fe80/, "the control link's link-local");
     mon.kill('SIGKILL');
     expect(out).toMatch(/mvc\s+inet6 fe80/); // the control got its link-local at up
     expect(out).not.toMatch(/mvq/); // ours never had any address, at any moment
