@@ -85,7 +85,7 @@ describePrivileged('host shim', () => {
       host.ip('neigh', 'flush', 'all');
       const shim = await createHostShim({ lower: 'l0', name: 'mvshim', addresses: ['10.9.0.1/24'], netns: host.path });
       sendUdp(host, GUEST_IP, GUEST_PORT, Buffer.from('via shim'));
-      const got = await replies.waitFor((d) => d.data.toString() === 'pong:via shim', 5000);
+      const got = await replies.waitFor((d) => d.data.toString() === 'pong:via shim', 20_000);
       expect(got.from).toBe(GUEST_IP);
       expect(g.seen.arp).toBeGreaterThanOrEqual(1);
       expect(g.seen.udp).toBe(1);

@@ -89,7 +89,7 @@ function vmm(uid: number, node: string, outFrame?: Buffer, want?: Buffer): { lin
   c.on('exit', () => wake?.());
   let taken = 0;
   const next = (): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`vmm uid ${uid}: no line within 5 s (stderr: ${err})`)), 5000);
+    const timer = setTimeout(() => reject(new Error(`vmm uid ${uid}: no line within 20 s (stderr: ${err})`)), 20_000);
     const check = (): void => {
       if (lines.length > taken) {
         clearTimeout(timer);
@@ -143,7 +143,7 @@ describePrivileged('tap nodes', () => {
     const v = vmm(VMM_UID, node.path, out, inbound);
     // No supplementary groups beyond its own gid, no effective capabilities: plain file permissions decide.
     expect(await v.next()).toEqual({ open: 'ok', uid: VMM_UID, gid: VMM_UID, groups: [], capEff: '0000000000000000' });
-    const d = await l.waitFor((x) => x.data.toString() === 'from the unprivileged vmm');
+    const d = await l.waitFor((x) => x.data.toString() === 'from the unprivileged vmm', 20_000);
     expect(d.from).toBe(TAP_IP);
     sendUdp(tb.peer, TAP_IP, TAP_PORT, inbound, PEER_PORT + 1);
     const got = await v.next();
