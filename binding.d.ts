@@ -228,6 +228,8 @@ export interface NativeCreateLink {
   alias?: string;
   /** With `alias`: the group to set together with it (the create's own `group` is then a construction marker). */
   finalGroup?: number;
+  /** Sets `IFF_ALLMULTI` in `ifi_flags`/`ifi_change` of the create message itself. */
+  allmulti?: boolean;
   /** macvlan/macvtap: `IFLA_MACVLAN_MODE`. */
   macvlanMode?: number;
   /** macvlan/macvtap: `IFLA_MACVLAN_FLAGS`. */
@@ -264,6 +266,13 @@ export interface NativeSetLink {
    * operation); `0` releases it (`nomaster`).
    */
   master?: number | string;
+  /**
+   * `IFLA_MACVLAN_MACADDR_MODE` (0 ADD, 1 DEL, 2 FLUSH, 3 SET) in `IFLA_LINKINFO`/`IFLA_INFO_DATA`, with `infoKind`
+   * (the link's own kind) required alongside: ADD/DEL send `macaddrs[0]`, SET the whole list.
+   */
+  macaddrMode?: 0 | 1 | 2 | 3;
+  infoKind?: 'macvtap' | 'macvlan';
+  macaddrs?: string[];
 }
 
 /** One route for `routeAdd`, already validated by `lib/`. */
@@ -343,6 +352,11 @@ export interface Binding {
   linkList(kind: string | null, ns: NativeNetns): Promise<LinkInfo[]>;
   /** `RTM_NEWLINK` on an existing link (no create flags). */
   linkSet(key: NativeLinkKey, change: NativeSetLink, ns: NativeNetns): Promise<void>;
+  /**
+   * `mknod(path, S_IFCHR | 0600, makedev(major, minor))` on the calling thread; an existing path is `EEXIST` (never
+   * replaced). Throws `EPERM` without `CAP_MKNOD`.
+   */
+  mknodChar(path: string, major: number, minor: number): void;
   /** `RTM_DELLINK` of one link. */
   linkDelete(key: NativeLinkKey, ns: NativeNetns): Promise<void>;
   /** `RTM_DELLINK` with `ifi_index = 0` and `IFLA_GROUP`: every link of the group, one RCU grace period. */

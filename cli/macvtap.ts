@@ -10,6 +10,7 @@ import { execCommand } from './commands/exec.js';
 import { gcCommand } from './commands/gc.js';
 import { secureCommand } from './commands/secure.js';
 import { bandwidthCommand } from './commands/bandwidth.js';
+import { nodeCommand } from './commands/node.js';
 
 const USAGE = `Usage: macvtap <command> [options]
 
@@ -37,6 +38,9 @@ Queues:
   exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
          opens N queues and execs CMD with them inherited; {fds} in ARGS becomes "fd:fd:…", {fd} the first,
          e.g.  macvtap exec --dev mvtap0 --queues 4 -- qemu-system-x86_64 -netdev tap,id=n0,fds={fds} …
+  node   DEV --uid U --gid G --mode M [--path P] [--netns NS] [--json]
+         a char node of DEV's own device for an unprivileged VMM (default /dev/macvtap/ID), printed; it stays
+         until 'macvtap node --remove PATH', or 'macvtap gc' once DEV is gone
 
 libvirt / Nova:
   xml    --vif vif.json [--vcpus N] [--ethernet] [--json]   the <interface> for a Nova macvtap vif
@@ -76,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
     case 'delete': return deleteCommand(rest);
     case 'exec': return execCommand(rest);
     case 'gc': return gcCommand(rest);
+    case 'node': return nodeCommand(rest);
     case 'secure': return secureCommand(rest);
     case 'bandwidth': return bandwidthCommand(rest);
     case 'xml': {

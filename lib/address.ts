@@ -26,16 +26,22 @@ let isIP: ((input: string) => number) | undefined;
  */
 export async function addAddress(link: LinkRef, address: string, options?: NetnsOption): Promise<void> {
   const key = v.linkRef('link', link);
-  if (typeof address !== 'string') throw invalidType('address', "a string like '10.0.0.1/24' or 'fd00::1/64'", address);
+  const a = parseCidr('address', address);
+  const ns = v.netnsOnly(options);
+  await callNative(() => binding.addrAdd(key, a, ns));
+}
+
+/** Validates `ADDRESS/LEN` (IPv4 or IPv6) as {@link addAddress} takes it. @internal */
+export function parseCidr(option: string, address: unknown): { family: 4 | 6; address: string; prefixlen: number } {
+  if (typeof address !== 'string') throw invalidType(option, "a string like '10.0.0.1/24' or 'fd00::1/64'", address);
   const slash = address.lastIndexOf('/');
-  if (slash < 0) throw invalidValue('address', "must carry a prefix length ('10.0.0.1/24')", address);
+  if (slash < 0) throw invalidValue(option, "must carry a prefix length ('10.0.0.1/24')", address);
   const ip = address.slice(0, slash);
   isIP ??= (require('node:net') as typeof import('node:net')).isIP;
   const family = isIP(ip);
-  if (family !== 4 && family !== 6) throw invalidValue('address', 'must be an IPv4 or IPv6 address with /LEN', address);
+  if (family !== 4 && family !== 6) throw invalidValue(option, 'must be an IPv4 or IPv6 address with /LEN', address);
   const lenText = address.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(lenText)) throw invalidValue('address', 'must end in /LEN with a decimal prefix length', address);
-  const prefixlen = v.integer('address prefix length', Number(lenText), 0, family === 4 ? 32 : 128);
-  const ns = v.netnsOnly(options);
-  await callNative(() => binding.addrAdd(key, { family, address: ip, prefixlen }, ns));
+  if (!/^\d{1,3}$/.test(lenText)) throw invalidValue(option, 'must end in /LEN with a decimal prefix length', address);
+  const prefixlen = v.integer(`${option} prefix length`, Number(lenText), 0, family === 4 ? 32 : 128);
+  return { family, address: ip, prefixlen };
 }

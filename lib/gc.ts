@@ -6,6 +6,7 @@ import { binding } from './binding.js';
 import { callNative, invalidValue } from './errors.js';
 import { constructionPid, ownerOption, parseOwnerTag, processStartTime } from './owner.js';
 import { portSecurityGarbage, removePortSecurity } from './portsec/index.js';
+import { removeTapNodes, tapNodeGarbage } from './tapnode.js';
 import type { GcOptions, GcResult, LinkInfo } from './types.js';
 import * as v from './validate.js';
 
@@ -33,8 +34,11 @@ function isNoDevice(e: unknown): boolean {
  * from about 6.16 keep such a table's chains and bind them to the next device of that name, so this matters beyond
  * tidiness. Untagged tables (not made by this package) are never touched.
  *
+ * Tap nodes ({@link createTapNode}) recorded for this namespace (by `owner`, when given) go when their link is gone (or removed now), is
+ * another device now (other `major:minor`), or their recorded namespace path no longer names their namespace.
+ *
  * Equivalent to: `ip link del group G` after `ip link set dev X group G` for each dead owner's link, then
- * `nft delete table netdev mvtps-DEV` for each table whose device is gone.
+ * `nft delete table netdev mvtps-DEV` for each table whose device is gone, then `rm` of each stale tap node.
  *
  * @example
  * ```ts
@@ -74,11 +78,16 @@ export async function gc(options?: GcOptions): Promise<GcResult> {
   }
   // Port-security tables whose device is gone: judged against the links that stay (the removed ones' tables go too).
   const gone = new Set(removed);
-  const tables = await portSecurityGarbage(all.filter((l) => !gone.has(l)), ns, owner);
-  if (dryRun) return { removed, kept, portSecurity: tables };
+  const staying = all.filter((l) => !gone.has(l));
+  const tables = await portSecurityGarbage(staying, ns, owner);
+  // Tap nodes go with their link (a node of a gone device would open the next one of its numbers), of `owner` if given.
+  const nodes = tapNodeGarbage(staying, ns, owner);
+  const tapNodes = nodes.map((n) => n.rec.path);
+  if (dryRun) return { removed, kept, portSecurity: tables, tapNodes };
   await removeLinks(removed, all, ns);
   for (const device of tables) await removePortSecurity(device, ns === null ? undefined : { netns: ns });
-  return { removed, kept, portSecurity: tables };
+  removeTapNodes(nodes);
+  return { removed, kept, portSecurity: tables, tapNodes };
 }
 
 async function removeLinks(removed: LinkInfo[], all: LinkInfo[], ns: ReturnType<typeof v.nsOf>): Promise<void> {

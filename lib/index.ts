@@ -16,6 +16,8 @@ export { setLinkIpv6 } from './sysctl.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';
+export { createTapNode, removeTapNode } from './tapnode.js';
+export { createHostShim } from './hostshim.js';
 export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';
 export { MacvtapError } from './errors.js';
 export type * from './types.js';

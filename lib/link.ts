@@ -67,12 +67,54 @@ export async function createLink(req: NativeCreateLink, ns: Netns | null, signal
   return info;
 }
 
-const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'numQueues', 'netns', 'owner', 'signal'] as const;
+const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'group', 'alias', 'ifindex', 'nopromisc', 'sourceMacs', 'numQueues', 'ipv6', 'allmulti', 'netns', 'owner', 'signal'] as const;
+
+/**
+ * Turns the host side's IPv6 off on a link that is still down: `addr_gen_mode` 1 (none: no link-local is generated,
+ * even if IPv6 is enabled again later) then `disable_ipv6` 1 (no address at all, no DAD, no router solicitation, no
+ * autoconfiguration from router advertisements). A link-local address is only generated when a link goes up
+ * (`NETDEV_UP` in addrconf), so done before the first up the link never has one, not even for a moment.
+ */
+async function disableHostIpv6(name: string, ns: Netns | null): Promise<void> {
+  await callNative(() => binding.sysctlWrite(`net/ipv6/conf/${name}/addr_gen_mode`, '1', ns));
+  await callNative(() => binding.sysctlWrite(`net/ipv6/conf/${name}/disable_ipv6`, '1', ns));
+}
+
+/**
+ * The steps after the create request for `ipv6: false`: IPv6 off while the link is down, then up if asked. Any
+ * failure deletes the link (it would otherwise be up with IPv6, or half-configured) and rethrows.
+ */
+async function finishCreate(info: LinkInfo, ns: Netns | null, ipv6Off: boolean, up: boolean): Promise<LinkInfo> {
+  if (!ipv6Off) return info;
+  try {
+    await disableHostIpv6(info.name, ns);
+    if (up) await callNative(() => binding.linkSet({ index: info.ifindex }, { up: true }, ns));
+    return await callNative(() => binding.linkGet({ index: info.ifindex }, ns));
+  } catch (e) {
+    try {
+      await callNative(() => binding.linkDelete({ index: info.ifindex }, ns));
+    } catch {
+      // Gone already, or undeletable: the create's error is the one to report; the link keeps its owner tag for gc.
+    }
+    throw e;
+  }
+}
 
 /**
  * Creates a macvtap on a lower device and returns its info (with its tap char device).
  *
- * Equivalent to: `ip link add link LOWER name NAME type macvtap mode MODE [address MAC] [mtu N] …`.
+ * A wireless (802.11) lower device is refused: an access point accepts frames only from the station's own MAC, so a
+ * macvtap there would give its guest no traffic at all. The check reads `/sys/class/net/LOWER/wireless` and
+ * `…/phy80211` in the lower's own namespace (a private sysfs view, as for the tap device); a process that cannot get
+ * that view (no `CAP_SYS_ADMIN` for the private mount of another namespace's sysfs) skips the check.
+ *
+ * L2 hygiene: `ipv6: false` keeps the host's IPv6 stack off the link (no link-local address ever, no DAD, no
+ * autoconfiguration: the link is created down, `addr_gen_mode` none and `disable_ipv6` are set, then it goes up if
+ * `up` asked for it); `allmulti: true` sets `IFF_ALLMULTI` in the create request itself.
+ *
+ * Equivalent to: `ip link add link LOWER name NAME type macvtap mode MODE [address MAC] [mtu N] [allmulticast on] …`,
+ * with `ipv6: false` followed by `sysctl -w net.ipv6.conf.NAME.addr_gen_mode=1 net.ipv6.conf.NAME.disable_ipv6=1`
+ * and `ip link set NAME up`.
  *
  * @example
  * ```ts
@@ -81,7 +123,8 @@ const MACVTAP_KEYS = ['lower', 'name', 'mode', 'mac', 'mtu', 'txqlen', 'up', 'gr
  * @throws TypeError/RangeError for bad options, before anything is sent.
  * @throws {@link MacvtapError} `ENODEV` (no such lower), `EEXIST` (name or chosen ifindex taken; the message says
  *   which),
- *   `EINVAL` (e.g. a second passthru on one lower), `EPERM` (no `CAP_NET_ADMIN`).
+ *   `EINVAL` (e.g. a second passthru on one lower), `EPERM` (no `CAP_NET_ADMIN`), `EOPNOTSUPP` (syscall
+ *   `'RTM_NEWLINK'`, nothing created) when the lower device is wireless.
  */
 export async function createMacvtap(options: CreateMacvtapOptions): Promise<LinkInfo> {
   const opts = v.options('options', options);
@@ -101,16 +144,19 @@ export async function createMacvtap(options: CreateMacvtapOptions): Promise<Link
     if (mode !== 'source') throw invalidValue('sourceMacs', "applies only to mode 'source'", opts.sourceMacs);
     if (!Array.isArray(opts.sourceMacs)) throw invalidValue('sourceMacs', 'must be an array of MAC addresses', opts.sourceMacs);
     macaddrs = opts.sourceMacs.map((m, i) => v.mac(`sourceMacs[${i}]`, m));
-  } else if (mode === 'source') {
-    throw invalidValue('sourceMacs', "is required with mode 'source' (the accepted source MACs)", undefined);
   }
+  const ipv6Off = opts.ipv6 !== undefined && !v.bool('ipv6', opts.ipv6);
   const req: NativeCreateLink = { kind: 'macvtap', name, ...commonCreate(opts), macvlanMode: v.MODE_VALUES[mode] };
   if (flags) req.macvlanFlags = flags;
   if (opts.numQueues !== undefined) req.numQueues = v.integer('numQueues', opts.numQueues, 1, v.MAX_TAP_QUEUES);
   if (macaddrs) req.macvlanMacaddrs = macaddrs;
+  if (opts.allmulti !== undefined && v.bool('allmulti', opts.allmulti)) req.allmulti = true;
   const ns = v.nsOf(opts);
   req.link = lowerRef(opts.lower);
-  return createLink(req, ns, v.signal(opts));
+  // With IPv6 off the link goes up only after the sysctls: created up, it would get a link-local at once.
+  const up = req.up === true;
+  if (ipv6Off) delete req.up;
+  return finishCreate(await createLink(req, ns, v.signal(opts)), ns, ipv6Off, up);
 }
 
 const VLAN_KEYS = ['lower', 'id', 'name', 'protocol', 'mtu', 'up', 'group', 'alias', 'netns', 'owner', 'signal'] as const;
@@ -217,15 +263,41 @@ export async function listLinks(options?: ListLinksOptions): Promise<LinkInfo[]>
   return callNative(() => binding.linkList(kind, ns));
 }
 
-const SET_KEYS = ['up', 'promisc', 'allmulti', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master'] as const;
+const SET_KEYS = ['up', 'promisc', 'allmulti', 'mtu', 'mac', 'name', 'alias', 'group', 'txqlen', 'moveToNetns', 'master', 'sourceMacs'] as const;
+
+/** `MACVLAN_MACADDR_*` (include/uapi/linux/if_link.h). */
+const MACADDR_MODE = { add: 0, del: 1, flush: 2, set: 3 } as const;
+
+/** Validates `sourceMacs` of a change: exactly one of `add`/`del` (a MAC), `set` (MACs), `flush: true`. */
+function sourceMacsChange(x: unknown): { mode: 0 | 1 | 2 | 3; macs: string[] } {
+  if (!v.isPlainObject(x)) throw invalidValue('sourceMacs', 'must be { add: MAC } | { del: MAC } | { set: MAC[] } | { flush: true }', x);
+  v.knownKeys('sourceMacs', x, ['add', 'del', 'set', 'flush']);
+  const keys = Object.keys(x).filter((k) => x[k] !== undefined);
+  if (keys.length !== 1) throw invalidValue('sourceMacs', 'must have exactly one of add, del, set, flush', x);
+  const op = keys[0] as keyof typeof MACADDR_MODE;
+  if (op === 'flush') {
+    if (x.flush !== true) throw invalidValue('sourceMacs.flush', 'must be true', x.flush);
+    return { mode: MACADDR_MODE.flush, macs: [] };
+  }
+  if (op === 'set') {
+    if (!Array.isArray(x.set)) throw invalidValue('sourceMacs.set', 'must be an array of MAC addresses', x.set);
+    return { mode: MACADDR_MODE.set, macs: x.set.map((m, i) => v.mac(`sourceMacs.set[${i}]`, m)) };
+  }
+  return { mode: MACADDR_MODE[op], macs: [v.mac(`sourceMacs.${op}`, x[op])] };
+}
 
 /**
  * Changes a link in one request and returns its new info (`null` when it was moved to another namespace).
  *
+ * `sourceMacs` changes a source-mode macvtap's (or macvlan's) list of accepted source MACs in the same request:
+ * `{ add: MAC }`, `{ del: MAC }`, `{ set: [MAC, …] }` (replaces the list; `[]` empties it) or `{ flush: true }`.
+ * The link's kind and mode are checked first (one `RTM_GETLINK`): another kind or mode is a TypeError, nothing sent.
+ *
  * Equivalent to: `ip link set dev LINK [up|down] [promisc on|off] [allmulticast on|off] [mtu N] [address MAC] [name NEW] [alias A] [group G] [netns NS]
- * [master BR | nomaster]`.
+ * [master BR | nomaster] [type macvtap macaddr add|del MAC | set MAC… | flush]`.
  * @throws {@link MacvtapError} `ENODEV`, `EBUSY` (rename while up: 6.1 refuses, 6.18 allows), `EADDRINUSE` (a MAC
- *   clash shows at up), `EINVAL`.
+ *   clash shows at up), `EINVAL`. (Adding a MAC already listed or deleting one not listed is no error: the kernel
+ *   ignores both, as `ip` shows.)
  */
 export async function setLink(link: LinkRef, change: SetLinkOptions, options?: NetnsOption): Promise<LinkInfo | null> {
   const key = v.linkRef('link', link);
@@ -245,11 +317,24 @@ export async function setLink(link: LinkRef, change: SetLinkOptions, options?: N
       req.master = m.index ?? (m.name as string);
     }
   }
+  const macs = c.sourceMacs === undefined ? undefined : sourceMacsChange(c.sourceMacs);
+  let index = key.index;
+  if (macs) {
+    const cur = await callNative(() => binding.linkGet(key, ns));
+    if ((cur.kind !== 'macvtap' && cur.kind !== 'macvlan') || cur.macvlan?.mode !== 'source') {
+      throw invalidValue('sourceMacs', `applies only to a macvtap or macvlan in mode 'source' ("${cur.name}" is ${cur.kind ?? 'no kind'}${cur.macvlan ? ` in mode '${cur.macvlan.mode}'` : ''})`, c.sourceMacs);
+    }
+    index = cur.ifindex;
+    req.macaddrMode = macs.mode;
+    req.infoKind = cur.kind;
+    if (macs.macs.length > 0 || macs.mode === MACADDR_MODE.set) req.macaddrs = macs.macs;
+  }
   // Resolve to an ifindex first: a rename would otherwise leave us unable to find the link afterwards.
-  const index = key.index ?? (await callNative(() => binding.linkGet(key, ns))).ifindex;
-  await callNative(() => binding.linkSet({ index }, req, ns));
+  index ??= (await callNative(() => binding.linkGet(key, ns))).ifindex;
+  const at = index;
+  await callNative(() => binding.linkSet({ index: at }, req, ns));
   if (req.netns !== undefined) return null;
-  return callNative(() => binding.linkGet({ index }, ns));
+  return callNative(() => binding.linkGet({ index: at }, ns));
 }
 
 /**

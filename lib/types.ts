@@ -205,13 +205,74 @@ export interface CreateMacvtapOptions extends NetnsOption, CreateSignalOption, O
   ifindex?: number;
   /** passthru only: do not make the lower device promiscuous (`MACVLAN_FLAG_NOPROMISC`). */
   nopromisc?: boolean;
-  /** source mode only (and required there): the accepted source MACs. */
+  /**
+   * source mode only: the accepted source MACs. Absent or `[]`: none yet (as `ip link add … mode source` without
+   * `macaddr`); add them later with {@link setLink}'s `sourceMacs`.
+   */
   sourceMacs?: string[];
+  /**
+   * `false`: the host's IPv6 stack stays off the link — no link-local address (not even briefly), no DAD, no router
+   * solicitations, no autoconfiguration (`addr_gen_mode` none and `disable_ipv6` set while the link is still down).
+   * The guest's own IPv6 is untouched. Default `true` (the kernel's behaviour).
+   */
+  ipv6?: boolean;
+  /** `IFF_ALLMULTI` from the create request itself (`allmulticast on`). Default `false`. */
+  allmulti?: boolean;
   /**
    * The device's transmit and receive queue count (`IFLA_NUM_TX_QUEUES`, `IFLA_NUM_RX_QUEUES`), 1–256; the kernel's
    * default is 1. (The tap queues a reader opens with {@link openTap} are separate: up to 256 whatever this is.)
    */
   numQueues?: number;
+}
+
+/**
+ * Options of {@link createHostShim}. Equivalent to `ip link add link LOWER name NAME type macvlan mode bridge` plus
+ * `ip addr add` and `up`.
+ */
+export interface CreateHostShimOptions extends NetnsOption, CreateSignalOption, OwnerOption {
+  /** The guests' lower device (the macvtaps' `lower`), by name or ifindex. Required. */
+  lower: LinkRef;
+  /** The shim's name or a `%d` template. Default `'mvshim%d'`. */
+  name?: string;
+  /** The host's addresses on the shim, `'ADDRESS/LEN'` (IPv4 or IPv6), at least one. */
+  addresses: string[];
+  /** The shim's MAC (unicast); the kernel picks a random one when absent. */
+  mac?: string;
+}
+
+/** Options of {@link createTapNode}. */
+export interface CreateTapNodeOptions extends NetnsOption {
+  /** The node's owner uid, 0–4294967294. Required. */
+  uid: number;
+  /** The node's group, 0–4294967294. Required. */
+  gid: number;
+  /** Permission bits, 0–0o777 (e.g. `0o600`: only `uid` opens it). Required. */
+  mode: number;
+  /**
+   * Where to make the node: a normalized absolute path in an existing directory, not existing yet, on a filesystem
+   * mounted without `nodev` (systemd mounts `/run` and `/tmp` `nodev`). Default `/dev/macvtap/ID`. The consumer needs
+   * search permission on every directory above it.
+   */
+  path?: string;
+  /** The owner name in the node's record (as {@link OwnerOption.owner}; `false` is not allowed). Default `'macvtap'`. */
+  owner?: string;
+}
+
+/** A tap node made by {@link createTapNode}. */
+export interface TapNode {
+  /** The node's path. */
+  readonly path: string;
+  /** The macvtap's device numbers (the node's `st_rdev`). */
+  readonly major: number;
+  readonly minor: number;
+  /** The link's name and ifindex when the node was made. */
+  readonly device: string;
+  readonly ifindex: number;
+  /** `true` once {@link TapNode.remove} ran. */
+  readonly removed: boolean;
+  /** Unlinks the node (only if it still is this device's) and its record. Idempotent. */
+  remove(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Options of {@link createVlan}. Equivalent to `ip link add link LOWER name NAME type vlan id ID`. */
@@ -268,6 +329,11 @@ export interface SetLinkOptions {
    * releases it (`ip link set dev LINK nomaster`).
    */
   master?: LinkRef | null;
+  /**
+   * Source mode only: change the list of accepted source MACs (`IFLA_MACVLAN_MACADDR_MODE`): add or delete one MAC,
+   * set the whole list (`[]` empties it), or flush it.
+   */
+  sourceMacs?: { add: string } | { del: string } | { set: string[] } | { flush: true };
 }
 
 /** The route {@link addRoute} adds. */
@@ -379,4 +445,9 @@ export interface GcResult {
    * installed (nothing of ours can exist then).
    */
   portSecurity: string[];
+  /**
+   * Paths of tap nodes ({@link createTapNode}) of this namespace removed (with `dryRun`, to be removed) because their
+   * link is gone or has other device numbers now, or their recorded namespace path is gone.
+   */
+  tapNodes: string[];
 }

@@ -37,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tapOpen", Napi::Function::New(env, JsTapOpen, "tapOpen"));
   exports.Set("tapRead", Napi::Function::New(env, JsTapRead, "tapRead"));
   exports.Set("tapWrite", Napi::Function::New(env, JsTapWrite, "tapWrite"));
+  exports.Set("mknodChar", Napi::Function::New(env, JsMknodChar, "mknodChar"));
   exports.Set("fdClose", Napi::Function::New(env, JsFdClose, "fdClose"));
   exports.Set("fdCloseAsync", Napi::Function::New(env, JsFdCloseAsync, "fdCloseAsync"));
   exports.Set("fdRelease", Napi::Function::New(env, JsFdRelease, "fdRelease"));

@@ -186,6 +186,10 @@ void BuildCreate(MessageBuilder& m, const CreateRequest& req, const std::string&
     ifi.ifi_flags = IFF_UP;
     ifi.ifi_change = IFF_UP;
   }
+  if (req.allmulti) {
+    ifi.ifi_flags |= IFF_ALLMULTI;
+    ifi.ifi_change |= IFF_ALLMULTI;
+  }
   m.AppendHeader(&ifi, sizeof ifi);
   m.PutString(IFLA_IFNAME, name);
   if (req.link) m.PutU32(IFLA_LINK, *req.link);
@@ -253,6 +257,39 @@ LinkInfo LinkCreate(const CreateRequest& request, const NetnsRef& ns) {
     reqp = &*resolved;
   }
   const CreateRequest& req = *reqp;
+  if ((req.kind == "macvtap" || req.kind == "macvlan") && req.link) {
+    // macvlan cannot work over an 802.11 station (the AP drops frames from MACs it never associated): refuse a
+    // wireless lower here rather than hand back a link whose guest never gets a frame.
+    std::string lower_name;
+    if (request.link_name) {
+      lower_name = *request.link_name;
+    } else {
+      // By ifindex: its name from SIOCGIFNAME on the netlink socket (a name lookup in the socket's namespace, no
+      // netlink request). Not found: the create below fails with the kernel's own ENODEV.
+      ifreq ifr{};
+      ifr.ifr_ifindex = static_cast<int>(*req.link);
+      if (sock->Fd() >= 0 && ::ioctl(sock->Fd(), SIOCGIFNAME, &ifr) == 0) {
+        lower_name.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+      } else if (errno != ENODEV) {
+        LinkKey lower;
+        lower.index = static_cast<int>(*req.link);
+        lower_name = GetWith(*sock, lower, ns, false).name;
+      }
+    }
+    bool wireless = false;
+    // Best effort: without a sysfs view of the namespace (no CAP_SYS_ADMIN for the private mount) the check is
+    // skipped and the create goes on — the kernel's own answer (EPERM without CAP_NET_ADMIN) must stay the one seen.
+    if (!lower_name.empty() && LowerIsWireless(ns, lower_name, &wireless).err != 0) wireless = false;
+    if (wireless) {
+      SysError e;
+      e.err = EOPNOTSUPP;
+      e.syscall = "RTM_NEWLINK";
+      e.device = lower_name;
+      e.detail = "lower device \"" + lower_name + "\" is a wireless (802.11) device: a " + req.kind +
+                 " on it would get no traffic (an access point accepts frames only from the station's own MAC)";
+      throw SysException(std::move(e));
+    }
+  }
   std::optional<NetnsHandle> peer_ns;
   if (req.peer && !req.peer->netns.current()) peer_ns.emplace(req.peer->netns);
   int peer_fd = peer_ns ? peer_ns->fd() : -1;
@@ -428,6 +465,22 @@ void LinkSet(const LinkKey& key, const SetRequest& change, const NetnsRef& ns) {
   } else if (change.master) {
     m.PutU32(IFLA_MASTER, *change.master);  // 0 = nomaster
   }
+  if (change.macaddr_mode) {
+    // `ip link set X type macvtap macaddr add|del|set|flush …`: macvlan_changelink_sources.
+    size_t linkinfo = m.BeginNest(IFLA_LINKINFO);
+    m.PutString(IFLA_INFO_KIND, change.info_kind);
+    size_t data = m.BeginNest(IFLA_INFO_DATA);
+    m.PutU32(IFLA_MACVLAN_MACADDR_MODE, *change.macaddr_mode);
+    if (*change.macaddr_mode == MACVLAN_MACADDR_SET) {
+      size_t list = m.BeginNest(IFLA_MACVLAN_MACADDR_DATA);
+      for (const auto& mac : change.macaddrs) m.Put(IFLA_MACVLAN_MACADDR, mac.data(), mac.size());
+      m.EndNest(list);
+    } else if (!change.macaddrs.empty()) {
+      m.Put(IFLA_MACVLAN_MACADDR, change.macaddrs[0].data(), change.macaddrs[0].size());
+    }
+    m.EndNest(data);
+    m.EndNest(linkinfo);
+  }
   sock->Ack(m, key.Describe());
 }
 
@@ -513,6 +566,7 @@ CreateRequest ReadCreate(const Napi::Value& v) {
   if (auto x = OptInt(o, "group", 0, UINT32_MAX)) r.group = static_cast<uint32_t>(*x);
   if (auto x = OptInt(o, "numQueues", 1, 4096)) r.num_queues = static_cast<uint32_t>(*x);
   r.up = OptBool(o, "up").value_or(false);
+  r.allmulti = OptBool(o, "allmulti").value_or(false);
   r.alias = OptString(o, "alias");
   if (auto x = OptInt(o, "finalGroup", 0, UINT32_MAX)) r.final_group = static_cast<uint32_t>(*x);
   if (auto x = OptInt(o, "macvlanMode", 0, UINT32_MAX)) r.macvlan_mode = static_cast<uint32_t>(*x);
@@ -547,6 +601,16 @@ SetRequest ReadSet(const Napi::Value& v) {
   s.up = OptBool(o, "up");
   s.promisc = OptBool(o, "promisc");
   s.allmulti = OptBool(o, "allmulti");
+  if (auto x = OptInt(o, "macaddrMode", 0, 3)) {
+    s.macaddr_mode = static_cast<uint32_t>(*x);
+    s.info_kind = ReqString(o.Get("infoKind"), "infoKind");
+    Napi::Value macs = o.Get("macaddrs");
+    if (!macs.IsUndefined() && !macs.IsNull()) {
+      if (!macs.IsArray()) ThrowTypeError(v.Env(), "The \"macaddrs\" option must be an array");
+      Napi::Array a = macs.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) s.macaddrs.push_back(ParseMac(v.Env(), ReqString(a.Get(i), "macaddrs"), "macaddrs"));
+    }
+  }
   if (auto x = OptInt(o, "mtu", 0, UINT32_MAX)) s.mtu = static_cast<uint32_t>(*x);
   s.address = OptMac(o, "address");
   s.name = OptString(o, "name");

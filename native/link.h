@@ -41,6 +41,8 @@ struct CreateRequest {
   /** IFLA_NUM_TX_QUEUES and IFLA_NUM_RX_QUEUES, both this value. */
   std::optional<uint32_t> num_queues;
   bool up = false;
+  /** IFF_ALLMULTI in the create's ifi_flags/ifi_change (the kernel applies it through __dev_change_flags). */
+  bool allmulti = false;
   std::optional<std::string> alias;
   // With `alias`: IFLA_GROUP set together with the alias, in the change request that follows the create (the create
   // itself carries `group`, which lib/ uses as an atomic "under construction by pid" marker).
@@ -61,6 +63,14 @@ struct SetRequest {
   /** IFLA_MASTER: an ifindex (0 = no master), or a name resolved on the same socket. */
   std::optional<uint32_t> master;
   std::optional<std::string> master_name;
+  /**
+   * Source mode's MAC list (IFLA_MACVLAN_MACADDR_MODE): ADD/DEL take macaddrs[0] as IFLA_MACVLAN_MACADDR, SET the whole
+   * list as IFLA_MACVLAN_MACADDR_DATA, FLUSH none. `info_kind` is the link's own kind (macvtap or macvlan), which
+   * IFLA_LINKINFO must repeat for the kernel to reach macvlan_changelink.
+   */
+  std::optional<uint32_t> macaddr_mode;
+  std::vector<std::vector<uint8_t>> macaddrs;
+  std::string info_kind;
 };
 
 /** NativeBridgePort: what `ip link set dev X type bridge_slave …` changes; absent = unchanged. */

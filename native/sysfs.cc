@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -72,7 +73,7 @@ SysError MountDetached(const NetnsRef& ns, FileDescriptor* out) {
 
 // Fallback for kernels without fsopen (< 5.2): a short-lived thread joins the namespace, makes itself a private
 // mount namespace and mounts sysfs on /sys there; when the thread exits its mount namespace dies with it.
-SysError ReadInThread(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
+SysError ReadInThread(const NetnsRef& ns, const std::function<void(int, const std::string&)>& read) {
   SysError result;
   int nsfd = -1;
   FileDescriptor owned;
@@ -106,7 +107,7 @@ SysError ReadInThread(const NetnsRef& ns, std::vector<TapDevQuery>& queries) {
       result = Fail(errno, "mount", "/sys");
       return;
     }
-    ReadAll(AT_FDCWD, "/sys/", queries);
+    read(AT_FDCWD, "/sys/");
   });
   worker.join();
   return result;
@@ -225,10 +226,57 @@ SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, cons
   } catch (const SysException& ex) {
     return ex.error();
   }
-  if (e.err == ENOSYS) return ReadInThread(ns, queries);
+  if (e.err == ENOSYS) return ReadInThread(ns, [&](int dirfd, const std::string& root) { ReadAll(dirfd, root, queries); });
   if (e.err != 0) return e;
   Cache().Put(target, fresh);
   ReadAll(fresh->get(), "", queries);
+  return {};
+}
+
+// True when `root`class/net/`name` exists, and then `*wireless` says whether it has a `wireless` directory (cfg80211
+// adds it, and wext) or a `phy80211` link (mac80211): what iw and NetworkManager look at.
+static bool ProbeWireless(int dirfd, const std::string& root, const std::string& name, bool* wireless) {
+  std::string base = root + "class/net/" + name;
+  struct stat st {};
+  if (::fstatat(dirfd, base.c_str(), &st, 0) < 0) return false;
+  *wireless = ::fstatat(dirfd, (base + "/wireless").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+              ::fstatat(dirfd, (base + "/phy80211").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  return true;
+}
+
+SysError LowerIsWireless(const NetnsRef& ns, const std::string& name, bool* wireless) {
+  *wireless = false;
+  // Test seam: a directory laid out like /sys (the only way to test the refusal on a machine with no 802.11 device
+  // and no loadable mac80211_hwsim). Read per call, so a test can set and clear it.
+  const char* fake = ::getenv("MACVTAP_TEST_SYSFS_ROOT");
+  if (fake != nullptr && fake[0] != '\0') {
+    ProbeWireless(AT_FDCWD, std::string(fake) + "/", name, wireless);
+    return {};
+  }
+  NetnsId target, init;
+  if (!IdentifyNetns(ns, &target)) {
+    return Fail(errno, ns.kind == NetnsRef::Kind::kFd ? "fstat" : "stat",
+                ns.current() ? "/proc/thread-self/ns/net" : ns.Describe());
+  }
+  if (InitNetnsId(&init) && target == init) {
+    ProbeWireless(AT_FDCWD, "/sys/", name, wireless);
+    return {};
+  }
+  std::shared_ptr<FileDescriptor> mnt = Cache().Find(target);
+  if (mnt && ProbeWireless(mnt->get(), "", name, wireless)) return {};
+  auto fresh = std::make_shared<FileDescriptor>();
+  SysError e;
+  try {
+    e = MountDetached(ns, fresh.get());
+  } catch (const SysException& ex) {
+    return ex.error();
+  }
+  if (e.err == ENOSYS) {
+    return ReadInThread(ns, [&](int dirfd, const std::string& root) { ProbeWireless(dirfd, root, name, wireless); });
+  }
+  if (e.err != 0) return e;
+  Cache().Put(target, fresh);
+  ProbeWireless(fresh->get(), "", name, wireless);
   return {};
 }
 

@@ -29,4 +29,11 @@ struct TapDevQuery {
  */
 SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, const NetnsId* known = nullptr);
 
+/**
+ * Whether the link `name` of `ns` is a wireless (802.11) device: `/sys/class/net/<name>/wireless` or `…/phy80211`
+ * exists in the namespace's own sysfs view (mounted privately as for ReadTapDevs). A link not found there reads as not
+ * wireless. err != 0 when no sysfs view of `ns` could be obtained.
+ */
+SysError LowerIsWireless(const NetnsRef& ns, const std::string& name, bool* wireless);
+
 }  // namespace macvtap

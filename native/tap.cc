@@ -297,4 +297,26 @@ Napi::Value JsTapWrite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+/**
+ * mknodChar(path, major, minor) → undefined, on the calling thread (one syscall): a character node for major:minor,
+ * mode 0600 owned by the caller, O_EXCL-like (an existing path is EEXIST, never replaced). lib/tapnode.ts sets owner and
+ * mode afterwards, so the node is never open to anyone else before it is what was asked for.
+ * errno contract (syscall 'mknod', path): EEXIST path exists; ENOENT/ENOTDIR no such directory; EPERM no CAP_MKNOD
+ * (or a user namespace that may not create devices); EACCES the directory is not writable.
+ */
+Napi::Value JsMknodChar(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = ReqString(info[0], "path");
+  unsigned major = static_cast<unsigned>(ReqInt(info[1], "major", 0, 0xfff));
+  unsigned minor = static_cast<unsigned>(ReqInt(info[2], "minor", 0, 0xfffff));
+  if (::mknod(path.c_str(), S_IFCHR | 0600, makedev(major, minor)) < 0) {
+    SysError e;
+    e.err = errno;
+    e.syscall = "mknod";
+    e.path = path;
+    throw MakeError(env, e);
+  }
+  return env.Undefined();
+}
+
 }  // namespace macvtap

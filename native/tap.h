@@ -39,5 +39,6 @@ TapOpenResult TapOpen(const LinkKey& key, const TapOpenOptions& opts, const Netn
 Napi::Value JsTapOpen(const Napi::CallbackInfo& info);
 Napi::Value JsTapRead(const Napi::CallbackInfo& info);
 Napi::Value JsTapWrite(const Napi::CallbackInfo& info);
+Napi::Value JsMknodChar(const Napi::CallbackInfo& info);
 
 }  // namespace macvtap

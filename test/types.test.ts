@@ -15,6 +15,23 @@ describe('public types', () => {
     expectTypeOf(api.deleteLink).returns.resolves.toEqualTypeOf<void>();
   });
 
+  it('tap nodes, host shims and source-MAC edits are typed', () => {
+    expectTypeOf(api.createTapNode).parameter(1).toEqualTypeOf<api.CreateTapNodeOptions>();
+    expectTypeOf(api.createTapNode).returns.resolves.toEqualTypeOf<api.TapNode>();
+    expectTypeOf<api.TapNode['remove']>().returns.resolves.toEqualTypeOf<void>();
+    expectTypeOf(api.removeTapNode).returns.resolves.toEqualTypeOf<boolean>();
+    expectTypeOf(api.createHostShim).parameter(0).toEqualTypeOf<api.CreateHostShimOptions>();
+    expectTypeOf(api.createHostShim).returns.resolves.toEqualTypeOf<LinkInfo>();
+    expectTypeOf<CreateMacvtapOptions['ipv6']>().toEqualTypeOf<boolean | undefined>();
+    expectTypeOf<api.GcResult['tapNodes']>().toEqualTypeOf<string[]>();
+    // @ts-expect-error — one operation per change, and add takes one MAC
+    const bad: SetLinkOptions = { sourceMacs: { add: ['02:00:00:00:00:01'] } };
+    void bad;
+    // @ts-expect-error — addresses are required
+    const noAddr: api.CreateHostShimOptions = { lower: 'eth0' };
+    void noAddr;
+  });
+
   it('modes and namespaces are closed types', () => {
     expectTypeOf<MacvtapMode>().toEqualTypeOf<'bridge' | 'vepa' | 'private' | 'passthru' | 'source'>();
     expectTypeOf<Netns>().toEqualTypeOf<string | number>();

@@ -14,7 +14,7 @@ function row(status: string, l: LinkInfo): string[] {
 /**
  * `macvtap gc [--owner O] [--netns NS] [--dry-run] [--json]`: prints a table of the links it removed (with
  * `--dry-run`, would remove) and those it kept because their owner is alive, then the port-security tables whose
- * device is gone, or `{ removed, kept, portSecurity }` as JSON.
+ * device is gone and the tap nodes whose link is gone, or `{ removed, kept, portSecurity, tapNodes }` as JSON.
  */
 export async function gcCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -38,6 +38,9 @@ export async function gcCommand(argv: string[]): Promise<number> {
   process.stdout.write(`${result.removed.length} ${gone}, ${result.kept.length} kept (owner alive); untagged links are never touched\n`);
   if (result.portSecurity.length > 0) {
     process.stdout.write(`port security: ${gone} the tables of ${result.portSecurity.join(', ')} (device gone or replaced)\n`);
+  }
+  if (result.tapNodes.length > 0) {
+    process.stdout.write(`tap nodes: ${gone} ${result.tapNodes.join(', ')} (link gone or replaced)\n`);
   }
   return 0;
 }
