@@ -4,7 +4,10 @@ import * as fs from 'node:fs';
 import { resolve } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describePrivileged } from './helpers/suite.js';
+import { tidyTapNodeDirs } from './helpers/statedirs.js';
 import { makeTestbed, type Testbed } from '../bench/testbed/netns.js';
+
+tidyTapNodeDirs();
 
 const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'macvtap.js');
 

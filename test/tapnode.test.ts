@@ -15,6 +15,7 @@ import { afterAll, afterEach, expect, test } from 'vitest';
 import { createMacvtap, createTapNode, deleteLink, gc, type TapNode } from '../lib/index.js';
 import { TAP_NODE_DIR } from '../lib/tapnode.js';
 import { describePrivileged } from './helpers/suite.js';
+import { tidyTapNodeDirs } from './helpers/statedirs.js';
 import { destroyAll, makeTestbed, TestNetns, type Testbed } from '../bench/testbed/netns.js';
 import { buildUdpFrame, parseFrame } from '../bench/testbed/frames.js';
 import { sendUdp, UdpListener } from '../bench/testbed/peer.js';
@@ -42,6 +43,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 afterAll(() => destroyAll());
+tidyTapNodeDirs();
 
 /**
  * The unprivileged VMM: opens the node read-write (the kernel's default queue flags: 10-byte vnet header), writes one
