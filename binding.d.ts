@@ -288,11 +288,15 @@ export interface NativeTapOpenOptions {
   offloads: number;
   /** `O_NONBLOCK` on every fd. */
   nonblock: boolean;
+  /** Also open one `/dev/vhost-net` fd per queue (checked with `VHOST_GET_FEATURES`). */
+  vhost: boolean;
 }
 
 /** The result of {@link Binding.tapOpen}. The fds are owned by the addon until `fdClose` or `fdRelease`. */
 export interface NativeTapOpenResult {
   fds: number[];
+  /** One `/dev/vhost-net` fd per queue (`vhostFds[i]` serves `fds[i]`) with `vhost`, else empty; owned like `fds`. */
+  vhostFds: number[];
   ifindex: number;
   name: string;
   /** The node that was opened: `/dev/tapN`, or a private node (already unlinked) when `/dev/tapN` was missing or wrong. */
@@ -397,6 +401,10 @@ export interface Binding {
   tapRead(fd: number, maxLength: number, timeoutMs: number): Promise<Buffer | null>;
   /** `write()` of one frame (vnet header first when the queue has one). Returns bytes written. Sync: never blocks long. */
   tapWrite(fd: number, frame: Buffer): number;
+  /** `VHOST_GET_FEATURES` on a vhost-net fd: the feature bits it offers. Changes nothing (no owner needed). */
+  vhostGetFeatures(fd: number): bigint;
+  /** `VHOST_SET_OWNER`: binds the vhost device to this process (as QEMU does first); `EBUSY` once anyone has. */
+  vhostSetOwner(fd: number): void;
 
   /**
    * Ends a handle the addon owns, of any kind (a link watcher stops polling first). Throws `EBADF` for a number it does

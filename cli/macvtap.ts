@@ -34,9 +34,11 @@ Bandwidth (libvirt's <bandwidth>: inbound = to the guest, outbound = from it; KB
          sets exactly the directions given (the other is not limited), --clear removes ours, none shows them
 
 Queues:
-  exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
+  exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--vhost] [--netns NS] -- CMD ARGS…
          opens N queues and execs CMD with them inherited; {fds} in ARGS becomes "fd:fd:…", {fd} the first,
          e.g.  macvtap exec --dev mvtap0 --queues 4 -- qemu-system-x86_64 -netdev tap,id=n0,fds={fds} …
+         --vhost: also one /dev/vhost-net fd per queue, inherited as {vhostfds} ("fd:fd:…") / {vhostfd},
+         e.g.  … -netdev tap,id=n0,fds={fds},vhost=on,vhostfds={vhostfds}
 
 libvirt / Nova:
   xml    --vif vif.json [--vcpus N] [--ethernet] [--json]   the <interface> for a Nova macvtap vif

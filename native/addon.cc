@@ -15,6 +15,7 @@
 #include "tap.h"
 #include "tc.h"
 #include "tun.h"
+#include "vhost.h"
 
 namespace macvtap {
 
@@ -37,6 +38,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tapOpen", Napi::Function::New(env, JsTapOpen, "tapOpen"));
   exports.Set("tapRead", Napi::Function::New(env, JsTapRead, "tapRead"));
   exports.Set("tapWrite", Napi::Function::New(env, JsTapWrite, "tapWrite"));
+  exports.Set("vhostGetFeatures", Napi::Function::New(env, JsVhostGetFeatures, "vhostGetFeatures"));
+  exports.Set("vhostSetOwner", Napi::Function::New(env, JsVhostSetOwner, "vhostSetOwner"));
   exports.Set("fdClose", Napi::Function::New(env, JsFdClose, "fdClose"));
   exports.Set("fdCloseAsync", Napi::Function::New(env, JsFdCloseAsync, "fdCloseAsync"));
   exports.Set("fdRelease", Napi::Function::New(env, JsFdRelease, "fdRelease"));
