@@ -14,6 +14,8 @@ export { setBandwidth, getBandwidth } from './bandwidth.js';
 export type { Bandwidth, BandwidthRate } from './bandwidth.js';
 export { setLinkIpv6 } from './sysctl.js';
 export { sendFds, recvFds } from './fdpass.js';
+export { connectQmp, QmpClient, QmpError, QmpProtocolError, QMP_MIN_QEMU } from './qemu/qmp.js';
+export type { QmpGreeting, QmpEvent, QmpConnectOptions, QmpExecuteOptions, QmpWaitEventOptions } from './qemu/qmp.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';
 export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';
