@@ -292,6 +292,15 @@ export interface NativeTapOpenOptions {
   vhost: boolean;
 }
 
+/** The result of {@link Binding.linkMulticastSync}: MACs lower-case, colon-separated. */
+export interface NativeMulticastSync {
+  device: string;
+  added: string[];
+  removed: string[];
+  /** The list afterwards; `static` marks the `SIOCADDMULTI` entries (iproute2's `static`). */
+  entries: Array<{ address: string; users: number; static: boolean }>;
+}
+
 /** The result of {@link Binding.tapOpen}. The fds are owned by the addon until `fdClose` or `fdRelease`. */
 export interface NativeTapOpenResult {
   fds: number[];
@@ -366,6 +375,11 @@ export interface Binding {
    */
   linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => boolean): Promise<number>;
   /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
+  /**
+   * A link's link-layer multicast list (`/proc/net/dev_mcast` of `ns`). With `wanted`, first makes its static
+   * (`SIOCADDMULTI`, `ip maddr add`) entries exactly `wanted`; entries others hold are left alone. `null` only reads.
+   */
+  linkMulticastSync(key: NativeLinkKey, wanted: string[] | null, ns: NativeNetns): Promise<NativeMulticastSync>;
   addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
   /** `RTM_NEWROUTE`: `ip route add DST/LEN [via GATEWAY] dev LINK` in the main table. See native/route.cc. */
   routeAdd(key: NativeLinkKey, route: NativeRoute, ns: NativeNetns): Promise<void>;

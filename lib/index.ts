@@ -16,6 +16,8 @@ export { setLinkIpv6 } from './sysctl.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { connectQmp, QmpClient, QmpError, QmpProtocolError, QMP_MIN_QEMU } from './qemu/qmp.js';
 export type { QmpGreeting, QmpEvent, QmpConnectOptions, QmpExecuteOptions, QmpWaitEventOptions } from './qemu/qmp.js';
+export { followRxFilter, RxFilterFollower } from './qemu/rxfilter.js';
+export type { FollowRxFilterOptions, RxFilterState } from './qemu/rxfilter.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';
 export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';

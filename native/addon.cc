@@ -8,6 +8,7 @@
 #include "events.h"
 #include "fdpass.h"
 #include "link.h"
+#include "multicast.h"
 #include "nft.h"
 #include "ownership.h"
 #include "route.h"
@@ -31,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linkDeleteGroup", Napi::Function::New(env, JsLinkDeleteGroup, "linkDeleteGroup"));
   exports.Set("linkSetBridgePort", Napi::Function::New(env, JsLinkSetBridgePort, "linkSetBridgePort"));
   exports.Set("linkWatch", Napi::Function::New(env, JsLinkWatch, "linkWatch"));
+  exports.Set("linkMulticastSync", Napi::Function::New(env, JsLinkMulticastSync, "linkMulticastSync"));
   exports.Set("addrAdd", Napi::Function::New(env, JsAddrAdd, "addrAdd"));
   exports.Set("routeAdd", Napi::Function::New(env, JsRouteAdd, "routeAdd"));
   exports.Set("tunCreate", Napi::Function::New(env, JsTunCreate, "tunCreate"));
