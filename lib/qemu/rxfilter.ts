@@ -15,7 +15,7 @@ import { callNative, invalidType, invalidValue, MacvtapError } from '../errors.j
 import { getLink, setLink } from '../link.js';
 import type { LinkRef, NetnsOption } from '../types.js';
 import * as v from '../validate.js';
-import { QmpClient, QmpError } from './qmp.js';
+import { QmpClient, QmpError, QmpProtocolError } from './qmp.js';
 
 const IFF_ALLMULTI = 0x200;
 
@@ -52,13 +52,15 @@ interface GuestRxFilter {
   'multicast-table': string[];
 }
 
-function parseGuestFilter(nic: string, x: unknown): GuestRxFilter {
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+function parseGuestFilter(path: string, nic: string, x: unknown): GuestRxFilter {
   const list = Array.isArray(x) ? x : [];
   const f = list.find((e): e is Record<string, unknown> => v.isPlainObject(e) && e.name === nic);
   const ok = f !== undefined && typeof f.promiscuous === 'boolean' && (f.multicast === 'normal' || f.multicast === 'none' || f.multicast === 'all') &&
     typeof f['multicast-overflow'] === 'boolean' && typeof f['main-mac'] === 'string' && Array.isArray(f['vlan-table']) &&
-    Array.isArray(f['multicast-table']) && f['multicast-table'].every((m) => typeof m === 'string');
-  if (!ok) throw new QmpError('query-rx-filter', 'GenericError', `no well-formed receive filter for NIC ${nic} in the reply`);
+    Array.isArray(f['multicast-table']) && f['multicast-table'].every((m) => typeof m === 'string' && MAC_RE.test(m) && (parseInt(m.slice(0, 2), 16) & 1) === 1);
+  if (!ok) throw new QmpProtocolError('ERR_QMP_PROTOCOL', path, `query-rx-filter returned no well-formed receive filter for NIC ${nic}`, 'query-rx-filter');
   return f as unknown as GuestRxFilter;
 }
 
@@ -213,11 +215,11 @@ export async function followRxFilter(qmp: QmpClient, link: LinkRef, options: Fol
   const nic = await findNic(qmp, netdevId);
 
   const apply = async (): Promise<RxFilterState> => {
-    const guest = parseGuestFilter(nic, await qmp.execute('query-rx-filter', { name: nic }));
+    const guest = parseGuestFilter(qmp.path, nic, await qmp.execute('query-rx-filter', { name: nic }));
     const mac = v.mac('main-mac', guest['main-mac']);
     const promisc = guest.promiscuous || guest['vlan-table'].length > 0;
     const allmulti = guest.multicast === 'all' || (guest.multicast === 'normal' && guest['multicast-overflow']);
-    const wanted = guest.multicast === 'none' ? [] : guest['multicast-table'].map((m, i) => v.mac(`multicast-table[${i}]`, m));
+    const wanted = guest.multicast === 'none' ? [] : guest['multicast-table'];
     const now = await getLink(linkArg, netns);
     const changed: RxFilterState['changed'] = [];
     const change: { mac?: string; promisc?: boolean; allmulti?: boolean } = {};
