@@ -110,14 +110,20 @@ export class RxFilterFollower extends EventEmitter {
   async start(): Promise<void> {
     this.#qmp.on('NIC_RX_FILTER_CHANGED', this.#onEvent);
     this.#qmp.once('close', this.#onClose);
+    // The first query also re-arms QEMU's notification, which it sends once until the filter is queried. An event
+    // during it finds #running set and is run after it (#dirty), never beside it.
+    const first = this.#apply();
+    this.#running = first.then(() => undefined, () => undefined);
     try {
-      // The first query also re-arms QEMU's notification, which it sends once until the filter is queried.
-      this.#state = await this.#apply();
+      this.#state = await first;
     } catch (e) {
       this.#unsubscribe();
       this.#stopped = true;
+      this.#running = null;
       throw e;
     }
+    this.#running = null;
+    if (this.#dirty) this.#schedule();
   }
 
   /**
