@@ -17,7 +17,7 @@
  * - `rxfilter` (with `mvt.newmac`, `mvt.ip6`, `mvt.rxfsecs`): sets the NIC's MAC, adds the IPv6 address, prints
  *   `MVT-RXF mac=…`, then `MVT-DROP n=…` whenever the NIC's `rx_dropped` counter changes (frames no protocol took), for that many seconds;
  *   once the counter reaches `mvt.phase2at` it sets `mvt.newmac2` and swaps the IPv6 address for `mvt.ip6b`
- *   (`MVT-RXF-NEXT mac=…`).
+ *   (`MVT-RXF-NEXT mac=…`); once it reaches `mvt.phase3at` it turns promiscuous (`MVT-RXF-LAST promisc=1`).
  *
  * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
@@ -141,6 +141,8 @@ for t in $(echo "$TASK" | tr ',' ' '); do
     say "MVT-RXF mac=$(cat /sys/class/net/$IF/address)"
     # Phase 2, once mvt.phase2at such frames came: a second MAC, and the IPv6 address swapped for mvt.ip6b.
     AT=$(arg phase2at 0); MAC2=$(arg newmac2 ""); IP6B=$(arg ip6b "")
+    # Phase 3, once mvt.phase3at such frames came: promiscuous (QEMU then takes every frame, and says so).
+    AT3=$(arg phase3at 0)
     last=; end=$(( $(cut -d. -f1 /proc/uptime) + RXFSECS ))
     while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
       n=$(cat /sys/class/net/$IF/statistics/rx_dropped)
@@ -150,6 +152,11 @@ for t in $(echo "$TASK" | tr ',' ' '); do
         [ -n "$MAC2" ] && { ip link set "$IF" address "$MAC2" || fail rxfilter "cannot set $MAC2"; }
         [ -n "$IP6B" ] && { ip -6 addr del "$IP6" dev "$IF"; ip -6 addr add "$IP6B" dev "$IF" || fail rxfilter "cannot add $IP6B"; }
         say "MVT-RXF-NEXT mac=$(cat /sys/class/net/$IF/address)"
+      fi
+      if [ "$AT3" -gt 0 ] && [ "$n" -ge "$AT3" ]; then
+        AT3=0
+        ip link set dev "$IF" promisc on || fail rxfilter "cannot set promisc"
+        say "MVT-RXF-LAST promisc=1"
       fi
       sleep 0.05
     done
@@ -254,6 +261,8 @@ export interface GuestTask {
   phase2At?: number;
   newMac2?: string;
   ip6b?: string;
+  /** The `rxfilter` task's third phase: once the guest dropped this many frames, its NIC goes promiscuous. */
+  phase3At?: number;
   /** Bytes the `xfer` task downloads. */
   xferBytes?: number;
   /** Ports of the peer's TFTP-style UDP responder and HTTP server (see {@link startGuestPeer}). */
@@ -286,6 +295,7 @@ export function kernelCmdline(task: GuestTask): string {
   if (task.phase2At !== undefined) p.push(`mvt.phase2at=${task.phase2At}`);
   if (task.newMac2 !== undefined) p.push(`mvt.newmac2=${task.newMac2}`);
   if (task.ip6b !== undefined) p.push(`mvt.ip6b=${task.ip6b}`);
+  if (task.phase3At !== undefined) p.push(`mvt.phase3at=${task.phase3At}`);
   if (task.udpPort !== undefined) p.push(`mvt.udpport=${task.udpPort}`);
   if (task.httpPort !== undefined) p.push(`mvt.httpport=${task.httpPort}`);
   for (const w of p) if (/\s/.test(w)) throw new RangeError(`kernel command line word has whitespace: ${JSON.stringify(w)}`);
