@@ -5,10 +5,10 @@
  * the peer through it, loses it again (`device_del`, `DEVICE_DELETED`, `netdev_del`), cycle after cycle, with QEMU's fd
  * table (`/proc/PID/fd`) and ours back where they began after every cycle and after every refused or failed attach.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   attachMacvtap, connectQmp, createMacvtap, deleteLink, detachMacvtap, getLink, openTap, qemuNetdevArgs,
@@ -24,6 +24,13 @@ import { cleanupStack, describeNeeding } from './helpers/suite.js';
 const missing = qemuUnavailable();
 /** Attach/detach cycles after the first, checked one by one (each costs ≈1 s of guest time under TCG). */
 const CYCLES = 20;
+
+const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'macvtap.js');
+
+function macvtap(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 const defer = cleanupStack();
 afterAll(() => destroyAll());
@@ -98,6 +105,16 @@ describe('qemuNetdevArgs', () => {
   });
 });
 
+describe('macvtap qmp (CLI) input', () => {
+  it('usage errors exit 2 before connecting; a socket that is not QMP exits 1 with the reason', async () => {
+    expect(macvtap(['qmp', 'plug'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/qmp takes attach or detach/) });
+    expect(macvtap(['qmp', 'attach', '--dev', 'x'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--socket/) });
+    expect(macvtap(['qmp', 'detach', '--socket', '/tmp/x', '--dev', 'x', '--queues', '2'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--queues is for qmp attach/) });
+    expect(macvtap(['qmp', 'detach', '--socket', '/tmp/x', '--dev', 'a@b'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/give --id/) });
+    expect(macvtap(['qmp', 'attach', '--socket', '/nonexistent/qmp.sock', '--dev', 'x'])).toMatchObject({ code: 1, stderr: 'macvtap: connect ENOENT /nonexistent/qmp.sock\n' });
+  });
+});
+
 describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () => {
   let guest: GuestImage;
   beforeAll(() => {
@@ -137,7 +154,8 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     const tb = testbed(72);
     const link = await createMacvtap({ lower: tb.lower, name: 'mvtap0', up: true, netns: tb.host.path });
     const sock = qmpPath();
-    const task = { ip: '10.200.72.10/24', peer: tb.peerIp, tasks: ['hotplug' as const] as ['hotplug'], cycles: 1 + CYCLES, hold: 30 };
+    // 1 checked in detail, CYCLES counted, 1 through the CLI.
+    const task = { ip: '10.200.72.10/24', peer: tb.peerIp, tasks: ['hotplug' as const] as ['hotplug'], cycles: 2 + CYCLES, hold: 30 };
     const vm: QemuGuest = startQemu({ guest, task, mac: link.mac!, qmp: sock, net: { type: 'none' } });
     defer(() => vm.kill());
     await vm.waitFor('BOOT', 60_000);
@@ -195,6 +213,23 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     }
     const per = (performance.now() - t0) / CYCLES;
     process.stderr.write(`hot-plug: first cycle ${first.toFixed(0)} ms, then ${per.toFixed(0)} ms per attach→ping→detach cycle (${CYCLES} cycles, TCG)\n`);
+
+    // The last cycle through the CLI (QEMU serves one QMP client: ours steps aside).
+    await qmp.close();
+    const n = String(2 + CYCLES);
+    const nsName = tb.host.path.split('/').pop()!;
+    const att = macvtap(['qmp', 'attach', '--socket', sock, '--dev', link.name, '--queues', '2', '--netns', nsName, '--json']);
+    expect(att.code, att.stderr).toBe(0);
+    expect(JSON.parse(att.stdout)).toMatchObject({ deviceId: 'mvt-mvtap0', netdevId: 'mvt-mvtap0-tap', mac: link.mac, queues: 2 });
+    expect((await vm.waitFor('HPING', 90_000, (r) => r.fields.n === n)).fields.ok).toBe('1');
+    expect(countDeviceFds(vm.pid, link.tap!.major, link.tap!.minor)).toBe(2);
+    const det = macvtap(['qmp', 'detach', '--socket', sock, '--dev', link.name]);
+    expect(det, det.stderr).toMatchObject({ code: 0, stdout: 'detached mvt-mvtap0 (backend mvt-mvtap0-tap)\n' });
+    await vm.waitFor('UNPLUGGED', 30_000, (r) => r.fields.n === n);
+    // A new QMP client in the old one's place: the same table, but for the connection socket's inode.
+    await connect(sock);
+    const bare = (t: string[]): string[] => t.map((e) => e.replace(/socket:\[\d+\]/, 'socket'));
+    expect(bare(fdTable(vm.pid))).toEqual(bare(before));
     await vm.waitFor('READY', 10_000);
     await deleteLink(link.ifindex, { netns: tb.host.path });
     await expect(getLink(link.ifindex, { netns: tb.host.path })).rejects.toMatchObject({ code: 'ENODEV' });
