@@ -208,11 +208,13 @@ describeNeeding('QMP client', qemuUnavailable(), () => {
   it('refuses bad input before anything is sent', async () => {
     const { sock } = await bareQemu();
     const qmp = await connect(sock);
-    expect(() => qmp.execute('bad name')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-    expect(() => qmp.execute('query-status', [] as never)).toThrow(TypeError);
-    expect(() => qmp.execute('query-status', undefined, { timeout: 5 } as never)).toThrow(/timeout/);
-    expect(() => qmp.execute('getfd', { fdname: 'x' }, { fds: [] })).toThrow(/fds/);
-    expect(() => qmp.waitEvent('STOP', undefined, { later: true } as never)).toThrow(/later/);
+    await expect(qmp.execute('bad name')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(qmp.execute('query-status', [] as never)).rejects.toThrow(TypeError);
+    await expect(qmp.execute('query-status', undefined, { timeout: 5 } as never)).rejects.toThrow(/timeout/);
+    await expect(qmp.execute('getfd', { fdname: 'x' }, { fds: [] })).rejects.toThrow(/fds/);
+    await expect(qmp.waitEvent('STOP', undefined, { later: true } as never)).rejects.toThrow(/later/);
+    // Nothing of that reached QEMU: the session is intact.
+    expect(await qmp.execute('query-status')).toMatchObject({ running: true });
     await expect(connectQmp(sock, { wait: 1 } as never)).rejects.toThrow(/wait/);
     await expect(connectQmp('')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     expect(QmpProtocolError).toBeTypeOf('function');
