@@ -227,9 +227,16 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     expect(det, det.stderr).toMatchObject({ code: 0, stdout: 'detached mvt-mvtap0 (backend mvt-mvtap0-tap)\n' });
     await vm.waitFor('UNPLUGGED', 30_000, (r) => r.fields.n === n);
     // A new QMP client in the old one's place: the same table, but for the connection socket's inode.
-    await connect(sock);
+    const again = await connect(sock);
     const bare = (t: string[]): string[] => t.map((e) => e.replace(/socket:\[\d+\]/, 'socket'));
     expect(bare(fdTable(vm.pid))).toEqual(bare(before));
+
+    // A backend id someone else took (here a user-mode netdev named like ours would be): refused before any fd goes.
+    await again.execute('netdev_add', { type: 'user', id: 'taken-tap' });
+    const withUser = fdTable(vm.pid);
+    await expect(attachMacvtap(again, link.name, { id: 'taken', netns: tb.host.path })).rejects.toMatchObject({ code: 'EEXIST', message: expect.stringMatching(/network backend with id "taken-tap"/) });
+    expect(fdTable(vm.pid)).toEqual(withUser);
+    expect(ours(link)).toEqual(mine);
     await vm.waitFor('READY', 10_000);
     await deleteLink(link.ifindex, { netns: tb.host.path });
     await expect(getLink(link.ifindex, { netns: tb.host.path })).rejects.toMatchObject({ code: 'ENODEV' });
