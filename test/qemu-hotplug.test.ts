@@ -6,7 +6,7 @@
  * table (`/proc/PID/fd`) and ours back where they began after every cycle and after every refused or failed attach.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { binding } from '../lib/binding.js';
 import { trackChild } from '../bench/testbed/cleanup.js';
 import { buildGuest, pingFrom, type GuestImage } from '../bench/testbed/guest-image.js';
 import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
-import { countDeviceFds, QEMU, qemuUnavailable, startQemu, type QemuGuest } from '../bench/testbed/qemu.js';
+import { countDeviceFds, QEMU, qemuUnavailable, startQemu, waitListening, type QemuGuest } from '../bench/testbed/qemu.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
 
 const missing = qemuUnavailable();
@@ -48,7 +48,7 @@ function qmpPath(): string {
 }
 
 async function connect(sock: string): Promise<QmpClient> {
-  for (let i = 0; i < 300 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+  await waitListening(sock);
   const qmp = await connectQmp(sock);
   defer(() => qmp.close());
   return qmp;

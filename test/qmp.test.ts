@@ -4,14 +4,14 @@
  * with a call pending, and sockets that are not QMP (small servers of our own: QEMU cannot be made to greet wrongly).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { connectQmp, QmpError, QmpProtocolError, type QmpClient } from '../lib/index.js';
 import { trackChild } from '../bench/testbed/cleanup.js';
-import { QEMU, qemuUnavailable } from '../bench/testbed/qemu.js';
+import { QEMU, qemuUnavailable, waitListening } from '../bench/testbed/qemu.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
 
 const defer = cleanupStack();
@@ -36,9 +36,7 @@ async function bareQemu(): Promise<{ pid: number; sock: string; child: ChildProc
     }
     await exited;
   });
-  // QEMU creates the socket before it serves it: wait (bounded) for the path.
-  for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(existsSync(sock)).toBe(true);
+  await waitListening(sock);
   return { pid: child.pid!, sock, child, dir };
 }
 

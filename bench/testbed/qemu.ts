@@ -313,3 +313,21 @@ export function countDeviceFds(pid: number, major: number, minor: number): numbe
   }
   return n;
 }
+
+/**
+ * Waits until a Unix socket at `path` is listening (QEMU binds its `-qmp` socket before it listens: a connect in
+ * between is refused). Reads `/proc/net/unix`, whose Flags column has `__SO_ACCEPTCON` (0x10000) for a listener;
+ * throws after `timeoutMs`.
+ */
+export async function waitListening(path: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const listening = readFileSync('/proc/net/unix', 'utf8').split('\n').some((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[7] === path && (parseInt(f[3] ?? '0', 16) & 0x10000) !== 0;
+    });
+    if (listening) return;
+    if (performance.now() > deadline) throw new Error(`${path} is not listening after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
