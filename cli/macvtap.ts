@@ -35,9 +35,11 @@ Bandwidth (libvirt's <bandwidth>: inbound = to the guest, outbound = from it; KB
          sets exactly the directions given (the other is not limited), --clear removes ours, none shows them
 
 Queues:
-  exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
+  exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--vhost] [--netns NS] -- CMD ARGS…
          opens N queues and execs CMD with them inherited; {fds} in ARGS becomes "fd:fd:…", {fd} the first,
          e.g.  macvtap exec --dev mvtap0 --queues 4 -- qemu-system-x86_64 -netdev tap,id=n0,fds={fds} …
+         --vhost: also one /dev/vhost-net fd per queue, inherited as {vhostfds} ("fd:fd:…") / {vhostfd},
+         e.g.  … -netdev tap,id=n0,fds={fds},vhost=on,vhostfds={vhostfds}
 
 QEMU hot-plug (over QMP: -qmp unix:PATH,server=on,wait=off; the NIC gets the macvtap's MAC):
   qmp attach --socket PATH --dev DEV [--queues N] [--id ID] [--netns NS] [--bus BUS] [--mtu N] [--json]

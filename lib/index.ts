@@ -20,6 +20,8 @@ export type { QemuNetdevOptions, QemuNetdevArgs } from './qemu/netdev.js';
 export { attachMacvtap, detachMacvtap } from './qemu/hotplug.js';
 export type { AttachMacvtapOptions, MacvtapAttachment, DetachMacvtapOptions } from './qemu/hotplug.js';
 export type { QmpGreeting, QmpEvent, QmpConnectOptions, QmpExecuteOptions, QmpWaitEventOptions } from './qemu/qmp.js';
+export { followRxFilter, RxFilterFollower } from './qemu/rxfilter.js';
+export type { FollowRxFilterOptions, RxFilterState } from './qemu/rxfilter.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';
 export { watchLinks, linkEvents, LinkWatcher, LinkEventEmitter } from './events.js';

@@ -15,7 +15,11 @@
  *   `mvt.xfer` bytes from the peer, its SHA-256 printed; `probe`: 3 pings to `mvt.other`, replies counted);
  * - `mvt.hold=S` seconds to stay up after the tasks (so the host can ping the guest), then power off;
  * - `mvt.task=hotplug` alone: boot with no NIC, then `mvt.cycles=N` times wait for a hot-plugged NIC, bring it up
- *   with `mvt.ip`, ping `mvt.peer` until a reply, wait for the NIC to be unplugged.
+ *   with `mvt.ip`, ping `mvt.peer` until a reply, wait for the NIC to be unplugged;
+ * - `rxfilter` (with `mvt.newmac`, `mvt.ip6`, `mvt.rxfsecs`): sets the NIC's MAC, adds the IPv6 address, prints
+ *   `MVT-RXF mac=…`, then `MVT-DROP n=…` whenever the NIC's `rx_dropped` counter changes (frames no protocol took), for that many seconds;
+ *   once the counter reaches `mvt.phase2at` it sets `mvt.newmac2` and swaps the IPv6 address for `mvt.ip6b`
+ *   (`MVT-RXF-NEXT mac=…`).
  *
  * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
@@ -157,6 +161,34 @@ for t in $(echo "$TASK" | tr ',' ' '); do
       say "MVT-XFER ok=0 bytes=0 sha256=-"
     fi
     ;;
+  rxfilter)
+    # Changes the NIC's MAC and adds an IPv6 address (joining its solicited-node group), both of which only QEMU's
+    # receive filter learns; then reports the NIC's rx_dropped counter, which counts every frame no protocol took
+    # (the host's probes carry an unknown EtherType), as MVT-DROP, for mvt.rxfsecs seconds.
+    NEWMAC=$(arg newmac ""); IP6=$(arg ip6 ""); RXFSECS=$(arg rxfsecs 30)
+    # A MAC change announces itself with a gratuitous ARP, as a guest with arp_notify does (peers' caches follow).
+    echo 1 > /proc/sys/net/ipv4/conf/$IF/arp_notify
+    if [ -n "$NEWMAC" ]; then ip link set "$IF" address "$NEWMAC" || fail rxfilter "cannot set $NEWMAC"; fi
+    if [ -n "$IP6" ]; then
+      echo 0 > /proc/sys/net/ipv6/conf/$IF/accept_dad
+      ip -6 addr add "$IP6" dev "$IF" || fail rxfilter "cannot add $IP6"
+    fi
+    say "MVT-RXF mac=$(cat /sys/class/net/$IF/address)"
+    # Phase 2, once mvt.phase2at such frames came: a second MAC, and the IPv6 address swapped for mvt.ip6b.
+    AT=$(arg phase2at 0); MAC2=$(arg newmac2 ""); IP6B=$(arg ip6b "")
+    last=; end=$(( $(cut -d. -f1 /proc/uptime) + RXFSECS ))
+    while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+      n=$(cat /sys/class/net/$IF/statistics/rx_dropped)
+      [ "$n" != "$last" ] && { say "MVT-DROP n=$n"; last=$n; }
+      if [ "$AT" -gt 0 ] && [ "$n" -ge "$AT" ]; then
+        AT=0
+        [ -n "$MAC2" ] && { ip link set "$IF" address "$MAC2" || fail rxfilter "cannot set $MAC2"; }
+        [ -n "$IP6B" ] && { ip -6 addr del "$IP6" dev "$IF"; ip -6 addr add "$IP6B" dev "$IF" || fail rxfilter "cannot add $IP6B"; }
+        say "MVT-RXF-NEXT mac=$(cat /sys/class/net/$IF/address)"
+      fi
+      sleep 0.05
+    done
+    ;;
   *) fail task "unknown task $t" ;;
   esac
 done
@@ -238,7 +270,7 @@ export interface GuestTask {
   /** The peer the tasks talk to. */
   peer: string;
   /** Tasks in order. Default `['ping']`. */
-  tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe'> | ['hotplug'];
+  tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe' | 'rxfilter'> | ['hotplug'];
   /** For the `hotplug` task: how many NICs to wait for, each pinged through and then waited out (unplugged). */
   cycles?: number;
   /** Timed pings after the first reply. Default 5. */
@@ -249,6 +281,16 @@ export interface GuestTask {
   token?: string;
   /** The address the `probe` task pings 3 times, reporting how many replies came (an isolation check: expect 0). */
   other?: string;
+  /** The MAC the `rxfilter` task gives the NIC (only QEMU's filter learns it). */
+  newMac?: string;
+  /** The IPv6 address with prefix the `rxfilter` task adds (DAD off), e.g. `fd00::10/64`. */
+  ip6?: string;
+  /** Seconds the `rxfilter` task reports `MVT-DROP` lines. Default 30. */
+  rxfSeconds?: number;
+  /** The `rxfilter` task's second phase: once the guest dropped this many frames, MAC `newMac2` and IPv6 `ip6b`. */
+  phase2At?: number;
+  newMac2?: string;
+  ip6b?: string;
   /** Bytes the `xfer` task downloads. */
   xferBytes?: number;
   /** Ports of the peer's TFTP-style UDP responder and HTTP server (see {@link startGuestPeer}). */
@@ -276,6 +318,12 @@ export function kernelCmdline(task: GuestTask): string {
   if (task.token !== undefined) p.push(`mvt.token=${task.token}`);
   if (task.other !== undefined) p.push(`mvt.other=${task.other}`);
   if (task.xferBytes !== undefined) p.push(`mvt.xfer=${task.xferBytes}`);
+  if (task.newMac !== undefined) p.push(`mvt.newmac=${task.newMac}`);
+  if (task.ip6 !== undefined) p.push(`mvt.ip6=${task.ip6}`);
+  if (task.rxfSeconds !== undefined) p.push(`mvt.rxfsecs=${task.rxfSeconds}`);
+  if (task.phase2At !== undefined) p.push(`mvt.phase2at=${task.phase2At}`);
+  if (task.newMac2 !== undefined) p.push(`mvt.newmac2=${task.newMac2}`);
+  if (task.ip6b !== undefined) p.push(`mvt.ip6b=${task.ip6b}`);
   if (task.udpPort !== undefined) p.push(`mvt.udpport=${task.udpPort}`);
   if (task.httpPort !== undefined) p.push(`mvt.httpport=${task.httpPort}`);
   for (const w of p) if (/\s/.test(w)) throw new RangeError(`kernel command line word has whitespace: ${JSON.stringify(w)}`);
