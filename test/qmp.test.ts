@@ -4,14 +4,14 @@
  * with a call pending, and sockets that are not QMP (small servers of our own: QEMU cannot be made to greet wrongly).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { connectQmp, QmpError, QmpProtocolError, type QmpClient } from '../lib/index.js';
 import { trackChild } from '../bench/testbed/cleanup.js';
-import { QEMU, qemuUnavailable } from '../bench/testbed/qemu.js';
+import { QEMU, qemuUnavailable, waitListening } from '../bench/testbed/qemu.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
 
 const defer = cleanupStack();
@@ -36,9 +36,7 @@ async function bareQemu(): Promise<{ pid: number; sock: string; child: ChildProc
     }
     await exited;
   });
-  // QEMU creates the socket before it serves it: wait (bounded) for the path.
-  for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(existsSync(sock)).toBe(true);
+  await waitListening(sock);
   return { pid: child.pid!, sock, child, dir };
 }
 
@@ -208,11 +206,13 @@ describeNeeding('QMP client', qemuUnavailable(), () => {
   it('refuses bad input before anything is sent', async () => {
     const { sock } = await bareQemu();
     const qmp = await connect(sock);
-    expect(() => qmp.execute('bad name')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
-    expect(() => qmp.execute('query-status', [] as never)).toThrow(TypeError);
-    expect(() => qmp.execute('query-status', undefined, { timeout: 5 } as never)).toThrow(/timeout/);
-    expect(() => qmp.execute('getfd', { fdname: 'x' }, { fds: [] })).toThrow(/fds/);
-    expect(() => qmp.waitEvent('STOP', undefined, { later: true } as never)).toThrow(/later/);
+    await expect(qmp.execute('bad name')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(qmp.execute('query-status', [] as never)).rejects.toThrow(TypeError);
+    await expect(qmp.execute('query-status', undefined, { timeout: 5 } as never)).rejects.toThrow(/timeout/);
+    await expect(qmp.execute('getfd', { fdname: 'x' }, { fds: [] })).rejects.toThrow(/fds/);
+    await expect(qmp.waitEvent('STOP', undefined, { later: true } as never)).rejects.toThrow(/later/);
+    // Nothing of that reached QEMU: the session is intact.
+    expect(await qmp.execute('query-status')).toMatchObject({ running: true });
     await expect(connectQmp(sock, { wait: 1 } as never)).rejects.toThrow(/wait/);
     await expect(connectQmp('')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
     expect(QmpProtocolError).toBeTypeOf('function');

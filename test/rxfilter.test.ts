@@ -17,7 +17,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectQmp, createMacvtap, followRxFilter, openTap, type QmpClient, type RxFilterFollower, type RxFilterState, type TapQueue } from '../lib/index.js';
 import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
 import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
-import { QEMU, qemuArgs, QemuGuest, qemuUnavailable, SerialLog } from '../bench/testbed/qemu.js';
+import { QEMU, qemuArgs, QemuGuest, qemuUnavailable, SerialLog, waitListening } from '../bench/testbed/qemu.js';
 import { rawFrame, marker } from './helpers/l2frames.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
 
@@ -197,21 +197,14 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
       '-netdev', 'user,id=n0', '-qmp', `unix:${qmpPath},server=on,wait=off`], { stdio: ['ignore', 'pipe', 'pipe'] });
     const vm = new QemuGuest(child, new SerialLog(join(dir, 'console.log')), dir, performance.now(), 60_000);
     defer(() => vm.kill());
-    let qmp: QmpClient | undefined;
-    for (let i = 0; i < 200 && !qmp; i++) {
-      try {
-        qmp = await connectQmp(qmpPath);
-      } catch {
-        await new Promise((r) => setTimeout(r, 50)); // the socket appears once QEMU has parsed its options
-      }
-    }
-    expect(qmp).toBeDefined();
-    defer(() => qmp!.close());
+    await waitListening(qmpPath);
+    const qmp = await connectQmp(qmpPath);
+    defer(() => qmp.close());
     const link = await createMacvtap({ lower: tb.lower, name: 'mvt-rx', mode: 'bridge', mac: LINK_MAC, up: true, netns: tb.host.path });
-    await expect(followRxFilter(qmp!, 'mvt-rx', { netdevId: 'n0', netns: tb.host.path })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/netdevId/) });
-    await expect(followRxFilter(qmp!, tb.lower, { netdevId: 'n0', netns: tb.host.path })).rejects.toMatchObject({ name: 'MacvtapError', code: 'EINVAL' });
-    await expect(followRxFilter(qmp!, 'mvt-rx', { netdevId: 'bad id', netns: tb.host.path })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
-    await expect(followRxFilter(qmp!, 'mvt-rx', { netdevId: 'n0', netns: tb.host.path, nic: 'x' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
+    await expect(followRxFilter(qmp, 'mvt-rx', { netdevId: 'n0', netns: tb.host.path })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(/netdevId/) });
+    await expect(followRxFilter(qmp, tb.lower, { netdevId: 'n0', netns: tb.host.path })).rejects.toMatchObject({ name: 'MacvtapError', code: 'EINVAL' });
+    await expect(followRxFilter(qmp, 'mvt-rx', { netdevId: 'bad id', netns: tb.host.path })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_TYPE' });
+    await expect(followRxFilter(qmp, 'mvt-rx', { netdevId: 'n0', netns: tb.host.path, nic: 'x' } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' });
     expect(ipLink(tb).address).toBe(link.mac);
     expect(ipMaddr(tb).static).toEqual([]);
   }, 60_000);

@@ -14,6 +14,8 @@
  *   `udp`: a TFTP read of `mvt.token` from the peer, a UDP request/response; `xfer`: an HTTP download of
  *   `mvt.xfer` bytes from the peer, its SHA-256 printed; `probe`: 3 pings to `mvt.other`, replies counted);
  * - `mvt.hold=S` seconds to stay up after the tasks (so the host can ping the guest), then power off;
+ * - `mvt.task=hotplug` alone: boot with no NIC, then `mvt.cycles=N` times wait for a hot-plugged NIC, bring it up
+ *   with `mvt.ip`, ping `mvt.peer` until a reply, wait for the NIC to be unplugged;
  * - `rxfilter` (with `mvt.newmac`, `mvt.ip6`, `mvt.rxfsecs`): sets the NIC's MAC, adds the IPv6 address, prints
  *   `MVT-RXF mac=…`, then `MVT-DROP n=…` whenever the NIC's `rx_dropped` counter changes (frames no protocol took), for that many seconds;
  *   once the counter reaches `mvt.phase2at` it sets `mvt.newmac2` and swaps the IPv6 address for `mvt.ip6b`
@@ -21,7 +23,8 @@
  *
  * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
- * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
+ * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-PLUGGED n= if= mac= uptime=`, `MVT-HPING n= ok= tries= uptime=`,
+ * `MVT-UNPLUGGED n= uptime=`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -76,6 +79,38 @@ for m in MODULES; do insmod /lib/modules/$m.ko || fail insmod "$m"; done
 IP=$(arg ip 10.0.0.10/24); PEER=$(arg peer 10.0.0.2); TASK=$(arg task ping); HOLD=$(arg hold 0)
 COUNT=$(arg count 5); TOKEN=$(arg token none); XFER=$(arg xfer 65536); UDPPORT=$(arg udpport 6969)
 HTTPPORT=$(arg httpport 8080); OTHER=$(arg other 0.0.0.0)
+
+if [ "$TASK" = hotplug ]; then
+  # No NIC at boot: wait for each hot-plugged one, bring it up, ping the peer through it, wait for its unplug.
+  CYCLES=$(arg cycles 1)
+  ip link set lo up
+  say "MVT-BOOT uptime=$(up) if=none"
+  c=0
+  while [ $c -lt "$CYCLES" ]; do
+    c=$((c+1)); IF=; n=0
+    while [ -z "$IF" ] && [ $n -lt 1200 ]; do
+      for d in /sys/class/net/*; do x=\${d##*/}; [ "$x" = lo ] || IF=$x; done
+      [ -n "$IF" ] || { n=$((n+1)); sleep 0.1; }
+    done
+    [ -n "$IF" ] || fail hotplug "no NIC appeared in cycle $c"
+    ip link set "$IF" up || fail hotplug "cannot bring up $IF"
+    ip addr add "$IP" dev "$IF" || fail hotplug "cannot add $IP"
+    say "MVT-PLUGGED n=$c if=$IF mac=$(cat /sys/class/net/$IF/address) uptime=$(up)"
+    k=0; ok=0
+    while [ $k -lt 60 ]; do
+      k=$((k+1))
+      if ping -c 1 -W 1 "$PEER" >/dev/null 2>&1; then ok=1; break; fi
+    done
+    say "MVT-HPING n=$c ok=$ok tries=$k uptime=$(up)"
+    n=0
+    while [ -e "/sys/class/net/$IF" ] && [ $n -lt 1200 ]; do n=$((n+1)); sleep 0.1; done
+    [ -e "/sys/class/net/$IF" ] && fail hotplug "$IF still there in cycle $c"
+    say "MVT-UNPLUGGED n=$c uptime=$(up)"
+  done
+  say "MVT-READY uptime=$(up)"
+  [ "$HOLD" -gt 0 ] 2>/dev/null && sleep "$HOLD"
+  finish
+fi
 
 IF=
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
@@ -242,7 +277,9 @@ export interface GuestTask {
   /** The peer the tasks talk to. */
   peer: string;
   /** Tasks in order. Default `['ping']`. */
-  tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe' | 'rxfilter'>;
+  tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe' | 'rxfilter'> | ['hotplug'];
+  /** For the `hotplug` task: how many NICs to wait for, each pinged through and then waited out (unplugged). */
+  cycles?: number;
   /** Timed pings after the first reply. Default 5. */
   count?: number;
   /** Seconds to stay up after the tasks. Default 0. */
@@ -286,6 +323,7 @@ export function kernelCmdline(task: GuestTask): string {
     `mvt.count=${task.count ?? 5}`,
     `mvt.hold=${task.hold ?? 0}`,
   ];
+  if (task.cycles !== undefined) p.push(`mvt.cycles=${task.cycles}`);
   if (task.token !== undefined) p.push(`mvt.token=${task.token}`);
   if (task.other !== undefined) p.push(`mvt.other=${task.other}`);
   if (task.xferBytes !== undefined) p.push(`mvt.xfer=${task.xferBytes}`);

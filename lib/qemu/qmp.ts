@@ -193,6 +193,15 @@ export class QmpClient extends EventEmitter {
    * ```
    */
   execute(command: string, args?: Record<string, unknown>, options?: QmpExecuteOptions): Promise<unknown> {
+    try {
+      return this.#execute(command, args, options);
+    } catch (e) {
+      // Bad input rejects like everything else here (nothing was sent).
+      return Promise.reject(e);
+    }
+  }
+
+  #execute(command: string, args?: Record<string, unknown>, options?: QmpExecuteOptions): Promise<unknown> {
     if (typeof command !== 'string' || !/^[A-Za-z][A-Za-z0-9_-]*$/.test(command)) throw invalidType('command', 'a QMP command name', command);
     if (args !== undefined && !v.isPlainObject(args)) throw invalidType('args', 'an object of command arguments', args);
     const opts = v.options('options', options);
@@ -237,6 +246,14 @@ export class QmpClient extends EventEmitter {
    * ```
    */
   waitEvent(name: string, predicate?: (data: Record<string, unknown>) => boolean, options?: number | QmpWaitEventOptions): Promise<QmpEvent> {
+    try {
+      return this.#waitEvent(name, predicate, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #waitEvent(name: string, predicate?: (data: Record<string, unknown>) => boolean, options?: number | QmpWaitEventOptions): Promise<QmpEvent> {
     if (typeof name !== 'string' || name.length === 0) throw invalidType('name', 'an event name', name);
     if (predicate !== undefined && typeof predicate !== 'function') throw invalidType('predicate', 'a function', predicate);
     const opts: QmpWaitEventOptions = typeof options === 'number' ? { timeoutMs: options } : v.options('options', options);
