@@ -180,7 +180,8 @@ export class RxFilterFollower extends EventEmitter {
  * - `promisc` when the guest is promiscuous or has VLANs in its filter, `allmulticast` when it wants all multicast or
  *   its multicast table overflowed (`ip link set LINK promisc|allmulticast on|off`);
  * - the guest's multicast table becomes the macvtap's static multicast list (`ip maddr add|del ADDR dev LINK`; empty
- *   when the guest wants no multicast). Entries the host holds itself (its own IP stack's joins) are left alone.
+ *   when the guest wants no multicast). Static entries the guest does not want are deleted, whoever added them;
+ *   entries the host's own IP stack or sockets hold are left alone.
  * The guest's unicast table is not applied: a macvtap in any mode but `passthru` receives only its own MAC.
  * The NIC must be a device with an id (`-device virtio-net-pci,netdev=ID,id=NIC`, `device_add` with `id`): it is found
  * through QOM (`qom-list /machine/peripheral`, `qom-get … netdev`).
