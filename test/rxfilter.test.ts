@@ -3,7 +3,8 @@
  * (bench/testbed/guest-image.ts, task `rxfilter`) changes its MAC and adds an IPv6 address (joining that address's
  * solicited-node group) — things only QEMU's virtio-net filter learns — then reports its `rx_dropped` counter, which
  * counts the host's probe frames (an unknown EtherType) that reached its stack; at a count the test reaches it changes
- * its MAC again and swaps its IPv6 address (leaving one group, joining another), and at the next it turns promiscuous.
+ * its MAC again and swaps its IPv6 address (leaving one group, joining another), later joins 70 more groups (more
+ * than QEMU's filter table holds) and at last turns promiscuous.
  *
  * The independent views: `ip -j link show` (MAC, flags), `ip maddr show` (the macvtap's multicast list, `static` for
  * what was added), ping and ping -6 from the peer (ARP, neighbour discovery), and the guest's own counter. Probes come
@@ -110,7 +111,7 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
     const qmpPath = join(dir, 'qmp.sock');
     const task: GuestTask = {
       ip: `${guestIp}/24`, peer: tb.peerIp, tasks: ['rxfilter'], newMac: GUEST_MAC, ip6: `${V6}/64`, rxfSeconds: 90,
-      phase2At: 6, newMac2: GUEST_MAC2, ip6b: `${V6B}/64`, phase3At: 7,
+      phase2At: 6, newMac2: GUEST_MAC2, ip6b: `${V6B}/64`, phase3At: 7, phase4At: 12,
     };
     const args = qemuArgs({ guest, task, mac: link.mac!, serial: join(dir, 'console.log'), netdev: 'tap,id=n0,fd=3,vhost=off', queues: 1 });
     const dev = args.findIndex((a) => a.startsWith('virtio-net-pci,'));
@@ -174,12 +175,19 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
     probe('ff:ff:ff:ff:ff:ff', 1);
     expect(await nohAtLeast(vm, 7)).toBe(7);
 
-    // Phase 3 (the guest saw 7): promiscuous. The macvtap follows, and its filter then passes every group.
+    // Phase 3 (the guest saw 7): 70 more groups overflow QEMU's 64-entry table; the macvtap goes all-multicast, and
+    // its filter then passes a group nobody joined.
+    expect(Number((await vm.waitFor('RXF-MANY', 60_000)).fields.groups)).toBeGreaterThan(64);
+    await stateWhere(f, (s) => s.allmulti, 30_000);
+    expect(ipLink(tb).flags).toContain('ALLMULTI');
+    expect(ipLink(tb).flags).not.toContain('PROMISC');
+    probe(G_OTHER, 5);
+    expect(await nohAtLeast(vm, 12)).toBe(12);
+
+    // Phase 4 (the guest saw 12): promiscuous. The macvtap follows.
     expect((await vm.waitFor('RXF-LAST', 30_000)).fields.promisc).toBe('1');
     await stateWhere(f, (s) => s.promisc);
     expect(ipLink(tb).flags).toContain('PROMISC');
-    probe(G_OTHER, 5);
-    expect(await nohAtLeast(vm, 12)).toBe(12);
 
     // Stopping leaves the macvtap as it is and follows nothing more.
     await f.stop();

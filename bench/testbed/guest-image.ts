@@ -19,7 +19,8 @@
  * - `rxfilter` (with `mvt.newmac`, `mvt.ip6`, `mvt.rxfsecs`): sets the NIC's MAC, adds the IPv6 address, prints
  *   `MVT-RXF mac=…`, then `MVT-DROP n=…` whenever the NIC's `rx_dropped` counter changes (frames no protocol took), for that many seconds;
  *   once the counter reaches `mvt.phase2at` it sets `mvt.newmac2` and swaps the IPv6 address for `mvt.ip6b`
- *   (`MVT-RXF-NEXT mac=…`); once it reaches `mvt.phase3at` it turns promiscuous (`MVT-RXF-LAST promisc=1`).
+ *   (`MVT-RXF-NEXT mac=…`); at `mvt.phase3at` it adds 70 IPv6 addresses, overflowing QEMU's filter table
+ *   (`MVT-RXF-MANY groups=…`); at `mvt.phase4at` it turns promiscuous (`MVT-RXF-LAST promisc=1`).
  *
  * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
@@ -176,8 +177,9 @@ for t in $(echo "$TASK" | tr ',' ' '); do
     say "MVT-RXF mac=$(cat /sys/class/net/$IF/address)"
     # Phase 2, once mvt.phase2at such frames came: a second MAC, and the IPv6 address swapped for mvt.ip6b.
     AT=$(arg phase2at 0); MAC2=$(arg newmac2 ""); IP6B=$(arg ip6b "")
-    # Phase 3, once mvt.phase3at such frames came: promiscuous (QEMU then takes every frame, and says so).
-    AT3=$(arg phase3at 0)
+    # Phase 3, once mvt.phase3at such frames came: 70 more IPv6 addresses, so 70 more solicited-node groups overflow
+    # QEMU's 64-entry filter table. Phase 4, at mvt.phase4at: promiscuous.
+    AT3=$(arg phase3at 0); AT4=$(arg phase4at 0)
     last=; end=$(( $(cut -d. -f1 /proc/uptime) + RXFSECS ))
     while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
       n=$(cat /sys/class/net/$IF/statistics/rx_dropped)
@@ -189,7 +191,12 @@ for t in $(echo "$TASK" | tr ',' ' '); do
         say "MVT-RXF-NEXT mac=$(cat /sys/class/net/$IF/address)"
       fi
       if [ "$AT3" -gt 0 ] && [ "$n" -ge "$AT3" ]; then
-        AT3=0
+        AT3=0; i=1
+        while [ $i -le 70 ]; do ip -6 addr add "fd00:51::1:$i/64" dev "$IF" || fail rxfilter "cannot add address $i"; i=$((i+1)); done
+        say "MVT-RXF-MANY groups=$(grep -c "^ *[0-9]* *$IF" /proc/net/dev_mcast)"
+      fi
+      if [ "$AT4" -gt 0 ] && [ "$n" -ge "$AT4" ]; then
+        AT4=0
         ip link set dev "$IF" promisc on || fail rxfilter "cannot set promisc"
         say "MVT-RXF-LAST promisc=1"
       fi
@@ -298,8 +305,10 @@ export interface GuestTask {
   phase2At?: number;
   newMac2?: string;
   ip6b?: string;
-  /** The `rxfilter` task's third phase: once the guest dropped this many frames, its NIC goes promiscuous. */
+  /** The `rxfilter` task's third phase: once the guest dropped this many frames, 70 more IPv6 addresses. */
   phase3At?: number;
+  /** The `rxfilter` task's fourth phase: once the guest dropped this many frames, its NIC goes promiscuous. */
+  phase4At?: number;
   /** Bytes the `xfer` task downloads. */
   xferBytes?: number;
   /** Ports of the peer's TFTP-style UDP responder and HTTP server (see {@link startGuestPeer}). */
@@ -334,6 +343,7 @@ export function kernelCmdline(task: GuestTask): string {
   if (task.newMac2 !== undefined) p.push(`mvt.newmac2=${task.newMac2}`);
   if (task.ip6b !== undefined) p.push(`mvt.ip6b=${task.ip6b}`);
   if (task.phase3At !== undefined) p.push(`mvt.phase3at=${task.phase3At}`);
+  if (task.phase4At !== undefined) p.push(`mvt.phase4at=${task.phase4At}`);
   if (task.udpPort !== undefined) p.push(`mvt.udpport=${task.udpPort}`);
   if (task.httpPort !== undefined) p.push(`mvt.httpport=${task.httpPort}`);
   for (const w of p) if (/\s/.test(w)) throw new RangeError(`kernel command line word has whitespace: ${JSON.stringify(w)}`);
