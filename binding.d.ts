@@ -297,11 +297,24 @@ export interface NativeTapOpenOptions {
   offloads: number;
   /** `O_NONBLOCK` on every fd. */
   nonblock: boolean;
+  /** Also open one `/dev/vhost-net` fd per queue (checked with `VHOST_GET_FEATURES`). */
+  vhost: boolean;
+}
+
+/** The result of {@link Binding.linkMulticastSync}: MACs lower-case, colon-separated. */
+export interface NativeMulticastSync {
+  device: string;
+  added: string[];
+  removed: string[];
+  /** The list afterwards; `static` marks the `SIOCADDMULTI` entries (iproute2's `static`). */
+  entries: Array<{ address: string; users: number; static: boolean }>;
 }
 
 /** The result of {@link Binding.tapOpen}. The fds are owned by the addon until `fdClose` or `fdRelease`. */
 export interface NativeTapOpenResult {
   fds: number[];
+  /** One `/dev/vhost-net` fd per queue (`vhostFds[i]` serves `fds[i]`) with `vhost`, else empty; owned like `fds`. */
+  vhostFds: number[];
   ifindex: number;
   name: string;
   /** The node that was opened: `/dev/tapN`, or a private node (already unlinked) when `/dev/tapN` was missing or wrong. */
@@ -376,6 +389,11 @@ export interface Binding {
    */
   linkWatch(ns: NativeNetns, opts: { rcvbuf: number }, onBatch: (batch: NativeLinkWatchItem[]) => boolean): Promise<number>;
   /** `RTM_NEWADDR` (`NLM_F_CREATE|NLM_F_EXCL`): `IFA_LOCAL` + `IFA_ADDRESS`, and `IFA_BROADCAST` for IPv4 below /31. */
+  /**
+   * A link's link-layer multicast list (`/proc/net/dev_mcast` of `ns`). With `wanted`, first makes its static
+   * (`SIOCADDMULTI`, `ip maddr add`) entries exactly `wanted`; entries others hold are left alone. `null` only reads.
+   */
+  linkMulticastSync(key: NativeLinkKey, wanted: string[] | null, ns: NativeNetns): Promise<NativeMulticastSync>;
   addrAdd(key: NativeLinkKey, addr: NativeAddress, ns: NativeNetns): Promise<void>;
   /** `RTM_NEWROUTE`: `ip route add DST/LEN [via GATEWAY] dev LINK` in the main table. See native/route.cc. */
   routeAdd(key: NativeLinkKey, route: NativeRoute, ns: NativeNetns): Promise<void>;
@@ -411,6 +429,10 @@ export interface Binding {
   tapRead(fd: number, maxLength: number, timeoutMs: number): Promise<Buffer | null>;
   /** `write()` of one frame (vnet header first when the queue has one). Returns bytes written. Sync: never blocks long. */
   tapWrite(fd: number, frame: Buffer): number;
+  /** `VHOST_GET_FEATURES` on a vhost-net fd: the feature bits it offers. Changes nothing (no owner needed). */
+  vhostGetFeatures(fd: number): bigint;
+  /** `VHOST_SET_OWNER`: binds the vhost device to this process (as QEMU does first); `EBUSY` once anyone has. */
+  vhostSetOwner(fd: number): void;
 
   /**
    * Ends a handle the addon owns, of any kind (a link watcher stops polling first). Throws `EBADF` for a number it does

@@ -3,7 +3,7 @@
  * The `macvtap` command. It sits above the library and the benchmark harness: the link commands use `lib/`; `bench`
  * loads the separate `macvtap-bench` package only when asked, and says how to get it when it is not installed.
  */
-import { MacvtapError } from '../lib/index.js';
+import { MacvtapError, QmpError, QmpProtocolError } from '../lib/index.js';
 import { UsageError } from './args.js';
 import { createCommand, deleteCommand, listCommand, showCommand } from './commands/links.js';
 import { execCommand } from './commands/exec.js';
@@ -11,6 +11,7 @@ import { gcCommand } from './commands/gc.js';
 import { secureCommand } from './commands/secure.js';
 import { bandwidthCommand } from './commands/bandwidth.js';
 import { nodeCommand } from './commands/node.js';
+import { qmpCommand } from './commands/qmp.js';
 
 const USAGE = `Usage: macvtap <command> [options]
 
@@ -35,12 +36,19 @@ Bandwidth (libvirt's <bandwidth>: inbound = to the guest, outbound = from it; KB
          sets exactly the directions given (the other is not limited), --clear removes ours, none shows them
 
 Queues:
-  exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--netns NS] -- CMD ARGS…
+  exec   --dev DEV [--queues N] [--no-vnet-hdr] [--nonblock] [--vhost] [--netns NS] -- CMD ARGS…
          opens N queues and execs CMD with them inherited; {fds} in ARGS becomes "fd:fd:…", {fd} the first,
          e.g.  macvtap exec --dev mvtap0 --queues 4 -- qemu-system-x86_64 -netdev tap,id=n0,fds={fds} …
+         --vhost: also one /dev/vhost-net fd per queue, inherited as {vhostfds} ("fd:fd:…") / {vhostfd},
+         e.g.  … -netdev tap,id=n0,fds={fds},vhost=on,vhostfds={vhostfds}
   node   DEV --uid U --gid G --mode M [--path P] [--netns NS] [--json]
          a char node of DEV's own device for an unprivileged VMM (default /dev/macvtap/ID), printed; it stays
          until 'macvtap node --remove PATH', or 'macvtap gc' once DEV is gone
+
+QEMU hot-plug (over QMP: -qmp unix:PATH,server=on,wait=off; the NIC gets the macvtap's MAC):
+  qmp attach --socket PATH --dev DEV [--queues N] [--id ID] [--netns NS] [--bus BUS] [--mtu N] [--json]
+  qmp detach --socket PATH (--id ID | --dev DEV) [--timeout MS] [--json]
+         --id defaults to mvt-DEV; detach waits for the guest to release the NIC (DEVICE_DELETED)
 
 libvirt / Nova:
   xml    --vif vif.json [--vcpus N] [--ethernet] [--json]   the <interface> for a Nova macvtap vif
@@ -83,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
     case 'node': return nodeCommand(rest);
     case 'secure': return secureCommand(rest);
     case 'bandwidth': return bandwidthCommand(rest);
+    case 'qmp': return qmpCommand(rest);
     case 'xml': {
       const { xmlCommand } = await import('./commands/xml.js');
       return xmlCommand(rest);
@@ -102,7 +111,8 @@ main(process.argv.slice(2)).then(
     if (e instanceof UsageError || (e instanceof TypeError && /^ERR_PARSE_ARGS/.test(String((e as { code?: string }).code)))) {
       process.stderr.write(`macvtap: ${e.message}\n\n${USAGE}`);
       process.exitCode = 2;
-    } else if (e instanceof MacvtapError || e instanceof TypeError || e instanceof RangeError) {
+    } else if (e instanceof MacvtapError || e instanceof QmpError || e instanceof QmpProtocolError || e instanceof TypeError || e instanceof RangeError ||
+      (e instanceof Error && (e as { syscall?: string }).syscall === 'connect')) {
       process.stderr.write(`macvtap: ${e.message}\n`);
       process.exitCode = 1;
     } else {

@@ -17,12 +17,14 @@ const MAX_FRAME = 65550;
 
 // A queue dropped without close() would hold its device queue until exit; close it when collected, as Node does for
 // an unclosed FileHandle, and say so: a leak in the caller is worth knowing about.
-const collector = new FinalizationRegistry<number>((fd) => {
-  try {
-    binding.fdClose(fd);
-    process.emitWarning(`macvtap: closing tap queue fd ${fd} on garbage collection; call close() or detach()`, 'MacvtapWarning');
-  } catch {
-    // Already closed or released through another path.
+const collector = new FinalizationRegistry<number[]>((fds) => {
+  for (const fd of fds) {
+    try {
+      binding.fdClose(fd);
+      process.emitWarning(`macvtap: closing tap queue fd ${fd} on garbage collection; call close() or detach()`, 'MacvtapWarning');
+    } catch {
+      // Already closed or released through another path.
+    }
   }
 });
 
@@ -41,23 +43,37 @@ export class TapQueue {
   /** The node that was opened (`/dev/tapN`, or a private node already removed). */
   readonly path: string;
   #fd: number;
+  #vhostFd: number;
   #state: 'open' | 'closed' | 'detached' = 'open';
 
   /** @internal Queues are made by {@link openTap}. */
-  constructor(fd: number, info: { device: string; ifindex: number; index: number; vnetHdr: boolean; vnetHdrSize: number; path: string }) {
+  constructor(
+    fd: number,
+    info: { device: string; ifindex: number; index: number; vnetHdr: boolean; vnetHdrSize: number; path: string; vhostFd?: number },
+  ) {
     this.#fd = fd;
+    this.#vhostFd = info.vhostFd ?? -1;
     this.device = info.device;
     this.ifindex = info.ifindex;
     this.index = info.index;
     this.vnetHdr = info.vnetHdr;
     this.vnetHdrSize = info.vnetHdrSize;
     this.path = info.path;
-    collector.register(this, fd, this);
+    collector.register(this, this.#vhostFd >= 0 ? [fd, this.#vhostFd] : [fd], this);
   }
 
   /** The file descriptor, or -1 once closed or detached. */
   get fd(): number {
     return this.#state === 'open' ? this.#fd : -1;
+  }
+
+  /**
+   * The `/dev/vhost-net` fd that serves this queue (opened with `vhost: true`), for QEMU's `vhostfds=`; -1 without
+   * one, and once closed or detached. It lives and ends with the queue: {@link close} closes it, {@link detach} hands
+   * it away too (read it before detaching).
+   */
+  get vhostFd(): number {
+    return this.#state === 'open' ? this.#vhostFd : -1;
   }
 
   /** `true` once {@link close} or {@link detach} was called. */
@@ -76,18 +92,25 @@ export class TapQueue {
     this.#state = 'closed';
     collector.unregister(this);
     const fd = this.#fd;
-    return callNative(() => binding.fdCloseAsync(fd));
+    const vhostFd = this.#vhostFd;
+    // Both closes wait for the kernel (each release ends in an RCU grace period); they run side by side.
+    const tap = callNative(() => binding.fdCloseAsync(fd));
+    if (vhostFd < 0) return tap;
+    const vhost = callNative(() => binding.fdCloseAsync(vhostFd));
+    return Promise.all([tap, vhost]).then(() => undefined);
   }
 
   /**
    * Hands the fd away: returns it, and this object never closes it (not on {@link close}, not at exit). The caller now
-   * owns it — e.g. to pass to QEMU as `-netdev tap,fd=N`, or to keep across an `exec`.
+   * owns it — e.g. to pass to QEMU as `-netdev tap,fd=N`, or to keep across an `exec`. The {@link vhostFd}, if any,
+   * is handed away with it: read its number first.
    */
   detach(): number {
     if (this.#state !== 'open') throw invalidValue('queue', `is already ${this.#state}`, this.#fd);
     this.#state = 'detached';
     collector.unregister(this);
     callNativeSync(() => binding.fdRelease(this.#fd));
+    if (this.#vhostFd >= 0) callNativeSync(() => binding.fdRelease(this.#vhostFd));
     return this.#fd;
   }
 
@@ -135,7 +158,7 @@ export class TapQueue {
   }
 }
 
-const OPEN_KEYS = ['queues', 'vnetHdr', 'vnetHdrSize', 'offloads', 'nonblock', 'netns'] as const;
+const OPEN_KEYS = ['queues', 'vnetHdr', 'vnetHdrSize', 'offloads', 'nonblock', 'vhost', 'netns'] as const;
 
 /**
  * Opens queues of a macvtap's character device. The right device is opened even when `/dev/tapN` is missing or
@@ -143,15 +166,21 @@ const OPEN_KEYS = ['queues', 'vnetHdr', 'vnetHdrSize', 'offloads', 'nonblock', '
  * own major:minor and a private node is used when they differ.
  *
  * Equivalent to what QEMU/libvirt do: `open("/dev/tapN")` per queue, `ioctl(TUNSETIFF)`, `TUNSETVNETHDRSZ`,
- * `TUNSETOFFLOAD`.
+ * `TUNSETOFFLOAD`; with `vhost: true` also libvirt's `virNetDevVhostOpen`: `open("/dev/vhost-net")` per queue.
  *
  * @example
  * ```ts
  * const queues = await openTap('macvtap0', { queues: 4 });
  * spawn('qemu-system-x86_64', [..., '-netdev', `tap,id=n0,fds=3:4:5:6`], { stdio: ['inherit', 'inherit', 'inherit', ...queues.map((q) => q.fd)] });
  * ```
+ * @example
+ * ```ts
+ * const queues = await openTap('macvtap0', { queues: 2, vhost: true, nonblock: true });
+ * // -netdev tap,id=n0,fds=3:4,vhost=on,vhostfds=5:6 with [...queues.map((q) => q.fd), ...queues.map((q) => q.vhostFd)]
+ * ```
  * @throws {@link MacvtapError} `ENODEV` (no such link), `EINVAL` (not a macvtap), `EBUSY` (more than 256 queues),
- *   `EPERM`.
+ *   `EPERM`; with `vhost`, `ENOENT`/`EOPNOTSUPP` (syscall `open`, path `/dev/vhost-net`) when the kernel has no
+ *   vhost-net (the message names `CONFIG_VHOST_NET` and the module `vhost_net`). Nothing is left open on any failure.
  */
 export async function openTap(link: LinkRef, options?: OpenTapOptions): Promise<TapQueue[]> {
   const key = v.linkRef('link', link);
@@ -174,8 +203,15 @@ export async function openTap(link: LinkRef, options?: OpenTapOptions): Promise<
     if (offloads & ~TUN_F_CSUM && !(offloads & TUN_F_CSUM)) throw invalidValue('offloads', 'needs csum: true for any segmentation offload (the kernel refuses otherwise)', opts.offloads);
   }
   const nonblock = opts.nonblock === undefined ? false : v.bool('nonblock', opts.nonblock);
+  const vhost = opts.vhost === undefined ? false : v.bool('vhost', opts.vhost);
   const ns = v.nsOf(opts);
-  const res = await callNative(() => binding.tapOpen(key, { queues, vnetHdr, vnetHdrSize, offloads, nonblock }, ns));
+  const res = await callNative(() => binding.tapOpen(key, { queues, vnetHdr, vnetHdrSize, offloads, nonblock, vhost }, ns));
   const size = vnetHdr ? vnetHdrSize || 10 : 0;
-  return res.fds.map((fd, index) => new TapQueue(fd, { device: res.name, ifindex: res.ifindex, index, vnetHdr, vnetHdrSize: size, path: res.path }));
+  return res.fds.map(
+    (fd, index) =>
+      new TapQueue(fd, {
+        device: res.name, ifindex: res.ifindex, index, vnetHdr, vnetHdrSize: size, path: res.path,
+        ...(vhost && { vhostFd: res.vhostFds[index]! }),
+      }),
+  );
 }

@@ -379,6 +379,13 @@ export interface OpenTapOptions extends NetnsOption {
   offloads?: TapOffloads;
   /** `O_NONBLOCK` on every fd (what QEMU expects). Default `false`. */
   nonblock?: boolean;
+  /**
+   * Also open one `/dev/vhost-net` fd per queue, for QEMU's `-netdev tap,…,vhost=on,vhostfds=…` (the in-kernel
+   * virtio-net backend): each {@link TapQueue} then has its {@link TapQueue.vhostFd}, closed and detached with it. On a
+   * kernel without vhost-net the open fails with `ENOENT` (no `/dev/vhost-net`) or `EOPNOTSUPP` (a node whose module
+   * cannot load), naming `CONFIG_VHOST_NET`/`vhost_net`, and no fd is left open. Default `false`.
+   */
+  vhost?: boolean;
 }
 
 /** Options of {@link TapQueue.read}. */

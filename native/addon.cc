@@ -8,6 +8,7 @@
 #include "events.h"
 #include "fdpass.h"
 #include "link.h"
+#include "multicast.h"
 #include "nft.h"
 #include "ownership.h"
 #include "route.h"
@@ -15,6 +16,7 @@
 #include "tap.h"
 #include "tc.h"
 #include "tun.h"
+#include "vhost.h"
 
 namespace macvtap {
 
@@ -30,6 +32,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linkDeleteGroup", Napi::Function::New(env, JsLinkDeleteGroup, "linkDeleteGroup"));
   exports.Set("linkSetBridgePort", Napi::Function::New(env, JsLinkSetBridgePort, "linkSetBridgePort"));
   exports.Set("linkWatch", Napi::Function::New(env, JsLinkWatch, "linkWatch"));
+  exports.Set("linkMulticastSync", Napi::Function::New(env, JsLinkMulticastSync, "linkMulticastSync"));
   exports.Set("addrAdd", Napi::Function::New(env, JsAddrAdd, "addrAdd"));
   exports.Set("routeAdd", Napi::Function::New(env, JsRouteAdd, "routeAdd"));
   exports.Set("tunCreate", Napi::Function::New(env, JsTunCreate, "tunCreate"));
@@ -38,6 +41,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tapRead", Napi::Function::New(env, JsTapRead, "tapRead"));
   exports.Set("tapWrite", Napi::Function::New(env, JsTapWrite, "tapWrite"));
   exports.Set("mknodChar", Napi::Function::New(env, JsMknodChar, "mknodChar"));
+  exports.Set("vhostGetFeatures", Napi::Function::New(env, JsVhostGetFeatures, "vhostGetFeatures"));
+  exports.Set("vhostSetOwner", Napi::Function::New(env, JsVhostSetOwner, "vhostSetOwner"));
   exports.Set("fdClose", Napi::Function::New(env, JsFdClose, "fdClose"));
   exports.Set("fdCloseAsync", Napi::Function::New(env, JsFdCloseAsync, "fdCloseAsync"));
   exports.Set("fdRelease", Napi::Function::New(env, JsFdRelease, "fdRelease"));

@@ -19,6 +19,7 @@
 #include "async.h"
 #include "errors.h"
 #include "sysfs.h"
+#include "vhost.h"
 
 namespace macvtap {
 
@@ -170,6 +171,7 @@ TapOpenResult TapOpen(const LinkKey& key, const TapOpenOptions& opts, const Netn
   while (static_cast<int>(r.fds.size()) < opts.queues) r.fds.Add(OpenQueue(r.path, link.name, opts.nonblock));
   node.reset();  // unlink + rmdir now: the fds hold the device
   for (int fd : r.fds.fds()) ConfigureQueue(fd, opts, r.path, link.name);
+  if (opts.vhost) VhostOpen(opts.queues, link.name, r.vhost_fds);
   return r;
 }
 
@@ -182,6 +184,8 @@ TapOpenResult TapOpen(const LinkKey& key, const TapOpenOptions& opts, const Netn
  *   'mkdtemp'/'mknod' (path)  the private node could not be made (e.g. EPERM without CAP_MKNOD)
  *   'ioctl(TUNSETIFF)' / 'ioctl(TUNSETVNETHDRSZ)' / 'ioctl(TUNSETOFFLOAD)' EINVAL  a value the kernel refused
  *   'fsopen'/'setns'/'open' with path  the link's namespace or its sysfs is unusable
+ *   with vhost: 'open' (/dev/vhost-net) ENOENT no such node, EOPNOTSUPP a node without its driver (both: the kernel
+ *   has no vhost-net), EACCES…; 'ioctl(VHOST_GET_FEATURES)' ENOTTY the node is not vhost-net (see vhost.h)
  */
 Napi::Value JsTapOpen(const Napi::CallbackInfo& info) {
   LinkKey key = ReadLinkKey(info[0]);
@@ -194,6 +198,7 @@ Napi::Value JsTapOpen(const Napi::CallbackInfo& info) {
   opts.vnet_hdr_size = static_cast<int>(ReqInt(o.Get("vnetHdrSize"), "vnetHdrSize", 0, INT32_MAX));
   opts.offloads = static_cast<long>(ReqInt(o.Get("offloads"), "offloads", -1, UINT32_MAX));
   opts.nonblock = ReqBool(o.Get("nonblock"), "nonblock");
+  opts.vhost = ReqBool(o.Get("vhost"), "vhost");
   NetnsRef ns = ReadNetns(info[2], "ns");
   std::shared_ptr<Ownership> owner = Ownership::Of(info.Env());
   return PromiseWorker<TapOpenResult>::Start(
@@ -204,6 +209,10 @@ Napi::Value JsTapOpen(const Napi::CallbackInfo& info) {
         Napi::Array a = Napi::Array::New(env, fds.size());
         for (size_t i = 0; i < fds.size(); ++i) a.Set(static_cast<uint32_t>(i), fds[i]);
         o.Set("fds", a);
+        std::vector<int> vfds = r.vhost_fds.Claim(*owner);
+        Napi::Array va = Napi::Array::New(env, vfds.size());
+        for (size_t i = 0; i < vfds.size(); ++i) va.Set(static_cast<uint32_t>(i), vfds[i]);
+        o.Set("vhostFds", va);
         o.Set("ifindex", r.ifindex);
         o.Set("name", r.name);
         o.Set("path", r.path);

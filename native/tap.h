@@ -21,11 +21,15 @@ struct TapOpenOptions {
   /** -1 leaves the offloads alone. */
   long offloads = -1;
   bool nonblock = false;
+  /** Also open one `/dev/vhost-net` fd per queue. */
+  bool vhost = false;
 };
 
 /** NativeTapOpenResult; `fds` are closed unless claimed. */
 struct TapOpenResult {
   FdBatch fds;
+  /** One `/dev/vhost-net` fd per queue with `vhost`, else empty; closed with `fds` unless claimed. */
+  FdBatch vhost_fds;
   int ifindex = 0;
   std::string name;
   std::string path;

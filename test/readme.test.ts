@@ -34,6 +34,14 @@ describe('README examples', () => {
     expect(execFileSync(process.execPath, [file], { encoding: 'utf8' })).toBe(output);
   });
 
+  it('qemuNetdevArgs → the QEMU arguments the README shows', () => {
+    const dist = join(root, 'dist', 'lib', 'index.js');
+    const { code, output } = example('qemu-args');
+    const file = join(work, 'qemu-args.mjs');
+    writeFileSync(file, code.replace(`from 'macvtap'`, `from ${JSON.stringify(pathToFileURL(dist).href)}`));
+    expect(execFileSync(process.execPath, [file], { encoding: 'utf8' })).toBe(output);
+  });
+
   it("novaInterfaceXml → Nova's decisions and its error, as the README shows", () => {
     const dist = join(root, 'dist', 'lib', 'vif', 'index.js');
     const { code, output } = example('vif-nova');

@@ -57,6 +57,18 @@ describe('public types', () => {
     expectTypeOf<api.TapQueue[typeof Symbol.dispose]>().toEqualTypeOf<() => void>();
   });
 
+  it('QMP: a client with typed commands, events and errors; hot-plug takes the client', () => {
+    expectTypeOf(api.connectQmp).returns.resolves.toEqualTypeOf<api.QmpClient>();
+    expectTypeOf<api.QmpClient['execute']>().returns.toEqualTypeOf<Promise<unknown>>();
+    expectTypeOf<api.QmpClient['waitEvent']>().returns.resolves.toEqualTypeOf<api.QmpEvent>();
+    expectTypeOf<api.QmpError['class']>().toEqualTypeOf<string>();
+    expectTypeOf<api.QmpError['desc']>().toEqualTypeOf<string>();
+    expectTypeOf<api.QmpProtocolError['code']>().toEqualTypeOf<'ERR_QMP_NOT_QMP' | 'ERR_QMP_UNSUPPORTED' | 'ERR_QMP_PROTOCOL' | 'ERR_QMP_CLOSED' | 'ERR_QMP_TIMEOUT'>();
+    expectTypeOf(api.attachMacvtap).parameter(0).toEqualTypeOf<api.QmpClient>();
+    expectTypeOf(api.attachMacvtap).returns.resolves.toEqualTypeOf<api.MacvtapAttachment>();
+    expectTypeOf(api.qemuNetdevArgs).returns.toEqualTypeOf<api.QemuNetdevArgs>();
+  });
+
   it('errors carry the SystemError fields', () => {
     expectTypeOf<api.MacvtapError>().toMatchTypeOf<Error>();
     expectTypeOf<api.MacvtapError['code']>().toEqualTypeOf<string>();

@@ -13,11 +13,19 @@
  * - `mvt.task=ping,udp,xfer,probe` what to do, in order (`ping`: until a first reply, then `mvt.count` timed pings;
  *   `udp`: a TFTP read of `mvt.token` from the peer, a UDP request/response; `xfer`: an HTTP download of
  *   `mvt.xfer` bytes from the peer, its SHA-256 printed; `probe`: 3 pings to `mvt.other`, replies counted);
- * - `mvt.hold=S` seconds to stay up after the tasks (so the host can ping the guest), then power off.
+ * - `mvt.hold=S` seconds to stay up after the tasks (so the host can ping the guest), then power off;
+ * - `mvt.task=hotplug` alone: boot with no NIC, then `mvt.cycles=N` times wait for a hot-plugged NIC, bring it up
+ *   with `mvt.ip`, ping `mvt.peer` until a reply, wait for the NIC to be unplugged;
+ * - `rxfilter` (with `mvt.newmac`, `mvt.ip6`, `mvt.rxfsecs`): sets the NIC's MAC, adds the IPv6 address, prints
+ *   `MVT-RXF mac=…`, then `MVT-DROP n=…` whenever the NIC's `rx_dropped` counter changes (frames no protocol took), for that many seconds;
+ *   once the counter reaches `mvt.phase2at` it sets `mvt.newmac2` and swaps the IPv6 address for `mvt.ip6b`
+ *   (`MVT-RXF-NEXT mac=…`); at `mvt.phase3at` it adds 70 IPv6 addresses, overflowing QEMU's filter table
+ *   (`MVT-RXF-MANY groups=…`); at `mvt.phase4at` it turns promiscuous (`MVT-RXF-LAST promisc=1`).
  *
  * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
- * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
+ * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-PLUGGED n= if= mac= uptime=`, `MVT-HPING n= ok= tries= uptime=`,
+ * `MVT-UNPLUGGED n= uptime=`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -73,6 +81,38 @@ IP=$(arg ip 10.0.0.10/24); PEER=$(arg peer 10.0.0.2); TASK=$(arg task ping); HOL
 COUNT=$(arg count 5); TOKEN=$(arg token none); XFER=$(arg xfer 65536); UDPPORT=$(arg udpport 6969)
 HTTPPORT=$(arg httpport 8080); OTHER=$(arg other 0.0.0.0)
 
+if [ "$TASK" = hotplug ]; then
+  # No NIC at boot: wait for each hot-plugged one, bring it up, ping the peer through it, wait for its unplug.
+  CYCLES=$(arg cycles 1)
+  ip link set lo up
+  say "MVT-BOOT uptime=$(up) if=none"
+  c=0
+  while [ $c -lt "$CYCLES" ]; do
+    c=$((c+1)); IF=; n=0
+    while [ -z "$IF" ] && [ $n -lt 1200 ]; do
+      for d in /sys/class/net/*; do x=\${d##*/}; [ "$x" = lo ] || IF=$x; done
+      [ -n "$IF" ] || { n=$((n+1)); sleep 0.1; }
+    done
+    [ -n "$IF" ] || fail hotplug "no NIC appeared in cycle $c"
+    ip link set "$IF" up || fail hotplug "cannot bring up $IF"
+    ip addr add "$IP" dev "$IF" || fail hotplug "cannot add $IP"
+    say "MVT-PLUGGED n=$c if=$IF mac=$(cat /sys/class/net/$IF/address) uptime=$(up)"
+    k=0; ok=0
+    while [ $k -lt 60 ]; do
+      k=$((k+1))
+      if ping -c 1 -W 1 "$PEER" >/dev/null 2>&1; then ok=1; break; fi
+    done
+    say "MVT-HPING n=$c ok=$ok tries=$k uptime=$(up)"
+    n=0
+    while [ -e "/sys/class/net/$IF" ] && [ $n -lt 1200 ]; do n=$((n+1)); sleep 0.1; done
+    [ -e "/sys/class/net/$IF" ] && fail hotplug "$IF still there in cycle $c"
+    say "MVT-UNPLUGGED n=$c uptime=$(up)"
+  done
+  say "MVT-READY uptime=$(up)"
+  [ "$HOLD" -gt 0 ] 2>/dev/null && sleep "$HOLD"
+  finish
+fi
+
 IF=
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
   for d in /sys/class/net/*; do n=\${d##*/}; [ "$n" = lo ] || IF=$n; done
@@ -121,6 +161,47 @@ for t in $(echo "$TASK" | tr ',' ' '); do
     else
       say "MVT-XFER ok=0 bytes=0 sha256=-"
     fi
+    ;;
+  rxfilter)
+    # Changes the NIC's MAC and adds an IPv6 address (joining its solicited-node group), both of which only QEMU's
+    # receive filter learns; then reports the NIC's rx_dropped counter, which counts every frame no protocol took
+    # (the host's probes carry an unknown EtherType), as MVT-DROP, for mvt.rxfsecs seconds.
+    NEWMAC=$(arg newmac ""); IP6=$(arg ip6 ""); RXFSECS=$(arg rxfsecs 30)
+    # A MAC change announces itself with a gratuitous ARP, as a guest with arp_notify does (peers' caches follow).
+    echo 1 > /proc/sys/net/ipv4/conf/$IF/arp_notify
+    if [ -n "$NEWMAC" ]; then ip link set "$IF" address "$NEWMAC" || fail rxfilter "cannot set $NEWMAC"; fi
+    if [ -n "$IP6" ]; then
+      echo 0 > /proc/sys/net/ipv6/conf/$IF/accept_dad
+      ip -6 addr add "$IP6" dev "$IF" || fail rxfilter "cannot add $IP6"
+    fi
+    say "MVT-RXF mac=$(cat /sys/class/net/$IF/address)"
+    # Phase 2, once mvt.phase2at such frames came: a second MAC, and the IPv6 address swapped for mvt.ip6b.
+    AT=$(arg phase2at 0); MAC2=$(arg newmac2 ""); IP6B=$(arg ip6b "")
+    # Phase 3, once mvt.phase3at such frames came: 70 more IPv6 addresses, so 70 more solicited-node groups overflow
+    # QEMU's 64-entry filter table. Phase 4, at mvt.phase4at: promiscuous.
+    AT3=$(arg phase3at 0); AT4=$(arg phase4at 0)
+    last=; end=$(( $(cut -d. -f1 /proc/uptime) + RXFSECS ))
+    while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+      n=$(cat /sys/class/net/$IF/statistics/rx_dropped)
+      [ "$n" != "$last" ] && { say "MVT-DROP n=$n"; last=$n; }
+      if [ "$AT" -gt 0 ] && [ "$n" -ge "$AT" ]; then
+        AT=0
+        [ -n "$MAC2" ] && { ip link set "$IF" address "$MAC2" || fail rxfilter "cannot set $MAC2"; }
+        [ -n "$IP6B" ] && { ip -6 addr del "$IP6" dev "$IF"; ip -6 addr add "$IP6B" dev "$IF" || fail rxfilter "cannot add $IP6B"; }
+        say "MVT-RXF-NEXT mac=$(cat /sys/class/net/$IF/address)"
+      fi
+      if [ "$AT3" -gt 0 ] && [ "$n" -ge "$AT3" ]; then
+        AT3=0; i=1
+        while [ $i -le 70 ]; do ip -6 addr add "fd00:51::1:$i/64" dev "$IF" || fail rxfilter "cannot add address $i"; i=$((i+1)); done
+        say "MVT-RXF-MANY groups=$(grep -c "^ *[0-9]* *$IF" /proc/net/dev_mcast)"
+      fi
+      if [ "$AT4" -gt 0 ] && [ "$n" -ge "$AT4" ]; then
+        AT4=0
+        ip link set dev "$IF" promisc on || fail rxfilter "cannot set promisc"
+        say "MVT-RXF-LAST promisc=1"
+      fi
+      sleep 0.05
+    done
     ;;
   *) fail task "unknown task $t" ;;
   esac
@@ -203,7 +284,9 @@ export interface GuestTask {
   /** The peer the tasks talk to. */
   peer: string;
   /** Tasks in order. Default `['ping']`. */
-  tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe'>;
+  tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe' | 'rxfilter'> | ['hotplug'];
+  /** For the `hotplug` task: how many NICs to wait for, each pinged through and then waited out (unplugged). */
+  cycles?: number;
   /** Timed pings after the first reply. Default 5. */
   count?: number;
   /** Seconds to stay up after the tasks. Default 0. */
@@ -212,6 +295,20 @@ export interface GuestTask {
   token?: string;
   /** The address the `probe` task pings 3 times, reporting how many replies came (an isolation check: expect 0). */
   other?: string;
+  /** The MAC the `rxfilter` task gives the NIC (only QEMU's filter learns it). */
+  newMac?: string;
+  /** The IPv6 address with prefix the `rxfilter` task adds (DAD off), e.g. `fd00::10/64`. */
+  ip6?: string;
+  /** Seconds the `rxfilter` task reports `MVT-DROP` lines. Default 30. */
+  rxfSeconds?: number;
+  /** The `rxfilter` task's second phase: once the guest dropped this many frames, MAC `newMac2` and IPv6 `ip6b`. */
+  phase2At?: number;
+  newMac2?: string;
+  ip6b?: string;
+  /** The `rxfilter` task's third phase: once the guest dropped this many frames, 70 more IPv6 addresses. */
+  phase3At?: number;
+  /** The `rxfilter` task's fourth phase: once the guest dropped this many frames, its NIC goes promiscuous. */
+  phase4At?: number;
   /** Bytes the `xfer` task downloads. */
   xferBytes?: number;
   /** Ports of the peer's TFTP-style UDP responder and HTTP server (see {@link startGuestPeer}). */
@@ -235,9 +332,18 @@ export function kernelCmdline(task: GuestTask): string {
     `mvt.count=${task.count ?? 5}`,
     `mvt.hold=${task.hold ?? 0}`,
   ];
+  if (task.cycles !== undefined) p.push(`mvt.cycles=${task.cycles}`);
   if (task.token !== undefined) p.push(`mvt.token=${task.token}`);
   if (task.other !== undefined) p.push(`mvt.other=${task.other}`);
   if (task.xferBytes !== undefined) p.push(`mvt.xfer=${task.xferBytes}`);
+  if (task.newMac !== undefined) p.push(`mvt.newmac=${task.newMac}`);
+  if (task.ip6 !== undefined) p.push(`mvt.ip6=${task.ip6}`);
+  if (task.rxfSeconds !== undefined) p.push(`mvt.rxfsecs=${task.rxfSeconds}`);
+  if (task.phase2At !== undefined) p.push(`mvt.phase2at=${task.phase2At}`);
+  if (task.newMac2 !== undefined) p.push(`mvt.newmac2=${task.newMac2}`);
+  if (task.ip6b !== undefined) p.push(`mvt.ip6b=${task.ip6b}`);
+  if (task.phase3At !== undefined) p.push(`mvt.phase3at=${task.phase3At}`);
+  if (task.phase4At !== undefined) p.push(`mvt.phase4at=${task.phase4At}`);
   if (task.udpPort !== undefined) p.push(`mvt.udpport=${task.udpPort}`);
   if (task.httpPort !== undefined) p.push(`mvt.httpport=${task.httpPort}`);
   for (const w of p) if (/\s/.test(w)) throw new RangeError(`kernel command line word has whitespace: ${JSON.stringify(w)}`);

@@ -85,15 +85,15 @@ export class SerialLog {
   }
 
   /**
-   * Resolves with the first result line of `kind` (already seen or future). Rejects on an `MVT-FAIL` line, when
+   * Resolves with the first result line of `kind` (already seen or future) for which `match` holds. Rejects on an `MVT-FAIL` line, when
    * `stopped()` returns a reason (e.g. the VM exited), or after `timeoutMs` — each with the console output so far.
    */
-  waitFor(kind: string, timeoutMs: number, stopped: () => string | null = () => null): Promise<SeenLine> {
+  waitFor(kind: string, timeoutMs: number, stopped: () => string | null = () => null, match: (r: SeenLine) => boolean = () => true): Promise<SeenLine> {
     const deadline = performance.now() + timeoutMs;
     return new Promise((resolveLine, reject) => {
       const tick = (): void => {
         this.poll();
-        const hit = this.results.find((r) => r.kind === kind);
+        const hit = this.results.find((r) => r.kind === kind && match(r));
         if (hit) return resolveLine(hit);
         const fail = this.results.find((r) => r.kind === 'FAIL');
         const why = fail ? `guest reported failure at ${fail.fields.step}: ${fail.fields.why}` : stopped() ?? (performance.now() > deadline ? `no MVT-${kind} within ${timeoutMs} ms` : null);
@@ -112,7 +112,11 @@ export type QemuNet =
   /** `macvtap exec --netns NETNS --dev DEV --queues N -- qemu … fds={fds}`: the CLI opens the queues and execs QEMU. */
   | { type: 'exec'; netns: string; dev: string; queues: number }
   /** A tap device by name in `netns` (opened by QEMU itself through /dev/net/tun): the comparison path. */
-  | { type: 'ifname'; netns: string; ifname: string };
+  | { type: 'ifname'; netns: string; ifname: string }
+  /** Our fds in the child's slots 3, 4, … and the caller's own `-netdev`/`-device` arguments for them. */
+  | { type: 'fdsArgs'; fds: number[]; args: string[] }
+  /** No NIC at start (a guest that gets its NICs hot-plugged over QMP). */
+  | { type: 'none' };
 
 /** Options of {@link startQemu}. */
 export interface QemuOptions {
@@ -127,13 +131,17 @@ export interface QemuOptions {
   memoryMiB?: number;
   /** Guest vCPUs. Default 1. */
   smp?: number;
+  /** A QMP socket to serve (`-qmp unix:PATH,server=on,wait=off`); the path must not exist. */
+  qmp?: string;
 }
 
 /** The QEMU arguments for a guest; `netdev` is the `-netdev` value, `queues` > 1 turns on virtio-net multiqueue. */
-export function qemuArgs(o: { guest: GuestImage; task: GuestTask; mac: string; serial: string; netdev: string; queues: number; memoryMiB?: number; smp?: number }): string[] {
+export function qemuArgs(o: { guest: GuestImage; task: GuestTask; mac: string; serial: string; netdev: string | null; queues: number; memoryMiB?: number; smp?: number; qmp?: string }): string[] {
   const device = [`virtio-net-pci`, `netdev=n0`, `mac=${o.mac}`];
   // Two vectors per queue pair, one for config, one for the control queue.
   if (o.queues > 1) device.push('mq=on', `vectors=${2 * o.queues + 2}`);
+  const nic = o.netdev === null ? [] : ['-netdev', o.netdev, '-device', device.join(',')];
+  const qmp = o.qmp === undefined ? [] : ['-qmp', `unix:${o.qmp},server=on,wait=off`];
   return [
     '-accel', 'tcg',
     '-m', String(o.memoryMiB ?? 256),
@@ -145,8 +153,8 @@ export function qemuArgs(o: { guest: GuestImage; task: GuestTask; mac: string; s
     '-kernel', o.guest.kernel,
     '-initrd', o.guest.initrd,
     '-append', kernelCmdline(o.task),
-    '-netdev', o.netdev,
-    '-device', device.join(','),
+    ...qmp,
+    ...nic,
   ];
 }
 
@@ -195,9 +203,12 @@ export class QemuGuest {
   private stopped = (): string | null =>
     this.exitInfo ? `${QEMU} exited (${this.exitInfo.code ?? this.exitInfo.signal}) — stderr: ${this.stderrText.trim() || '(empty)'}` : null;
 
-  /** Waits for the guest's `MVT-<kind>` line; rejects on guest failure, QEMU exit or timeout (with console and stderr). */
-  waitFor(kind: string, timeoutMs = 60_000): Promise<SeenLine> {
-    return this.serial.waitFor(kind, timeoutMs, this.stopped);
+  /**
+   * Waits for the guest's `MVT-<kind>` line (the first one for which `match` holds); rejects on guest failure, QEMU
+   * exit or timeout (with console and stderr).
+   */
+  waitFor(kind: string, timeoutMs = 60_000, match?: (r: SeenLine) => boolean): Promise<SeenLine> {
+    return this.serial.waitFor(kind, timeoutMs, this.stopped, match);
   }
 
   private signal(sig: NodeJS.Signals): void {
@@ -247,12 +258,19 @@ export function startQemu(o: QemuOptions): QemuGuest {
 
 function launch(o: QemuOptions, dir: string): QemuGuest {
   const serialPath = join(dir, 'console.log');
-  const common = { guest: o.guest, task: o.task, mac: o.mac, serial: serialPath, memoryMiB: o.memoryMiB, smp: o.smp };
+  const common = { guest: o.guest, task: o.task, mac: o.mac, serial: serialPath, memoryMiB: o.memoryMiB, smp: o.smp, qmp: o.qmp };
   let cmd: string;
   let args: string[];
   let stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
   const net = o.net;
-  if (net.type === 'fds') {
+  if (net.type === 'none') {
+    cmd = QEMU;
+    args = qemuArgs({ ...common, netdev: null, queues: 1 });
+  } else if (net.type === 'fdsArgs') {
+    cmd = QEMU;
+    args = [...qemuArgs({ ...common, netdev: null, queues: 1 }), ...net.args];
+    stdio = [...stdio, ...net.fds];
+  } else if (net.type === 'fds') {
     if (net.fds.length === 0) throw new RangeError('net.fds must hold at least one fd');
     const slots = net.fds.map((_, i) => 3 + i);
     const netdev = net.fds.length === 1 ? `tap,id=n0,fd=3,vhost=off` : `tap,id=n0,fds=${slots.join(':')},vhost=off`;
@@ -294,4 +312,22 @@ export function countDeviceFds(pid: number, major: number, minor: number): numbe
     }
   }
   return n;
+}
+
+/**
+ * Waits until a Unix socket at `path` is listening (QEMU binds its `-qmp` socket before it listens: a connect in
+ * between is refused). Reads `/proc/net/unix`, whose Flags column has `__SO_ACCEPTCON` (0x10000) for a listener;
+ * throws after `timeoutMs`.
+ */
+export async function waitListening(path: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const listening = readFileSync('/proc/net/unix', 'utf8').split('\n').some((l) => {
+      const f = l.trim().split(/\s+/);
+      return f[7] === path && (parseInt(f[3] ?? '0', 16) & 0x10000) !== 0;
+    });
+    if (listening) return;
+    if (performance.now() > deadline) throw new Error(`${path} is not listening after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
