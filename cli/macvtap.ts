@@ -46,7 +46,7 @@ Queues:
          until 'macvtap node --remove PATH', or 'macvtap gc' once DEV is gone
 
 QEMU hot-plug (over QMP: -qmp unix:PATH,server=on,wait=off; the NIC gets the macvtap's MAC):
-  qmp attach --socket PATH --dev DEV [--queues N] [--id ID] [--netns NS] [--bus BUS] [--mtu N] [--json]
+  qmp attach --socket PATH --dev DEV [--queues N] [--id ID] [--netns NS] [--bus BUS] [--mtu N] [--vhost] [--json]
   qmp detach --socket PATH (--id ID | --dev DEV) [--timeout MS] [--json]
          --id defaults to mvt-DEV; detach waits for the guest to release the NIC (DEVICE_DELETED)
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -159,7 +160,7 @@ Received RecvOne(int sock, int64_t deadline, const std::string& path) {
 /**
  * sendFds(target, fds, payload) → Promise<void>. `target`: a socket path (connect, send, close) or a connected fd.
  * errno contract: 'socket'/'connect' with path (ENOENT no such socket, ECONNREFUSED nobody listening, EACCES);
- * 'sendmsg' EBADF an fd in `fds` (or the target fd) is not open, EINVAL more than 253 fds, EPIPE peer gone,
+ * 'sendmsg' EBADF an fd in `fds` (or the target fd, checked when called: the worker sends on a copy) is not open, EINVAL more than 253 fds, EPIPE peer gone,
  * ENOTSOCK/ENOTCONN target fd unusable, ETIMEDOUT a non-blocking target stayed full for 30 s.
  */
 Napi::Value JsSendFds(const Napi::CallbackInfo& info) {
@@ -178,11 +179,19 @@ Napi::Value JsSendFds(const Napi::CallbackInfo& info) {
     Napi::Buffer<uint8_t> b = info[2].As<Napi::Buffer<uint8_t>>();
     payload.assign(b.Data(), b.Data() + b.Length());
   }
+  // A target fd is duplicated here, on the main thread, and the worker sends on (and closes) the copy: the caller's
+  // socket (a Node socket whose peer just went away) may be closed while the worker runs, and its number reused.
+  auto copy = std::make_shared<FileDescriptor>();
+  if (target >= 0) {
+    int d = ::fcntl(target, F_DUPFD_CLOEXEC, 0);
+    if (d < 0) throw MakeError(env, SysError{errno, "sendmsg", {}, {}, {}, "the target fd is not open"});
+    copy->reset(d);
+  }
   return PromiseWorker<Nothing>::Start(
       env, "macvtap:sendFds",
-      [path, target, fds, payload]() {
-        if (target >= 0) {
-          SendAll(target, fds, payload, {});
+      [path, copy, fds, payload]() {
+        if (copy->valid()) {
+          SendAll(copy->get(), fds, payload, {});
           return Nothing{};
         }
         int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -181,7 +181,7 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     // Cycle 1, checked in detail.
     const t1 = performance.now();
     const nic = await attachMacvtap(qmp, link.name, { id: 'hp', queues: 2, netns: tb.host.path });
-    expect(nic).toEqual({ deviceId: 'hp', netdevId: 'hp-tap', device: 'mvtap0', ifindex: link.ifindex, mac: link.mac, queues: 2 });
+    expect(nic).toEqual({ deviceId: 'hp', netdevId: 'hp-tap', device: 'mvtap0', ifindex: link.ifindex, mac: link.mac, queues: 2, vhost: false });
     expect(countDeviceFds(vm.pid, link.tap!.major, link.tap!.minor)).toBe(2);
     expect(ours(link)).toEqual(mine);
     // The same id again: refused before anything is sent, the plugged NIC untouched.

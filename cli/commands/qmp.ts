@@ -23,7 +23,7 @@ export async function qmpCommand(argv: string[]): Promise<number> {
     options: {
       socket: { type: 'string' }, dev: { type: 'string' }, id: { type: 'string' }, queues: { type: 'string' },
       netns: { type: 'string' }, bus: { type: 'string' }, mtu: { type: 'string' }, timeout: { type: 'string' },
-      json: { type: 'boolean' },
+      vhost: { type: 'boolean' }, json: { type: 'boolean' },
     },
     allowPositionals: true,
   });
@@ -34,7 +34,7 @@ export async function qmpCommand(argv: string[]): Promise<number> {
     if (!values.dev) throw new UsageError('qmp attach needs --dev DEV');
     if (values.timeout !== undefined) throw new UsageError('--timeout is for qmp detach');
   } else {
-    for (const k of ['queues', 'netns', 'bus', 'mtu'] as const) if (values[k] !== undefined) throw new UsageError(`--${k} is for qmp attach`);
+    for (const k of ['queues', 'netns', 'bus', 'mtu', 'vhost'] as const) if (values[k] !== undefined) throw new UsageError(`--${k} is for qmp attach`);
   }
   const qmp = await connectQmp(values.socket);
   try {
@@ -47,9 +47,10 @@ export async function qmpCommand(argv: string[]): Promise<number> {
         ...(values.netns !== undefined && { netns: netnsArg(values.netns)! }),
         ...(values.bus !== undefined && { bus: values.bus }),
         ...(mtu !== undefined && { mtu }),
+        ...(values.vhost && { vhost: true }),
       });
       process.stdout.write(values.json ? JSON.stringify(nic) + '\n'
-        : `attached ${nic.device} as ${nic.deviceId} (backend ${nic.netdevId}, mac ${nic.mac}, ${nic.queues} queue${nic.queues === 1 ? '' : 's'})\n`);
+        : `attached ${nic.device} as ${nic.deviceId} (backend ${nic.netdevId}, mac ${nic.mac}, ${nic.queues} queue${nic.queues === 1 ? '' : 's'}${nic.vhost ? ', vhost-net' : ''})\n`);
     } else {
       const timeoutMs = intArg('timeout', values.timeout);
       const r = await detachMacvtap(qmp, id, timeoutMs === undefined ? undefined : { timeoutMs });

@@ -29,6 +29,12 @@ export interface AttachMacvtapOptions {
   bus?: string;
   /** `host_mtu`: the MTU the device offers the guest; at most the link's. Default: none offered. */
   mtu?: number;
+  /**
+   * Also open `/dev/vhost-net` per queue (`openTap`'s `vhost`) and send those fds too: the backend gets
+   * `vhost=on,vhostfds=…`, and the kernel runs the queues' datapath. Refused (`ENOENT`/`EOPNOTSUPP` naming
+   * `vhost_net`) on a kernel without vhost-net, before anything is sent to QEMU.
+   */
+  vhost?: boolean;
 }
 
 /** What {@link attachMacvtap} plugged in. */
@@ -44,6 +50,8 @@ export interface MacvtapAttachment {
   mac: string;
   /** Queue pairs. */
   queues: number;
+  /** Whether the backend runs on vhost-net. */
+  vhost: boolean;
 }
 
 /** Options of {@link detachMacvtap}. */
@@ -95,19 +103,20 @@ async function peripheralIds(qmp: QmpClient): Promise<Set<string>> {
  * ```
  * @throws `TypeError`/`RangeError` for bad options or more than {@link MAX_QEMU_QUEUES} queues; {@link MacvtapError}
  *   `EEXIST` when QEMU already has a device or backend with these ids (all before any fd is sent), `ENODEV` (no such
- *   link), `EBUSY` (the tap driver's queue limit); {@link QmpError} for QEMU's refusals (e.g. `Bus 'x' not found`);
+ *   link), `EBUSY` (the tap driver's queue limit), `ENOENT`/`EOPNOTSUPP` for `vhost` without vhost-net; {@link QmpError} for QEMU's refusals (e.g. `Bus 'x' not found`);
  *   `QmpProtocolError` `ERR_QMP_CLOSED`/`ERR_QMP_TIMEOUT`.
  */
 export async function attachMacvtap(qmp: QmpClient, link: LinkRef, options: AttachMacvtapOptions): Promise<MacvtapAttachment> {
   const q = client(qmp);
   v.linkRef('link', link);
   if (!v.isPlainObject(options)) throw invalidType('options', 'an object with an id', options);
-  v.knownKeys('options', options, ['id', 'queues', 'netns', 'bus', 'mtu']);
+  v.knownKeys('options', options, ['id', 'queues', 'netns', 'bus', 'mtu', 'vhost']);
   const deviceId = qemuId('id', options.id);
   const netdevId = netdevIdFor(deviceId);
   const queues = options.queues === undefined ? 1 : v.integer('queues', options.queues, 1, MAX_QEMU_QUEUES);
   const netns = options.netns === undefined ? undefined : v.netns('netns', options.netns);
   const bus = options.bus === undefined ? undefined : qemuId('bus', options.bus);
+  const vhost = options.vhost === undefined ? false : v.bool('vhost', options.vhost);
   const info = await getLink(link, netns === undefined ? undefined : { netns });
   const l = macvtapMac(info);
   const mtu = options.mtu === undefined ? undefined : hostMtu('mtu', options.mtu, l.mtu);
@@ -117,18 +126,24 @@ export async function attachMacvtap(qmp: QmpClient, link: LinkRef, options: Atta
   if ((await peripheralIds(q)).has(deviceId)) throw inUse('device', deviceId, l.name);
   if ((await netClientNames(q)).has(netdevId)) throw inUse('network backend', netdevId, l.name);
 
-  const taps: TapQueue[] = await openTap(info.ifindex, netns === undefined ? { queues } : { queues, netns });
+  const taps: TapQueue[] = await openTap(info.ifindex, { queues, ...(vhost && { vhost }), ...(netns !== undefined && { netns }) });
   // Unique per attach: a name left behind by someone else's failed getfd must not be taken for ours.
   const nonce = randomBytes(4).toString('hex');
   const names = taps.map((_, i) => `${deviceId}.q${i}.${nonce}`);
+  const vhostNames = vhost ? taps.map((_, i) => `${deviceId}.v${i}.${nonce}`) : [];
   const sent: string[] = [];
   let netdevAdded = false;
   try {
     for (let i = 0; i < taps.length; i++) {
       await q.execute('getfd', { fdname: names[i] }, { fds: [taps[i]!.fd] });
       sent.push(names[i]!);
+      if (vhost) {
+        await q.execute('getfd', { fdname: vhostNames[i] }, { fds: [taps[i]!.vhostFd] });
+        sent.push(vhostNames[i]!);
+      }
     }
-    await q.execute('netdev_add', { type: 'tap', id: netdevId, ...(names.length === 1 ? { fd: names[0] } : { fds: names.join(':') }) });
+    const list = (key: string, n: string[]): Record<string, string> => (n.length === 1 ? { [key]: n[0]! } : { [`${key}s`]: n.join(':') });
+    await q.execute('netdev_add', { type: 'tap', id: netdevId, ...list('fd', names), ...(vhost && { vhost: true, ...list('vhostfd', vhostNames) }) });
     netdevAdded = true;
     await q.execute('device_add', nicProperties({ deviceId, netdevId, mac: l.mac, queues, mtu, bus }));
   } catch (e) {
@@ -140,7 +155,7 @@ export async function attachMacvtap(qmp: QmpClient, link: LinkRef, options: Atta
     throw e;
   }
   await Promise.all(taps.map((t) => t.close()));
-  return { deviceId, netdevId, device: l.name, ifindex: info.ifindex, mac: l.mac, queues };
+  return { deviceId, netdevId, device: l.name, ifindex: info.ifindex, mac: l.mac, queues, vhost };
 }
 
 /**
