@@ -272,33 +272,65 @@ function plan(d: NativeTcDump, want: Want, device: string): NativeTcOp[] {
   return ops;
 }
 
+/** Options of {@link getBandwidth}. */
+export interface GetBandwidthOptions extends NetnsOption {
+  /**
+   * Also report limits that are not ours, in the layout libvirt installs for `<bandwidth>` (`virNetDevBandwidthSet`):
+   * the class an htb root qdisc sends its traffic to by default (libvirt: `1:` with class `1:1`), and the first
+   * filter on the ingress qdisc whose police action drops what exceeds (libvirt: `u32 match u32 0 0 police … drop`).
+   * Default `false`: ours only. Ours, when present, take precedence on their path.
+   */
+  foreign?: boolean;
+}
+
+/** TC_ACT_SHOT: the police action's verdict for traffic above the rate, as libvirt and we install it. */
+const TC_ACT_SHOT = 2;
+
+/** Someone else's limits in libvirt's layout: the root htb's default class and the first dropping policer. */
+function foreignLimits(d: NativeTcDump): { cls?: NativeTcObject; police?: NativeTcObject } {
+  const root = d.qdiscs.find((q) => q.parent === TC_H_ROOT && q.kind === 'htb');
+  const cls = root && d.classes.find((c) => c.kind === 'htb' && c.handle === ((root.handle & 0xffff0000) | (root.defcls ?? 0)));
+  const police = d.filters
+    .filter((f) => f.police !== undefined && f.police.exceed === TC_ACT_SHOT)
+    .sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0];
+  return { ...(cls && { cls }), ...(police && { police }) };
+}
+
 /**
- * The limits of ours that a guest port has (what {@link setBandwidth} installed, read back from the kernel): rates in
- * KB/s, bursts in KB rounded to whole kilobytes; `peak` only when it differs from the average. Qdiscs, classes and
+ * The limits a guest port has, read back from the kernel: ours (what {@link setBandwidth} installed) and, with
+ * `foreign`, libvirt's (what it installs for `<bandwidth>` on the devices it manages). Rates in KB/s, bursts in KB
+ * rounded to whole kilobytes; `peak` only when it differs from the average. Without `foreign`, qdiscs, classes and
  * filters that are not ours are not reported.
  *
- * Equivalent to: `tc class show dev DEV` and `tc filter show dev DEV ingress`, read for our handles.
+ * Equivalent to: `tc class show dev DEV` and `tc filter show dev DEV ingress`, read for our handles (with `foreign`:
+ * for the root htb's default class and the first police-and-drop filter).
  *
  * @example
  * ```ts
  * const { inbound, outbound } = await getBandwidth('mvt0', { netns: '/run/netns/lab' });
+ * const byLibvirt = await getBandwidth('macvtap0', { foreign: true }); // the device libvirt made for type='direct'
  * ```
  * @throws {@link MacvtapError} `EOPNOTSUPP` on a kernel without traffic control, `EINVAL` the link is not a macvtap or
  *   a tap, `ENODEV` no such link.
  */
-export async function getBandwidth(link: LinkRef, options?: NetnsOption): Promise<Bandwidth> {
+export async function getBandwidth(link: LinkRef, options?: GetBandwidthOptions): Promise<Bandwidth> {
   const key = v.linkRef('link', link);
-  const ns = v.netnsOnly(options);
+  const opts = v.options('options', options);
+  v.knownKeys('options', opts, ['netns', 'foreign']);
+  const foreign = opts.foreign === undefined ? false : v.bool('foreign', opts.foreign);
+  const ns = v.nsOf(opts);
   const d = await dump(key, ns);
   const side = await orientation(link, ns);
   const mine = ours(d);
+  const theirs = foreign ? foreignLimits(d) : {};
   let egress: BandwidthRate | undefined;
   let ingress: BandwidthRate | undefined;
-  if (mine.cls?.rate && mine.cls.ceil) {
-    egress = fromKernel(mine.cls.rate, mine.cls.ceil.rate !== mine.cls.rate.rate ? mine.cls.ceil.rate : 0);
+  const cls = mine.cls ?? theirs.cls;
+  if (cls?.rate && cls.ceil) {
+    egress = fromKernel(cls.rate, cls.ceil.rate !== cls.rate.rate ? cls.ceil.rate : 0);
   }
   // During a replacement two may exist: the one evaluated first (lower priority number) is in force.
-  const first = [...mine.police].sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0];
+  const first = [...mine.police].sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0] ?? theirs.police;
   if (first?.police) ingress = fromKernel(first.police, first.police.peak);
   const r: Bandwidth = {};
   const inbound = side === 'macvtap' ? ingress : egress;
