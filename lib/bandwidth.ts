@@ -9,7 +9,7 @@
  * device's transmit path, so `outbound` is an htb shaper as its root qdisc. On a tap it is the other way round. These
  * are the pieces libvirt installs (an htb class and an ingress policer, swapped for `type='direct'`).
  */
-import type { NativeTcDump, NativeTcObject, NativeTcOp } from '../binding.js';
+import type { Binding, NativeTcDump, NativeTcObject, NativeTcOp } from '../binding.js';
 import { binding } from './binding.js';
 import { MacvtapError, callNative, invalidType, invalidValue, outOfRange } from './errors.js';
 import { getLink } from './link.js';
@@ -54,6 +54,25 @@ const FULL_FRAME = 1514;
 const PSCHED_TICK_NS = 64;
 const BYTES_PER_KB_RATE = 1000;
 const BYTES_PER_KB_BURST = 1024;
+
+/** The addon's traffic-control calls. */
+type TcCalls = Pick<Binding, 'tcDump' | 'tcApply'>;
+
+const addonTc: TcCalls = {
+  tcDump: (key, ns) => binding.tcDump(key, ns),
+  tcApply: (key, ops, ns) => binding.tcApply(key, ops, ns),
+};
+
+let tc: TcCalls = addonTc;
+
+/**
+ * Replaces the addon's `tcDump`/`tcApply` (a call left out stays the addon's), for tests of kernel answers no machine
+ * here gives — a kernel built without CONFIG_NET_SCHED, whose rtnetlink answers every traffic-control message with
+ * `EOPNOTSUPP`; `null` restores them. @internal
+ */
+export function setTcForTests(fake: Partial<TcCalls> | null): void {
+  tc = fake === null ? addonTc : { ...addonTc, ...fake };
+}
 
 /** A validated direction in kernel units. @internal */
 interface Bucket {
@@ -137,7 +156,7 @@ function explain(e: unknown): unknown {
 
 async function dump(key: { index?: number; name?: string }, ns: ReturnType<typeof v.nsOf>): Promise<NativeTcDump> {
   try {
-    return await callNative(() => binding.tcDump(key, ns));
+    return await callNative(() => tc.tcDump(key, ns));
   } catch (e) {
     throw explain(e);
   }
@@ -190,18 +209,18 @@ export async function setBandwidth(link: LinkRef, bandwidth: Bandwidth | null, o
   const ops = plan(d, want, v.refText(link));
   if (ops.length === 0) return;
   try {
-    await callNative(() => binding.tcApply(key, ops, ns));
+    await callNative(() => tc.tcApply(key, ops, ns));
   } catch (e) {
     // Part of the plan may have gone through (a kernel with htb but without the police action): put back what was
     // ours before, and take away an ingress qdisc we added, so a refusal leaves the device as it was.
     try {
-      const now = await callNative(() => binding.tcDump(key, ns));
+      const now = await callNative(() => tc.tcDump(key, ns));
       const back = plan(now, current(d), v.refText(link));
       const added = now.qdiscs.find((q) => q.parent === TC_H_INGRESS && q.kind === 'ingress');
       if (added && !d.qdiscs.some((q) => q.parent === TC_H_INGRESS) && !back.some((o) => o.op === 'deleteQdisc' && o.parent === TC_H_INGRESS)) {
         if (now.filters.length === 0) back.push({ op: 'deleteQdisc', parent: TC_H_INGRESS, handle: INGRESS_HANDLE });
       }
-      if (back.length > 0) await callNative(() => binding.tcApply(key, back, ns));
+      if (back.length > 0) await callNative(() => tc.tcApply(key, back, ns));
     } catch {
       // The first error is the one to report.
     }

@@ -13,7 +13,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMacvtap, createTap, deleteLink, getBandwidth, MacvtapError, openTap, setBandwidth, setLink, type Bandwidth, type TapQueue } from '../lib/index.js';
-import { BANDWIDTH_HANDLE } from '../lib/bandwidth.js';
+import { BANDWIDTH_HANDLE, setTcForTests } from '../lib/bandwidth.js';
+import { binding } from '../lib/binding.js';
+import type { NativeTcOp } from '../binding.js';
 import { plugSelfManaged } from '../lib/vif/index.js';
 import { novaVif } from './helpers/libvirt.js';
 import { cliJs } from './helpers/benchchild.js';
@@ -104,6 +106,52 @@ describePrivileged('bandwidth on a kernel without traffic control', () => {
       await expect(setBandwidth(DEV, null, { netns: tb.host.path })).rejects.toMatchObject({ code: 'EOPNOTSUPP' });
       expect(tb.host.ip('-d', '-j', 'link', 'show', DEV)).toBe(before);
     } finally {
+      tb.destroy();
+    }
+  });
+});
+
+describePrivileged('bandwidth on a kernel without traffic control, played through the fault seam', () => {
+  // No kernel here lacks CONFIG_NET_SCHED (the test above runs only where one does): the seam plays its answer — the
+  // addon's rejection when rtnetlink has no handler for RTM_GETQDISC — while a real macvtap and `tc` show what changed.
+  it.runIf(support !== 'none')('is EOPNOTSUPP naming CONFIG_NET_SCHED, sends nothing after the refusal, leaves the device as it was', async () => {
+    const tb = makeTestbed(9);
+    const applied: NativeTcOp[][] = [];
+    try {
+      await createMacvtap({ lower: tb.lower, name: DEV, mac: G, netns: tb.host.path });
+      const view = (): unknown => ({
+        link: JSON.parse(tb.host.ip('-d', '-j', 'link', 'show', DEV)) as unknown,
+        qdiscs: tcJson(tb, 'qdisc').map((x) => [x.kind, x.handle, x.parent, x.root]),
+        classes: tcClassesOf(tb),
+        ingress: tcJson(tb, 'filter', 'ingress'),
+      });
+      const before = view();
+      const refusal = (): Error => Object.assign(new Error(`EOPNOTSUPP: Operation not supported, RTM_GETQDISC '${DEV}'`), {
+        code: 'EOPNOTSUPP', errno: -95, syscall: 'RTM_GETQDISC', device: DEV,
+      });
+      setTcForTests({
+        tcDump: () => Promise.reject(refusal()),
+        // Recorded, and passed on to the kernel: an op sent after the refusal would show in tc's view too.
+        tcApply: (key, ops, ns) => { applied.push(ops); return binding.tcApply(key, ops, ns); },
+      });
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['setBandwidth', () => setBandwidth(DEV, { inbound: { average: 1000 }, outbound: { average: 1000, peak: 2000 } }, { netns: tb.host.path })],
+        ['setBandwidth null', () => setBandwidth(DEV, null, { netns: tb.host.path })],
+        ['getBandwidth', () => getBandwidth(DEV, { netns: tb.host.path })],
+        ['getBandwidth foreign', () => getBandwidth(DEV, { netns: tb.host.path, foreign: true })],
+      ];
+      for (const [what, call] of calls) {
+        const err = await call().then(() => null, (e: unknown) => e);
+        expect(err, what).toBeInstanceOf(MacvtapError);
+        expect(err, what).toMatchObject({ code: 'EOPNOTSUPP', errno: -95, syscall: 'RTM_GETQDISC', device: DEV });
+        expect((err as Error).message, what).toMatch(/^EOPNOTSUPP: Operation not supported, RTM_GETQDISC 'mvt-bw': this kernel lacks traffic control \(the kernel is built without CONFIG_NET_SCHED/);
+        // The stack is the caller's, not the addon's.
+        expect((err as Error).stack, what).toMatch(/bandwidth\.test\.ts/);
+      }
+      expect(applied).toEqual([]);
+      expect(view()).toEqual(before);
+    } finally {
+      setTcForTests(null);
       tb.destroy();
     }
   });
