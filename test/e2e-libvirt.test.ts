@@ -99,6 +99,7 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
    *   socket counts what arrives, after the first burst has gone (as test/bandwidth.test.ts measures).
    */
   async function libvirtEnforces(dev: string, bw: Bandwidth, mac: string, ip: string, peerIp: string): Promise<void> {
+    const t0 = Date.now();
     const ns = { netns: tb.host.path };
     expect(await getBandwidth(dev, ns)).toEqual({}); // none of ours
     expect(await getBandwidth(dev, { ...ns, foreign: true })).toEqual(bw);
@@ -161,7 +162,7 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
     } finally {
       await q!.close();
     }
-    process.stderr.write(`libvirt <bandwidth> on ${dev}: ${rows.join('; ')}\n`);
+    process.stderr.write(`libvirt <bandwidth> on ${dev}: ${rows.join('; ')} (checked in ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
   }
 
   it('scenario 3: libvirt manages the macvtap from toInterfaceXml (direct, bridge) — listLinks sees it while the guest runs, not after', async () => {
