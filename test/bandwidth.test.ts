@@ -1,7 +1,9 @@
 /**
  * Bandwidth limits (lib/bandwidth.ts) on a real macvtap. Bad rates are refused before anything is sent (any kernel);
- * on a kernel without traffic control (this project's 6.18 host: no CONFIG_NET_SCHED, hence no /proc/net/psched) the
- * refusal is EOPNOTSUPP with nothing changed; on a kernel with it (Debian's 6.1, `npm run test:kernel`) what we
+ * on a kernel without traffic control (no CONFIG_NET_SCHED, hence no /proc/net/psched: none here, so a fault seam
+ * plays its answer) the refusal is EOPNOTSUPP with nothing changed; on a kernel with qdiscs but without the matchall
+ * classifier and police action (this project's 6.18 host) the refusal names them and undoes what it sent; on a
+ * kernel with all of it (Debian's 6.1, `npm run test:kernel`) what we
  * install is compared with `tc -s -j qdisc/class/filter show`, and the rates are measured: the harness's native
  * endpoints push UDP as fast as they can through the macvtap, to the guest (a peer socket → the macvtap's receive
  * path → the tap fd) and from it (the tap fd → its transmit path → the peer socket).
