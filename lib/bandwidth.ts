@@ -297,7 +297,8 @@ export interface GetBandwidthOptions extends NetnsOption {
    * Also report limits that are not ours, in the layout libvirt installs for `<bandwidth>` (`virNetDevBandwidthSet`):
    * the class an htb root qdisc sends its traffic to by default (libvirt: `1:` with class `1:1`), and the first
    * filter on the ingress qdisc whose police action drops what exceeds (libvirt: `u32 match u32 0 0 police … drop`).
-   * Default `false`: ours only. Ours, when present, take precedence on their path.
+   * Those are the limits in force whoever installed them (ours included: they have the same layout). Default
+   * `false`: ours only.
    */
   foreign?: boolean;
 }
@@ -305,7 +306,7 @@ export interface GetBandwidthOptions extends NetnsOption {
 /** TC_ACT_SHOT: the police action's verdict for traffic above the rate, as libvirt and we install it. */
 const TC_ACT_SHOT = 2;
 
-/** Someone else's limits in libvirt's layout: the root htb's default class and the first dropping policer. */
+/** The limits in force in libvirt's layout, ours or not: the root htb's default class and the first dropping policer. */
 function foreignLimits(d: NativeTcDump): { cls?: NativeTcObject; police?: NativeTcObject } {
   const root = d.qdiscs.find((q) => q.parent === TC_H_ROOT && q.kind === 'htb');
   const cls = root && d.classes.find((c) => c.kind === 'htb' && c.handle === ((root.handle & 0xffff0000) | (root.defcls ?? 0)));
@@ -316,8 +317,8 @@ function foreignLimits(d: NativeTcDump): { cls?: NativeTcObject; police?: Native
 }
 
 /**
- * The limits a guest port has, read back from the kernel: ours (what {@link setBandwidth} installed) and, with
- * `foreign`, libvirt's (what it installs for `<bandwidth>` on the devices it manages). Rates in KB/s, bursts in KB
+ * The limits a guest port has, read back from the kernel: ours (what {@link setBandwidth} installed) or, with
+ * `foreign`, those in force whoever installed them — libvirt's, for `<bandwidth>` on the devices it manages. Rates in KB/s, bursts in KB
  * rounded to whole kilobytes; `peak` only when it differs from the average. Without `foreign`, qdiscs, classes and
  * filters that are not ours are not reported.
  *
@@ -341,15 +342,15 @@ export async function getBandwidth(link: LinkRef, options?: GetBandwidthOptions)
   const d = await dump(key, ns);
   const side = await orientation(link, ns);
   const mine = ours(d);
-  const theirs = foreign ? foreignLimits(d) : {};
+  const inForce = foreign ? foreignLimits(d) : undefined;
   let egress: BandwidthRate | undefined;
   let ingress: BandwidthRate | undefined;
-  const cls = mine.cls ?? theirs.cls;
+  const cls = inForce ? inForce.cls : mine.cls;
   if (cls?.rate && cls.ceil) {
     egress = fromKernel(cls.rate, cls.ceil.rate !== cls.rate.rate ? cls.ceil.rate : 0);
   }
   // During a replacement two may exist: the one evaluated first (lower priority number) is in force.
-  const first = [...mine.police].sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0] ?? theirs.police;
+  const first = inForce ? inForce.police : [...mine.police].sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0];
   if (first?.police) ingress = fromKernel(first.police, first.police.peak);
   const r: Bandwidth = {};
   const inbound = side === 'macvtap' ? ingress : egress;

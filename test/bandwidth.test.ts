@@ -79,6 +79,10 @@ describe('bandwidth input checks (before anything is sent)', () => {
       await expect(setBandwidth('mvt-nonexist', bw as Bandwidth)).rejects.toThrow(msg);
     });
   }
+  it('getBandwidth refuses a foreign that is not a boolean, and unknown options', async () => {
+    await expect(getBandwidth('mvt-nonexist', { foreign: 1 } as never)).rejects.toThrow(/"foreign".*boolean/);
+    await expect(getBandwidth('mvt-nonexist', { ours: true } as never)).rejects.toThrow(/options\.ours.*not a known option/);
+  });
   it('refuses unknown options', async () => {
     await expect(setBandwidth('mvt-nonexist', null, { netns: '/x', quota: 1 } as never)).rejects.toThrow(/options\.quota/);
   });
@@ -265,6 +269,8 @@ describePrivileged('bandwidth on a macvtap (traffic control in the kernel)', () 
     expect(Math.abs(m!.burst / (64 * 1024) - 1), text).toBeLessThan(0.01);
     expect(m!.action, text).toBe('drop');
     expect(await getBandwidth(DEV, ns())).toEqual(bw);
+    // Ours are in libvirt's layout too: read as the limits in force, they are the same.
+    expect(await getBandwidth(DEV, { ...ns(), foreign: true })).toEqual(bw);
   });
 
   it.runIf(hasTc)('is idempotent, replaces in place, and null removes ours and nothing else', async () => {
