@@ -82,6 +82,17 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
     await serial.waitFor('READY', 10_000 * SLOW);
   }
 
+  /** A qdisc as `tc -s -j qdisc show` prints it (the fields read here). */
+  interface TcQdiscJson {
+    kind: string;
+    handle: string;
+    root?: boolean;
+    options?: { default?: string | number };
+    bytes?: number;
+    packets?: number;
+    drops?: number;
+  }
+
   /** UDP payload of the measuring floods, and its Ethernet frame on the (untagged) macvtap. */
   const PAYLOAD = 1200;
   const FRAME = PAYLOAD + 42;
@@ -104,10 +115,10 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
     expect(await getBandwidth(dev, ns)).toEqual({}); // none of ours
     expect(await getBandwidth(dev, { ...ns, foreign: true })).toEqual(bw);
     // tc's view: an htb root qdisc whose default class has the outbound rates, a dropping policer with the inbound ones.
-    const qdiscs = JSON.parse(tb.host.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as Array<Record<string, any>>;
+    const qdiscs = JSON.parse(tb.host.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as TcQdiscJson[];
     const root = qdiscs.find((q) => q.root === true && q.kind === 'htb');
     expect(root, JSON.stringify(qdiscs)).toBeDefined();
-    const defcls = Number(root!.options.default);
+    const defcls = Number(root!.options?.default);
     const cls = tcClasses(tb.host.exec('tc', ['class', 'show', 'dev', dev])).find((c) => c.handle === `${root!.handle}${defcls.toString(16)}`);
     expect(cls, `default class ${defcls} of ${root!.handle}`).toMatchObject({ kind: 'htb', rate: 2_000_000, ceil: 4_000_000 });
     expect(Math.abs(cls!.burst / (128 * 1024) - 1)).toBeLessThan(0.01);
@@ -122,7 +133,7 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
     // Inbound. The peer knows the guest's MAC: no ARP needs to pass the policer.
     tb.peer.ip('neigh', 'replace', ip, 'lladdr', mac, 'dev', 'p0.100', 'nud', 'permanent');
     const ingress = (): { bytes: number; packets: number; drops: number } => {
-      const q = (JSON.parse(tb.host.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as Array<Record<string, any>>).find((x) => x.kind === 'ingress');
+      const q = (JSON.parse(tb.host.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as TcQdiscJson[]).find((x) => x.kind === 'ingress');
       return { bytes: Number(q!.bytes), packets: Number(q!.packets), drops: Number(q!.drops) };
     };
     const before = ingress();
