@@ -9,7 +9,7 @@
  * device's transmit path, so `outbound` is an htb shaper as its root qdisc. On a tap it is the other way round. These
  * are the pieces libvirt installs (an htb class and an ingress policer, swapped for `type='direct'`).
  */
-import type { NativeTcDump, NativeTcObject, NativeTcOp } from '../binding.js';
+import type { Binding, NativeTcDump, NativeTcObject, NativeTcOp } from '../binding.js';
 import { binding } from './binding.js';
 import { MacvtapError, callNative, invalidType, invalidValue, outOfRange } from './errors.js';
 import { getLink } from './link.js';
@@ -54,6 +54,25 @@ const FULL_FRAME = 1514;
 const PSCHED_TICK_NS = 64;
 const BYTES_PER_KB_RATE = 1000;
 const BYTES_PER_KB_BURST = 1024;
+
+/** The addon's traffic-control calls. */
+type TcCalls = Pick<Binding, 'tcDump' | 'tcApply'>;
+
+const addonTc: TcCalls = {
+  tcDump: (key, ns) => binding.tcDump(key, ns),
+  tcApply: (key, ops, ns) => binding.tcApply(key, ops, ns),
+};
+
+let tc: TcCalls = addonTc;
+
+/**
+ * Replaces the addon's `tcDump`/`tcApply` (a call left out stays the addon's), for tests of kernel answers no machine
+ * here gives — a kernel built without CONFIG_NET_SCHED, whose rtnetlink answers every traffic-control message with
+ * `EOPNOTSUPP`; `null` restores them. @internal
+ */
+export function setTcForTests(fake: Partial<TcCalls> | null): void {
+  tc = fake === null ? addonTc : { ...addonTc, ...fake };
+}
 
 /** A validated direction in kernel units. @internal */
 interface Bucket {
@@ -137,7 +156,7 @@ function explain(e: unknown): unknown {
 
 async function dump(key: { index?: number; name?: string }, ns: ReturnType<typeof v.nsOf>): Promise<NativeTcDump> {
   try {
-    return await callNative(() => binding.tcDump(key, ns));
+    return await callNative(() => tc.tcDump(key, ns));
   } catch (e) {
     throw explain(e);
   }
@@ -190,18 +209,18 @@ export async function setBandwidth(link: LinkRef, bandwidth: Bandwidth | null, o
   const ops = plan(d, want, v.refText(link));
   if (ops.length === 0) return;
   try {
-    await callNative(() => binding.tcApply(key, ops, ns));
+    await callNative(() => tc.tcApply(key, ops, ns));
   } catch (e) {
     // Part of the plan may have gone through (a kernel with htb but without the police action): put back what was
     // ours before, and take away an ingress qdisc we added, so a refusal leaves the device as it was.
     try {
-      const now = await callNative(() => binding.tcDump(key, ns));
+      const now = await callNative(() => tc.tcDump(key, ns));
       const back = plan(now, current(d), v.refText(link));
       const added = now.qdiscs.find((q) => q.parent === TC_H_INGRESS && q.kind === 'ingress');
       if (added && !d.qdiscs.some((q) => q.parent === TC_H_INGRESS) && !back.some((o) => o.op === 'deleteQdisc' && o.parent === TC_H_INGRESS)) {
         if (now.filters.length === 0) back.push({ op: 'deleteQdisc', parent: TC_H_INGRESS, handle: INGRESS_HANDLE });
       }
-      if (back.length > 0) await callNative(() => binding.tcApply(key, back, ns));
+      if (back.length > 0) await callNative(() => tc.tcApply(key, back, ns));
     } catch {
       // The first error is the one to report.
     }
@@ -272,33 +291,66 @@ function plan(d: NativeTcDump, want: Want, device: string): NativeTcOp[] {
   return ops;
 }
 
+/** Options of {@link getBandwidth}. */
+export interface GetBandwidthOptions extends NetnsOption {
+  /**
+   * Also report limits that are not ours, in the layout libvirt installs for `<bandwidth>` (`virNetDevBandwidthSet`):
+   * the class an htb root qdisc sends its traffic to by default (libvirt: `1:` with class `1:1`), and the first
+   * filter on the ingress qdisc whose police action drops what exceeds (libvirt: `u32 match u32 0 0 police … drop`).
+   * Those are the limits in force whoever installed them (ours included: they have the same layout). Default
+   * `false`: ours only.
+   */
+  foreign?: boolean;
+}
+
+/** TC_ACT_SHOT: the police action's verdict for traffic above the rate, as libvirt and we install it. */
+const TC_ACT_SHOT = 2;
+
+/** The limits in force in libvirt's layout, ours or not: the root htb's default class and the first dropping policer. */
+function foreignLimits(d: NativeTcDump): { cls?: NativeTcObject; police?: NativeTcObject } {
+  const root = d.qdiscs.find((q) => q.parent === TC_H_ROOT && q.kind === 'htb');
+  const cls = root && d.classes.find((c) => c.kind === 'htb' && c.handle === ((root.handle & 0xffff0000) | (root.defcls ?? 0)));
+  const police = d.filters
+    .filter((f) => f.police !== undefined && f.police.exceed === TC_ACT_SHOT)
+    .sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0];
+  return { ...(cls && { cls }), ...(police && { police }) };
+}
+
 /**
- * The limits of ours that a guest port has (what {@link setBandwidth} installed, read back from the kernel): rates in
- * KB/s, bursts in KB rounded to whole kilobytes; `peak` only when it differs from the average. Qdiscs, classes and
+ * The limits a guest port has, read back from the kernel: ours (what {@link setBandwidth} installed) or, with
+ * `foreign`, those in force whoever installed them — libvirt's, for `<bandwidth>` on the devices it manages. Rates in KB/s, bursts in KB
+ * rounded to whole kilobytes; `peak` only when it differs from the average. Without `foreign`, qdiscs, classes and
  * filters that are not ours are not reported.
  *
- * Equivalent to: `tc class show dev DEV` and `tc filter show dev DEV ingress`, read for our handles.
+ * Equivalent to: `tc class show dev DEV` and `tc filter show dev DEV ingress`, read for our handles (with `foreign`:
+ * for the root htb's default class and the first police-and-drop filter).
  *
  * @example
  * ```ts
  * const { inbound, outbound } = await getBandwidth('mvt0', { netns: '/run/netns/lab' });
+ * const byLibvirt = await getBandwidth('macvtap0', { foreign: true }); // the device libvirt made for type='direct'
  * ```
  * @throws {@link MacvtapError} `EOPNOTSUPP` on a kernel without traffic control, `EINVAL` the link is not a macvtap or
  *   a tap, `ENODEV` no such link.
  */
-export async function getBandwidth(link: LinkRef, options?: NetnsOption): Promise<Bandwidth> {
+export async function getBandwidth(link: LinkRef, options?: GetBandwidthOptions): Promise<Bandwidth> {
   const key = v.linkRef('link', link);
-  const ns = v.netnsOnly(options);
+  const opts = v.options('options', options);
+  v.knownKeys('options', opts, ['netns', 'foreign']);
+  const foreign = opts.foreign === undefined ? false : v.bool('foreign', opts.foreign);
+  const ns = v.nsOf(opts);
   const d = await dump(key, ns);
   const side = await orientation(link, ns);
   const mine = ours(d);
+  const inForce = foreign ? foreignLimits(d) : undefined;
   let egress: BandwidthRate | undefined;
   let ingress: BandwidthRate | undefined;
-  if (mine.cls?.rate && mine.cls.ceil) {
-    egress = fromKernel(mine.cls.rate, mine.cls.ceil.rate !== mine.cls.rate.rate ? mine.cls.ceil.rate : 0);
+  const cls = inForce ? inForce.cls : mine.cls;
+  if (cls?.rate && cls.ceil) {
+    egress = fromKernel(cls.rate, cls.ceil.rate !== cls.rate.rate ? cls.ceil.rate : 0);
   }
   // During a replacement two may exist: the one evaluated first (lower priority number) is in force.
-  const first = [...mine.police].sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0];
+  const first = inForce ? inForce.police : [...mine.police].sort((a, b) => (a.prio ?? 0) - (b.prio ?? 0))[0];
   if (first?.police) ingress = fromKernel(first.police, first.police.peak);
   const r: Bandwidth = {};
   const inbound = side === 'macvtap' ? ingress : egress;

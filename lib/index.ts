@@ -11,7 +11,7 @@ export { addRoute } from './route.js';
 export { createTap } from './tun.js';
 export { setOffloads } from './ethtool.js';
 export { setBandwidth, getBandwidth } from './bandwidth.js';
-export type { Bandwidth, BandwidthRate } from './bandwidth.js';
+export type { Bandwidth, BandwidthRate, GetBandwidthOptions } from './bandwidth.js';
 export { setLinkIpv6 } from './sysctl.js';
 export { sendFds, recvFds } from './fdpass.js';
 export { connectQmp, QmpClient, QmpError, QmpProtocolError, QMP_MIN_QEMU } from './qemu/qmp.js';

@@ -1,7 +1,9 @@
 /**
  * Bandwidth limits (lib/bandwidth.ts) on a real macvtap. Bad rates are refused before anything is sent (any kernel);
- * on a kernel without traffic control (this project's 6.18 host: no CONFIG_NET_SCHED, hence no /proc/net/psched) the
- * refusal is EOPNOTSUPP with nothing changed; on a kernel with it (Debian's 6.1, `npm run test:kernel`) what we
+ * on a kernel without traffic control (no CONFIG_NET_SCHED, hence no /proc/net/psched: none here, so a fault seam
+ * plays its answer) the refusal is EOPNOTSUPP with nothing changed; on a kernel with qdiscs but without the matchall
+ * classifier and police action (this project's 6.18 host) the refusal names them and undoes what it sent; on a
+ * kernel with all of it (Debian's 6.1, `npm run test:kernel`) what we
  * install is compared with `tc -s -j qdisc/class/filter show`, and the rates are measured: the harness's native
  * endpoints push UDP as fast as they can through the macvtap, to the guest (a peer socket → the macvtap's receive
  * path → the tap fd) and from it (the tap fd → its transmit path → the peer socket).
@@ -9,17 +11,20 @@
  * Layout: testbed namespaces `host` (veth `mvt-l0`, the macvtap `mvt-bw` on it) and `peer` (`mvt-p0`, 10.200.9.2/24).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMacvtap, createTap, deleteLink, getBandwidth, MacvtapError, openTap, setBandwidth, setLink, type Bandwidth, type TapQueue } from '../lib/index.js';
-import { BANDWIDTH_HANDLE } from '../lib/bandwidth.js';
+import { BANDWIDTH_HANDLE, setTcForTests } from '../lib/bandwidth.js';
+import { binding } from '../lib/binding.js';
+import type { NativeTcOp } from '../binding.js';
 import { plugSelfManaged } from '../lib/vif/index.js';
 import { novaVif } from './helpers/libvirt.js';
 import { cliJs } from './helpers/benchchild.js';
 import { startGuest, startPeer } from '../bench/testbed/endpoints.js';
 import { makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 import { describePrivileged, isRoot } from './helpers/suite.js';
+import { tcClasses, tcPolice, type TcClass } from './helpers/tc.js';
 
 const DEV = 'mvt-bw';
 const G = '02:00:00:00:09:0a';
@@ -74,6 +79,10 @@ describe('bandwidth input checks (before anything is sent)', () => {
       await expect(setBandwidth('mvt-nonexist', bw as Bandwidth)).rejects.toThrow(msg);
     });
   }
+  it('getBandwidth refuses a foreign that is not a boolean, and unknown options', async () => {
+    await expect(getBandwidth('mvt-nonexist', { foreign: 1 } as never)).rejects.toThrow(/"foreign".*boolean/);
+    await expect(getBandwidth('mvt-nonexist', { ours: true } as never)).rejects.toThrow(/options\.ours.*not a known option/);
+  });
   it('refuses unknown options', async () => {
     await expect(setBandwidth('mvt-nonexist', null, { netns: '/x', quota: 1 } as never)).rejects.toThrow(/options\.quota/);
   });
@@ -84,35 +93,9 @@ function tcJson(tb: Testbed, what: 'qdisc' | 'filter', ...extra: string[]): Reco
   return JSON.parse(tb.host.exec('tc', ['-s', '-j', what, 'show', 'dev', DEV, ...extra]) || '[]') as Record<string, unknown>[];
 }
 
-/**
- * `tc class show` (iproute2 6.1 prints htb classes as text even with -j): handle, parent, and rate/ceil in bytes/s and
- * burst/cburst in bytes, from tc's own units (bit multiples of 1000, byte multiples of 1024).
- */
-const BITS: Record<string, number> = { bit: 1, Kbit: 1e3, Mbit: 1e6, Gbit: 1e9 };
-const BYTES: Record<string, number> = { b: 1, Kb: 1024, Mb: 1024 * 1024 };
-/** tc's printed rate ("8Mbit") in bytes/s, or a number tc printed as one. */
-function tcRate(v: unknown): number {
-  if (typeof v === 'number') return v;
-  const m = String(v).match(/^([\d.]+)(\w+)$/);
-  return m ? Math.round((Number(m[1]) * (BITS[m[2]!] ?? NaN)) / 8) : NaN;
-}
-/** tc's printed size ("64Kb") in bytes. */
-function tcSize(v: unknown): number {
-  if (typeof v === 'number') return v;
-  const m = String(v).match(/^([\d.]+)(\w+)$/);
-  return m ? Math.round(Number(m[1]) * (BYTES[m[2]!] ?? NaN)) : NaN;
-}
-
-function tcClasses(tb: Testbed): Record<string, string | number>[] {
-  const bits = BITS;
-  const bytes = BYTES;
-  return tb.host.exec('tc', ['class', 'show', 'dev', DEV]).split('\n').filter((l) => l.startsWith('class ')).map((l) => {
-    const f = (re: RegExp): RegExpMatchArray => l.match(re) ?? ['', '0', 'b'];
-    const rate = (k: string): number => { const m = f(new RegExp(` ${k} ([\\d.]+)(\\w+)`)); return Math.round(Number(m[1]) * (bits[m[2]!] ?? NaN) / 8); };
-    const size = (k: string): number => { const m = f(new RegExp(` ${k} ([\\d.]+)(\\w+)`)); return Math.round(Number(m[1]) * (bytes[m[2]!] ?? NaN)); };
-    const w = l.split(' ');
-    return { kind: w[1]!, handle: w[2]!, parent: w[3] === 'root' ? 'root' : w[4]!, rate: rate('rate'), ceil: rate('ceil'), burst: size('burst'), cburst: size('cburst') };
-  });
+/** `tc class show` of our device, parsed (iproute2 6.1 prints htb classes as text even with -j). */
+function tcClassesOf(tb: Testbed): TcClass[] {
+  return tcClasses(tb.host.exec('tc', ['class', 'show', 'dev', DEV]));
 }
 
 describePrivileged('bandwidth on a kernel without traffic control', () => {
@@ -134,19 +117,65 @@ describePrivileged('bandwidth on a kernel without traffic control', () => {
   });
 });
 
+describePrivileged('bandwidth on a kernel without traffic control, played through the fault seam', () => {
+  // No kernel here lacks CONFIG_NET_SCHED (the test above runs only where one does): the seam plays its answer — the
+  // addon's rejection when rtnetlink has no handler for RTM_GETQDISC — while a real macvtap and `tc` show what changed.
+  it.runIf(support !== 'none')('is EOPNOTSUPP naming CONFIG_NET_SCHED, sends nothing after the refusal, leaves the device as it was', async () => {
+    const tb = makeTestbed(9);
+    const applied: NativeTcOp[][] = [];
+    try {
+      await createMacvtap({ lower: tb.lower, name: DEV, mac: G, netns: tb.host.path });
+      const view = (): unknown => ({
+        link: JSON.parse(tb.host.ip('-d', '-j', 'link', 'show', DEV)) as unknown,
+        qdiscs: tcJson(tb, 'qdisc').map((x) => [x.kind, x.handle, x.parent, x.root]),
+        classes: tcClassesOf(tb),
+        ingress: tcJson(tb, 'filter', 'ingress'),
+      });
+      const before = view();
+      const refusal = (): Error => Object.assign(new Error(`EOPNOTSUPP: Operation not supported, RTM_GETQDISC '${DEV}'`), {
+        code: 'EOPNOTSUPP', errno: -95, syscall: 'RTM_GETQDISC', device: DEV,
+      });
+      setTcForTests({
+        tcDump: () => Promise.reject(refusal()),
+        // Recorded, and passed on to the kernel: an op sent after the refusal would show in tc's view too.
+        tcApply: (key, ops, ns) => { applied.push(ops); return binding.tcApply(key, ops, ns); },
+      });
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['setBandwidth', () => setBandwidth(DEV, { inbound: { average: 1000 }, outbound: { average: 1000, peak: 2000 } }, { netns: tb.host.path })],
+        ['setBandwidth null', () => setBandwidth(DEV, null, { netns: tb.host.path })],
+        ['getBandwidth', () => getBandwidth(DEV, { netns: tb.host.path })],
+        ['getBandwidth foreign', () => getBandwidth(DEV, { netns: tb.host.path, foreign: true })],
+      ];
+      for (const [what, call] of calls) {
+        const err = await call().then(() => null, (e: unknown) => e);
+        expect(err, what).toBeInstanceOf(MacvtapError);
+        expect(err, what).toMatchObject({ code: 'EOPNOTSUPP', errno: -95, syscall: 'RTM_GETQDISC', device: DEV });
+        expect((err as Error).message, what).toMatch(/^EOPNOTSUPP: Operation not supported, RTM_GETQDISC 'mvt-bw': this kernel lacks traffic control \(the kernel is built without CONFIG_NET_SCHED/);
+        // The stack is the caller's, not the addon's.
+        expect((err as Error).stack, what).toMatch(/bandwidth\.test\.ts/);
+      }
+      expect(applied).toEqual([]);
+      expect(view()).toEqual(before);
+    } finally {
+      setTcForTests(null);
+      tb.destroy();
+    }
+  });
+});
+
 describePrivileged('bandwidth on a kernel with qdiscs but without the policer', () => {
   it.runIf(support === 'partial')('is refused naming what is missing, and changes nothing (the htb part is undone)', async () => {
     const tb = makeTestbed(9);
     try {
       await createMacvtap({ lower: tb.lower, name: DEV, mac: G, netns: tb.host.path });
-      const before = [tcJson(tb, 'qdisc'), tcClasses(tb)];
+      const before = [tcJson(tb, 'qdisc'), tcClassesOf(tb)];
       const err = await setBandwidth(DEV, { inbound: { average: 1000 }, outbound: { average: 1000 } }, { netns: tb.host.path }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MacvtapError);
       expect(err).toMatchObject({ code: 'ENOENT', syscall: 'RTM_NEWTFILTER' });
       expect((err as Error).message).toMatch(/CONFIG_NET_CLS_MATCHALL|CONFIG_NET_ACT_POLICE/);
       // tc's stats counters move with traffic: compare what is installed, not the counters.
-      const shape = (l: Record<string, unknown>[]): unknown[] => l.map((x) => [x.kind, x.handle, x.parent, x.root]);
-      expect([tcJson(tb, 'qdisc'), tcClasses(tb)].map(shape)).toEqual(before.map(shape));
+      const shape = (l: ReadonlyArray<{ kind?: unknown; handle?: unknown; parent?: unknown; root?: unknown }>): unknown[] => l.map((x) => [x.kind, x.handle, x.parent, x.root]);
+      expect([tcJson(tb, 'qdisc'), tcClassesOf(tb)].map(shape)).toEqual(before.map(shape));
       expect(await getBandwidth(DEV, { netns: tb.host.path })).toEqual({});
     } finally {
       tb.destroy();
@@ -210,10 +239,10 @@ describePrivileged('bandwidth on a macvtap (traffic control in the kernel)', () 
   });
 
   /** Our pieces as tc sees them, in the units tc's JSON uses. */
-  function tcView(): { root?: Record<string, unknown>; cls?: Record<string, string | number>; police: Record<string, unknown>[]; qdiscs: string[] } {
+  function tcView(): { root?: Record<string, unknown>; cls?: TcClass; police: Record<string, unknown>[]; qdiscs: string[] } {
     const qdiscs = tcJson(tb, 'qdisc');
     const root = qdiscs.find((x) => x.root === true && x.kind === 'htb' && x.handle === `${BANDWIDTH_HANDLE.toString(16)}:`);
-    const cls = tcClasses(tb).find((x) => x.handle === `${BANDWIDTH_HANDLE.toString(16)}:1`);
+    const cls = tcClassesOf(tb).find((x) => x.handle === `${BANDWIDTH_HANDLE.toString(16)}:1`);
     const filters = qdiscs.some((x) => x.kind === 'ingress') ? tcJson(tb, 'filter', 'ingress') : [];
     const police = filters.flatMap((f) => {
       const opts = f.options as { actions?: Record<string, unknown>[] } | undefined;
@@ -234,12 +263,14 @@ describePrivileged('bandwidth on a macvtap (traffic control in the kernel)', () 
     expect(t.police[0]).toMatchObject({ control_action: { type: 'drop' }, pref: 0x6d76 });
     // iproute2 6.1 leaves the police action's rate and burst out of its JSON: read them from its text.
     const text = tb.host.exec('tc', ['filter', 'show', 'dev', DEV, 'ingress']);
-    const m = text.match(/police \S+ rate (\S+) burst (\S+)(?: mtu (\S+))?.*? action (\w+)/);
+    const m = tcPolice(text);
     expect(m, text).not.toBeNull();
-    expect(tcRate(m![1]), text).toBe(1_000_000);
-    expect(Math.abs(tcSize(m![2]) / (64 * 1024) - 1), text).toBeLessThan(0.01);
-    expect(m![4], text).toBe('drop');
+    expect(m!.rate, text).toBe(1_000_000);
+    expect(Math.abs(m!.burst / (64 * 1024) - 1), text).toBeLessThan(0.01);
+    expect(m!.action, text).toBe('drop');
     expect(await getBandwidth(DEV, ns())).toEqual(bw);
+    // Ours are in libvirt's layout too: read as the limits in force, they are the same.
+    expect(await getBandwidth(DEV, { ...ns(), foreign: true })).toEqual(bw);
   });
 
   it.runIf(hasTc)('is idempotent, replaces in place, and null removes ours and nothing else', async () => {
@@ -444,6 +475,36 @@ describePrivileged('bandwidth on a macvtap (traffic control in the kernel)', () 
       const wire = (frames * FRAME) / (average * 1000) * 1000;
       expect(ms, `${frames} blocking writes took ${ms.toFixed(0)} ms; the wire needs ${wire.toFixed(0)} ms`).toBeGreaterThan(wire * 0.5);
       expect(ms).toBeLessThan(wire * 3);
+    }
+  });
+
+  it.runIf(hasTc)('the harness\'s guest endpoint, generate in block mode on a shaped macvtap, delivers the rate and ends on time', async () => {
+    // The endpoint writes on a non-blocking fd and waits in ppoll() for POLLOUT; a bare blocking write slept here until
+    // a frame for the guest happened to wake the queue (the tap driver wakes only poll()ers), and stop() could not end it.
+    const average = 1000;
+    await setBandwidth(DEV, { outbound: { average, burst: average / 8 } }, ns());
+    try {
+      const guest = startGuest({
+        fd: q.fd, vnetHdrSize: 0, mac: G, ip: G_IP, mode: 'generate', poll: 'block', durationMs: RUN_MS + 900,
+        generate: { dstMac: tb.peerMac, dstIp: tb.peerIp, srcPort: 40000, dstPort: 40001, payloadSize: PAYLOAD, ratePps: 0 },
+      });
+      await guest.ready;
+      await new Promise((r) => setTimeout(r, 300)); // the first burst goes before the sink starts
+      const p = await startPeer({ netns: tb.peer.path, bindIp: tb.peerIp, bindPort: 40001, mode: 'sink', poll: 'block', durationMs: RUN_MS }).done;
+      const g = await guest.done;
+      const got = (p.rxPackets * FRAME) / (p.elapsedNs / 1e9);
+      const what = `${average} KB/s → ${(got / 1000).toFixed(0)} KB/s; the generator ran ${(g.elapsedNs / 1e6).toFixed(0)} ms of ${RUN_MS + 900}, sent ${g.txPackets}, ${g.txErrors} refused`;
+      process.stderr.write(`bandwidth generate/block: ${what}\n`);
+      // Ends at its deadline (not stuck in a write), back-pressured rather than refused, at the shaped rate.
+      expect(g.elapsedNs / 1e6, what).toBeLessThan(RUN_MS + 900 + 500);
+      expect(g.txErrors, what).toBe(0);
+      expect(got / (average * 1000), what).toBeGreaterThan(0.85);
+      expect(got / (average * 1000), what).toBeLessThan(1.15);
+      // The fd's own flags are back as they were (blocking: TapQueue's default; O_NONBLOCK is octal 04000).
+      const flags = Number.parseInt(/flags:\s*(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${q.fd}`, 'utf8'))![1]!, 8);
+      expect(flags & 0o4000).toBe(0);
+    } finally {
+      await setBandwidth(DEV, null, ns());
     }
   });
 

@@ -5,15 +5,19 @@
  * 3. libvirt manages the macvtap (`type='direct'`, bridge mode);
  * 4. libvirt uses our macvtap (`plugSelfManaged` → `type='ethernet' managed='no'`);
  * 5. VLAN plug — needs 802.1Q, which this host's kernel lacks: skipped here with that reason, runs where it exists.
+ *    Its interface carries a `<bandwidth>`: libvirt's own enforcement of it on the macvtap libvirt created is read
+ *    back (`getBandwidth` with `foreign`, and `tc` as the independent view) and measured, in the same boot.
  */
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { getLink, listLinks, type LinkInfo } from '../lib/index.js';
+import { getBandwidth, getLink, listLinks, openTap, type Bandwidth, type LinkInfo } from '../lib/index.js';
 import { parseDomainInterfaces, plug, plugSelfManaged, removeVlan, toDomainXml, toInterfaceXml, type VifInput } from '../lib/vif/index.js';
 import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
 import { startGuestPeer } from '../bench/testbed/peer.js';
+import { startGuest, startPeer } from '../bench/testbed/endpoints.js';
 import { bootableDomain, freshTapIndex, Libvirtd, libvirtdUnavailable } from './helpers/libvirtd.js';
 import { novaVif } from './helpers/libvirt.js';
+import { tcClasses, tcPolice } from './helpers/tc.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
 import { destroyAll, makeTestbed, TestNetns, type Testbed, vlanUnsupported as vlanUnsupportedProbe } from '../bench/testbed/netns.js';
 import type { SerialLog } from '../bench/testbed/qemu.js';
@@ -76,6 +80,102 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
     expect(Number((await serial.waitFor('PING', 30_000 * SLOW)).fields.recv)).toBe(3);
     expect((await serial.waitFor('UDP', 30_000 * SLOW)).fields).toMatchObject({ ok: '1', reply: `echo:${token}` });
     await serial.waitFor('READY', 10_000 * SLOW);
+  }
+
+  /** A qdisc as `tc -s -j qdisc show` prints it (the fields read here). */
+  interface TcQdiscJson {
+    kind: string;
+    handle: string;
+    root?: boolean;
+    options?: { default?: string | number };
+    bytes?: number;
+    packets?: number;
+    drops?: number;
+  }
+
+  /** UDP payload of the measuring floods, and its Ethernet frame on the (untagged) macvtap. */
+  const PAYLOAD = 1200;
+  const FRAME = PAYLOAD + 42;
+  const RUN_MS = 2000;
+
+  /**
+   * The rates libvirt set on the macvtap it created (`dev`, in the host namespace) are those of `bw`: as
+   * `getBandwidth({ foreign: true })` reads them, as `tc` shows them, and as measured with the harness's endpoints
+   * while the guest runs.
+   * - Inbound (to the guest): the peer floods the guest's address; what passes libvirt's policer is counted by the
+   *   macvtap's ingress qdisc (`tc -s -j`: the bytes it saw, less the share of frames it dropped), which acts before the tap's queue,
+   *   so the emulated guest's reading speed does not enter it. The policer's full bucket at the start is subtracted.
+   * - Outbound (from the guest): a second queue of ours on libvirt's macvtap writes as fast as the device takes frames;
+   *   they leave through its transmit path (libvirt's htb, the same path as the guest's own queue) and the peer's
+   *   socket counts what arrives, after the first burst has gone (as test/bandwidth.test.ts measures).
+   */
+  async function libvirtEnforces(dev: string, bw: Bandwidth, mac: string, ip: string, peerIp: string): Promise<void> {
+    const t0 = Date.now();
+    const ns = { netns: tb.host.path };
+    expect(await getBandwidth(dev, ns)).toEqual({}); // none of ours
+    expect(await getBandwidth(dev, { ...ns, foreign: true })).toEqual(bw);
+    // tc's view: an htb root qdisc whose default class has the outbound rates, a dropping policer with the inbound ones.
+    const qdiscs = JSON.parse(tb.host.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as TcQdiscJson[];
+    const root = qdiscs.find((q) => q.root === true && q.kind === 'htb');
+    expect(root, JSON.stringify(qdiscs)).toBeDefined();
+    const defcls = Number(root!.options?.default);
+    const cls = tcClasses(tb.host.exec('tc', ['class', 'show', 'dev', dev])).find((c) => c.handle === `${root!.handle}${defcls.toString(16)}`);
+    const out = bw.outbound!;
+    const inb = bw.inbound!;
+    expect(cls, `default class ${defcls} of ${root!.handle}`).toMatchObject({ kind: 'htb', rate: out.average * 1000, ceil: out.peak! * 1000 });
+    expect(Math.abs(cls!.burst / (out.burst! * 1024) - 1)).toBeLessThan(0.01);
+    const filters = tb.host.exec('tc', ['filter', 'show', 'dev', dev, 'ingress']);
+    const police = tcPolice(filters);
+    expect(police, filters).not.toBeNull();
+    expect(police!.rate, filters).toBe(inb.average * 1000);
+    expect(Math.abs(police!.burst / (inb.burst! * 1024) - 1), filters).toBeLessThan(0.01);
+    expect(police!.action, filters).toBe('drop');
+    const rows: string[] = [];
+
+    // Inbound. The peer knows the guest's MAC: no ARP needs to pass the policer.
+    tb.peer.ip('neigh', 'replace', ip, 'lladdr', mac, 'dev', 'p0.100', 'nud', 'permanent');
+    const ingress = (): { bytes: number; packets: number; drops: number } => {
+      const q = (JSON.parse(tb.host.exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev])) as TcQdiscJson[]).find((x) => x.kind === 'ingress');
+      return { bytes: Number(q!.bytes), packets: Number(q!.packets), drops: Number(q!.drops) };
+    };
+    const before = ingress();
+    const flood = await startPeer({
+      netns: tb.peer.path, bindIp: peerIp, bindPort: 40002, mode: 'generate', target: { ip, port: 40003 },
+      payloadSize: PAYLOAD, ratePps: 0, poll: 'block', durationMs: RUN_MS,
+    }).done;
+    const after = ingress();
+    const seconds = flood.elapsedNs / 1e9;
+    // In the qdisc's own bytes (what the policer meters: the frame without its Ethernet header), all floods alike.
+    const seen = after.packets - before.packets;
+    const passed = ((after.bytes - before.bytes) * (seen - (after.drops - before.drops))) / seen;
+    const inRate = (passed - bw.inbound!.burst! * 1024) / seconds;
+    const offered = (flood.txPackets * FRAME) / seconds;
+    rows.push(`inbound ${bw.inbound!.average} KB/s → ${(inRate / 1000).toFixed(0)} KB/s passed libvirt's policer (offered ${(offered / 1000).toFixed(0)} KB/s, ${after.drops - before.drops} frames dropped)`);
+    expect(after.drops - before.drops, rows.join('; ')).toBeGreaterThan(0);
+    expect(inRate / (bw.inbound!.average * 1000), rows.join('; ')).toBeGreaterThan(0.85);
+    expect(inRate / (bw.inbound!.average * 1000), rows.join('; ')).toBeLessThan(1.15);
+
+    // Outbound, through a queue of ours on libvirt's device.
+    const [q] = await openTap(dev, { ...ns, vnetHdr: false });
+    try {
+      const peerMac = (JSON.parse(tb.peer.ip('-j', 'link', 'show', 'p0.100')) as Array<{ address: string }>)[0]!.address;
+      const gen = startGuest({
+        // busy: a blocking write on a shaped macvtap can sleep until a frame arrives for the guest (see README).
+        fd: q!.fd, vnetHdrSize: 0, mac, ip, mode: 'generate', poll: 'busy', durationMs: RUN_MS + 900,
+        generate: { dstMac: peerMac, dstIp: peerIp, srcPort: 40000, dstPort: 40001, payloadSize: PAYLOAD, ratePps: 0 },
+      });
+      await gen.ready;
+      await new Promise((r) => setTimeout(r, 300)); // the first burst (at up to the peak) goes before the sink starts
+      const sink = await startPeer({ netns: tb.peer.path, bindIp: peerIp, bindPort: 40001, mode: 'sink', poll: 'block', durationMs: RUN_MS }).done;
+      await gen.done;
+      const outRate = (sink.rxPackets * FRAME) / (sink.elapsedNs / 1e9);
+      rows.push(`outbound ${bw.outbound!.average} KB/s → ${(outRate / 1000).toFixed(0)} KB/s through libvirt's htb`);
+      expect(outRate / (bw.outbound!.average * 1000), rows.join('; ')).toBeGreaterThan(0.85);
+      expect(outRate / (bw.outbound!.average * 1000), rows.join('; ')).toBeLessThan(1.15);
+    } finally {
+      await q!.close();
+    }
+    process.stderr.write(`libvirt <bandwidth> on ${dev}: ${rows.join('; ')} (checked in ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
   }
 
   it('scenario 3: libvirt manages the macvtap from toInterfaceXml (direct, bridge) — listLinks sees it while the guest runs, not after', async () => {
@@ -174,6 +274,12 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
       });
 
       const vif = vifOn(`${tb.lower}.100`, { address: '52:54:00:3d:62:0a', details: { macvtap_source: `${tb.lower}.100`, macvtap_mode: 'bridge', physical_interface: tb.lower, vlan: 100 } });
+      // libvirt's <bandwidth> on type='direct' (directions swapped by libvirt: outbound is the macvtap's root htb,
+      // inbound a police-and-drop filter on its ingress qdisc).
+      // Different averages, so a swapped direction would show in the measured rates too. The htb's bucket is 1/8 s at
+      // the average: under emulation its watchdog fires late and a shorter bucket loses the tokens of the wait (a
+      // 1/16 s bucket under-delivered by 16% on a loaded machine).
+      const bw: Bandwidth = { inbound: { average: 2000, burst: 256 }, outbound: { average: 1000, peak: 2000, burst: 128 } };
       const plugged = await plug(vif, { netns: tb.host.path });
       defer(() => removeVlan(vif, { netns: tb.host.path }));
       expect(plugged).toMatchObject({ vlanCreated: true, source: { kind: 'vlan', vlan: { id: 100 }, up: true } });
@@ -184,7 +290,9 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
       const token = `vlan${process.pid}`;
       // The guest also probes VLAN 200's address, in its own subnet: no reply may come.
       const t: GuestTask = { ...task(token, '10.200.62.2', '10.200.62.10/24'), tasks: ['ping', 'udp', 'probe'], other: '10.200.62.3' };
-      const { xml, serial } = bootableDomain(toDomainXml([toInterfaceXml(vif)], { name, memoryMiB: 256 }), guest, t, daemon.dir);
+      const ifaceXml = toInterfaceXml(vif, { bandwidth: bw });
+      expect(ifaceXml).toMatch(/<bandwidth>\s*<inbound average="2000" burst="256"\/>\s*<outbound average="1000" peak="2000" burst="128"\/>\s*<\/bandwidth>/);
+      const { xml, serial } = bootableDomain(toDomainXml([ifaceXml], { name, memoryMiB: 256 }), guest, t, daemon.dir);
       freshTapIndex(tb.host.name);
       daemon.createDomain(name, xml);
       defer(() => daemon.destroyDomain(name));
@@ -198,6 +306,8 @@ describeNeeding('e2e: libvirt guests from our XML', missing, () => {
       // Nothing of the guest ever showed up on VLAN 200.
       const on200 = JSON.parse(tb.peer.ip('-j', 'neigh', 'show', 'dev', 'p0.200')) as Array<{ lladdr?: string }>;
       expect(on200.filter((n) => n.lladdr === '52:54:00:3d:62:0a')).toEqual([]);
+
+      await libvirtEnforces(macvtaps[0]!.name, bw, '52:54:00:3d:62:0a', '10.200.62.10', '10.200.62.2');
     },
     180_000 * SLOW,
   );

@@ -49,7 +49,9 @@ export interface LatencySummary {
 
 /**
  * How an endpoint waits: `block` = sleep in the read itself (guest: read() on the blocking tap fd, `generate` excepted:
- * ppoll() then read; peer: recv on a blocking socket), `busy` = spin on a non-blocking fd.
+ * ppoll() then read, and non-blocking writes that wait in ppoll() for POLLOUT when the device has no room — a blocking
+ * write can sleep for good on a shaped macvtap, see `setBandwidth`; peer: recv on a blocking socket), `busy` = spin on
+ * a non-blocking fd (a write without room counts as a tx error).
  */
 export type PollMode = 'block' | 'busy';
 

@@ -10,6 +10,12 @@
 // so read() returns EINTR), and a per-thread timer sends the same signal every kTickNs: it ends the run at its
 // deadline, and bounds the wait when stop()'s signal lands between the loop's check and the read. `generate` (it
 // sends while it waits) keeps ppoll, and so does every mode if another part of the process handles the signal.
+//
+// `generate` in block mode writes on a non-blocking fd and, when the device has no room (EAGAIN), waits in ppoll() for
+// POLLOUT. A blocking write() is not safe on a macvtap whose transmit path is shaped (setBandwidth, libvirt's
+// <bandwidth>): frames a qdisc holds stay charged to the tap socket, the writer sleeps in sock_alloc_send_pskb, and
+// tap_sock_write_space wakes only sleepers that poll() announced (SOCKWQ_ASYNC_NOSPACE, set by tap_poll alone), so
+// the write slept until some frame for the guest happened to wake the queue — and stop() could not end it.
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -126,10 +132,13 @@ class Guest {
 
   void Run(const std::function<void()>& ready) {
     bool busy = s_.poll == PollMode::kBusy;
-    bool sleep_in_read = !busy && g_.mode != GuestConfig::Mode::kGenerate && WakeSignalUsable();
-    // Busy mode spins on a non-blocking fd, sleep_in_read needs a blocking one; ppoll works with either.
-    FlagsGuard flags(fd_, busy ? FlagsGuard::NonBlock::kSet
+    bool generate = g_.mode == GuestConfig::Mode::kGenerate;
+    bool sleep_in_read = !busy && !generate && WakeSignalUsable();
+    // Busy mode spins on a non-blocking fd, sleep_in_read needs a blocking one; generate writes on a non-blocking one
+    // (block mode then waits for POLLOUT); ppoll works with either.
+    FlagsGuard flags(fd_, busy || generate ? FlagsGuard::NonBlock::kSet
                                : sleep_in_read ? FlagsGuard::NonBlock::kClear : FlagsGuard::NonBlock::kKeep);
+    wait_for_room_ = !busy;
     size_t gen_len = 0;
     if (g_.mode == GuestConfig::Mode::kGenerate) gen_len = BuildGenerated();
     std::optional<WakeTimer> timer;
@@ -153,7 +162,7 @@ class Guest {
         // Generated frames only: ARP replies sent meanwhile are not part of the count.
         if (g_.count && generated_ >= g_.count) break;
         if (interval == 0 || now >= next_send) {
-          Send(gen_len);
+          if (!Send(gen_len, deadline)) continue;  // waited for room until stop() or the deadline
           ++generated_;
           next_send += interval;
           // Unpaced: look for ARP now and then without a syscall per frame.
@@ -212,27 +221,30 @@ class Guest {
     return vh_ + n;
   }
 
-  void Send(size_t len) {
-    ssize_t n;
-    do n = ::write(fd_, tx_.data(), len);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
+  // Sends the generated frame; false when it was not sent because the run ended while block mode waited for room.
+  // A refusal other than "no room" (ENOBUFS, a down device) counts as a tx error and is not retried.
+  bool Send(size_t len, uint64_t deadline) {
+    for (;;) {
+      ssize_t n = ::write(fd_, tx_.data(), len);
+      if (n >= 0) {
+        ++s_.stats.tx_packets;
+        s_.stats.tx_bytes += len - vh_;
+        return true;
+      }
+      if (errno == EINTR) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_for_room_) {
+        if (WaitFd(s_, fd_, true, deadline) != Wait::kReady) return false;
+        continue;
+      }
       if (!IsSoftTxError(errno)) ThrowSys(errno, "write");
       ++s_.stats.tx_errors;
-      return;
+      return true;
     }
-    ++s_.stats.tx_packets;
-    s_.stats.tx_bytes += len - vh_;
   }
 
   // One read; false when nothing was there (EAGAIN).
   bool ReadOne() {
     ssize_t n;
-    if (s_.poll == PollMode::kBlock && g_.mode == GuestConfig::Mode::kGenerate) {
-      // The fd may be blocking here: never read without knowing there is something.
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) return false;
-    }
     do n = ::read(fd_, rx_.data(), rx_.size());
     while (n < 0 && errno == EINTR);
     if (n < 0) {
@@ -306,6 +318,8 @@ class Guest {
   frame::GuestIdentity id_;
   uint8_t tx_arp_[128] = {0};
   uint64_t generated_ = 0;
+  // generate in block mode: on EAGAIN wait in ppoll() for POLLOUT and write again (busy mode counts a tx error).
+  bool wait_for_room_ = false;
 };
 
 }  // namespace
