@@ -8,7 +8,7 @@ import type { NativeCreateLink } from '../binding.js';
 import { binding } from './binding.js';
 import { parseCidr } from './address.js';
 import { callNative, invalidValue } from './errors.js';
-import { createLink } from './link.js';
+import { createLink, finishOrDelete } from './link.js';
 import { createOwnership } from './owner.js';
 import type { CreateHostShimOptions, LinkInfo } from './types.js';
 import * as v from './validate.js';
@@ -58,15 +58,7 @@ export async function createHostShim(options: CreateHostShimOptions): Promise<Li
   };
   const ns = v.nsOf(opts);
   const info = await createLink(req, ns, v.signal(opts));
-  try {
+  return finishOrDelete(info, ns, async () => {
     for (const a of addresses) await callNative(() => binding.addrAdd({ index: info.ifindex }, a, ns));
-    return await callNative(() => binding.linkGet({ index: info.ifindex }, ns));
-  } catch (e) {
-    try {
-      await callNative(() => binding.linkDelete({ index: info.ifindex }, ns));
-    } catch {
-      // Gone already: the address's error is the one to report (the shim carries its owner tag for gc otherwise).
-    }
-    throw e;
-  }
+  });
 }

@@ -86,15 +86,25 @@ async function disableHostIpv6(name: string, ns: Netns | null): Promise<void> {
  */
 async function finishCreate(info: LinkInfo, ns: Netns | null, ipv6Off: boolean, up: boolean): Promise<LinkInfo> {
   if (!ipv6Off) return info;
-  try {
+  return finishOrDelete(info, ns, async () => {
     await disableHostIpv6(info.name, ns);
     if (up) await callNative(() => binding.linkSet({ index: info.ifindex }, { up: true }, ns));
+  });
+}
+
+/**
+ * Runs the steps that complete a link just created (`steps`), then returns its info as it is now; if a step fails the
+ * link is deleted (it would otherwise stay half-configured) and that step's error rethrown. @internal
+ */
+export async function finishOrDelete(info: LinkInfo, ns: Netns | null, steps: () => Promise<void>): Promise<LinkInfo> {
+  try {
+    await steps();
     return await callNative(() => binding.linkGet({ index: info.ifindex }, ns));
   } catch (e) {
     try {
       await callNative(() => binding.linkDelete({ index: info.ifindex }, ns));
     } catch {
-      // Gone already, or undeletable: the create's error is the one to report; the link keeps its owner tag for gc.
+      // Gone already, or undeletable: the step's error is the one to report; the link keeps its owner tag for gc.
     }
     throw e;
   }
