@@ -24,13 +24,7 @@ void EthtoolSetOffloads(const LinkKey& key, const OffloadRequest& req, const Net
     sock.reset(fd);
   }
   CheckThreadNetns();
-  ifreq ifr{};
-  if (key.index > 0) {
-    ifr.ifr_ifindex = key.index;
-    if (::ioctl(sock.get(), SIOCGIFNAME, &ifr) < 0) ThrowSys(errno, "ioctl(SIOCGIFNAME)", {}, key.Describe());
-  } else {
-    strncpy(ifr.ifr_name, key.name.c_str(), IFNAMSIZ - 1);
-  }
+  ifreq ifr = IfreqOf(sock.get(), key);
   std::string device(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
   // Order matters: the kernel drops TSO/SG when tx checksumming goes off, and refuses TSO without it, so checksum
   // and scatter-gather are set before the segmentation offloads that depend on them.

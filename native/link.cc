@@ -239,6 +239,18 @@ void BuildCreate(MessageBuilder& m, const CreateRequest& req, const std::string&
 
 std::string LinkKey::Describe() const { return index > 0 ? IndexName(index) : name; }
 
+ifreq IfreqOf(int sock, const LinkKey& key) {
+  ifreq ifr{};
+  if (key.index > 0) {
+    ifr.ifr_ifindex = key.index;
+    if (::ioctl(sock, SIOCGIFNAME, &ifr) < 0) ThrowSys(errno, "ioctl(SIOCGIFNAME)", {}, key.Describe());
+  } else {
+    strncpy(ifr.ifr_name, key.name.c_str(), IFNAMSIZ - 1);
+    if (::ioctl(sock, SIOCGIFINDEX, &ifr) < 0) ThrowSys(errno, "ioctl(SIOCGIFINDEX)", {}, key.Describe());
+  }
+  return ifr;
+}
+
 int ResolveIndex(NetlinkSocket& sock, const LinkKey& key) {
   if (key.index > 0) return key.index;
   return GetWith(sock, key, NetnsRef(), false).ifindex;

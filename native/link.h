@@ -3,6 +3,7 @@
 #pragma once
 
 #include <napi.h>
+#include <net/if.h>
 #include <stdint.h>
 
 #include <optional>
@@ -21,6 +22,13 @@ struct LinkKey {
   /** "eth0" or "ifindex 7", for errors. */
   std::string Describe() const;
 };
+
+/**
+ * The `ifreq` naming `key`'s device for ioctls on `sock` (an AF_INET socket opened in the link's namespace: ioctls act
+ * in the socket's namespace): `ifr_name` and `ifr_ifindex` both filled, the missing one looked up with SIOCGIFNAME /
+ * SIOCGIFINDEX. Throws the SystemError of that ioctl (ENODEV: no such link).
+ */
+ifreq IfreqOf(int sock, const LinkKey& key);
 
 struct PeerRequest {
   std::string name;

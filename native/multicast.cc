@@ -74,17 +74,10 @@ MulticastSyncResult MulticastSync(const LinkKey& key, const std::optional<std::v
     proc.reset(pf);
   }
   CheckThreadNetns();
-  ifreq ifr{};
-  if (key.index > 0) {
-    ifr.ifr_ifindex = key.index;
-    if (::ioctl(sock.get(), SIOCGIFNAME, &ifr) < 0) ThrowSys(errno, "ioctl(SIOCGIFNAME)", {}, key.Describe());
-  } else {
-    strncpy(ifr.ifr_name, key.name.c_str(), IFNAMSIZ - 1);
-    if (::ioctl(sock.get(), SIOCGIFINDEX, &ifr) < 0) ThrowSys(errno, "ioctl(SIOCGIFINDEX)", {}, key.Describe());
-  }
+  ifreq ifr = IfreqOf(sock.get(), key);
   MulticastSyncResult r;
   r.device.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
-  int ifindex = key.index > 0 ? key.index : ifr.ifr_ifindex;
+  int ifindex = ifr.ifr_ifindex;
 
   auto read_all = [&]() {
     // A seq_file: read from the start each time (pread at offset 0 restarts it).
