@@ -53,8 +53,8 @@ void EthtoolSetOffloads(const LinkKey& key, const OffloadRequest& req, const Net
 /**
  * ethtoolSetOffloads(key, { tx?, rx?, sg?, tso?, gso?, gro? }, ns) → Promise<void>. Equivalent to
  * `ethtool -K DEV tx off rx off sg off tso off gso off gro off` (only the named ones).
- * errno contract: 'ioctl(SIOCGIFNAME)' ENODEV no such ifindex; 'ioctl(SIOCETHTOOL)' (device, detail = the command):
- * ENODEV no such name, EOPNOTSUPP the driver cannot change it, EINVAL a dependency refused (e.g. TSO without tx
+ * errno contract: 'ioctl(SIOCGIFNAME)' ENODEV no such ifindex, 'ioctl(SIOCGIFINDEX)' ENODEV no such name;
+ * 'ioctl(SIOCETHTOOL)' (device, detail = the command): EOPNOTSUPP the driver cannot change it, EINVAL a dependency refused (e.g. TSO without tx
  * checksumming), EPERM no CAP_NET_ADMIN; 'socket'/'setns'/'open' when the namespace is unusable.
  */
 Napi::Value JsEthtoolSetOffloads(const Napi::CallbackInfo& info) {
