@@ -3,7 +3,8 @@
  * `qemuNetdevArgs` (QEMU accepts it; the guest has the link's MAC and pings its peer), and QMP hot-plug — a guest
  * booted with no NIC gets the macvtap (`getfd` over SCM_RIGHTS, `netdev_add`, `device_add`), brings it up and pings
  * the peer through it, loses it again (`device_del`, `DEVICE_DELETED`, `netdev_del`), cycle after cycle, with QEMU's fd
- * table (`/proc/PID/fd`) and ours back where they began after every cycle and after every refused or failed attach.
+ * table (`/proc/PID/fd`) and ours back where they began after every cycle and after every refused or failed attach
+ * (one failing at `device_add`, one whose `netdev_add` QEMU itself refuses after the `getfd`s).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -176,6 +177,29 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     expect(bad).toMatchObject({ name: 'QmpError', class: 'GenericError', desc: "Bus 'nope' not found", command: 'device_add' });
     expect(fdTable(vm.pid)).toEqual(before);
     expect(ours(link)).toEqual(mine);
+    expect(await qmp.execute('human-monitor-command', { 'command-line': 'info network' })).not.toMatch(/hp-tap/);
+    // Failing at netdev_add: QEMU itself refuses it (a client that adds a property QEMU does not know to netdev_add and
+    // passes everything else through unchanged), after the getfds ran. Every getfd undone with closefd: QEMU's fd table
+    // as before, and each name gone from its monitor (a closefd of it now finds nothing).
+    const seen: string[] = [];
+    const refusing = new Proxy(qmp, {
+      get(target, prop) {
+        if (prop === 'execute') {
+          return (cmd: string, args?: Record<string, unknown>, opts?: Parameters<QmpClient['execute']>[2]) => {
+            if (cmd === 'getfd') seen.push(String(args!.fdname));
+            return target.execute(cmd, cmd === 'netdev_add' ? { ...args, 'mvt-bogus': 1 } : args, opts);
+          };
+        }
+        const x = Reflect.get(target, prop, target) as unknown;
+        return typeof x === 'function' ? (x as (...a: unknown[]) => unknown).bind(target) : x;
+      },
+    });
+    const refused = await attachMacvtap(refusing, link.name, { id: 'hp', queues: 2, netns: tb.host.path }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ name: 'QmpError', class: 'GenericError', command: 'netdev_add', desc: expect.stringMatching(/mvt-bogus/) });
+    expect(seen).toHaveLength(2);
+    expect(fdTable(vm.pid)).toEqual(before);
+    expect(ours(link)).toEqual(mine);
+    for (const name of seen) await expect(qmp.execute('closefd', { fdname: name })).rejects.toMatchObject({ name: 'QmpError', desc: expect.stringMatching(/not found/) });
     expect(await qmp.execute('human-monitor-command', { 'command-line': 'info network' })).not.toMatch(/hp-tap/);
 
     // Cycle 1, checked in detail.
