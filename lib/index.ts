@@ -21,7 +21,7 @@ export { attachMacvtap, detachMacvtap } from './qemu/hotplug.js';
 export type { AttachMacvtapOptions, MacvtapAttachment, DetachMacvtapOptions } from './qemu/hotplug.js';
 export type { QmpGreeting, QmpEvent, QmpConnectOptions, QmpExecuteOptions, QmpWaitEventOptions } from './qemu/qmp.js';
 export { followRxFilter, RxFilterFollower } from './qemu/rxfilter.js';
-export type { FollowRxFilterOptions, RxFilterState } from './qemu/rxfilter.js';
+export type { FollowRxFilterOptions, RxFilterState, RxFilterStopReason } from './qemu/rxfilter.js';
 export { netnsPath } from './netns.js';
 export { gc } from './gc.js';
 export { createTapNode, removeTapNode } from './tapnode.js';

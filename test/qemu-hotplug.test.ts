@@ -3,7 +3,8 @@
  * `qemuNetdevArgs` (QEMU accepts it; the guest has the link's MAC and pings its peer), and QMP hot-plug — a guest
  * booted with no NIC gets the macvtap (`getfd` over SCM_RIGHTS, `netdev_add`, `device_add`), brings it up and pings
  * the peer through it, loses it again (`device_del`, `DEVICE_DELETED`, `netdev_del`), cycle after cycle, with QEMU's fd
- * table (`/proc/PID/fd`) and ours back where they began after every cycle and after every refused or failed attach.
+ * table (`/proc/PID/fd`) and ours back where they began after every cycle and after every refused or failed attach
+ * (one failing at `device_add`, one whose `netdev_add` QEMU itself refuses after the `getfd`s).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -11,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  attachMacvtap, connectQmp, createMacvtap, deleteLink, detachMacvtap, getLink, openTap, qemuNetdevArgs,
-  MAX_QEMU_QUEUES, type LinkInfo, type QmpClient,
+  attachMacvtap, connectQmp, createMacvtap, deleteLink, detachMacvtap, followRxFilter, getLink, openTap, qemuNetdevArgs,
+  setLink, MAX_QEMU_QUEUES, type LinkInfo, type QmpClient, type RxFilterFollower, type RxFilterState,
 } from '../lib/index.js';
 import { binding } from '../lib/binding.js';
 import { trackChild } from '../bench/testbed/cleanup.js';
@@ -24,6 +25,9 @@ import { cleanupStack, describeNeeding } from './helpers/suite.js';
 const missing = qemuUnavailable();
 /** Attach/detach cycles after the first, checked one by one (each costs ≈1 s of guest time under TCG). */
 const CYCLES = 20;
+
+/** The MAC the guest gives the NIC of the followRxFilter cycle. */
+const HP_MAC = '02:00:00:00:72:0b';
 
 const cli = resolve(import.meta.dirname, '..', 'dist', 'cli', 'macvtap.js');
 
@@ -70,6 +74,29 @@ function fdTable(pid: number): string[] {
 /** Our fds of the macvtap's device (this process), and every fd the addon owns. */
 function ours(link: LinkInfo): { deviceFds: number; owned: number[] } {
   return { deviceFds: countDeviceFds(process.pid, link.tap!.major, link.tap!.minor), owned: binding.ownedFds() };
+}
+
+/** The macvtap's MAC as `ip -j link show` sees it. */
+function ipLinkAddress(tb: Testbed, name: string): string {
+  return (JSON.parse(tb.host.ip('-j', 'link', 'show', 'dev', name)) as Array<{ address: string }>)[0]!.address;
+}
+
+/** Resolves with the follower's state once `pred` holds for it (now or after a later sync). */
+function syncWhere(f: RxFilterFollower, pred: (s: RxFilterState) => boolean, timeoutMs = 20_000): Promise<RxFilterState> {
+  if (f.state && pred(f.state)) return Promise.resolve(f.state);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      f.off('sync', on);
+      reject(new Error(`no sync matching within ${timeoutMs} ms; last state ${JSON.stringify(f.state)}`));
+    }, timeoutMs);
+    const on = (s: RxFilterState): void => {
+      if (!pred(s)) return;
+      clearTimeout(t);
+      f.off('sync', on);
+      resolve(s);
+    };
+    f.on('sync', on);
+  });
 }
 
 describe('qemuNetdevArgs', () => {
@@ -154,8 +181,11 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     const tb = testbed(72);
     const link = await createMacvtap({ lower: tb.lower, name: 'mvtap0', up: true, netns: tb.host.path });
     const sock = qmpPath();
-    // 1 checked in detail, CYCLES counted, 1 through the CLI.
-    const task = { ip: '10.200.72.10/24', peer: tb.peerIp, tasks: ['hotplug' as const] as ['hotplug'], cycles: 2 + CYCLES, hold: 30 };
+    // 1 checked in detail, CYCLES counted, 1 with followRxFilter (the guest changes the NIC's MAC), 1 through the CLI.
+    const task = {
+      ip: '10.200.72.10/24', peer: tb.peerIp, tasks: ['hotplug' as const] as ['hotplug'], cycles: 3 + CYCLES, hold: 30,
+      hotplugMac: HP_MAC, hotplugMacAt: 2 + CYCLES,
+    };
     const vm: QemuGuest = startQemu({ guest, task, mac: link.mac!, qmp: sock, net: { type: 'none' } });
     defer(() => vm.kill());
     await vm.waitFor('BOOT', 60_000);
@@ -176,6 +206,29 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     expect(bad).toMatchObject({ name: 'QmpError', class: 'GenericError', desc: "Bus 'nope' not found", command: 'device_add' });
     expect(fdTable(vm.pid)).toEqual(before);
     expect(ours(link)).toEqual(mine);
+    expect(await qmp.execute('human-monitor-command', { 'command-line': 'info network' })).not.toMatch(/hp-tap/);
+    // Failing at netdev_add: QEMU itself refuses it (a client that adds a property QEMU does not know to netdev_add and
+    // passes everything else through unchanged), after the getfds ran. Every getfd undone with closefd: QEMU's fd table
+    // as before, and each name gone from its monitor (a closefd of it now finds nothing).
+    const seen: string[] = [];
+    const refusing = new Proxy(qmp, {
+      get(target, prop) {
+        if (prop === 'execute') {
+          return (cmd: string, args?: Record<string, unknown>, opts?: Parameters<QmpClient['execute']>[2]) => {
+            if (cmd === 'getfd') seen.push(String(args!.fdname));
+            return target.execute(cmd, cmd === 'netdev_add' ? { ...args, 'mvt-bogus': 1 } : args, opts);
+          };
+        }
+        const x = Reflect.get(target, prop, target) as unknown;
+        return typeof x === 'function' ? (x as (...a: unknown[]) => unknown).bind(target) : x;
+      },
+    });
+    const refused = await attachMacvtap(refusing, link.name, { id: 'hp', queues: 2, netns: tb.host.path }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ name: 'QmpError', class: 'GenericError', command: 'netdev_add', desc: expect.stringMatching(/mvt-bogus/) });
+    expect(seen).toHaveLength(2);
+    expect(fdTable(vm.pid)).toEqual(before);
+    expect(ours(link)).toEqual(mine);
+    for (const name of seen) await expect(qmp.execute('closefd', { fdname: name })).rejects.toMatchObject({ name: 'QmpError', desc: expect.stringMatching(/not found/) });
     expect(await qmp.execute('human-monitor-command', { 'command-line': 'info network' })).not.toMatch(/hp-tap/);
 
     // Cycle 1, checked in detail.
@@ -214,9 +267,44 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
     const per = (performance.now() - t0) / CYCLES;
     process.stderr.write(`hot-plug: first cycle ${first.toFixed(0)} ms, then ${per.toFixed(0)} ms per attach→ping→detach cycle (${CYCLES} cycles, TCG)\n`);
 
+    // A hot-plugged NIC followed by followRxFilter: the guest gives it a new MAC, the macvtap takes it, the peer reaches
+    // the guest at it; detaching the NIC stops the follower ('deleted'), with no sync error.
+    const nf = 2 + CYCLES;
+    const fnic = await attachMacvtap(qmp, link.name, { id: 'hpf', queues: 2, netns: tb.host.path });
+    const f = await followRxFilter(qmp, link.name, { netdevId: fnic.netdevId, netns: tb.host.path });
+    defer(() => f.stop());
+    const errors: unknown[] = [];
+    f.on('error', (e) => errors.push(e));
+    expect(f.nic).toBe('hpf');
+    expect(f.state).toMatchObject({ nic: 'hpf', mac: link.mac });
+    expect((await vm.waitFor('HPING', 90_000, (r) => r.fields.n === String(nf))).fields.ok).toBe('1');
+    expect((await vm.waitFor('HPMAC', 30_000, (r) => r.fields.n === String(nf))).fields.mac).toBe(HP_MAC);
+    await syncWhere(f, (s) => s.mac === HP_MAC);
+    expect(ipLinkAddress(tb, link.name)).toBe(HP_MAC);
+    tb.peer.ip('neigh', 'flush', 'dev', tb.peerIf);
+    expect(pingFrom(tb.peer.name, '10.200.72.10', 2).received).toBe(2);
+    const filterEvents: unknown[] = [];
+    const countFilterEvents = (ev: { data: Record<string, unknown> }): void => {
+      if (ev.data.name === 'hpf') filterEvents.push(ev.data);
+    };
+    qmp.on('NIC_RX_FILTER_CHANGED', countFilterEvents);
+    const stopped = new Promise((r) => f.once('stop', r));
+    await detachMacvtap(qmp, 'hpf');
+    expect(await stopped).toBe('deleted');
+    expect(f.stopped).toBe(true);
+    expect(f.stopReason).toBe('deleted');
+    await vm.waitFor('UNPLUGGED', 30_000, (r) => r.fields.n === String(nf));
+    qmp.off('NIC_RX_FILTER_CHANGED', countFilterEvents);
+    expect(errors).toEqual([]);
+    process.stderr.write(`followRxFilter on a hot-plugged NIC: ${filterEvents.length} NIC_RX_FILTER_CHANGED for it during detach\n`);
+    expect(fdTable(vm.pid)).toEqual(before);
+    expect(ours(link)).toEqual(mine);
+    // What was applied stays on the macvtap; the CLI cycle below expects the link's own MAC again.
+    await setLink(link.name, { mac: link.mac! }, { netns: tb.host.path });
+
     // The last cycle through the CLI (QEMU serves one QMP client: ours steps aside).
     await qmp.close();
-    const n = String(2 + CYCLES);
+    const n = String(3 + CYCLES);
     const nsName = tb.host.path.split('/').pop()!;
     const att = macvtap(['qmp', 'attach', '--socket', sock, '--dev', link.name, '--queues', '2', '--netns', nsName, '--json']);
     expect(att.code, att.stderr).toBe(0);

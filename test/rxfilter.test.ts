@@ -190,8 +190,11 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
     expect(ipLink(tb).flags).toContain('PROMISC');
 
     // Stopping leaves the macvtap as it is and follows nothing more.
+    const why = new Promise((r) => f.once('stop', r));
     await f.stop();
+    expect(await why).toBe('stop');
     expect(f.stopped).toBe(true);
+    expect(f.stopReason).toBe('stop');
     expect(ipLink(tb).address).toBe(GUEST_MAC2);
   }, 240_000);
 

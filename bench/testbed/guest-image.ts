@@ -15,7 +15,8 @@
  *   `mvt.xfer` bytes from the peer, its SHA-256 printed; `probe`: 3 pings to `mvt.other`, replies counted);
  * - `mvt.hold=S` seconds to stay up after the tasks (so the host can ping the guest), then power off;
  * - `mvt.task=hotplug` alone: boot with no NIC, then `mvt.cycles=N` times wait for a hot-plugged NIC, bring it up
- *   with `mvt.ip`, ping `mvt.peer` until a reply, wait for the NIC to be unplugged;
+ *   with `mvt.ip`, ping `mvt.peer` until a reply, wait for the NIC to be unplugged; in cycle `mvt.hpmacat`, after the
+ *   ping, it gives the NIC MAC `mvt.hpmac` (`MVT-HPMAC n= mac=`: only QEMU's filter learns it);
  * - `rxfilter` (with `mvt.newmac`, `mvt.ip6`, `mvt.rxfsecs`): sets the NIC's MAC, adds the IPv6 address, prints
  *   `MVT-RXF mac=…`, then `MVT-DROP n=…` whenever the NIC's `rx_dropped` counter changes (frames no protocol took), for that many seconds;
  *   once the counter reaches `mvt.phase2at` it sets `mvt.newmac2` and swaps the IPv6 address for `mvt.ip6b`
@@ -24,7 +25,7 @@
  *
  * Serial console lines (each on its own line, `key=value` fields) — see {@link parseResultLine}:
  * `MVT-BOOT`, `MVT-MAC addr=…`, `MVT-FIRST-PING uptime=… tries=…`, `MVT-PING sent= recv= min= avg= max=`,
- * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-PLUGGED n= if= mac= uptime=`, `MVT-HPING n= ok= tries= uptime=`,
+ * `MVT-UDP ok= reply=…`, `MVT-PROBE addr= recv=`, `MVT-PLUGGED n= if= mac= uptime=`, `MVT-HPING n= ok= tries= uptime=`, `MVT-HPMAC n= mac=`,
  * `MVT-UNPLUGGED n= uptime=`, `MVT-XFER ok= bytes= sha256=…`, `MVT-READY`, `MVT-DONE`, and `MVT-FAIL step=… why=…`.
  */
 import { execFileSync } from 'node:child_process';
@@ -103,6 +104,10 @@ if [ "$TASK" = hotplug ]; then
       if ping -c 1 -W 1 "$PEER" >/dev/null 2>&1; then ok=1; break; fi
     done
     say "MVT-HPING n=$c ok=$ok tries=$k uptime=$(up)"
+    if [ "$c" = "$(arg hpmacat 0)" ]; then
+      ip link set "$IF" address "$(arg hpmac none)" || fail hotplug "cannot set $(arg hpmac none) on $IF"
+      say "MVT-HPMAC n=$c mac=$(cat /sys/class/net/$IF/address) uptime=$(up)"
+    fi
     n=0
     while [ -e "/sys/class/net/$IF" ] && [ $n -lt 1200 ]; do n=$((n+1)); sleep 0.1; done
     [ -e "/sys/class/net/$IF" ] && fail hotplug "$IF still there in cycle $c"
@@ -287,6 +292,9 @@ export interface GuestTask {
   tasks?: Array<'ping' | 'udp' | 'xfer' | 'probe' | 'rxfilter'> | ['hotplug'];
   /** For the `hotplug` task: how many NICs to wait for, each pinged through and then waited out (unplugged). */
   cycles?: number;
+  /** For the `hotplug` task: in cycle `hotplugMacAt`, after its ping, the NIC gets MAC `hotplugMac`. */
+  hotplugMac?: string;
+  hotplugMacAt?: number;
   /** Timed pings after the first reply. Default 5. */
   count?: number;
   /** Seconds to stay up after the tasks. Default 0. */
@@ -333,6 +341,8 @@ export function kernelCmdline(task: GuestTask): string {
     `mvt.hold=${task.hold ?? 0}`,
   ];
   if (task.cycles !== undefined) p.push(`mvt.cycles=${task.cycles}`);
+  if (task.hotplugMac !== undefined) p.push(`mvt.hpmac=${task.hotplugMac}`);
+  if (task.hotplugMacAt !== undefined) p.push(`mvt.hpmacat=${task.hotplugMacAt}`);
   if (task.token !== undefined) p.push(`mvt.token=${task.token}`);
   if (task.other !== undefined) p.push(`mvt.other=${task.other}`);
   if (task.xferBytes !== undefined) p.push(`mvt.xfer=${task.xferBytes}`);

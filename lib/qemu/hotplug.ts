@@ -162,6 +162,7 @@ export async function attachMacvtap(qmp: QmpClient, link: LinkRef, options: Atta
  * Unplugs a NIC: `device_del`, waits for the guest to release it (`DEVICE_DELETED`), then `netdev_del` of its
  * backend (read from the device's `netdev` property, so NICs plugged at start by {@link qemuNetdevArgs} work too).
  * QEMU then closes its queue fds; the macvtap itself is untouched (delete it with `deleteLink`).
+ * A `followRxFilter` follower of the NIC stops by itself (`'stop'` with reason `'deleted'`).
  *
  * Equivalent to libvirt's `virsh detach-interface DOM direct --mac MAC`.
  *

@@ -64,10 +64,15 @@ function parseGuestFilter(path: string, nic: string, x: unknown): GuestRxFilter 
   return f as unknown as GuestRxFilter;
 }
 
+/** Why a {@link RxFilterFollower} stopped: {@link RxFilterFollower.stop} was called, the QMP connection ended, or QEMU deleted the NIC. */
+export type RxFilterStopReason = 'stop' | 'close' | 'deleted';
+
 /**
  * A running {@link followRxFilter}. Emits `'sync'` with each {@link RxFilterState} applied, `'error'` when a sync
  * failed (the follower goes on with the next change; without an `'error'` listener the failure is a process
- * warning), and `'stop'` once it has stopped (by {@link stop}, or because the QMP connection ended).
+ * warning), and `'stop'` with a {@link RxFilterStopReason} once it has stopped: by {@link stop} (`'stop'`), because the
+ * QMP connection ended (`'close'`), or because QEMU deleted the NIC (`'deleted'`: its `DEVICE_DELETED`, e.g. after
+ * `detachMacvtap`; a sync that was running then and fails because the NIC is gone is no `'error'`).
  */
 export class RxFilterFollower extends EventEmitter {
   /** QEMU's name of the followed NIC. */
@@ -80,11 +85,15 @@ export class RxFilterFollower extends EventEmitter {
   #running: Promise<void> | null = null;
   #dirty = false;
   #stopped = false;
+  #reason: RxFilterStopReason | null = null;
   #onEvent = (ev: { data: Record<string, unknown> }): void => {
     if (ev.data.name === this.nic) this.#schedule();
   };
   #onClose = (): void => {
-    void this.stop();
+    void this.#halt('close');
+  };
+  #onDeleted = (ev: { data: Record<string, unknown> }): void => {
+    if (ev.data.device === this.nic) void this.#halt('deleted');
   };
 
   /** @internal Made by {@link followRxFilter}. */
@@ -106,10 +115,16 @@ export class RxFilterFollower extends EventEmitter {
     return this.#stopped;
   }
 
+  /** Why it stopped, `null` while it runs. */
+  get stopReason(): RxFilterStopReason | null {
+    return this.#reason;
+  }
+
   /** @internal Subscribes and runs the first sync; rejects (subscribed to nothing) when that sync fails. */
   async start(): Promise<void> {
     this.#qmp.on('NIC_RX_FILTER_CHANGED', this.#onEvent);
     this.#qmp.once('close', this.#onClose);
+    this.#qmp.on('DEVICE_DELETED', this.#onDeleted);
     // The first query also re-arms QEMU's notification, which it sends once until the filter is queried. An event
     // during it finds #running set and is run after it (#dirty), never beside it.
     const first = this.#apply();
@@ -130,12 +145,17 @@ export class RxFilterFollower extends EventEmitter {
    * Stops following: no more queries or changes. What was applied stays on the macvtap (as libvirt leaves it); it goes
    * with the link. Resolves once a sync in progress has finished. Idempotent.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    return this.#halt('stop');
+  }
+
+  async #halt(reason: RxFilterStopReason): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
+      this.#reason = reason;
       this.#unsubscribe();
       await this.#running;
-      this.emit('stop');
+      this.emit('stop', reason);
     }
     await this.#running;
   }
@@ -148,6 +168,7 @@ export class RxFilterFollower extends EventEmitter {
   #unsubscribe(): void {
     this.#qmp.off('NIC_RX_FILTER_CHANGED', this.#onEvent);
     this.#qmp.off('close', this.#onClose);
+    this.#qmp.off('DEVICE_DELETED', this.#onDeleted);
   }
 
   // One sync at a time; a change announced during a sync runs another one after it (the query reads the latest).
@@ -164,6 +185,8 @@ export class RxFilterFollower extends EventEmitter {
           this.#state = await this.#apply();
           this.emit('sync', this.#state);
         } catch (e) {
+          // The NIC went away under this sync (QEMU's DEVICE_DELETED came before the query's error): nothing to follow.
+          if (this.#reason === 'deleted') break;
           if (this.listenerCount('error') > 0) this.emit('error', e);
           else process.emitWarning(`macvtap: following the receive filter of NIC ${this.nic} failed: ${String(e)}`, 'MacvtapWarning');
         }
@@ -194,7 +217,7 @@ export class RxFilterFollower extends EventEmitter {
  * const qmp = await connectQmp('/run/vm1/qmp.sock');
  * const follower = await followRxFilter(qmp, 'mvtap0', { netdevId: 'n0', netns });
  * follower.on('sync', (s) => console.log(s.mac, s.multicast));
- * // … when the guest is gone:
+ * // … when the guest is gone (it stops by itself when the NIC is deleted or the QMP connection ends):
  * await follower.stop();
  * ```
  * @throws `TypeError` (`ERR_INVALID_ARG_VALUE`) when no NIC with an id uses `netdevId`; {@link MacvtapError} when the
