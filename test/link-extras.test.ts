@@ -8,7 +8,7 @@ import type { TestNetns } from '../bench/testbed/netns.js';
 import { describePrivileged } from './helpers/suite.js';
 import { vethHostFixture } from './helpers/hostns.js';
 
-const { host, track } = vethHostFixture();
+const { host } = vethHostFixture();
 
 const ipLink = (ns: TestNetns, dev: string): Record<string, unknown> => JSON.parse(ns.ip('-d', '-j', 'link', 'show', 'dev', dev))[0] as Record<string, unknown>;
 

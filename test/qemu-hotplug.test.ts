@@ -6,21 +6,21 @@
  * table (`/proc/PID/fd`) and ours back where they began after every cycle and after every refused or failed attach
  * (one failing at `device_add`, one whose `netdev_add` QEMU itself refuses after the `getfd`s).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   attachMacvtap, connectQmp, createMacvtap, deleteLink, detachMacvtap, followRxFilter, getLink, openTap, qemuNetdevArgs,
-  setLink, MAX_QEMU_QUEUES, type LinkInfo, type QmpClient, type RxFilterFollower, type RxFilterState,
+  setLink, MAX_QEMU_QUEUES, type LinkInfo, type QmpClient,
 } from '../lib/index.js';
 import { binding } from '../lib/binding.js';
-import { trackChild } from '../bench/testbed/cleanup.js';
 import { buildGuest, pingFrom, type GuestImage } from '../bench/testbed/guest-image.js';
 import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
-import { countDeviceFds, QEMU, qemuUnavailable, startQemu, waitListening, type QemuGuest } from '../bench/testbed/qemu.js';
+import { countDeviceFds, qemuUnavailable, startQemu, waitListening, type QemuGuest } from '../bench/testbed/qemu.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
+import { fdTable, qmpQemu, syncWhere } from './helpers/qemu.js';
 
 const missing = qemuUnavailable();
 /** Attach/detach cycles after the first, checked one by one (each costs ≈1 s of guest time under TCG). */
@@ -58,19 +58,6 @@ async function connect(sock: string): Promise<QmpClient> {
   return qmp;
 }
 
-/** QEMU's open fds as `fd → target`, sorted (what "back where it began" compares). */
-function fdTable(pid: number): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      out.push(`${fd}->${readlinkSync(`/proc/${pid}/fd/${fd}`)}`);
-    } catch {
-      // Closed meanwhile.
-    }
-  }
-  return out.sort();
-}
-
 /** Our fds of the macvtap's device (this process), and every fd the addon owns. */
 function ours(link: LinkInfo): { deviceFds: number; owned: number[] } {
   return { deviceFds: countDeviceFds(process.pid, link.tap!.major, link.tap!.minor), owned: binding.ownedFds() };
@@ -79,24 +66,6 @@ function ours(link: LinkInfo): { deviceFds: number; owned: number[] } {
 /** The macvtap's MAC as `ip -j link show` sees it. */
 function ipLinkAddress(tb: Testbed, name: string): string {
   return (JSON.parse(tb.host.ip('-j', 'link', 'show', 'dev', name)) as Array<{ address: string }>)[0]!.address;
-}
-
-/** Resolves with the follower's state once `pred` holds for it (now or after a later sync). */
-function syncWhere(f: RxFilterFollower, pred: (s: RxFilterState) => boolean, timeoutMs = 20_000): Promise<RxFilterState> {
-  if (f.state && pred(f.state)) return Promise.resolve(f.state);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      f.off('sync', on);
-      reject(new Error(`no sync matching within ${timeoutMs} ms; last state ${JSON.stringify(f.state)}`));
-    }, timeoutMs);
-    const on = (s: RxFilterState): void => {
-      if (!pred(s)) return;
-      clearTimeout(t);
-      f.off('sync', on);
-      resolve(s);
-    };
-    f.on('sync', on);
-  });
 }
 
 describe('qemuNetdevArgs', () => {
@@ -333,18 +302,8 @@ describeNeeding('QEMU guest: macvtap at start and by QMP hot-plug', missing, () 
   it('QEMU dying mid-attach rejects with ERR_QMP_CLOSED, and our queue fds are closed', async () => {
     const tb = testbed(73);
     const link = await createMacvtap({ lower: tb.lower, name: 'mvtap0', up: true, netns: tb.host.path });
-    const sock = qmpPath();
     // No guest needed: a paused pc machine takes device_add.
-    const child = spawn(QEMU, ['-accel', 'tcg', '-machine', 'pc', '-S', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    trackChild(child);
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    defer(async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        process.kill(child.pid!, 'SIGCONT');
-        process.kill(child.pid!, 'SIGKILL');
-      }
-      await exited;
-    });
+    const { child, sock } = await qmpQemu(defer, { machine: 'pc', paused: true });
     const qmp = await connect(sock);
     const mine = ours(link);
     const attach = attachMacvtap(qmp, link.name, { id: 'hp', queues: 4, netns: tb.host.path });

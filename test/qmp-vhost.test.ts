@@ -7,17 +7,16 @@
  *   vhost-net fds over `getfd` (its `/proc/PID/fd` gains both kinds), and a `device_add` that fails undoes it all.
  * Each case skips on the other kernel with the reason printed.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { attachMacvtap, connectQmp, createMacvtap, type LinkInfo, type QmpClient } from '../lib/index.js';
 import { binding } from '../lib/binding.js';
-import { trackChild } from '../bench/testbed/cleanup.js';
 import { destroyAll, makeTestbed } from '../bench/testbed/netns.js';
-import { countDeviceFds, QEMU, qemuUnavailable, waitListening } from '../bench/testbed/qemu.js';
+import { countDeviceFds, qemuUnavailable } from '../bench/testbed/qemu.js';
 import { cleanupStack, describeNeeding, isRoot } from './helpers/suite.js';
+import { fdTable, qmpQemu } from './helpers/qemu.js';
 
 const defer = cleanupStack();
 afterAll(() => destroyAll());
@@ -33,34 +32,11 @@ const vhostMissing: string | null = (() => {
   return null;
 })();
 
-/** QEMU's open fds as sorted `fd->target` lines. */
-function fdTable(pid: number): string[] {
-  const out: string[] = [];
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      out.push(`${fd}->${fs.readlinkSync(`/proc/${pid}/fd/${fd}`)}`);
-    } catch {
-      // Closed meanwhile.
-    }
-  }
-  return out.sort();
-}
-
 async function pausedQemu(): Promise<{ pid: number; qmp: QmpClient; sock: string }> {
-  const dir = fs.mkdtempSync(join(tmpdir(), 'mvt-hpv-'));
-  defer(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const sock = join(dir, 'qmp.sock');
-  const child = spawn(QEMU, ['-accel', 'tcg', '-machine', 'pc', '-S', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  trackChild(child);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  defer(async () => {
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
-    await exited;
-  });
-  await waitListening(sock);
+  const { pid, sock } = await qmpQemu(defer, { machine: 'pc', paused: true });
   const qmp = await connectQmp(sock);
   defer(() => qmp.close());
-  return { pid: child.pid!, qmp, sock };
+  return { pid, qmp, sock };
 }
 
 async function macvtap(subnet: number): Promise<{ link: LinkInfo; netns: string }> {

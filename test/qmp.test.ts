@@ -3,16 +3,16 @@
  * commands and QEMU's refusals, events, fds sent with `getfd` (checked in QEMU's own fd table), timeouts, QEMU dying
  * with a call pending, and sockets that are not QMP (small servers of our own: QEMU cannot be made to greet wrongly).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { connectQmp, QmpError, QmpProtocolError, type QmpClient } from '../lib/index.js';
-import { trackChild } from '../bench/testbed/cleanup.js';
-import { QEMU, qemuUnavailable, waitListening } from '../bench/testbed/qemu.js';
+import { QEMU, qemuUnavailable } from '../bench/testbed/qemu.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
+import { qmpQemu, type QmpQemu } from './helpers/qemu.js';
 
 const defer = cleanupStack();
 
@@ -23,22 +23,7 @@ function tempDir(): string {
 }
 
 /** A QEMU with no machine and a QMP socket; killed by pid after the test. */
-async function bareQemu(): Promise<{ pid: number; sock: string; child: ChildProcess; dir: string }> {
-  const dir = tempDir();
-  const sock = join(dir, 'qmp.sock');
-  const child = spawn(QEMU, ['-accel', 'tcg', '-machine', 'none', '-nodefaults', '-display', 'none', '-qmp', `unix:${sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  trackChild(child);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  defer(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      process.kill(child.pid!, 'SIGCONT');
-      process.kill(child.pid!, 'SIGKILL');
-    }
-    await exited;
-  });
-  await waitListening(sock);
-  return { pid: child.pid!, sock, child, dir };
-}
+const bareQemu = (): Promise<QmpQemu> => qmpQemu(defer, { machine: 'none' });
 
 async function connect(sock: string): Promise<QmpClient> {
   const qmp = await connectQmp(sock);

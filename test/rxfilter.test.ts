@@ -15,12 +15,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { connectQmp, createMacvtap, followRxFilter, openTap, type QmpClient, type RxFilterFollower, type RxFilterState, type TapQueue } from '../lib/index.js';
+import { connectQmp, createMacvtap, followRxFilter, openTap, type QmpClient, type TapQueue } from '../lib/index.js';
 import { buildGuest, pingFrom, type GuestImage, type GuestTask } from '../bench/testbed/guest-image.js';
 import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 import { QEMU, qemuArgs, QemuGuest, qemuUnavailable, SerialLog, waitListening } from '../bench/testbed/qemu.js';
 import { rawFrame, marker } from './helpers/l2frames.js';
 import { cleanupStack, describeNeeding } from './helpers/suite.js';
+import { syncWhere } from './helpers/qemu.js';
 
 const missing = qemuUnavailable();
 const defer = cleanupStack();
@@ -54,24 +55,6 @@ async function nohAtLeast(vm: QemuGuest, n: number, timeoutMs = 20_000): Promise
     if (Date.now() > deadline) throw new Error(`the guest counted ${now} unhandled frames, expected ≥ ${n}\n${vm.serial.output.slice(-2000)}`);
     await new Promise((r) => setTimeout(r, SerialLog.pollMs));
   }
-}
-
-/** Resolves with the follower's state once `pred` holds for it (now or after a later sync). */
-function stateWhere(f: RxFilterFollower, pred: (s: RxFilterState) => boolean, timeoutMs = 20_000): Promise<RxFilterState> {
-  if (f.state && pred(f.state)) return Promise.resolve(f.state);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      f.off('sync', on);
-      reject(new Error(`no sync matching within ${timeoutMs} ms; last state ${JSON.stringify(f.state)}`));
-    }, timeoutMs);
-    const on = (s: RxFilterState): void => {
-      if (!pred(s)) return;
-      clearTimeout(t);
-      f.off('sync', on);
-      resolve(s);
-    };
-    f.on('sync', on);
-  });
 }
 
 /** The macvtap as `ip -d -j link show` sees it. */
@@ -136,7 +119,7 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
     // The first sync applied the MAC (the guest's G1 join may come with this sync or the next event).
     expect(f.state).toMatchObject({ nic: 'nic0', mac: GUEST_MAC, promisc: false, allmulti: false });
     expect(f.state!.changed).toContain('mac');
-    await stateWhere(f, (s) => s.multicast.includes(G1));
+    await syncWhere(f, (s) => s.multicast.includes(G1));
     expect(ipLink(tb).address).toBe(GUEST_MAC);
     expect(ipLink(tb).flags).not.toContain('PROMISC');
     expect(ipLink(tb).flags).not.toContain('ALLMULTI');
@@ -161,7 +144,7 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
 
     // Phase 2 (the guest saw 6): MAC C, IPv6 address V6 → V6B (G1 left, G3 joined). Only events announce it.
     expect((await vm.waitFor('RXF-NEXT', 30_000)).fields.mac).toBe(GUEST_MAC2);
-    const s2 = await stateWhere(f, (s) => s.mac === GUEST_MAC2 && s.multicast.includes(G3) && !s.multicast.includes(G1));
+    const s2 = await syncWhere(f, (s) => s.mac === GUEST_MAC2 && s.multicast.includes(G3) && !s.multicast.includes(G1));
     expect(s2.changed.length).toBeGreaterThan(0);
     expect(ipLink(tb).address).toBe(GUEST_MAC2);
     const m2 = ipMaddr(tb);
@@ -178,7 +161,7 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
     // Phase 3 (the guest saw 7): 70 more groups overflow QEMU's 64-entry table; the macvtap goes all-multicast, and
     // its filter then passes a group nobody joined.
     expect(Number((await vm.waitFor('RXF-MANY', 60_000)).fields.groups)).toBeGreaterThan(64);
-    await stateWhere(f, (s) => s.allmulti, 30_000);
+    await syncWhere(f, (s) => s.allmulti, 30_000);
     expect(ipLink(tb).flags).toContain('ALLMULTI');
     expect(ipLink(tb).flags).not.toContain('PROMISC');
     probe(G_OTHER, 5);
@@ -186,7 +169,7 @@ describeNeeding('followRxFilter: a QEMU guest changes its receive filter, the ma
 
     // Phase 4 (the guest saw 12): promiscuous. The macvtap follows.
     expect((await vm.waitFor('RXF-LAST', 30_000)).fields.promisc).toBe('1');
-    await stateWhere(f, (s) => s.promisc);
+    await syncWhere(f, (s) => s.promisc);
     expect(ipLink(tb).flags).toContain('PROMISC');
 
     // Stopping leaves the macvtap as it is and follows nothing more.

@@ -9,7 +9,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, expect, test } from 'vitest';
 import { createMacvtap, createTapNode, deleteLink, gc, type TapNode } from '../lib/index.js';

@@ -26,7 +26,7 @@ import { nftTable, nftTables, nftUnavailable } from './helpers/nft.js';
 import { describeNeeding } from './helpers/suite.js';
 import { vethHostFixture } from './helpers/hostns.js';
 
-const { host, track } = vethHostFixture();
+const { host } = vethHostFixture();
 
 const MAC = 'fa:16:3e:12:34:56';
 const flatVif = (over: Record<string, unknown> = {}) =>
