@@ -201,8 +201,12 @@ bool AllFound(const std::vector<TapDevQuery>& queries) {
 
 }  // namespace
 
-SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, const NetnsId* known) {
-  if (queries.empty()) return {};
+// Runs `read(dirfd, root)` over the sysfs of namespace `ns` (identity `known`, or found here): the real /sys for the
+// initial namespace, else a cached detached mount of that namespace's sysfs — tried first, kept when `read` says it
+// found everything — else a fresh one (cached), else, where detached mounts are not supported (ENOSYS), a private
+// mount in a helper thread.
+static SysError ReadSysfs(const NetnsRef& ns, const NetnsId* known,
+                          const std::function<bool(int, const std::string&)>& read) {
   NetnsId target, init;
   if (known != nullptr) {
     target = *known;
@@ -211,14 +215,11 @@ SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, cons
                 ns.current() ? "/proc/thread-self/ns/net" : ns.Describe());
   }
   if (InitNetnsId(&init) && target == init) {
-    ReadAll(AT_FDCWD, "/sys/", queries);
+    read(AT_FDCWD, "/sys/");
     return {};
   }
   std::shared_ptr<FileDescriptor> mnt = Cache().Find(target);
-  if (mnt) {
-    ReadAll(mnt->get(), "", queries);
-    if (AllFound(queries)) return {};
-  }
+  if (mnt && read(mnt->get(), "")) return {};
   auto fresh = std::make_shared<FileDescriptor>();
   SysError e;
   try {
@@ -226,11 +227,19 @@ SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, cons
   } catch (const SysException& ex) {
     return ex.error();
   }
-  if (e.err == ENOSYS) return ReadInThread(ns, [&](int dirfd, const std::string& root) { ReadAll(dirfd, root, queries); });
+  if (e.err == ENOSYS) return ReadInThread(ns, [&](int dirfd, const std::string& root) { read(dirfd, root); });
   if (e.err != 0) return e;
   Cache().Put(target, fresh);
-  ReadAll(fresh->get(), "", queries);
+  read(fresh->get(), "");
   return {};
+}
+
+SysError ReadTapDevs(const NetnsRef& ns, std::vector<TapDevQuery>& queries, const NetnsId* known) {
+  if (queries.empty()) return {};
+  return ReadSysfs(ns, known, [&](int dirfd, const std::string& root) {
+    ReadAll(dirfd, root, queries);
+    return AllFound(queries);
+  });
 }
 
 // True when `root`class/net/`name` exists, and then `*wireless` says whether it has a `wireless` directory (cfg80211
@@ -253,31 +262,8 @@ SysError LowerIsWireless(const NetnsRef& ns, const std::string& name, bool* wire
     ProbeWireless(AT_FDCWD, std::string(fake) + "/", name, wireless);
     return {};
   }
-  NetnsId target, init;
-  if (!IdentifyNetns(ns, &target)) {
-    return Fail(errno, ns.kind == NetnsRef::Kind::kFd ? "fstat" : "stat",
-                ns.current() ? "/proc/thread-self/ns/net" : ns.Describe());
-  }
-  if (InitNetnsId(&init) && target == init) {
-    ProbeWireless(AT_FDCWD, "/sys/", name, wireless);
-    return {};
-  }
-  std::shared_ptr<FileDescriptor> mnt = Cache().Find(target);
-  if (mnt && ProbeWireless(mnt->get(), "", name, wireless)) return {};
-  auto fresh = std::make_shared<FileDescriptor>();
-  SysError e;
-  try {
-    e = MountDetached(ns, fresh.get());
-  } catch (const SysException& ex) {
-    return ex.error();
-  }
-  if (e.err == ENOSYS) {
-    return ReadInThread(ns, [&](int dirfd, const std::string& root) { ProbeWireless(dirfd, root, name, wireless); });
-  }
-  if (e.err != 0) return e;
-  Cache().Put(target, fresh);
-  ProbeWireless(fresh->get(), "", name, wireless);
-  return {};
+  return ReadSysfs(ns, nullptr,
+                   [&](int dirfd, const std::string& root) { return ProbeWireless(dirfd, root, name, wireless); });
 }
 
 }  // namespace macvtap
