@@ -1,6 +1,6 @@
 /**
  * The soak runner itself (test/soak, `npm run soak`): a short real run must agree with ip at every check and leave
- * nothing behind; bad options are refused with usage. CI runs it for 3 minutes on its own (.ci/run).
+ * nothing behind; bad options are refused with usage. CI runs it for 2 minutes on its own (.ci/run).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
