@@ -11,7 +11,7 @@ import { openTap, type TapQueue } from '../tap.js';
 import type { LinkRef, Netns } from '../types.js';
 import * as v from '../validate.js';
 import { hostMtu, macvtapMac, MAX_QEMU_QUEUES, netdevIdFor, nicProperties } from './netdev.js';
-import { QmpClient, qemuId } from './qmp.js';
+import { peripheralIds, qemuId, qmpClient, type QmpClient } from './qmp.js';
 
 /** Options of {@link attachMacvtap}. */
 export interface AttachMacvtapOptions {
@@ -60,11 +60,6 @@ export interface DetachMacvtapOptions {
   timeoutMs?: number;
 }
 
-function client(x: unknown): QmpClient {
-  if (!(x instanceof QmpClient)) throw invalidType('qmp', 'a QmpClient (from connectQmp)', x);
-  return x;
-}
-
 function inUse(what: string, id: string, device: string): MacvtapError {
   return new MacvtapError({ code: 'EEXIST', errno: -17, syscall: 'device_add', device }, `QEMU already has a ${what} with id "${id}"`);
 }
@@ -76,11 +71,6 @@ async function netClientNames(qmp: QmpClient): Promise<Set<string>> {
   // "net0: index=0,type=nic,…" and, indented under its NIC, " \ hostnet0: index=0,type=tap,…".
   for (const m of text.matchAll(/^[ \\]*([^\s:\\]+): index=/gm)) names.add(m[1]!);
   return names;
-}
-
-async function peripheralIds(qmp: QmpClient): Promise<Set<string>> {
-  const list = (await qmp.execute('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string; type: string }>;
-  return new Set(list.filter((p) => p.type.startsWith('child<')).map((p) => p.name));
 }
 
 /**
@@ -107,7 +97,7 @@ async function peripheralIds(qmp: QmpClient): Promise<Set<string>> {
  *   `QmpProtocolError` `ERR_QMP_CLOSED`/`ERR_QMP_TIMEOUT`.
  */
 export async function attachMacvtap(qmp: QmpClient, link: LinkRef, options: AttachMacvtapOptions): Promise<MacvtapAttachment> {
-  const q = client(qmp);
+  const q = qmpClient(qmp);
   v.linkRef('link', link);
   if (!v.isPlainObject(options)) throw invalidType('options', 'an object with an id', options);
   v.knownKeys('options', options, ['id', 'queues', 'netns', 'bus', 'mtu', 'vhost']);
@@ -123,7 +113,7 @@ export async function attachMacvtap(qmp: QmpClient, link: LinkRef, options: Atta
 
   // Ids first, while nothing is sent: getfd would silently replace a same-named fd, device_add and netdev_add refuse
   // a duplicate only after the earlier steps ran.
-  if ((await peripheralIds(q)).has(deviceId)) throw inUse('device', deviceId, l.name);
+  if ((await peripheralIds(q)).includes(deviceId)) throw inUse('device', deviceId, l.name);
   if ((await netClientNames(q)).has(netdevId)) throw inUse('network backend', netdevId, l.name);
 
   const taps: TapQueue[] = await openTap(info.ifindex, { queues, ...(vhost && { vhost }), ...(netns !== undefined && { netns }) });
@@ -171,7 +161,7 @@ export async function attachMacvtap(qmp: QmpClient, link: LinkRef, options: Atta
  *   hung) — the device then stays, and so does its backend.
  */
 export async function detachMacvtap(qmp: QmpClient, id: string, options?: DetachMacvtapOptions): Promise<{ deviceId: string; netdevId: string | null }> {
-  const q = client(qmp);
+  const q = qmpClient(qmp);
   const deviceId = qemuId('id', id);
   const opts = v.options('options', options);
   v.knownKeys('options', opts, ['timeoutMs']);

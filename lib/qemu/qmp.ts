@@ -526,6 +526,20 @@ export async function connectQmp(path: string, options?: QmpConnectOptions): Pro
   return client;
 }
 
+/** @internal The `qmp` argument of the QEMU calls: a {@link QmpClient}, or a TypeError. */
+export function qmpClient(x: unknown): QmpClient {
+  if (!(x instanceof QmpClient)) throw invalidType('qmp', 'a QmpClient (from connectQmp)', x);
+  return x;
+}
+
+/** @internal The ids of QEMU's devices that have one (QOM: they live in `/machine/peripheral`). */
+export async function peripheralIds(qmp: QmpClient): Promise<string[]> {
+  const children = await qmp.execute('qom-list', { path: '/machine/peripheral' });
+  return (Array.isArray(children) ? children : [])
+    .filter((c): c is { name: string; type: string } => v.isPlainObject(c) && typeof c.name === 'string' && typeof c.type === 'string' && c.type.startsWith('child<'))
+    .map((c) => c.name);
+}
+
 /** @internal Refuses a QMP-visible id QEMU would reject (`id_wellformed`: a letter, then letters, digits, `-._`). */
 export function qemuId(option: string, x: unknown): string {
   if (typeof x !== 'string') throw invalidType(option, 'a QEMU id (a letter, then letters, digits, "-", ".", "_")', x);

@@ -15,7 +15,7 @@ import { callNative, invalidType, invalidValue, MacvtapError } from '../errors.j
 import { getLink, setLink } from '../link.js';
 import type { LinkRef, NetnsOption } from '../types.js';
 import * as v from '../validate.js';
-import { QmpClient, QmpError, QmpProtocolError } from './qmp.js';
+import { peripheralIds, qmpClient, type QmpClient, QmpError, QmpProtocolError } from './qmp.js';
 
 const IFF_ALLMULTI = 0x200;
 
@@ -225,7 +225,7 @@ export class RxFilterFollower extends EventEmitter {
  *   / `QmpProtocolError` when QEMU refuses a query or the connection fails.
  */
 export async function followRxFilter(qmp: QmpClient, link: LinkRef, options: FollowRxFilterOptions): Promise<RxFilterFollower> {
-  if (!(qmp instanceof QmpClient)) throw invalidType('qmp', 'a QmpClient (from connectQmp)', qmp);
+  qmpClient(qmp);
   const key = v.linkRef('link', link);
   const opts = v.options('options', options);
   v.knownKeys('options', opts, ['netdevId', 'netns']);
@@ -278,19 +278,16 @@ export async function followRxFilter(qmp: QmpClient, link: LinkRef, options: Fol
 
 /** The id of the NIC device whose `netdev` property is `netdevId` (QOM: devices with an id live in /machine/peripheral). */
 async function findNic(qmp: QmpClient, netdevId: string): Promise<string> {
-  const children = await qmp.execute('qom-list', { path: '/machine/peripheral' });
-  const devices = (Array.isArray(children) ? children : [])
-    .filter((c): c is { name: string; type: string } => v.isPlainObject(c) && typeof c.name === 'string' && typeof c.type === 'string' && c.type.startsWith('child<'));
-  for (const d of devices) {
+  for (const id of await peripheralIds(qmp)) {
     let netdev: unknown;
     try {
-      netdev = await qmp.execute('qom-get', { path: `/machine/peripheral/${d.name}`, property: 'netdev' });
+      netdev = await qmp.execute('qom-get', { path: `/machine/peripheral/${id}`, property: 'netdev' });
     } catch (e) {
       // A device without a netdev property (a disk, a serial port): not a NIC.
       if (e instanceof QmpError) continue;
       throw e;
     }
-    if (netdev === netdevId) return d.name;
+    if (netdev === netdevId) return id;
   }
   throw invalidValue('netdevId', `names no NIC with a device id in this QEMU (no -device …,netdev=${netdevId},id=… under /machine/peripheral)`, netdevId);
 }
