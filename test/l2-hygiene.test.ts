@@ -14,25 +14,18 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach, expect, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { createHostShim, createMacvtap, getLink, MacvtapError, setLink } from '../lib/index.js';
-import { destroyAll, TestNetns } from '../bench/testbed/netns.js';
+import type { TestNetns } from '../bench/testbed/netns.js';
 import { describePrivileged } from './helpers/suite.js';
+import { vethHostFixture } from './helpers/hostns.js';
 
-const spaces: TestNetns[] = [];
+// Registered first, so its namespaces go after the undo steps below (after-hooks run in reverse order).
+const { host } = vethHostFixture();
 const undo: Array<() => void> = [];
 afterEach(() => {
   for (const f of undo.splice(0).reverse()) f();
-  for (const s of spaces.splice(0)) s.destroy();
 });
-afterAll(() => destroyAll());
-
-function host(): TestNetns {
-  const ns = TestNetns.create();
-  spaces.push(ns);
-  ns.veth('l0', 'l1');
-  return ns;
-}
 
 interface IpLinkDetail {
   flags: string[];

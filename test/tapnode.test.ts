@@ -10,12 +10,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, expect, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { createMacvtap, createTapNode, deleteLink, gc, type TapNode } from '../lib/index.js';
 import { TAP_NODE_DIR } from '../lib/tapnode.js';
 import { describePrivileged } from './helpers/suite.js';
 import { tidyTapNodeDirs } from './helpers/statedirs.js';
-import { destroyAll, makeTestbed, TestNetns, type Testbed } from '../bench/testbed/netns.js';
+import { vethHostFixture } from './helpers/hostns.js';
+import { makeTestbed, TestNetns, type Testbed } from '../bench/testbed/netns.js';
 import { buildUdpFrame, parseFrame } from '../bench/testbed/frames.js';
 import { sendUdp, UdpListener } from '../bench/testbed/peer.js';
 
@@ -27,8 +28,9 @@ const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
 const VMM_UID = 64_101;
 const OTHER_UID = 64_102;
 
+// Registered first, so its namespaces go after the processes, nodes and testbeds below (after-hooks run in reverse).
+const { host, track } = vethHostFixture();
 const beds: Testbed[] = [];
-const spaces: TestNetns[] = [];
 const nodes: TapNode[] = [];
 const children: ChildProcess[] = [];
 const listeners: UdpListener[] = [];
@@ -38,10 +40,8 @@ afterEach(async () => {
   for (const l of listeners.splice(0)) l.stop();
   for (const n of nodes.splice(0)) await n.remove();
   for (const b of beds.splice(0)) b.destroy();
-  for (const s of spaces.splice(0)) s.destroy();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
-afterAll(() => destroyAll());
 tidyTapNodeDirs();
 
 /**
@@ -167,9 +167,7 @@ describePrivileged('tap nodes', () => {
   });
 
   test('a custom path and mode; gc removes the node once its link is gone (dryRun first), not before', async () => {
-    const ns = TestNetns.create();
-    spaces.push(ns);
-    ns.veth('l0', 'l1');
+    const ns = host();
     await createMacvtap({ lower: 'l0', name: 'mv0', netns: ns.path });
     const dir = fs.mkdtempSync('/dev/shm/mvt-node-');
     dirs.push(dir);
@@ -195,9 +193,7 @@ describePrivileged('tap nodes', () => {
 
   test('a creator SIGKILLed right after making its node leaves a recorded node, which gc removes once the link goes', async (ctx) => {
     if (!fs.existsSync(DIST)) return ctx.skip(`needs the compiled library ${DIST} (npm run build:ts; the pretest script builds it)`);
-    const ns = TestNetns.create();
-    spaces.push(ns);
-    ns.veth('l0', 'l1');
+    const ns = host();
     // An alias of our own: the link is untagged, so gc leaves the link itself alone (only its node is in question).
     await createMacvtap({ lower: 'l0', name: 'mv0', alias: 'crash test', netns: ns.path });
     const script = `
@@ -218,9 +214,7 @@ describePrivileged('tap nodes', () => {
   });
 
   test('two nodes of one link coexist; a record of the same numbers for another link is dropped as stale', async () => {
-    const ns = TestNetns.create();
-    spaces.push(ns);
-    ns.veth('l0', 'l1');
+    const ns = host();
     await createMacvtap({ lower: 'l0', name: 'mv0', netns: ns.path });
     const a = await createTapNode('mv0', { uid: VMM_UID, gid: VMM_UID, mode: 0o600, netns: ns.path });
     nodes.push(a);
@@ -241,9 +235,7 @@ describePrivileged('tap nodes', () => {
   });
 
   test('gc from another namespace removes a node whose namespace was deleted; a reused path is never unlinked', async () => {
-    const ns = TestNetns.create();
-    spaces.push(ns);
-    ns.veth('l0', 'l1');
+    const ns = host();
     await createMacvtap({ lower: 'l0', name: 'mv0', netns: ns.path });
     const node = await createTapNode('mv0', { uid: VMM_UID, gid: VMM_UID, mode: 0o600, netns: ns.path });
     nodes.push(node);
@@ -256,8 +248,7 @@ describePrivileged('tap nodes', () => {
     fs.unlinkSync(keep);
     fs.writeFileSync(keep, 'not a node');
     ns.destroy();
-    const elsewhere = TestNetns.create();
-    spaces.push(elsewhere);
+    const elsewhere = track(TestNetns.create());
     const r = await gc({ netns: elsewhere.path });
     expect(r.tapNodes).toEqual(expect.arrayContaining([node.path, keep]));
     expect(fs.existsSync(node.path)).toBe(false);
@@ -282,9 +273,7 @@ describePrivileged('tap nodes', () => {
     [{ uid: 0, gid: 0, mode: 0o600, owner: false }, 'ERR_INVALID_ARG_VALUE'],
     [{ uid: 0, gid: 0, mode: 0o600, colour: 'red' }, 'ERR_INVALID_ARG_VALUE'],
   ])('createTapNode(%j) is refused before anything is created (%s)', async (opts, code) => {
-    const ns = TestNetns.create();
-    spaces.push(ns);
-    ns.veth('l0', 'l1');
+    const ns = host();
     await createMacvtap({ lower: 'l0', name: 'mv0', netns: ns.path });
     const before = records().length;
     await expect(createTapNode('mv0', { ...opts, netns: ns.path } as never)).rejects.toMatchObject({ code });
@@ -292,9 +281,7 @@ describePrivileged('tap nodes', () => {
   });
 
   test('a link that is not a macvtap, or none, is refused', async () => {
-    const ns = TestNetns.create();
-    spaces.push(ns);
-    ns.veth('l0', 'l1');
+    const ns = host();
     const before = records().length;
     await expect(createTapNode('l0', { uid: 0, gid: 0, mode: 0o600, netns: ns.path })).rejects.toThrow(/must be a macvtap \("l0" is veth\)/);
     await expect(createTapNode('nope', { uid: 0, gid: 0, mode: 0o600, netns: ns.path })).rejects.toMatchObject({ code: 'ENODEV' });

@@ -16,8 +16,9 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeEach, expect, it } from 'vitest';
 import { binding } from '../lib/binding.js';
-import { createMacvtap, MacvtapError, openTap, type TapQueue } from '../lib/index.js';
+import { createMacvtap, openTap, type TapQueue } from '../lib/index.js';
 import { describePrivileged, isRoot } from './helpers/suite.js';
+import { rejection } from './helpers/rejection.js';
 import { destroyAll, makeTestbed, type Testbed } from '../bench/testbed/netns.js';
 import { QEMU, qemuUnavailable } from '../bench/testbed/qemu.js';
 
@@ -67,16 +68,6 @@ function queuesHeld(tb: Testbed, ifindex: number): number {
       return false;
     }
   }).length;
-}
-
-async function rejection(p: Promise<unknown>): Promise<MacvtapError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MacvtapError);
-    return e as MacvtapError;
-  }
-  throw new Error('expected the call to reject, but it resolved');
 }
 
 let tb: Testbed;

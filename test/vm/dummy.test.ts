@@ -7,9 +7,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { createMacvtap, getLink, MacvtapError, openTap } from '../../lib/index.js';
+import { createMacvtap, getLink, openTap } from '../../lib/index.js';
 import { buildUdpFrame } from '../../bench/testbed/frames.js';
 import { describePrivileged, isRoot } from '../helpers/suite.js';
+import { rejection } from '../helpers/rejection.js';
 import { destroyAll, TestNetns } from '../../bench/testbed/netns.js';
 
 /** `null` when the kernel can make `dummy` links, else why not. Probed with `ip`, independent of the code under test. */
@@ -51,16 +52,6 @@ function withLower(kind: LowerKind): TestNetns {
 function txPackets(ns: TestNetns, dev: string): number {
   const [l] = JSON.parse(ns.ip('-s', '-j', 'link', 'show', 'dev', dev)) as Array<{ stats64: { tx: { packets: number } } }>;
   return l!.stats64.tx.packets;
-}
-
-async function rejection(p: Promise<unknown>): Promise<MacvtapError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MacvtapError);
-    return e as MacvtapError;
-  }
-  throw new Error('expected the call to reject, but it resolved');
 }
 
 describePrivileged('dummy as a lower device, alongside veth', () => {
